@@ -1,0 +1,296 @@
+/**
+ * Growable column buffers that decoders write into directly, and that become Arrow `Data` without a
+ * per-value Builder. Every column can append a range of rows from another column of the same kind,
+ * which is all that batching (gathering rows of many requests) and sorting need.
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+
+/** Common behaviour of every column. */
+export interface Column {
+  /** Number of rows. */
+  readonly length: number;
+  /** Appends rows [start, end) of `src`, which must be a column of the same class. */
+  appendRange(src: Column, start: number, end: number): void;
+  /** Bytes held by the rows (not the spare capacity): the "decoded data" that batch limits count. */
+  byteLength(): number;
+  /** An empty column of the same kind and shape. */
+  emptyLike(): Column;
+}
+
+function grow<T extends Uint8Array | Int32Array | Uint32Array | Float64Array>(arr: T, need: number): T {
+  let cap = arr.length * 2;
+  while (cap < need) cap *= 2;
+  const next = new (arr.constructor as { new (n: number): T })(cap);
+  next.set(arr);
+  return next;
+}
+
+/** Float64 values. */
+export class F64Column implements Column {
+  values = new Float64Array(64);
+  length = 0;
+  push(v: number): void {
+    if (this.length === this.values.length) this.values = grow(this.values, this.length + 1);
+    this.values[this.length++] = v;
+  }
+  appendRange(src: F64Column, start: number, end: number): void {
+    const n = end - start;
+    if (this.length + n > this.values.length) this.values = grow(this.values, this.length + n);
+    this.values.set(src.values.subarray(start, end), this.length);
+    this.length += n;
+  }
+  byteLength(): number {
+    return this.length * 8;
+  }
+  emptyLike(): F64Column {
+    return new F64Column();
+  }
+  view(): Float64Array {
+    return this.values.subarray(0, this.length);
+  }
+}
+
+/** 32-bit integers, stored as Int32 or Uint32 words (the Arrow type decides how they are read). */
+export class U32Column implements Column {
+  values = new Uint32Array(64);
+  length = 0;
+  push(v: number): void {
+    if (this.length === this.values.length) this.values = grow(this.values, this.length + 1);
+    this.values[this.length++] = v;
+  }
+  appendRange(src: U32Column, start: number, end: number): void {
+    const n = end - start;
+    if (this.length + n > this.values.length) this.values = grow(this.values, this.length + n);
+    this.values.set(src.values.subarray(start, end), this.length);
+    this.length += n;
+  }
+  byteLength(): number {
+    return this.length * 4;
+  }
+  emptyLike(): U32Column {
+    return new U32Column();
+  }
+  view(): Uint32Array {
+    return this.values.subarray(0, this.length);
+  }
+}
+
+/** 8-bit values (UInt8 and Bool). */
+export class U8Column implements Column {
+  values = new Uint8Array(64);
+  length = 0;
+  push(v: number): void {
+    if (this.length === this.values.length) this.values = grow(this.values, this.length + 1);
+    this.values[this.length++] = v;
+  }
+  appendRange(src: U8Column, start: number, end: number): void {
+    const n = end - start;
+    if (this.length + n > this.values.length) this.values = grow(this.values, this.length + n);
+    this.values.set(src.values.subarray(start, end), this.length);
+    this.length += n;
+  }
+  byteLength(): number {
+    return this.length;
+  }
+  emptyLike(): U8Column {
+    return new U8Column();
+  }
+  view(): Uint8Array {
+    return this.values.subarray(0, this.length);
+  }
+}
+
+/**
+ * 64-bit values (timestamps in nanoseconds, UInt64 counts) kept as (low, high) 32-bit word pairs, so
+ * decoding never allocates a BigInt; the buffer is reinterpreted as BigInt64Array/BigUint64Array at the end.
+ */
+export class U64Column implements Column {
+  words = new Uint32Array(128);
+  length = 0;
+  push(lo: number, hi: number): void {
+    const i = this.length * 2;
+    if (i + 2 > this.words.length) this.words = grow(this.words, i + 2);
+    this.words[i] = lo;
+    this.words[i + 1] = hi;
+    this.length++;
+  }
+  /** Pushes a non-negative safe integer. */
+  pushNumber(v: number): void {
+    this.push(v % 4294967296 >>> 0, Math.floor(v / 4294967296) >>> 0);
+  }
+  pushBigInt(v: bigint): void {
+    this.push(Number(v & 0xffffffffn), Number((v >> 32n) & 0xffffffffn));
+  }
+  appendRange(src: U64Column, start: number, end: number): void {
+    const n = (end - start) * 2;
+    const at = this.length * 2;
+    if (at + n > this.words.length) this.words = grow(this.words, at + n);
+    this.words.set(src.words.subarray(start * 2, end * 2), at);
+    this.length += end - start;
+  }
+  byteLength(): number {
+    return this.length * 8;
+  }
+  emptyLike(): U64Column {
+    return new U64Column();
+  }
+  /** The value of row i as a (possibly imprecise above 2^53) number: for ordering and partitioning. */
+  approx(i: number): number {
+    return this.words[i * 2 + 1] * 4294967296 + this.words[i * 2];
+  }
+  bigint(i: number): bigint {
+    return (BigInt(this.words[i * 2 + 1]) << 32n) | BigInt(this.words[i * 2]);
+  }
+  signedView(): BigInt64Array {
+    return new BigInt64Array(this.words.buffer, 0, this.length);
+  }
+  unsignedView(): BigUint64Array {
+    return new BigUint64Array(this.words.buffer, 0, this.length);
+  }
+}
+
+/** UTF-8 strings: one byte buffer and Int32 offsets, exactly Arrow's Utf8 layout. */
+export class StrColumn implements Column {
+  bytes = new Uint8Array(1024);
+  offsets = new Int32Array(65);
+  length = 0;
+
+  /** Makes room for `n` more bytes and returns the write position. */
+  reserve(n: number): number {
+    const at = this.offsets[this.length];
+    if (at + n > this.bytes.length) this.bytes = grow(this.bytes, at + n);
+    return at;
+  }
+  /** Closes the current row after `end` bytes were written at reserve()'s position. */
+  commit(end: number): void {
+    if (this.length + 2 > this.offsets.length) this.offsets = grow(this.offsets, this.length + 2);
+    this.offsets[++this.length] = end;
+  }
+  pushEmpty(): void {
+    this.commit(this.offsets[this.length]);
+  }
+  pushBytes(src: Uint8Array, start: number, end: number): void {
+    const at = this.reserve(end - start);
+    if (end - start < 16) {
+      const b = this.bytes;
+      for (let i = start, j = at; i < end; i++, j++) b[j] = src[i];
+    } else {
+      this.bytes.set(src.subarray(start, end), at);
+    }
+    this.commit(at + end - start);
+  }
+  /** Pushes a string known to be ASCII (digits, hex, enum names). */
+  pushAscii(s: string): void {
+    const at = this.reserve(s.length);
+    const b = this.bytes;
+    for (let i = 0; i < s.length; i++) b[at + i] = s.charCodeAt(i);
+    this.commit(at + s.length);
+  }
+  pushString(s: string): void {
+    const at = this.reserve(s.length * 3);
+    const { written } = encoder.encodeInto(s, this.bytes.subarray(at));
+    this.commit(at + written);
+  }
+  appendRange(src: StrColumn, start: number, end: number): void {
+    const from = src.offsets[start];
+    const to = src.offsets[end];
+    const at = this.reserve(to - from);
+    this.bytes.set(src.bytes.subarray(from, to), at);
+    const n = end - start;
+    if (this.length + n + 1 > this.offsets.length) this.offsets = grow(this.offsets, this.length + n + 1);
+    const delta = at - from;
+    const o = this.offsets;
+    const so = src.offsets;
+    for (let i = 1; i <= n; i++) o[this.length + i] = so[start + i] + delta;
+    this.length += n;
+  }
+  byteLength(): number {
+    return this.offsets[this.length] + this.length * 4;
+  }
+  emptyLike(): StrColumn {
+    return new StrColumn();
+  }
+  /** Row i as a JS string (tests, keys, partitioning). */
+  get(i: number): string {
+    return decoder.decode(this.bytes.subarray(this.offsets[i], this.offsets[i + 1]));
+  }
+  /** Whether rows i and j hold the same bytes. */
+  equalRows(i: number, j: number): boolean {
+    const a = this.offsets[i], al = this.offsets[i + 1] - a;
+    const b = this.offsets[j], bl = this.offsets[j + 1] - b;
+    if (al !== bl) return false;
+    for (let k = 0; k < al; k++) if (this.bytes[a + k] !== this.bytes[b + k]) return false;
+    return true;
+  }
+}
+
+const decoder = new TextDecoder();
+
+/** Map(String, String): per-row entry offsets over a key column and a value column. */
+export class MapColumn implements Column {
+  offsets = new Int32Array(65);
+  length = 0;
+  readonly keys = new StrColumn();
+  readonly values = new StrColumn();
+
+  /** Closes the current row: the entries pushed to keys/values since the last row belong to it. */
+  closeRow(): void {
+    if (this.length + 2 > this.offsets.length) this.offsets = grow(this.offsets, this.length + 2);
+    this.offsets[++this.length] = this.keys.length;
+  }
+  appendRange(src: MapColumn, start: number, end: number): void {
+    const from = src.offsets[start];
+    const to = src.offsets[end];
+    const delta = this.keys.length - from;
+    this.keys.appendRange(src.keys, from, to);
+    this.values.appendRange(src.values, from, to);
+    const n = end - start;
+    if (this.length + n + 1 > this.offsets.length) this.offsets = grow(this.offsets, this.length + n + 1);
+    for (let i = 1; i <= n; i++) this.offsets[this.length + i] = src.offsets[start + i] + delta;
+    this.length += n;
+  }
+  byteLength(): number {
+    return this.keys.byteLength() + this.values.byteLength() + this.length * 4;
+  }
+  emptyLike(): MapColumn {
+    return new MapColumn();
+  }
+  /** Row i as a plain object (tests). */
+  get(i: number): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (let e = this.offsets[i]; e < this.offsets[i + 1]; e++) out[this.keys.get(e)] = this.values.get(e);
+    return out;
+  }
+}
+
+/** List<T>: per-row offsets over a child column. */
+export class ListColumn<C extends Column = Column> implements Column {
+  offsets = new Int32Array(65);
+  length = 0;
+  constructor(readonly child: C) {}
+
+  /** Closes the current row: the child values pushed since the last row belong to it. */
+  closeRow(): void {
+    if (this.length + 2 > this.offsets.length) this.offsets = grow(this.offsets, this.length + 2);
+    this.offsets[++this.length] = this.child.length;
+  }
+  appendRange(src: ListColumn<C>, start: number, end: number): void {
+    const from = src.offsets[start];
+    const to = src.offsets[end];
+    const delta = this.child.length - from;
+    this.child.appendRange(src.child, from, to);
+    const n = end - start;
+    if (this.length + n + 1 > this.offsets.length) this.offsets = grow(this.offsets, this.length + n + 1);
+    for (let i = 1; i <= n; i++) this.offsets[this.length + i] = src.offsets[start + i] + delta;
+    this.length += n;
+  }
+  byteLength(): number {
+    return this.child.byteLength() + this.length * 4;
+  }
+  emptyLike(): ListColumn<C> {
+    return new ListColumn(this.child.emptyLike() as C);
+  }
+}

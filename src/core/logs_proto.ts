@@ -1,0 +1,155 @@
+/**
+ * `ExportLogsServiceRequest` protobuf → `otel_logs` rows, straight from the wire into the columns.
+ *
+ * @module
+ */
+
+import type { MapColumn, StrColumn, U64Column, U8Column } from "./columns.ts";
+import { DecodeError } from "./errors.ts";
+import { addKeyValue, pushAnyValue, pushUtf8 } from "./proto_values.ts";
+import { type ScopeContext, walkProtoRequest } from "./proto_request.ts";
+import { Rows } from "./rows.ts";
+import { LOGS } from "./schema.ts";
+import { AttrScratch, pushHexId } from "./values.ts";
+import { I32, I64, LEN, VARINT, WireReader, wrongWireType } from "./wire.ts";
+
+/** Column handles of `otel_logs`, resolved once per request. */
+export class LogsColumns {
+  readonly rows = new Rows(LOGS);
+  readonly timestamp = this.rows.col<U64Column>("Timestamp");
+  readonly traceId = this.rows.col<StrColumn>("TraceId");
+  readonly spanId = this.rows.col<StrColumn>("SpanId");
+  readonly traceFlags = this.rows.col<U8Column>("TraceFlags");
+  readonly severityText = this.rows.col<StrColumn>("SeverityText");
+  readonly severityNumber = this.rows.col<U8Column>("SeverityNumber");
+  readonly serviceName = this.rows.col<StrColumn>("ServiceName");
+  readonly body = this.rows.col<StrColumn>("Body");
+  readonly resourceSchemaUrl = this.rows.col<StrColumn>("ResourceSchemaUrl");
+  readonly resourceAttributes = this.rows.col<MapColumn>("ResourceAttributes");
+  readonly scopeSchemaUrl = this.rows.col<StrColumn>("ScopeSchemaUrl");
+  readonly scopeName = this.rows.col<StrColumn>("ScopeName");
+  readonly scopeVersion = this.rows.col<StrColumn>("ScopeVersion");
+  readonly scopeAttributes = this.rows.col<MapColumn>("ScopeAttributes");
+  readonly logAttributes = this.rows.col<MapColumn>("LogAttributes");
+  readonly eventName = this.rows.col<StrColumn>("EventName");
+  readonly scratch = new AttrScratch();
+
+  /** Appends the resource- and scope-level columns of one row. */
+  pushEnvelope(ctx: ScopeContext): void {
+    this.serviceName.pushBytes(ctx.serviceBytes, 0, ctx.serviceBytes.length);
+    this.resourceSchemaUrl.pushBytes(ctx.resourceSchemaUrl, 0, ctx.resourceSchemaUrl.length);
+    ctx.resource.attributes.pushTo(this.resourceAttributes);
+    this.scopeSchemaUrl.pushBytes(ctx.scopeSchemaUrl, 0, ctx.scopeSchemaUrl.length);
+    this.scopeName.pushBytes(ctx.scope.name, 0, ctx.scope.name.length);
+    this.scopeVersion.pushBytes(ctx.scope.version, 0, ctx.scope.version.length);
+    ctx.scope.attributes.pushTo(this.scopeAttributes);
+  }
+}
+
+const NAMES = { resources: "resourceLogs", scopes: "scopeLogs", items: "logRecords" };
+
+/** Decodes a protobuf `ExportLogsServiceRequest` into `otel_logs` rows. Throws DecodeError. */
+export function decodeLogsProto(buf: Uint8Array): Rows {
+  const cols = new LogsColumns();
+  walkProtoRequest(buf, NAMES, (b, s, e, ctx) => decodeLogRecord(cols, b, s, e, ctx));
+  return cols.rows;
+}
+
+function decodeLogRecord(c: LogsColumns, buf: Uint8Array, start: number, end: number, ctx: ScopeContext): void {
+  const r = new WireReader(buf, start, end);
+  let tLo = 0, tHi = 0, oLo = 0, oHi = 0, severity = 0, flags = 0;
+  let sevS = 0, sevE = 0, bodyS = -1, bodyE = 0, traceS = 0, traceE = 0, spanS = 0, spanE = 0, evS = 0, evE = 0;
+  let nAttr = 0;
+  const scratch = c.scratch;
+  scratch.reset();
+  while (r.pos < r.end) {
+    const tag = r.uint32();
+    const wt = tag & 7;
+    switch (tag >>> 3) {
+      case 1:
+        if (wt !== I64) throw wrongWireType("timeUnixNano", wt, I64);
+        r.fixed64();
+        tLo = r.lo, tHi = r.hi;
+        break;
+      case 11:
+        if (wt !== I64) throw wrongWireType("observedTimeUnixNano", wt, I64);
+        r.fixed64();
+        oLo = r.lo, oHi = r.hi;
+        break;
+      case 2:
+        if (wt !== VARINT) throw wrongWireType("severityNumber", wt, VARINT);
+        severity = r.uint32();
+        if (severity > 24) throw new DecodeError(`unknown severity number ${severity | 0}`, "severityNumber");
+        break;
+      case 3:
+        if (wt !== LEN) throw wrongWireType("severityText", wt, LEN);
+        r.bytes();
+        sevS = r.start, sevE = r.stop;
+        break;
+      case 5:
+        if (wt !== LEN) throw wrongWireType("body", wt, LEN);
+        r.bytes();
+        bodyS = r.start, bodyE = r.stop;
+        break;
+      case 6:
+        if (wt !== LEN) throw wrongWireType("attributes", wt, LEN);
+        r.bytes();
+        try {
+          addKeyValue(scratch, buf, r.start, r.stop);
+        } catch (e) {
+          if (e instanceof DecodeError) throw e.within(`attributes[${nAttr}]`);
+          throw e;
+        }
+        nAttr++;
+        break;
+      case 8:
+        if (wt !== I32) throw wrongWireType("flags", wt, I32);
+        flags = r.fixed32();
+        break;
+      case 9:
+        if (wt !== LEN) throw wrongWireType("traceId", wt, LEN);
+        r.bytes();
+        traceS = r.start, traceE = r.stop;
+        if (traceE - traceS !== 16 && traceE !== traceS) {
+          throw new DecodeError(`must be 16 bytes, got ${traceE - traceS}`, "traceId");
+        }
+        break;
+      case 10:
+        if (wt !== LEN) throw wrongWireType("spanId", wt, LEN);
+        r.bytes();
+        spanS = r.start, spanE = r.stop;
+        if (spanE - spanS !== 8 && spanE !== spanS) throw new DecodeError(`must be 8 bytes, got ${spanE - spanS}`, "spanId");
+        break;
+      case 12:
+        if (wt !== LEN) throw wrongWireType("eventName", wt, LEN);
+        r.bytes();
+        evS = r.start, evE = r.stop;
+        break;
+      default:
+        r.skip(wt);
+    }
+  }
+  // A failure below leaves a partial row; callers discard the whole request's Rows on any error.
+  if (tLo === 0 && tHi === 0) tLo = oLo, tHi = oHi;
+  c.timestamp.push(tLo, tHi);
+  pushHexId(c.traceId, buf, traceS, traceE);
+  pushHexId(c.spanId, buf, spanS, spanE);
+  c.traceFlags.push(flags & 0xff);
+  r.start = sevS, r.stop = sevE;
+  pushUtf8(c.severityText, r, "severityText");
+  c.severityNumber.push(severity);
+  if (bodyS < 0) c.body.pushEmpty();
+  else {
+    try {
+      pushAnyValue(c.body, buf, bodyS, bodyE);
+    } catch (e) {
+      if (e instanceof DecodeError) throw e.within("body");
+      throw e;
+    }
+  }
+  scratch.flushTo(c.logAttributes);
+  r.start = evS, r.stop = evE;
+  pushUtf8(c.eventName, r, "eventName");
+  c.pushEnvelope(ctx);
+  c.rows.endRow(ctx.service, tLo, tHi);
+}

@@ -1,0 +1,111 @@
+/**
+ * Walks the envelope that every OTLP export request shares (request → Resource* → Scope* → items) in
+ * protobuf form, and hands each item's byte range to a signal-specific decoder together with its
+ * resource and scope. Schema URLs follow the items on the wire, so each level is scanned first.
+ *
+ * @module
+ */
+
+import { DecodeError } from "./errors.ts";
+import { decodeEnvelope, type Envelope, scanContainer } from "./proto_values.ts";
+import { AttrScratch } from "./values.ts";
+import { isUtf8 } from "./wire.ts";
+
+/** What every row under one scope repeats. */
+export interface ScopeContext {
+  resource: Envelope;
+  resourceSchemaUrl: Uint8Array;
+  service: string;
+  serviceBytes: Uint8Array;
+  scope: Envelope;
+  scopeSchemaUrl: Uint8Array;
+}
+
+/** Field names of one signal's envelope (for error paths). */
+export interface EnvelopeNames {
+  readonly resources: string; // e.g. resourceLogs
+  readonly scopes: string; // e.g. scopeLogs
+  readonly items: string; // e.g. logRecords
+}
+
+const encoder = new TextEncoder();
+
+function schemaUrl(buf: Uint8Array, ranges: Int32Array, field: string): Uint8Array {
+  if (ranges.length === 0) return new Uint8Array(0);
+  const s = ranges[ranges.length - 2], e = ranges[ranges.length - 1]; // the last occurrence wins
+  if (!isUtf8(buf, s, e)) throw new DecodeError("invalid UTF-8", field);
+  return buf.subarray(s, e);
+}
+
+/**
+ * Calls `item(buf, start, end, ctx)` for every item of the request in `buf`, in wire order. Errors
+ * raised by `item` (or by the envelope) get the field path prefixed.
+ */
+export function walkProtoRequest(
+  buf: Uint8Array,
+  names: EnvelopeNames,
+  item: (buf: Uint8Array, start: number, end: number, ctx: ScopeContext) => void,
+): void {
+  const scratch = new AttrScratch();
+  const top = scanContainer(buf, 0, buf.length, [names.resources]);
+  const resources = top.ranges[0];
+  for (let ri = 0; ri < top.count[0]; ri++) {
+    try {
+      const rs = scanContainer(buf, resources[ri * 2], resources[ri * 2 + 1], [
+        "resource",
+        names.scopes,
+        "schemaUrl",
+      ]);
+      const [resRanges, scopeRanges, urlRanges] = rs.ranges;
+      let resource: Envelope;
+      if (resRanges.length) {
+        try {
+          resource = decodeEnvelope(buf, resRanges[resRanges.length - 2], resRanges[resRanges.length - 1], false, scratch);
+        } catch (e) {
+          if (e instanceof DecodeError) throw e.within("resource");
+          throw e;
+        }
+      } else {
+        resource = decodeEnvelope(buf, 0, 0, false, scratch);
+      }
+      const service = resource.attributes.lookup("service.name") ?? "";
+      const ctx: ScopeContext = {
+        resource,
+        resourceSchemaUrl: schemaUrl(buf, urlRanges, "schemaUrl"),
+        service,
+        serviceBytes: encoder.encode(service),
+        scope: resource,
+        scopeSchemaUrl: new Uint8Array(0),
+      };
+      for (let si = 0; si < rs.count[1]; si++) {
+        try {
+          const ss = scanContainer(buf, scopeRanges[si * 2], scopeRanges[si * 2 + 1], ["scope", names.items, "schemaUrl"]);
+          const [scRanges, itemRanges, sUrl] = ss.ranges;
+          try {
+            ctx.scope = scRanges.length
+              ? decodeEnvelope(buf, scRanges[scRanges.length - 2], scRanges[scRanges.length - 1], true, scratch)
+              : decodeEnvelope(buf, 0, 0, true, scratch);
+          } catch (e) {
+            if (e instanceof DecodeError) throw e.within("scope");
+            throw e;
+          }
+          ctx.scopeSchemaUrl = schemaUrl(buf, sUrl, "schemaUrl");
+          for (let ii = 0; ii < ss.count[1]; ii++) {
+            try {
+              item(buf, itemRanges[ii * 2], itemRanges[ii * 2 + 1], ctx);
+            } catch (e) {
+              if (e instanceof DecodeError) throw e.within(`${names.items}[${ii}]`);
+              throw e;
+            }
+          }
+        } catch (e) {
+          if (e instanceof DecodeError) throw e.within(`${names.scopes}[${si}]`);
+          throw e;
+        }
+      }
+    } catch (e) {
+      if (e instanceof DecodeError) throw e.within(`${names.resources}[${ri}]`);
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,296 @@
+/**
+ * Protobuf decoding of the shared OTLP messages (AnyValue, KeyValue lists, Resource, InstrumentationScope)
+ * straight into rendered text.
+ *
+ * @module
+ */
+
+import { MapColumn, type StrColumn } from "./columns.ts";
+import { DecodeError } from "./errors.ts";
+import {
+  AttrScratch,
+  jsonDouble,
+  MAX_ANY_VALUE_DEPTH,
+  PreparedMap,
+  pushBase64,
+  toBase64,
+  tooDeep,
+} from "./values.ts";
+import { I64, int64ToDecimal, isUtf8, LEN, VARINT, WireReader, wrongWireType } from "./wire.ts";
+
+const textDecoder = new TextDecoder();
+
+/** Appends a protobuf string field after checking it is UTF-8. */
+export function pushUtf8(col: StrColumn, r: WireReader, field: string): void {
+  if (!isUtf8(r.buf, r.start, r.stop)) throw new DecodeError("invalid UTF-8", field);
+  col.pushBytes(r.buf, r.start, r.stop);
+}
+
+/** Reads the current length-delimited value as a UTF-8 string. */
+export function utf8String(r: WireReader, field: string): string {
+  if (!isUtf8(r.buf, r.start, r.stop)) throw new DecodeError("invalid UTF-8", field);
+  return textDecoder.decode(r.buf.subarray(r.start, r.stop));
+}
+
+/** Renders the AnyValue message in `buf[start, end)` as text and appends it to `out`. */
+export function pushAnyValue(out: StrColumn, buf: Uint8Array, start: number, end: number): void {
+  const r = new WireReader(buf, start, end);
+  let kind = 0, vs = 0, ve = 0, num = 0, lo = 0, hi = 0;
+  while (r.pos < r.end) {
+    const tag = r.uint32();
+    const field = tag >>> 3, wt = tag & 7;
+    switch (field) {
+      case 1:
+      case 5:
+      case 6:
+      case 7:
+        if (wt !== LEN) throw wrongWireType(anyName(field), wt, LEN);
+        r.bytes();
+        kind = field, vs = r.start, ve = r.stop;
+        break;
+      case 2:
+        if (wt !== VARINT) throw wrongWireType("boolValue", wt, VARINT);
+        r.varint64();
+        kind = 2, num = r.lo | r.hi;
+        break;
+      case 3:
+        if (wt !== VARINT) throw wrongWireType("intValue", wt, VARINT);
+        r.varint64();
+        kind = 3, lo = r.lo, hi = r.hi;
+        break;
+      case 4:
+        if (wt !== I64) throw wrongWireType("doubleValue", wt, I64);
+        kind = 4, num = r.double();
+        break;
+      default:
+        r.skip(wt);
+    }
+  }
+  switch (kind) {
+    case 0:
+      return out.pushEmpty();
+    case 1:
+      if (!isUtf8(buf, vs, ve)) throw new DecodeError("invalid UTF-8", "stringValue");
+      return out.pushBytes(buf, vs, ve);
+    case 2:
+      return out.pushAscii(num ? "true" : "false");
+    case 3:
+      return out.pushAscii(int64ToDecimal(lo, hi));
+    case 4:
+      return out.pushAscii(String(num));
+    case 7:
+      return pushBase64(out, buf, vs, ve);
+    default:
+      return out.pushString(kind === 5 ? arrayJson(buf, vs, ve, 1) : kvlistJson(buf, vs, ve, 1));
+  }
+}
+
+function anyName(field: number): string {
+  return ["", "stringValue", "boolValue", "intValue", "doubleValue", "arrayValue", "kvlistValue", "bytesValue"][
+    field
+  ];
+}
+
+/** An AnyValue as a JSON value (inside arrays and kvlists). */
+function anyJson(buf: Uint8Array, start: number, end: number, depth: number): string {
+  if (depth > MAX_ANY_VALUE_DEPTH) tooDeep();
+  const r = new WireReader(buf, start, end);
+  let out = "null";
+  while (r.pos < r.end) {
+    const tag = r.uint32();
+    const field = tag >>> 3, wt = tag & 7;
+    switch (field) {
+      case 1:
+        if (wt !== LEN) throw wrongWireType("stringValue", wt, LEN);
+        r.bytes();
+        out = JSON.stringify(utf8String(r, "stringValue"));
+        break;
+      case 2:
+        if (wt !== VARINT) throw wrongWireType("boolValue", wt, VARINT);
+        r.varint64();
+        out = r.lo | r.hi ? "true" : "false";
+        break;
+      case 3:
+        if (wt !== VARINT) throw wrongWireType("intValue", wt, VARINT);
+        r.varint64();
+        out = int64ToDecimal(r.lo, r.hi);
+        break;
+      case 4:
+        if (wt !== I64) throw wrongWireType("doubleValue", wt, I64);
+        out = jsonDouble(r.double());
+        break;
+      case 5:
+        if (wt !== LEN) throw wrongWireType("arrayValue", wt, LEN);
+        r.bytes();
+        out = arrayJson(buf, r.start, r.stop, depth + 1);
+        break;
+      case 6:
+        if (wt !== LEN) throw wrongWireType("kvlistValue", wt, LEN);
+        r.bytes();
+        out = kvlistJson(buf, r.start, r.stop, depth + 1);
+        break;
+      case 7:
+        if (wt !== LEN) throw wrongWireType("bytesValue", wt, LEN);
+        r.bytes();
+        out = `"${toBase64(buf.subarray(r.start, r.stop))}"`;
+        break;
+      default:
+        r.skip(wt);
+    }
+  }
+  return out;
+}
+
+function arrayJson(buf: Uint8Array, start: number, end: number, depth: number): string {
+  if (depth > MAX_ANY_VALUE_DEPTH) tooDeep();
+  const r = new WireReader(buf, start, end);
+  const parts: string[] = [];
+  while (r.pos < r.end) {
+    const tag = r.uint32();
+    if (tag >>> 3 === 1) {
+      if ((tag & 7) !== LEN) throw wrongWireType("values", tag & 7, LEN);
+      r.bytes();
+      parts.push(anyJson(buf, r.start, r.stop, depth));
+    } else r.skip(tag & 7);
+  }
+  return `[${parts.join(",")}]`;
+}
+
+function kvlistJson(buf: Uint8Array, start: number, end: number, depth: number): string {
+  if (depth > MAX_ANY_VALUE_DEPTH) tooDeep();
+  const r = new WireReader(buf, start, end);
+  const entries = new Map<string, string>();
+  while (r.pos < r.end) {
+    const tag = r.uint32();
+    if (tag >>> 3 !== 1) {
+      r.skip(tag & 7);
+      continue;
+    }
+    if ((tag & 7) !== LEN) throw wrongWireType("values", tag & 7, LEN);
+    r.bytes();
+    const kv = new WireReader(buf, r.start, r.stop);
+    let key = "", value = "null";
+    while (kv.pos < kv.end) {
+      const t = kv.uint32();
+      if (t >>> 3 === 1 && (t & 7) === LEN) {
+        kv.bytes();
+        key = utf8String(kv, "key");
+      } else if (t >>> 3 === 2 && (t & 7) === LEN) {
+        kv.bytes();
+        value = anyJson(buf, kv.start, kv.stop, depth + 1);
+      } else kv.skip(t & 7);
+    }
+    entries.delete(key); // the last value of a repeated key wins
+    entries.set(key, value);
+  }
+  const keys = [...entries.keys()].sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${entries.get(k)}`).join(",")}}`;
+}
+
+/** Adds one KeyValue message (`buf[start, end)`) to the scratch. */
+export function addKeyValue(scratch: AttrScratch, buf: Uint8Array, start: number, end: number): void {
+  const r = new WireReader(buf, start, end);
+  let ks = 0, ke = 0, vs = -1, ve = 0;
+  while (r.pos < r.end) {
+    const tag = r.uint32();
+    const field = tag >>> 3, wt = tag & 7;
+    if (field === 1) {
+      if (wt !== LEN) throw wrongWireType("key", wt, LEN);
+      r.bytes();
+      ks = r.start, ke = r.stop;
+    } else if (field === 2) {
+      if (wt !== LEN) throw wrongWireType("value", wt, LEN);
+      r.bytes();
+      vs = r.start, ve = r.stop;
+    } else r.skip(wt);
+  }
+  if (!isUtf8(buf, ks, ke)) throw new DecodeError("invalid UTF-8", "key");
+  scratch.keys.pushBytes(buf, ks, ke);
+  try {
+    if (vs < 0) scratch.values.pushEmpty();
+    else pushAnyValue(scratch.values, buf, vs, ve);
+  } catch (e) {
+    if (e instanceof DecodeError) {
+      const key = textDecoder.decode(buf.subarray(ks, ke));
+      throw e.within(`value`).within(`[${JSON.stringify(key)}]`);
+    }
+    throw e;
+  }
+}
+
+/** Decoded Resource or InstrumentationScope: what every row under it repeats. */
+export interface Envelope {
+  attributes: PreparedMap;
+  name: Uint8Array;
+  version: Uint8Array;
+  droppedAttributesCount: number;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Decodes a Resource (`isScope` false: attributes = 1, dropped = 2) or an InstrumentationScope
+ * (name = 1, version = 2, attributes = 3, dropped = 4) into a prepared envelope.
+ */
+export function decodeEnvelope(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  isScope: boolean,
+  scratch: AttrScratch,
+): Envelope {
+  const map = new MapColumn();
+  const r = new WireReader(buf, start, end);
+  const attrField = isScope ? 3 : 1, droppedField = isScope ? 4 : 2;
+  let name = EMPTY, version = EMPTY, dropped = 0, n = 0;
+  scratch.reset();
+  while (r.pos < r.end) {
+    const tag = r.uint32();
+    const field = tag >>> 3, wt = tag & 7;
+    if (field === attrField) {
+      if (wt !== LEN) throw wrongWireType("attributes", wt, LEN);
+      r.bytes();
+      try {
+        addKeyValue(scratch, buf, r.start, r.stop);
+      } catch (e) {
+        if (e instanceof DecodeError) throw e.within(`attributes[${n}]`);
+        throw e;
+      }
+      n++;
+    } else if (field === droppedField) {
+      if (wt !== VARINT) throw wrongWireType("droppedAttributesCount", wt, VARINT);
+      dropped = r.uint32();
+    } else if (isScope && (field === 1 || field === 2)) {
+      const fname = field === 1 ? "name" : "version";
+      if (wt !== LEN) throw wrongWireType(fname, wt, LEN);
+      r.bytes();
+      if (!isUtf8(buf, r.start, r.stop)) throw new DecodeError("invalid UTF-8", fname);
+      if (field === 1) name = buf.subarray(r.start, r.stop);
+      else version = buf.subarray(r.start, r.stop);
+    } else r.skip(wt);
+  }
+  scratch.flushTo(map);
+  return { attributes: new PreparedMap(map), name, version, droppedAttributesCount: dropped };
+}
+
+/** Collects the ranges of a repeated message field and the other fields of a container message. */
+export function scanContainer(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  names: readonly string[],
+): { ranges: Int32Array[]; count: number[] } {
+  // names[i] is the name of field i+1; all are length-delimited (messages or strings).
+  const lists: number[][] = names.map(() => []);
+  const r = new WireReader(buf, start, end);
+  while (r.pos < r.end) {
+    const tag = r.uint32();
+    const field = tag >>> 3, wt = tag & 7;
+    if (field >= 1 && field <= names.length) {
+      if (wt !== LEN) throw wrongWireType(names[field - 1], wt, LEN);
+      r.bytes();
+      lists[field - 1].push(r.start, r.stop);
+    } else r.skip(wt);
+  }
+  return { ranges: lists.map((l) => Int32Array.from(l)), count: lists.map((l) => l.length / 2) };
+}

@@ -1,0 +1,178 @@
+/**
+ * Decoded rows of one table: one column buffer per output column, plus the partition (service, hour)
+ * of every row. Decoders append to it; batching gathers row subsets of many of them into one file.
+ *
+ * @module
+ */
+
+import { type Column, F64Column, ListColumn, MapColumn, StrColumn, U32Column, U64Column, U8Column } from "./columns.ts";
+import type { ColumnDef, TableDef } from "./schema.ts";
+
+/** An object's partition: the service and the event-time hour (hours since the Unix epoch, UTC). */
+export interface Partition {
+  readonly service: string;
+  readonly hour: number;
+}
+
+const HOUR_NS = 3_600_000_000_000;
+
+/** Creates the empty column buffer for a column definition. */
+export function createColumn(def: ColumnDef): Column {
+  const scalar = (): Column => {
+    switch (def.type) {
+      case "DateTime64(9)":
+      case "UInt64":
+        return new U64Column();
+      case "String":
+      case "LowCardinality(String)":
+        return new StrColumn();
+      case "UInt8":
+      case "Bool":
+        return new U8Column();
+      case "UInt32":
+      case "Int32":
+        return new U32Column();
+      case "Float64":
+        return new F64Column();
+      case "Map":
+        return new MapColumn();
+    }
+  };
+  return def.list ? new ListColumn(scalar()) : scalar();
+}
+
+/** Rows of one table. */
+export class Rows {
+  readonly columns: Column[];
+  /** Partition index of every row, into `parts`. */
+  readonly partOf = new U32Column();
+  readonly parts: Partition[] = [];
+  private readonly partIndex = new Map<string, number>();
+  private readonly byName = new Map<string, Column>();
+  private lastService = "";
+  private lastHour = NaN;
+  private lastPart = -1;
+
+  constructor(readonly def: TableDef) {
+    this.columns = def.columns.map(createColumn);
+    def.columns.forEach((c, i) => this.byName.set(c.name, this.columns[i]));
+  }
+
+  /** Number of complete rows. */
+  get length(): number {
+    return this.partOf.length;
+  }
+
+  /** The column buffer of a column, by name. */
+  col<T extends Column>(name: string): T {
+    const col = this.byName.get(name);
+    if (!col) throw new RangeError(`${this.def.name} has no column ${name}`);
+    return col as T;
+  }
+
+  /** The event-time column. */
+  get time(): U64Column {
+    return this.col<U64Column>(this.def.timeColumn);
+  }
+
+  /** Completes a row: every column has had its value appended; assigns the row its partition. */
+  endRow(service: string, timeLo: number, timeHi: number): void {
+    const hour = hourOf(timeLo, timeHi);
+    if (service !== this.lastService || hour !== this.lastHour || this.lastPart < 0) {
+      const key = `${hour}\u0000${service}`;
+      let idx = this.partIndex.get(key);
+      if (idx === undefined) {
+        idx = this.parts.length;
+        this.parts.push({ service, hour });
+        this.partIndex.set(key, idx);
+      }
+      this.lastService = service, this.lastHour = hour, this.lastPart = idx;
+    }
+    this.partOf.push(this.lastPart);
+  }
+
+  /** Puts the next `count` rows (already appended to the columns) into one partition. */
+  assignAll(part: Partition, count: number): void {
+    let idx = this.parts.findIndex((p) => p.service === part.service && p.hour === part.hour);
+    if (idx < 0) idx = this.parts.push(part) - 1;
+    for (let i = 0; i < count; i++) this.partOf.push(idx);
+  }
+
+  /** Bytes of decoded data held. */
+  byteLength(): number {
+    let n = 0;
+    for (const c of this.columns) n += c.byteLength();
+    return n;
+  }
+
+  /** Row indices of each partition, in row order. */
+  rowsByPartition(): Uint32Array[] {
+    const counts = new Uint32Array(this.parts.length);
+    const part = this.partOf.values;
+    for (let i = 0; i < this.length; i++) counts[part[i]]++;
+    const out = Array.from(counts, (n) => new Uint32Array(n));
+    counts.fill(0);
+    for (let i = 0; i < this.length; i++) out[part[i]][counts[part[i]]++] = i;
+    return out;
+  }
+}
+
+/** The UTC hour (since the epoch) of a nanosecond timestamp given as (low, high) words, exactly. */
+export function hourOf(lo: number, hi: number): number {
+  const approx = hi * 4294967296 + lo;
+  const hour = Math.floor(approx / HOUR_NS);
+  const rest = approx - hour * HOUR_NS;
+  // A double holds the timestamp to within 256 ns; only right at an hour boundary is exact arithmetic needed.
+  if (rest > 1_000_000 && rest < HOUR_NS - 1_000_000) return hour;
+  return Number(((BigInt(hi) << 32n) | BigInt(lo)) / BigInt(HOUR_NS));
+}
+
+/** A selection of rows of one `Rows`. */
+export interface RowSelection {
+  readonly rows: Rows;
+  readonly indices: Uint32Array;
+}
+
+/**
+ * Gathers selected rows of several `Rows` of the same table into one new `Rows`, sorted by event time
+ * (stable: rows with equal times keep their order). All rows land in one partition, that of the first.
+ */
+export function gatherSorted(selections: readonly RowSelection[]): Rows {
+  const def = selections[0].rows.def;
+  const n = selections.reduce((s, x) => s + x.indices.length, 0);
+  const src = new Uint32Array(n), row = new Uint32Array(n);
+  const hi = new Float64Array(n), lo = new Float64Array(n);
+  let k = 0;
+  selections.forEach((sel, s) => {
+    const words = sel.rows.time.words;
+    for (const i of sel.indices) {
+      src[k] = s, row[k] = i, lo[k] = words[i * 2], hi[k] = words[i * 2 + 1];
+      k++;
+    }
+  });
+  let sorted = true;
+  for (let i = 1; i < n && sorted; i++) sorted = hi[i - 1] < hi[i] || (hi[i - 1] === hi[i] && lo[i - 1] <= lo[i]);
+  let order: Uint32Array;
+  if (sorted) {
+    order = new Uint32Array(n).map((_, i) => i);
+  } else {
+    order = new Uint32Array(n).map((_, i) => i).sort((a, b) => hi[a] - hi[b] || lo[a] - lo[b] || a - b);
+  }
+  const out = new Rows(def);
+  const first = selections[0].rows;
+  const part = first.parts[first.partOf.values[selections[0].indices[0]]] ?? { service: "", hour: 0 };
+  for (let c = 0; c < out.columns.length; c++) {
+    const dst = out.columns[c];
+    let i = 0;
+    while (i < n) {
+      // Copy runs of consecutive rows of one source in one call.
+      const s = src[order[i]], startRow = row[order[i]];
+      let j = i + 1;
+      while (j < n && src[order[j]] === s && row[order[j]] === startRow + (j - i)) j++;
+      dst.appendRange(selections[s].rows.columns[c], startRow, startRow + (j - i));
+      i = j;
+    }
+  }
+  out.assignAll(part, n);
+  return out;
+}

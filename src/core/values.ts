@@ -1,0 +1,216 @@
+/**
+ * Renders OTLP values as the text the ClickHouse exporter stores: ids as lowercase hex, AnyValue as
+ * text (strings as is, ints in decimal, doubles in the shortest round-trip form, bytes in base64,
+ * arrays and kvlists as compact JSON), and attribute lists as maps with sorted, unique keys.
+ *
+ * @module
+ */
+
+import { type MapColumn, StrColumn } from "./columns.ts";
+import { DecodeError } from "./errors.ts";
+
+/** AnyValue nesting deeper than this is refused, so hostile input cannot exhaust the stack. */
+export const MAX_ANY_VALUE_DEPTH = 64;
+
+const HEX = new Array<string>(256);
+const HEX_CODES = new Uint8Array(512);
+for (let i = 0; i < 256; i++) {
+  HEX[i] = i.toString(16).padStart(2, "0");
+  HEX_CODES[i * 2] = HEX[i].charCodeAt(0);
+  HEX_CODES[i * 2 + 1] = HEX[i].charCodeAt(1);
+}
+
+/** Appends an id as lowercase hex, or "" when it is empty or all zero. */
+export function pushHexId(col: StrColumn, src: Uint8Array, start: number, end: number): void {
+  let zero = true;
+  for (let i = start; i < end; i++) {
+    if (src[i] !== 0) {
+      zero = false;
+      break;
+    }
+  }
+  if (zero) return col.pushEmpty();
+  const at = col.reserve((end - start) * 2);
+  const b = col.bytes;
+  for (let i = start, j = at; i < end; i++, j += 2) {
+    b[j] = HEX_CODES[src[i] * 2];
+    b[j + 1] = HEX_CODES[src[i] * 2 + 1];
+  }
+  col.commit(at + (end - start) * 2);
+}
+
+/** Lowercase hex of bytes. */
+export function toHex(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i++) s += HEX[bytes[i]];
+  return s;
+}
+
+const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const B64_CODES = new Uint8Array(64).map((_, i) => B64.charCodeAt(i));
+const B64_VALUES = new Int16Array(256).fill(-1);
+for (let i = 0; i < 64; i++) B64_VALUES[B64.charCodeAt(i)] = i;
+B64_VALUES["-".charCodeAt(0)] = 62; // base64url, which some protobuf JSON encoders emit
+B64_VALUES["_".charCodeAt(0)] = 63;
+
+/** Appends standard, padded base64 of `src[start, end)`. */
+export function pushBase64(col: StrColumn, src: Uint8Array, start: number, end: number): void {
+  const n = end - start;
+  const at = col.reserve(Math.ceil(n / 3) * 4);
+  const b = col.bytes;
+  let j = at;
+  let i = start;
+  for (; i + 2 < end; i += 3) {
+    const v = (src[i] << 16) | (src[i + 1] << 8) | src[i + 2];
+    b[j++] = B64_CODES[v >>> 18];
+    b[j++] = B64_CODES[(v >>> 12) & 63];
+    b[j++] = B64_CODES[(v >>> 6) & 63];
+    b[j++] = B64_CODES[v & 63];
+  }
+  if (i < end) {
+    const v = (src[i] << 16) | (i + 1 < end ? src[i + 1] << 8 : 0);
+    b[j++] = B64_CODES[v >>> 18];
+    b[j++] = B64_CODES[(v >>> 12) & 63];
+    b[j++] = i + 1 < end ? B64_CODES[(v >>> 6) & 63] : 61;
+    b[j++] = 61;
+  }
+  col.commit(j);
+}
+
+/** Standard base64 of bytes as a string. */
+export function toBase64(bytes: Uint8Array): string {
+  const col = new StrColumn();
+  pushBase64(col, bytes, 0, bytes.length);
+  return col.get(0);
+}
+
+/** Decodes standard or URL-safe base64 (padding optional); undefined when it is not base64. */
+export function fromBase64(s: string): Uint8Array | undefined {
+  let len = s.length;
+  while (len > 0 && s.charCodeAt(len - 1) === 61) len--;
+  if (s.length - len > 2 || len % 4 === 1) return undefined;
+  const out = new Uint8Array(Math.floor((len * 3) / 4));
+  let bits = 0, acc = 0, j = 0;
+  for (let i = 0; i < len; i++) {
+    const code = s.charCodeAt(i);
+    const v = code < 256 ? B64_VALUES[code] : -1;
+    if (v < 0) return undefined;
+    acc = (acc << 6) | v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[j++] = (acc >>> bits) & 0xff;
+    }
+  }
+  return out;
+}
+
+/** Decodes hex (either case); undefined when it is not hex. */
+export function fromHex(s: string): Uint8Array | undefined {
+  if (s.length % 2 !== 0) return undefined;
+  const out = new Uint8Array(s.length / 2);
+  for (let i = 0; i < out.length; i++) {
+    const hi = hexValue(s.charCodeAt(i * 2)), lo = hexValue(s.charCodeAt(i * 2 + 1));
+    if (hi < 0 || lo < 0) return undefined;
+    out[i] = (hi << 4) | lo;
+  }
+  return out;
+}
+
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/** A double as the exporter renders it: the shortest round-trip form (ECMAScript Number::toString). */
+export function formatDouble(v: number): string {
+  return String(v);
+}
+
+/** A double inside JSON text: non-finite values, which JSON cannot hold, become strings. */
+export function jsonDouble(v: number): string {
+  return Number.isFinite(v) ? String(v) : `"${String(v)}"`;
+}
+
+/**
+ * Scratch space for one attribute list: keys and rendered values in arrival order. `flushTo` sorts
+ * the keys (by UTF-8 bytes), keeps the last value of a repeated key and closes one map row.
+ */
+export class AttrScratch {
+  readonly keys = new StrColumn();
+  readonly values = new StrColumn();
+  private order = new Int32Array(64);
+
+  reset(): void {
+    this.keys.length = 0;
+    this.values.length = 0;
+  }
+
+  /** Sorts, de-duplicates and appends the entries as one row of `map`, then resets. */
+  flushTo(map: MapColumn): void {
+    const n = this.keys.length;
+    if (n === 1) {
+      map.keys.appendRange(this.keys, 0, 1);
+      map.values.appendRange(this.values, 0, 1);
+    } else if (n > 1) {
+      if (this.order.length < n) this.order = new Int32Array(n * 2);
+      const order = this.order;
+      for (let i = 0; i < n; i++) order[i] = i;
+      // Insertion sort: attribute lists are short and often nearly sorted; stable, so among equal keys the
+      // last in arrival order ends last.
+      for (let i = 1; i < n; i++) {
+        const x = order[i];
+        let j = i - 1;
+        while (j >= 0 && this.compareKeys(order[j], x) > 0) {
+          order[j + 1] = order[j];
+          j--;
+        }
+        order[j + 1] = x;
+      }
+      for (let i = 0; i < n; i++) {
+        const k = order[i];
+        if (i + 1 < n && this.keys.equalRows(k, order[i + 1])) continue; // a later value of this key wins
+        map.keys.appendRange(this.keys, k, k + 1);
+        map.values.appendRange(this.values, k, k + 1);
+      }
+    }
+    map.closeRow();
+    this.reset();
+  }
+
+  private compareKeys(a: number, b: number): number {
+    const o = this.keys.offsets, bytes = this.keys.bytes;
+    const as = o[a], ae = o[a + 1], bs = o[b], be = o[b + 1];
+    const n = Math.min(ae - as, be - bs);
+    for (let i = 0; i < n; i++) {
+      const d = bytes[as + i] - bytes[bs + i];
+      if (d !== 0) return d;
+    }
+    return (ae - as) - (be - bs);
+  }
+}
+
+/** A prepared map row (resource or scope attributes), appended to many rows cheaply. */
+export class PreparedMap {
+  private readonly col: MapColumn;
+  constructor(col: MapColumn) {
+    this.col = col;
+  }
+  /** Appends this map as one more row of `map`. */
+  pushTo(map: MapColumn): void {
+    map.appendRange(this.col, 0, 1);
+  }
+  /** Value of a key, if present. */
+  lookup(key: string): string | undefined {
+    const c = this.col;
+    for (let e = c.offsets[0]; e < c.offsets[1]; e++) if (c.keys.get(e) === key) return c.values.get(e);
+    return undefined;
+  }
+}
+
+/** Throws the error for input nested too deeply. */
+export function tooDeep(): never {
+  throw new DecodeError(`AnyValue nested deeper than ${MAX_ANY_VALUE_DEPTH} levels`);
+}

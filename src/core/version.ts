@@ -1,0 +1,2 @@
+/** The product version, written into every Parquet file's metadata. */
+export const VERSION = "0.1.0";

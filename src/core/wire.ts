@@ -1,0 +1,191 @@
+/**
+ * A minimal protobuf wire-format reader over a byte array: tags, varints, fixed-width values and
+ * length-delimited ranges, with every length checked against the bytes that remain. It allocates
+ * nothing per field: 64-bit values land in `lo`/`hi`, byte ranges in `start`/`end`.
+ *
+ * @module
+ */
+
+import { DecodeError } from "./errors.ts";
+
+/** Protobuf wire types. */
+export const VARINT = 0, I64 = 1, LEN = 2, I32 = 5;
+
+const WIRE_NAMES = ["varint", "fixed64", "length-delimited", "group start", "group end", "fixed32"];
+
+/** Reads protobuf wire format from `buf[pos, end)`. */
+export class WireReader {
+  pos: number;
+  end: number;
+  /** Low / high 32 bits of the last 64-bit value read. */
+  lo = 0;
+  hi = 0;
+  /** Range of the last length-delimited value read. */
+  start = 0;
+  stop = 0;
+  readonly view: DataView;
+
+  constructor(readonly buf: Uint8Array, pos = 0, end = buf.length) {
+    this.pos = pos;
+    this.end = end;
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  /** Reads a varint and returns its low 32 bits as an unsigned number. */
+  uint32(): number {
+    const b = this.buf;
+    let p = this.pos;
+    if (p >= this.end) throw new DecodeError("truncated varint");
+    let byte = b[p++];
+    let v = byte & 0x7f;
+    if (byte < 0x80) {
+      this.pos = p;
+      return v;
+    }
+    let shift = 7;
+    for (;;) {
+      if (p >= this.end) throw new DecodeError("truncated varint");
+      byte = b[p++];
+      if (shift < 32) v |= (byte & 0x7f) << shift;
+      if (byte < 0x80) break;
+      shift += 7;
+      if (shift >= 70) throw new DecodeError("varint longer than 10 bytes");
+    }
+    this.pos = p;
+    return v >>> 0;
+  }
+
+  /** Reads a varint of up to 64 bits into `lo`/`hi`. */
+  varint64(): void {
+    const b = this.buf;
+    let p = this.pos;
+    let lo = 0, hi = 0, shift = 0, byte = 0;
+    for (;;) {
+      if (p >= this.end) throw new DecodeError("truncated varint");
+      byte = b[p++];
+      if (shift < 28) lo |= (byte & 0x7f) << shift;
+      else if (shift === 28) {
+        lo |= (byte & 0x0f) << 28;
+        hi |= (byte & 0x7f) >>> 4;
+      } else if (shift < 64) hi |= (byte & 0x7f) << (shift - 32);
+      if (byte < 0x80) break;
+      shift += 7;
+      if (shift >= 70) throw new DecodeError("varint longer than 10 bytes");
+    }
+    this.pos = p;
+    this.lo = lo >>> 0;
+    this.hi = hi >>> 0;
+  }
+
+  /** Reads 8 little-endian bytes into `lo`/`hi`. */
+  fixed64(): void {
+    const p = this.pos;
+    if (p + 8 > this.end) throw new DecodeError("truncated fixed64");
+    this.lo = this.view.getUint32(p, true);
+    this.hi = this.view.getUint32(p + 4, true);
+    this.pos = p + 8;
+  }
+
+  fixed32(): number {
+    const p = this.pos;
+    if (p + 4 > this.end) throw new DecodeError("truncated fixed32");
+    this.pos = p + 4;
+    return this.view.getUint32(p, true);
+  }
+
+  double(): number {
+    const p = this.pos;
+    if (p + 8 > this.end) throw new DecodeError("truncated double");
+    this.pos = p + 8;
+    return this.view.getFloat64(p, true);
+  }
+
+  /** Reads a length prefix, sets `start`/`stop` to the value's range and moves past it. */
+  bytes(): void {
+    const n = this.uint32();
+    const p = this.pos;
+    if (n > this.end - p) throw new DecodeError(`length ${n} exceeds the ${this.end - p} bytes left`);
+    this.start = p;
+    this.stop = p + n;
+    this.pos = p + n;
+  }
+
+  /** Skips a field of the given wire type. */
+  skip(wireType: number): void {
+    switch (wireType) {
+      case VARINT:
+        this.varint64();
+        return;
+      case I64:
+        if (this.pos + 8 > this.end) throw new DecodeError("truncated fixed64");
+        this.pos += 8;
+        return;
+      case LEN:
+        this.bytes();
+        return;
+      case I32:
+        if (this.pos + 4 > this.end) throw new DecodeError("truncated fixed32");
+        this.pos += 4;
+        return;
+      default:
+        throw new DecodeError(`unsupported wire type ${wireType}`);
+    }
+  }
+}
+
+/** The error for a known field that arrived with the wrong wire type. */
+export function wrongWireType(field: string, got: number, want: number): DecodeError {
+  return new DecodeError(`wrong wire type ${WIRE_NAMES[got] ?? got} (expected ${WIRE_NAMES[want]})`, field);
+}
+
+/** A signed 64-bit (lo, hi) pair as an exact decimal string. */
+export function int64ToDecimal(lo: number, hi: number): string {
+  if (hi === 0) return String(lo);
+  if (hi === 0xffffffff && lo !== 0) return String(lo - 4294967296);
+  const v = hi * 4294967296 + lo;
+  if (hi < 0x200000) return String(v);
+  return BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo)).toString();
+}
+
+/** A signed 64-bit (lo, hi) pair as a float64 (as_int metric values become Float64 columns). */
+export function int64ToNumber(lo: number, hi: number): number {
+  return (hi | 0) * 4294967296 + lo;
+}
+
+/** Zig-zag decoding of a 32-bit sint32. */
+export function zigzag32(v: number): number {
+  return (v >>> 1) ^ -(v & 1);
+}
+
+/** Whether `buf[start, end)` is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
+export function isUtf8(buf: Uint8Array, start: number, end: number): boolean {
+  let i = start;
+  while (i < end) {
+    const b = buf[i];
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    if (b >= 0xc2 && b <= 0xdf) {
+      if (i + 1 >= end || (buf[i + 1] & 0xc0) !== 0x80) return false;
+      i += 2;
+    } else if (b >= 0xe0 && b <= 0xef) {
+      if (i + 2 >= end) return false;
+      const b1 = buf[i + 1];
+      if ((b1 & 0xc0) !== 0x80 || (buf[i + 2] & 0xc0) !== 0x80) return false;
+      if (b === 0xe0 && b1 < 0xa0) return false;
+      if (b === 0xed && b1 > 0x9f) return false;
+      i += 3;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      if (i + 3 >= end) return false;
+      const b1 = buf[i + 1];
+      if ((b1 & 0xc0) !== 0x80 || (buf[i + 2] & 0xc0) !== 0x80 || (buf[i + 3] & 0xc0) !== 0x80) return false;
+      if (b === 0xf0 && b1 < 0x90) return false;
+      if (b === 0xf4 && b1 > 0x8f) return false;
+      i += 4;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
