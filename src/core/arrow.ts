@@ -27,7 +27,16 @@ import {
   Uint8,
   Utf8,
 } from "apache-arrow";
-import type { Column, F64Column, ListColumn, MapColumn, StrColumn, U32Column, U64Column, U8Column } from "./columns.ts";
+import type {
+  Column,
+  F64Column,
+  ListColumn,
+  MapColumn,
+  StrColumn,
+  U32Column,
+  U64Column,
+  U8Column,
+} from "./columns.ts";
 import type { Rows } from "./rows.ts";
 import type { ColumnDef, TableDef, ValueType } from "./schema.ts";
 
@@ -83,7 +92,12 @@ function scalarData(type: ValueType, col: Column): Data {
   switch (type) {
     case "DateTime64(9)": {
       const c = col as U64Column;
-      return makeData({ type: new Timestamp(TimeUnit.NANOSECOND, "UTC"), length: c.length, nullCount: 0, data: c.signedView() });
+      return makeData({
+        type: new Timestamp(TimeUnit.NANOSECOND, "UTC"),
+        length: c.length,
+        nullCount: 0,
+        data: c.signedView(),
+      });
     }
     case "UInt64": {
       const c = col as U64Column;
@@ -108,7 +122,12 @@ function scalarData(type: ValueType, col: Column): Data {
     }
     case "Int32": {
       const c = col as U32Column;
-      return makeData({ type: new Int32(), length: c.length, nullCount: 0, data: new Int32Array(c.view().buffer, 0, c.length) });
+      return makeData({
+        type: new Int32(),
+        length: c.length,
+        nullCount: 0,
+        data: new Int32Array(c.view().buffer, 0, c.length),
+      });
     }
     case "Float64": {
       const c = col as F64Column;

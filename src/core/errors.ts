@@ -24,7 +24,9 @@ export class DecodeError extends SyntaxError {
 
   /** Adds an outer path segment (decoders rethrow through each level). */
   within(segment: string): this {
-    this.path = this.path ? (this.path.startsWith("[") ? segment + this.path : `${segment}.${this.path}`) : segment;
+    this.path = this.path
+      ? (this.path.startsWith("[") ? segment + this.path : `${segment}.${this.path}`)
+      : segment;
     this.refresh();
     return this;
   }

@@ -55,10 +55,25 @@ export function decodeLogsProto(buf: Uint8Array): Rows {
   return cols.rows;
 }
 
-function decodeLogRecord(c: LogsColumns, buf: Uint8Array, start: number, end: number, ctx: ScopeContext): void {
+function decodeLogRecord(
+  c: LogsColumns,
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  ctx: ScopeContext,
+): void {
   const r = new WireReader(buf, start, end);
   let tLo = 0, tHi = 0, oLo = 0, oHi = 0, severity = 0, flags = 0;
-  let sevS = 0, sevE = 0, bodyS = -1, bodyE = 0, traceS = 0, traceE = 0, spanS = 0, spanE = 0, evS = 0, evE = 0;
+  let sevS = 0,
+    sevE = 0,
+    bodyS = -1,
+    bodyE = 0,
+    traceS = 0,
+    traceE = 0,
+    spanS = 0,
+    spanE = 0,
+    evS = 0,
+    evE = 0;
   let nAttr = 0;
   const scratch = c.scratch;
   scratch.reset();
@@ -118,7 +133,9 @@ function decodeLogRecord(c: LogsColumns, buf: Uint8Array, start: number, end: nu
         if (wt !== LEN) throw wrongWireType("spanId", wt, LEN);
         r.bytes();
         spanS = r.start, spanE = r.stop;
-        if (spanE - spanS !== 8 && spanE !== spanS) throw new DecodeError(`must be 8 bytes, got ${spanE - spanS}`, "spanId");
+        if (spanE - spanS !== 8 && spanE !== spanS) {
+          throw new DecodeError(`must be 8 bytes, got ${spanE - spanS}`, "spanId");
+        }
         break;
       case 12:
         if (wt !== LEN) throw wrongWireType("eventName", wt, LEN);

@@ -60,7 +60,13 @@ export function walkProtoRequest(
       let resource: Envelope;
       if (resRanges.length) {
         try {
-          resource = decodeEnvelope(buf, resRanges[resRanges.length - 2], resRanges[resRanges.length - 1], false, scratch);
+          resource = decodeEnvelope(
+            buf,
+            resRanges[resRanges.length - 2],
+            resRanges[resRanges.length - 1],
+            false,
+            scratch,
+          );
         } catch (e) {
           if (e instanceof DecodeError) throw e.within("resource");
           throw e;
@@ -79,11 +85,21 @@ export function walkProtoRequest(
       };
       for (let si = 0; si < rs.count[1]; si++) {
         try {
-          const ss = scanContainer(buf, scopeRanges[si * 2], scopeRanges[si * 2 + 1], ["scope", names.items, "schemaUrl"]);
+          const ss = scanContainer(buf, scopeRanges[si * 2], scopeRanges[si * 2 + 1], [
+            "scope",
+            names.items,
+            "schemaUrl",
+          ]);
           const [scRanges, itemRanges, sUrl] = ss.ranges;
           try {
             ctx.scope = scRanges.length
-              ? decodeEnvelope(buf, scRanges[scRanges.length - 2], scRanges[scRanges.length - 1], true, scratch)
+              ? decodeEnvelope(
+                buf,
+                scRanges[scRanges.length - 2],
+                scRanges[scRanges.length - 1],
+                true,
+                scratch,
+              )
               : decodeEnvelope(buf, 0, 0, true, scratch);
           } catch (e) {
             if (e instanceof DecodeError) throw e.within("scope");

@@ -8,7 +8,7 @@
 import { MapColumn, type StrColumn } from "./columns.ts";
 import { DecodeError } from "./errors.ts";
 import {
-  AttrScratch,
+  type AttrScratch,
   jsonDouble,
   MAX_ANY_VALUE_DEPTH,
   PreparedMap,
@@ -86,7 +86,16 @@ export function pushAnyValue(out: StrColumn, buf: Uint8Array, start: number, end
 }
 
 function anyName(field: number): string {
-  return ["", "stringValue", "boolValue", "intValue", "doubleValue", "arrayValue", "kvlistValue", "bytesValue"][
+  return [
+    "",
+    "stringValue",
+    "boolValue",
+    "intValue",
+    "doubleValue",
+    "arrayValue",
+    "kvlistValue",
+    "bytesValue",
+  ][
     field
   ];
 }
@@ -242,7 +251,7 @@ export function decodeEnvelope(
   const map = new MapColumn();
   const r = new WireReader(buf, start, end);
   const attrField = isScope ? 3 : 1, droppedField = isScope ? 4 : 2;
-  let name = EMPTY, version = EMPTY, dropped = 0, n = 0;
+  let name: Uint8Array = EMPTY, version: Uint8Array = EMPTY, dropped = 0, n = 0;
   scratch.reset();
   while (r.pos < r.end) {
     const tag = r.uint32();

@@ -5,7 +5,16 @@
  * @module
  */
 
-import { type Column, F64Column, ListColumn, MapColumn, StrColumn, U32Column, U64Column, U8Column } from "./columns.ts";
+import {
+  type Column,
+  F64Column,
+  ListColumn,
+  MapColumn,
+  StrColumn,
+  U32Column,
+  U64Column,
+  U8Column,
+} from "./columns.ts";
 import type { ColumnDef, TableDef } from "./schema.ts";
 
 /** An object's partition: the service and the event-time hour (hours since the Unix epoch, UTC). */
@@ -151,7 +160,9 @@ export function gatherSorted(selections: readonly RowSelection[]): Rows {
     }
   });
   let sorted = true;
-  for (let i = 1; i < n && sorted; i++) sorted = hi[i - 1] < hi[i] || (hi[i - 1] === hi[i] && lo[i - 1] <= lo[i]);
+  for (let i = 1; i < n && sorted; i++) {
+    sorted = hi[i - 1] < hi[i] || (hi[i - 1] === hi[i] && lo[i - 1] <= lo[i]);
+  }
   let order: Uint32Array;
   if (sorted) {
     order = new Uint32Array(n).map((_, i) => i);

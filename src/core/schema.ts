@@ -138,7 +138,10 @@ export const TRACES: TableDef = {
     c("Duration", "UInt64"),
     c("StatusCode", "LowCardinality(String)"),
     c("StatusMessage", "String"),
-    ...nested("Events", [["Timestamp", "DateTime64(9)"], ["Name", "LowCardinality(String)"], ["Attributes", "Map"]]),
+    ...nested("Events", [["Timestamp", "DateTime64(9)"], ["Name", "LowCardinality(String)"], [
+      "Attributes",
+      "Map",
+    ]]),
     ...nested("Links", [["TraceId", "String"], ["SpanId", "String"], ["TraceState", "String"], [
       "Attributes",
       "Map",
