@@ -1,0 +1,555 @@
+/**
+ * Write-ahead log: the local, fsynced store behind "a 200 means the request will reach the object store".
+ *
+ * On disk: a directory of segment files named by the seq of their first record
+ * (`00000000000000000001.wal`, 20 digits so a plain name sort is seq order). A segment is a plain
+ * sequence of records, each a 24-byte little-endian header followed by the payload:
+ *
+ * | offset | size | field                                                        |
+ * | ------ | ---- | ------------------------------------------------------------ |
+ * | 0      | 4    | magic, the bytes `O2PW`                                      |
+ * | 4      | 4    | payload length (u32)                                         |
+ * | 8      | 4    | kind (u32, chosen by the caller)                             |
+ * | 12     | 8    | seq (u64; always a safe integer)                             |
+ * | 20     | 4    | CRC-32C over bytes 0..20 of the header, then the payload     |
+ *
+ * Only node: modules are used so the same file runs under Deno and Bun.
+ *
+ * @module
+ */
+
+import { type FileHandle, mkdir, open, readdir, unlink } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { crc32c } from "./crc32c.ts";
+
+/** One logged request. `seq` is strictly increasing across the life of the log, restarts included. */
+export interface WalRecord {
+  seq: number;
+  kind: number;
+  payload: Uint8Array;
+}
+
+/** The log's size bound was reached or the disk is full: the caller should answer 503 and let the client retry. */
+export class WalFullError extends RangeError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "WalFullError";
+  }
+}
+
+/** Options of {@linkcode Wal.open}. */
+export interface WalOptions {
+  /** Directory holding the segment files; created (with its parents) if missing. */
+  dir: string;
+  /**
+   * Bound on the sum of all segment file sizes, counting appends not yet written. An append that would
+   * go beyond it rejects at once with {@linkcode WalFullError}.
+   */
+  maxBytes: number;
+  /**
+   * A new segment is started before a write that would take the active one past this size; a single
+   * record larger than this gets a segment of its own. Defaults to 64 MiB.
+   */
+  segmentBytes?: number;
+  /**
+   * Defaults to true: every group is fdatasynced (and the directory fsynced when a segment is created)
+   * before its appends resolve. `false` skips all syncs; it is UNSAFE: an acknowledged record can be
+   * lost on power loss or an OS crash (a kill -9 of the process alone loses nothing). Use it for tests
+   * and benchmarks only.
+   */
+  sync?: boolean;
+  /** Receives reports of torn tails and corrupt records found by `open`. Defaults to `console.warn`. */
+  onWarning?: (message: string) => void;
+}
+
+/** Counters for logs and metrics, from {@linkcode Wal.stats}. */
+export interface WalStats {
+  /** Sum of the segment file sizes. */
+  bytes: number;
+  /** Number of segment files, the active one included. */
+  segments: number;
+  /** Appends made durable since open. */
+  appends: number;
+  /** Group commits (one write each) since open. */
+  groups: number;
+  /** fdatasync calls made for group commits since open (0 with `sync: false`). */
+  syncs: number;
+  /** The seq the next append will get. */
+  nextSeq: number;
+}
+
+const HEADER_BYTES = 24;
+const MAGIC = [0x4f, 0x32, 0x50, 0x57]; // "O2PW"
+const MAX_PAYLOAD_BYTES = 0xffffffff;
+const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** Bounds on one group commit, so one write never gathers an unbounded amount of memory. */
+const MAX_GROUP_BYTES = 16 * 1024 * 1024;
+/** Also keeps a group's iovec count within IOV_MAX (1024 on Linux). */
+const MAX_GROUP_RECORDS = 1024;
+const SEGMENT_NAME = /^(\d{20})\.wal$/;
+
+interface Segment {
+  name: string;
+  firstSeq: number;
+  /** Highest valid seq in the segment; 0 when it holds none. */
+  lastSeq: number;
+  bytes: number;
+}
+
+interface Pending {
+  seq: number;
+  frame: Uint8Array;
+  resolve: (seq: number) => void;
+  reject: (error: unknown) => void;
+}
+
+interface ScanResult {
+  /** Offset just past the last valid record. */
+  end: number;
+  lastSeq: number;
+  /** Why the scan stopped before the end of the file, if it did. */
+  problem?: string;
+}
+
+/** A write-ahead log with group commit. Create one with {@linkcode Wal.open}. */
+export class Wal {
+  readonly #dir: string;
+  readonly #maxBytes: number;
+  readonly #segmentBytes: number;
+  readonly #sync: boolean;
+  #fh: FileHandle;
+  /** Oldest first; the last one is the active segment, the only one written to. */
+  readonly #segments: Segment[];
+  #replayed: WalRecord[] | undefined;
+  #nextSeq: number;
+  #bytes: number;
+  /** Bytes of appends accepted but not yet written, counted against maxBytes. */
+  #reserved = 0;
+  #queue: Pending[] = [];
+  #pumping = false;
+  #idleWaiters: (() => void)[] = [];
+  /** Set when a failed group could not be truncated away: the next group starts a new segment. */
+  #mustRoll = false;
+  #releasing: Promise<void> = Promise.resolve();
+  #closing = false;
+  #closed: Promise<void> | undefined;
+  #appends = 0;
+  #groups = 0;
+  #syncs = 0;
+
+  private constructor(
+    options: Required<Omit<WalOptions, "onWarning">>,
+    state: { fh: FileHandle; segments: Segment[]; records: WalRecord[]; nextSeq: number },
+  ) {
+    this.#dir = options.dir;
+    this.#maxBytes = options.maxBytes;
+    this.#segmentBytes = options.segmentBytes;
+    this.#sync = options.sync;
+    this.#fh = state.fh;
+    this.#segments = state.segments;
+    this.#replayed = state.records;
+    this.#nextSeq = state.nextSeq;
+    this.#bytes = state.segments.reduce((sum, s) => sum + s.bytes, 0);
+  }
+
+  /**
+   * Opens the log: scans existing segments, verifies every record's checksum and keeps the valid
+   * records for {@linkcode Wal.replayed}. Never throws for corrupt or torn content: it warns, truncates
+   * a torn or corrupt tail of the last segment, skips the rest of an earlier segment after a bad record,
+   * and carries on. It does throw for I/O errors (permissions, a missing disk).
+   */
+  static async open(options: WalOptions): Promise<Wal> {
+    const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    const sync = options.sync ?? true;
+    const warn = options.onWarning ?? ((message: string) => console.warn(message));
+    if (!(options.maxBytes > 0)) throw new RangeError(`maxBytes must be positive, got ${options.maxBytes}`);
+    if (!Number.isSafeInteger(segmentBytes) || segmentBytes <= 0) {
+      throw new RangeError(`segmentBytes must be a positive integer, got ${segmentBytes}`);
+    }
+    const dir = resolve(options.dir);
+    const created = await mkdir(dir, { recursive: true });
+    if (created !== undefined && sync) {
+      // Each new directory's entry lives in its parent.
+      for (let d = dir;; d = dirname(d)) {
+        await syncDir(dirname(d));
+        if (d === resolve(created) || dirname(d) === d) break;
+      }
+    }
+
+    const names: string[] = [];
+    for (const name of (await readdir(dir)).sort()) {
+      const match = SEGMENT_NAME.exec(name);
+      if (match === null) continue;
+      if (!Number.isSafeInteger(Number(match[1]))) {
+        warn(`wal: ignoring ${name}: its seq is beyond 2^53`);
+        continue;
+      }
+      names.push(name);
+    }
+
+    const segments: Segment[] = [];
+    const records: WalRecord[] = [];
+    let lastSeq = 0;
+    let fh: FileHandle | undefined;
+    try {
+      for (let i = 0; i < names.length; i++) {
+        const name = names[i];
+        const isLast = i === names.length - 1;
+        const firstSeq = Number(SEGMENT_NAME.exec(name)![1]);
+        const file = await open(join(dir, name), isLast ? "r+" : "r");
+        try {
+          // Read by the stat size rather than to EOF: only what is on disk now counts.
+          const size = (await file.stat()).size;
+          const data = await readExactly(file, size);
+          const scan = scanSegment(data, Math.max(firstSeq, lastSeq + 1), records);
+          if (scan.problem !== undefined) {
+            const dropped = size - scan.end;
+            warn(
+              `wal: ${name}: ${scan.problem} at offset ${scan.end}; ` +
+                (isLast
+                  ? `truncating the segment to its last valid record (dropping ${dropped} bytes)`
+                  : `skipping the rest of this segment (${dropped} bytes)`),
+            );
+          }
+          if (isLast && scan.end < size) {
+            await file.truncate(scan.end);
+            if (sync) await file.datasync();
+          }
+          if (scan.lastSeq > 0) lastSeq = scan.lastSeq;
+          segments.push({ name, firstSeq, lastSeq: scan.lastSeq, bytes: isLast ? scan.end : size });
+        } finally {
+          if (isLast) fh = file;
+          else await file.close();
+        }
+      }
+      const nextSeq = Math.max(lastSeq + 1, segments.at(-1)?.firstSeq ?? 1);
+      if (fh === undefined) {
+        const name = segmentName(nextSeq);
+        fh = await open(join(dir, name), "wx");
+        if (sync) await syncDir(dir);
+        segments.push({ name, firstSeq: nextSeq, lastSeq: 0, bytes: 0 });
+      }
+      return new Wal({ dir, maxBytes: options.maxBytes, segmentBytes, sync }, {
+        fh,
+        segments,
+        records,
+        nextSeq,
+      });
+    } catch (error) {
+      await fh?.close().catch(() => {});
+      throw error;
+    }
+  }
+
+  /**
+   * Hands over the valid records found at open, in seq order. The log keeps no reference to them (they
+   * may add up to `maxBytes`), so only the first call returns them; later calls return `[]`.
+   */
+  replayed(): WalRecord[] {
+    const records = this.#replayed ?? [];
+    this.#replayed = undefined;
+    return records;
+  }
+
+  /**
+   * Appends one record; resolves with its seq once it is written (and synced, unless `sync: false`).
+   * Appends made while a group is being written share the next group's single write and fdatasync.
+   * The payload is copied at once, so the caller may reuse its buffer.
+   *
+   * Rejects with {@linkcode WalFullError} at once when the record would take the log past `maxBytes`
+   * (nothing is written), or when the disk is full during its group; with the I/O error for any other
+   * write failure (the group's bytes are truncated away, so later appends are unaffected); with a
+   * RangeError for a kind outside u32; with an Error after {@linkcode Wal.close}.
+   */
+  // deno-lint-ignore require-await -- async so argument checks surface as rejections, not throws
+  async append(kind: number, payload: Uint8Array): Promise<number> {
+    if (this.#closing) throw new Error("wal: append after close");
+    if (!Number.isInteger(kind) || kind < 0 || kind > 0xffffffff) {
+      throw new RangeError(`wal: kind must be a u32, got ${kind}`);
+    }
+    if (payload.length > MAX_PAYLOAD_BYTES) {
+      throw new WalFullError(`wal: payload of ${payload.length} bytes exceeds the record limit`);
+    }
+    const size = HEADER_BYTES + payload.length;
+    if (this.#bytes + this.#reserved + size > this.#maxBytes) {
+      throw new WalFullError(
+        `wal: full: ${this.#bytes} bytes on disk + ${this.#reserved} pending + ${size} > maxBytes ${this.#maxBytes}`,
+      );
+    }
+    const seq = this.#nextSeq++;
+    const frame = encodeRecord(seq, kind, payload);
+    this.#reserved += size;
+    return new Promise<number>((resolve, reject) => {
+      this.#queue.push({ seq, frame, resolve, reject });
+      if (!this.#pumping) {
+        this.#pumping = true;
+        // A microtask later, so appends made in the same tick join the first group.
+        queueMicrotask(() => void this.#pump());
+      }
+    });
+  }
+
+  /**
+   * Deletes the segments all of whose records have a seq below `seq`, oldest first; never the active
+   * segment. Calls are serialized.
+   */
+  releaseBefore(seq: number): Promise<void> {
+    const run = this.#releasing.then(() => this.#release(seq));
+    this.#releasing = run.catch(() => {});
+    return run;
+  }
+
+  /** Current size on disk and counters since open. */
+  stats(): WalStats {
+    return {
+      bytes: this.#bytes,
+      segments: this.#segments.length,
+      appends: this.#appends,
+      groups: this.#groups,
+      syncs: this.#syncs,
+      nextSeq: this.#nextSeq,
+    };
+  }
+
+  /** Waits for appends already made to settle, then closes the active segment. Idempotent. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#closing = true;
+      if (this.#pumping) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+      await this.#releasing;
+      await this.#fh.close();
+    })();
+    return this.#closed;
+  }
+
+  async #pump(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) await this.#commit();
+    } finally {
+      this.#pumping = false;
+      for (const wake of this.#idleWaiters.splice(0)) wake();
+    }
+  }
+
+  /** Writes the next group from the queue. Never throws: failures reject the group's appends. */
+  async #commit(): Promise<void> {
+    const active = this.#segments.at(-1)!;
+    const first = this.#queue[0].frame.length;
+    const roll = this.#mustRoll || (active.bytes > 0 && active.bytes + first > this.#segmentBytes);
+    const room = roll ? this.#segmentBytes : this.#segmentBytes - active.bytes;
+    let n = 0;
+    let bytes = 0;
+    while (n < this.#queue.length && n < MAX_GROUP_RECORDS) {
+      const len = this.#queue[n].frame.length;
+      if (n > 0 && (bytes + len > MAX_GROUP_BYTES || bytes + len > room)) break;
+      bytes += len;
+      n++;
+    }
+    const group = this.#queue.splice(0, n);
+    let start = -1;
+    try {
+      if (roll) await this.#roll(group[0].seq);
+      const segment = this.#segments.at(-1)!;
+      start = segment.bytes;
+      await writeAll(this.#fh, group.map((p) => p.frame), start);
+      if (this.#sync) {
+        await this.#fh.datasync();
+        this.#syncs++;
+      }
+      segment.bytes += bytes;
+      segment.lastSeq = group[group.length - 1].seq;
+      this.#bytes += bytes;
+      this.#reserved -= bytes;
+      this.#groups++;
+      this.#appends += group.length;
+      for (const p of group) p.resolve(p.seq);
+    } catch (cause) {
+      this.#reserved -= bytes;
+      if (start >= 0) await this.#rewind(start);
+      const error = isDiskFull(cause) ? new WalFullError("wal: disk full", { cause }) : cause;
+      for (const p of group) p.reject(error);
+    }
+  }
+
+  /** Cuts a failed group's bytes off the active segment so the log ends at a valid record again. */
+  async #rewind(start: number): Promise<void> {
+    const segment = this.#segments.at(-1)!;
+    try {
+      await this.#fh.truncate(start);
+      if (this.#sync) await this.#fh.datasync();
+    } catch {
+      // Unknown tail: leave it to open's scan (it is then in a non-last segment and gets skipped).
+      this.#mustRoll = true;
+      const size = await this.#fh.stat().then((s) => s.size, () => segment.bytes);
+      this.#bytes += size - segment.bytes;
+      segment.bytes = size;
+    }
+  }
+
+  async #roll(firstSeq: number): Promise<void> {
+    const name = segmentName(firstSeq);
+    const path = join(this.#dir, name);
+    const fh = await open(path, "wx");
+    try {
+      if (this.#sync) await syncDir(this.#dir);
+    } catch (error) {
+      await fh.close().catch(() => {});
+      await unlink(path).catch(() => {});
+      throw error;
+    }
+    const old = this.#fh;
+    this.#fh = fh;
+    this.#segments.push({ name, firstSeq, lastSeq: 0, bytes: 0 });
+    this.#mustRoll = false;
+    // Already synced (or sync is off); a failing close loses nothing.
+    await old.close().catch(() => {});
+  }
+
+  async #release(seq: number): Promise<void> {
+    let removed = false;
+    while (this.#segments.length > 1 && this.#segments[0].lastSeq < seq) {
+      const segment = this.#segments[0];
+      try {
+        await unlink(join(this.#dir, segment.name));
+      } catch (error) {
+        if (errorCode(error) !== "ENOENT") throw error;
+      }
+      this.#segments.shift();
+      this.#bytes -= segment.bytes;
+      removed = true;
+    }
+    // Not needed for safety (a resurrected segment only replays twice), but keeps the disk bound honest.
+    if (removed && this.#sync) await syncDir(this.#dir);
+  }
+}
+
+function segmentName(firstSeq: number): string {
+  return `${String(firstSeq).padStart(20, "0")}.wal`;
+}
+
+function encodeRecord(seq: number, kind: number, payload: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(HEADER_BYTES + payload.length);
+  const view = new DataView(frame.buffer);
+  frame.set(MAGIC, 0);
+  view.setUint32(4, payload.length, true);
+  view.setUint32(8, kind, true);
+  view.setUint32(12, seq % 0x1_0000_0000, true);
+  view.setUint32(16, Math.floor(seq / 0x1_0000_0000), true);
+  frame.set(payload, HEADER_BYTES);
+  const crc = crc32c(frame.subarray(HEADER_BYTES), crc32c(frame.subarray(0, 20)));
+  view.setUint32(20, crc, true);
+  return frame;
+}
+
+/**
+ * Appends the valid records of one segment to `out`, stopping at the first record that is cut short,
+ * fails its checksum or breaks seq order (nothing after a bad record can be trusted to be framed right).
+ */
+function scanSegment(data: Uint8Array, minSeq: number, out: WalRecord[]): ScanResult {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let offset = 0;
+  let lastSeq = 0;
+  const stop = (problem: string): ScanResult => ({ end: offset, lastSeq, problem });
+  while (offset < data.length) {
+    const rest = data.length - offset;
+    if (isZero(data, offset)) return stop(`zero-filled tail of ${rest} bytes`);
+    if (rest < HEADER_BYTES) return stop(`record header cut short (${rest} of ${HEADER_BYTES} bytes)`);
+    for (let i = 0; i < 4; i++) {
+      if (data[offset + i] !== MAGIC[i]) return stop("bad record magic (garbage or a corrupt record)");
+    }
+    const length = view.getUint32(offset + 4, true);
+    if (length > rest - HEADER_BYTES) {
+      return stop(`record cut short (${rest - HEADER_BYTES} of ${length} payload bytes)`);
+    }
+    const end = offset + HEADER_BYTES + length;
+    const stored = view.getUint32(offset + 20, true);
+    const actual = crc32c(
+      data.subarray(offset + HEADER_BYTES, end),
+      crc32c(data.subarray(offset, offset + 20)),
+    );
+    if (stored !== actual) return stop("record checksum mismatch");
+    const hi = view.getUint32(offset + 16, true);
+    const seq = hi * 0x1_0000_0000 + view.getUint32(offset + 12, true);
+    if (hi > 0x1fffff || seq < minSeq || seq <= lastSeq) return stop(`record seq ${seq} out of order`);
+    out.push({
+      seq,
+      kind: view.getUint32(offset + 8, true),
+      payload: data.subarray(offset + HEADER_BYTES, end),
+    });
+    lastSeq = seq;
+    offset = end;
+  }
+  return { end: offset, lastSeq };
+}
+
+function isZero(data: Uint8Array, from: number): boolean {
+  for (let i = from; i < data.length; i++) if (data[i] !== 0) return false;
+  return true;
+}
+
+async function readExactly(fh: FileHandle, size: number): Promise<Uint8Array> {
+  const data = new Uint8Array(size);
+  let filled = 0;
+  while (filled < size) {
+    const { bytesRead } = await fh.read(data, filled, size - filled, filled);
+    if (bytesRead === 0) break; // shrank since stat: scan what is there
+    filled += bytesRead;
+  }
+  return data.subarray(0, filled);
+}
+
+/** Writes all of `buffers` at `position`, resuming after short writes (Bun reports them; Deno retries). */
+async function writeAll(fh: FileHandle, buffers: Uint8Array[], position: number): Promise<void> {
+  let remaining = buffers.reduce((sum, b) => sum + b.length, 0);
+  while (remaining > 0) {
+    const { bytesWritten } = await fh.writev(buffers, position);
+    if (bytesWritten <= 0) throw new Error(`wal: write made no progress at offset ${position}`);
+    remaining -= bytesWritten;
+    position += bytesWritten;
+    let skip = bytesWritten;
+    while (skip > 0 && buffers.length > 0) {
+      if (buffers[0].length <= skip) {
+        skip -= buffers[0].length;
+        buffers = buffers.slice(1);
+      } else {
+        buffers = [buffers[0].subarray(skip), ...buffers.slice(1)];
+        skip = 0;
+      }
+    }
+  }
+}
+
+async function syncDir(path: string): Promise<void> {
+  const fh = await open(path, "r");
+  try {
+    await fh.sync();
+  } catch (error) {
+    // Some filesystems cannot fsync a directory; there is nothing better to do there.
+    if (errorCode(error) !== "EINVAL" && errorCode(error) !== "ENOTSUP") throw error;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Deno's node:fs leaves `code` unset for some errnos; fall back to the "(os error N)" in the message. */
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string") return code;
+  const errno = /\(os error (\d+)\)/.exec(String((error as { message?: unknown }).message))?.[1];
+  return errno === undefined ? undefined : LINUX_ERRNO_NAMES[Number(errno)];
+}
+
+const LINUX_ERRNO_NAMES: Record<number, string> = {
+  2: "ENOENT",
+  22: "EINVAL",
+  27: "EFBIG",
+  28: "ENOSPC",
+  95: "ENOTSUP",
+  122: "EDQUOT",
+};
+
+function isDiskFull(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === "ENOSPC" || code === "EDQUOT";
+}
