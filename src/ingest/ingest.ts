@@ -1,0 +1,501 @@
+/**
+ * The server's ingest path: accepted requests are logged durably (write-ahead log, group-committed
+ * fsync) before they are acknowledged, batched per (table, service, event hour), and flushed as one
+ * Parquet object per batch when it reaches its row, byte or age limit.
+ *
+ * Exactly-once across crashes: before an object is written, an intent record names its key and the
+ * (request, table, partition) contributions it holds; after the write, a commit record closes it. On
+ * start, committed contributions are skipped, uncommitted intents are redone under the same key (an
+ * overwrite, never a duplicate) and everything else is batched again. A log segment is deleted only
+ * when every request in it has all its rows in confirmed objects.
+ *
+ * @module
+ */
+
+import { type Decoded, decodeRequest, encodeFile, type FileOptions, type Format } from "../core/convert.ts";
+import { gatherSorted, type Partition, type Rows } from "../core/rows.ts";
+import type { Signal, TableDef } from "../core/schema.ts";
+import type { ObjectStore } from "../storage/object_store.ts";
+import { OverloadedError, UnavailableError } from "./errors.ts";
+import { type Wal, WalFullError } from "./wal.ts";
+
+/** Minimal structured logger the platform supplies. */
+export interface Logger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** A logger that drops everything (tests, library use). */
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** Ingest settings. */
+export interface IngestOptions {
+  store: ObjectStore;
+  /** The write-ahead log; without it a 200 means "in memory" (batching) or "written" (no batching). */
+  wal?: Wal;
+  /** Batch across requests (default true). Off: every request is written before it is acknowledged. */
+  batching?: boolean;
+  /** Flush a batch at this many rows. Default 200 000. */
+  maxRows?: number;
+  /** Flush a batch at this many decoded bytes; also the bound on all open batches together. Default 128 MiB. */
+  maxBytes?: number;
+  /** Flush a batch this long after its first row arrived. Default 60 000 ms. */
+  maxAgeMs?: number;
+  /** Bound on request bodies being read and decoded at once; beyond it requests get 429. Default 256 MiB. */
+  maxInflightBytes?: number;
+  /** Bound on encoded objects waiting for the store; beyond it requests get 503. Default 256 MiB. */
+  maxPendingBytes?: number;
+  /** Parquet writer and object key settings (set `instanceId`). */
+  files?: FileOptions;
+  log?: Logger;
+  /** Retry backoff of object writes: first delay and cap, in ms. Default 200 and 30 000. */
+  retry?: { initialMs?: number; maxMs?: number };
+  /** Milliseconds clock; default Date.now. */
+  now?: () => number;
+}
+
+const KIND_REQUEST = 1, KIND_INTENT = 2, KIND_COMMIT = 3;
+const SIGNALS: readonly Signal[] = ["logs", "traces", "metrics"];
+const FORMATS: readonly Format[] = ["protobuf", "json", "jsonl"];
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+interface Member {
+  readonly seq: number;
+  readonly rows: Rows;
+  readonly indices: Uint32Array;
+  readonly bytes: number;
+}
+
+interface Batch {
+  readonly id: string;
+  readonly table: TableDef;
+  readonly part: Partition;
+  readonly members: Member[];
+  rows: number;
+  bytes: number;
+  readonly openedAt: number;
+}
+
+interface Intent {
+  key: string;
+  table: string;
+  service: string;
+  hour: number;
+  members: number[];
+}
+
+const batchId = (table: string, part: Partition): string => `${table}\u0000${part.service}\u0000${part.hour}`;
+
+/** Counters for logs, `/ready` and tests. */
+export interface IngestStats {
+  requests: number;
+  records: number;
+  objects: number;
+  objectRows: number;
+  writeRetries: number;
+  openBatches: number;
+  bufferedBytes: number;
+  pendingBytes: number;
+  inflightBytes: number;
+}
+
+/** The batching, durable ingest. Create with `Ingest.start`, which replays the log first. */
+export class Ingest {
+  private readonly store: ObjectStore;
+  private readonly wal?: Wal;
+  private readonly batching: boolean;
+  private readonly maxRows: number;
+  private readonly maxBytes: number;
+  private readonly maxAgeMs: number;
+  private readonly maxInflight: number;
+  private readonly maxPending: number;
+  private readonly files: FileOptions;
+  private readonly log: Logger;
+  private readonly retryInitial: number;
+  private readonly retryMax: number;
+  private readonly now: () => number;
+
+  private readonly batches = new Map<string, Batch>();
+  /** Outstanding contributions per logged request; the log is released below the smallest key. */
+  private readonly outstanding = new Map<number, number>();
+  private readonly inflightFlushes = new Set<Promise<void>>();
+  private bufferedBytes = 0;
+  private pendingBytes = 0;
+  private inflightBytes = 0;
+  private localSeq = 0;
+  private storeHealthy = true;
+  private stopping = false;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private readonly counters = { requests: 0, records: 0, objects: 0, objectRows: 0, writeRetries: 0 };
+
+  private constructor(options: IngestOptions) {
+    this.store = options.store;
+    this.wal = options.wal;
+    this.batching = options.batching ?? true;
+    this.maxRows = options.maxRows ?? 200_000;
+    this.maxBytes = options.maxBytes ?? 128 * 1024 * 1024;
+    this.maxAgeMs = options.maxAgeMs ?? 60_000;
+    this.maxInflight = options.maxInflightBytes ?? 256 * 1024 * 1024;
+    this.maxPending = options.maxPendingBytes ?? 256 * 1024 * 1024;
+    this.files = options.files ?? {};
+    this.log = options.log ?? silentLogger;
+    this.retryInitial = options.retry?.initialMs ?? 200;
+    this.retryMax = options.retry?.maxMs ?? 30_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * Creates the ingest, replays what the write-ahead log still holds (redoing uncommitted writes under
+   * their recorded keys) and starts the age timer. Resolves once the replayed data is batched again.
+   */
+  static async start(
+    options: IngestOptions,
+  ): Promise<{ ingest: Ingest; replayed: { requests: number; records: number; redone: number } }> {
+    const ingest = new Ingest(options);
+    const replayed = await ingest.replay();
+    const tick = Math.max(50, Math.min(1000, ingest.maxAgeMs / 4));
+    ingest.timer = setInterval(() => ingest.flushAged(), tick);
+    return { ingest, replayed };
+  }
+
+  /** Reserves in-flight budget for a request of about `bytes`; see `Sink.admit`. */
+  admit(bytes: number): () => void {
+    if (this.stopping) throw new UnavailableError("shutting down", 5);
+    if (this.pendingBytes > this.maxPending) {
+      throw new UnavailableError("the object store is not keeping up or unreachable; retry later", 10);
+    }
+    const n = Math.max(0, Math.min(bytes, this.maxInflight));
+    if (this.inflightBytes + n > this.maxInflight && this.inflightBytes > 0) {
+      throw new OverloadedError(`too much data in flight (${this.inflightBytes} bytes); retry later`, 1);
+    }
+    this.inflightBytes += n;
+    let released = false;
+    return () => {
+      if (!released) this.inflightBytes -= n, released = true;
+    };
+  }
+
+  /** Whether new data can be accepted now. */
+  ready(): boolean {
+    return !this.stopping && this.pendingBytes <= this.maxPending && this.storeHealthy;
+  }
+
+  /**
+   * Accepts a decoded request. Resolves when a 200 may be sent: after the fsync of its log record
+   * (durable mode), after its objects are written (no batching), or at once (batching without a log).
+   */
+  async accept(
+    request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
+  ): Promise<void> {
+    if (this.stopping) throw new UnavailableError("shutting down", 5);
+    const { decoded } = request;
+    this.counters.requests++;
+    this.counters.records += decoded.records;
+    if (!this.batching) {
+      await Promise.all(this.contributions(0, decoded).map((b) => this.writeBatch(b, false)));
+      return;
+    }
+    let seq: number;
+    if (this.wal) {
+      const payload = new Uint8Array(request.body.length + 2);
+      payload[0] = SIGNALS.indexOf(request.signal);
+      payload[1] = FORMATS.indexOf(request.format);
+      payload.set(request.body, 2);
+      try {
+        seq = await this.wal.append(KIND_REQUEST, payload);
+      } catch (e) {
+        if (e instanceof WalFullError) {
+          throw new UnavailableError(`write-ahead log full (${e.message}); retry later`, 10, { cause: e });
+        }
+        throw new UnavailableError(`write-ahead log write failed: ${(e as Error).message}`, 5, { cause: e });
+      }
+    } else {
+      seq = ++this.localSeq;
+    }
+    this.add(seq, decoded);
+  }
+
+  /** Adds a request's rows to the open batches and starts the flushes that are due. */
+  private add(seq: number, decoded: Decoded, skip?: Set<string>): void {
+    let count = 0;
+    for (const rows of decoded.tables) {
+      const byPart = rows.rowsByPartition();
+      const perRow = rows.length ? rows.byteLength() / rows.length : 0;
+      rows.parts.forEach((part, p) => {
+        const indices = byPart[p];
+        if (!indices.length) return;
+        const id = batchId(rows.def.name, part);
+        if (skip?.has(`${seq}\u0000${id}`)) return;
+        let batch = this.batches.get(id);
+        if (!batch) {
+          batch = { id, table: rows.def, part, members: [], rows: 0, bytes: 0, openedAt: this.now() };
+          this.batches.set(id, batch);
+        }
+        const bytes = Math.ceil(perRow * indices.length);
+        batch.members.push({ seq, rows, indices, bytes });
+        batch.rows += indices.length;
+        batch.bytes += bytes;
+        this.bufferedBytes += bytes;
+        count++;
+        if (batch.rows >= this.maxRows || batch.bytes >= this.maxBytes) this.flush(batch);
+      });
+    }
+    if (this.wal) {
+      if (count) this.outstanding.set(seq, (this.outstanding.get(seq) ?? 0) + count);
+      else void this.releaseLog();
+    }
+    // All open batches together stay under maxBytes: flush the largest until they do.
+    while (this.bufferedBytes > this.maxBytes && this.batches.size) {
+      let largest: Batch | undefined;
+      for (const b of this.batches.values()) if (!largest || b.bytes > largest.bytes) largest = b;
+      this.flush(largest!);
+    }
+  }
+
+  /** The per-partition batches of one request, not shared with others (no-batching mode). */
+  private contributions(seq: number, decoded: Decoded): Batch[] {
+    const out: Batch[] = [];
+    for (const rows of decoded.tables) {
+      const byPart = rows.rowsByPartition();
+      rows.parts.forEach((part, p) => {
+        if (!byPart[p].length) return;
+        out.push({
+          id: batchId(rows.def.name, part),
+          table: rows.def,
+          part,
+          members: [{ seq, rows, indices: byPart[p], bytes: 0 }],
+          rows: byPart[p].length,
+          bytes: 0,
+          openedAt: this.now(),
+        });
+      });
+    }
+    return out;
+  }
+
+  private flushAged(): void {
+    const now = this.now();
+    for (const b of [...this.batches.values()]) if (now - b.openedAt >= this.maxAgeMs) this.flush(b);
+  }
+
+  /** Takes a batch out of the open set and writes it in the background. */
+  private flush(batch: Batch): void {
+    if (this.batches.get(batch.id) !== batch) return;
+    this.batches.delete(batch.id);
+    this.bufferedBytes -= batch.bytes;
+    const p = this.writeBatch(batch, true).catch((e) => {
+      this.log.error("batch lost from memory (still in the write-ahead log if enabled)", {
+        error: String(e),
+        table: batch.table.name,
+      });
+    }).finally(() => this.inflightFlushes.delete(p));
+    this.inflightFlushes.add(p);
+  }
+
+  /**
+   * Encodes and writes one batch. With the log: intent, write (retried until it succeeds or the ingest
+   * stops), commit, release. Without batching the first failure is returned to the client as 503.
+   */
+  private async writeBatch(batch: Batch, retry: boolean, key?: string): Promise<void> {
+    const rows = gatherSorted(batch.members.map((m) => ({ rows: m.rows, indices: m.indices })));
+    const file = encodeFile(rows, this.files);
+    const objectKey = key ?? file.key;
+    this.pendingBytes += file.bytes.length;
+    try {
+      if (this.wal && retry && key === undefined) {
+        const intent: Intent = {
+          key: objectKey,
+          table: batch.table.name,
+          service: batch.part.service,
+          hour: batch.part.hour,
+          members: batch.members.map((m) => m.seq),
+        };
+        await this.retrying(
+          () => this.wal!.append(KIND_INTENT, encoder.encode(JSON.stringify(intent))),
+          "log intent",
+        );
+      }
+      if (retry) await this.retrying(() => this.store.put(objectKey, file.bytes), `write ${objectKey}`);
+      else {
+        try {
+          await this.store.put(objectKey, file.bytes);
+          this.storeHealthy = true;
+        } catch (e) {
+          this.storeHealthy = false;
+          throw new UnavailableError(`object store write failed: ${(e as Error).message}`, 5, { cause: e });
+        }
+      }
+      this.counters.objects++;
+      this.counters.objectRows += file.rows;
+      this.log.debug("wrote object", { key: objectKey, rows: file.rows, bytes: file.bytes.length });
+      if (this.wal && retry) {
+        try {
+          await this.wal.append(KIND_COMMIT, encoder.encode(JSON.stringify({ key: objectKey })));
+        } catch (e) {
+          // Without the commit record a restart redoes the intent under the same key: an overwrite.
+          this.log.warn("could not log a commit record", { key: objectKey, error: String(e) });
+        }
+        for (const m of batch.members) {
+          const left = (this.outstanding.get(m.seq) ?? 1) - 1;
+          if (left > 0) this.outstanding.set(m.seq, left);
+          else this.outstanding.delete(m.seq);
+        }
+        await this.releaseLog();
+      }
+    } finally {
+      this.pendingBytes -= file.bytes.length;
+    }
+  }
+
+  private async releaseLog(): Promise<void> {
+    if (!this.wal) return;
+    let min = Infinity;
+    for (const seq of this.outstanding.keys()) if (seq < min) min = seq;
+    const upTo = min === Infinity ? this.wal.stats().nextSeq : min;
+    try {
+      await this.wal.releaseBefore(upTo);
+    } catch (e) {
+      this.log.warn("could not delete released log segments", { error: String(e) });
+    }
+  }
+
+  /** Runs `op` until it succeeds, with exponential backoff and full jitter; gives up only when stopping hard. */
+  private async retrying<T>(op: () => Promise<T>, what: string): Promise<T> {
+    let delay = this.retryInitial;
+    for (let attempt = 1;; attempt++) {
+      try {
+        const out = await op();
+        if (!this.storeHealthy) this.log.info("object store reachable again", { what });
+        this.storeHealthy = true;
+        return out;
+      } catch (e) {
+        if (this.abandon) throw e;
+        if (attempt === 1 || attempt % 10 === 0) {
+          this.log.warn("write failed; retrying", { what, attempt, error: (e as Error).message });
+        }
+        this.storeHealthy = false;
+        this.counters.writeRetries++;
+        await new Promise((r) => setTimeout(r, Math.random() * delay));
+        delay = Math.min(this.retryMax, delay * 2);
+      }
+    }
+  }
+
+  private abandon = false;
+
+  /** Replays the write-ahead log: see the module doc. */
+  private async replay(): Promise<{ requests: number; records: number; redone: number }> {
+    if (!this.wal) return { requests: 0, records: 0, redone: 0 };
+    const requests = new Map<number, { signal: Signal; format: Format; body: Uint8Array }>();
+    const intents: Intent[] = [];
+    const committed = new Set<string>();
+    for (const rec of this.wal.replayed()) {
+      if (rec.kind === KIND_REQUEST) {
+        requests.set(rec.seq, {
+          signal: SIGNALS[rec.payload[0]],
+          format: FORMATS[rec.payload[1]],
+          body: rec.payload.subarray(2),
+        });
+      } else if (rec.kind === KIND_INTENT) intents.push(JSON.parse(decoder.decode(rec.payload)));
+      else if (rec.kind === KIND_COMMIT) committed.add(JSON.parse(decoder.decode(rec.payload)).key);
+    }
+    if (!requests.size) {
+      await this.releaseLog();
+      return { requests: 0, records: 0, redone: 0 };
+    }
+    const decoded = new Map<number, Decoded>();
+    let records = 0;
+    for (const [seq, r] of requests) {
+      try {
+        const d = decodeRequest(r.signal, r.body, { format: r.format });
+        decoded.set(seq, d);
+        records += d.records;
+      } catch (e) {
+        this.log.error("a logged request no longer decodes; skipping it", { seq, error: String(e) });
+      }
+    }
+    // Contributions already in objects (committed) or about to be redone (uncommitted intents) are not batched again.
+    const skip = new Set<string>();
+    const redo: Intent[] = [];
+    for (const intent of intents) {
+      for (const seq of intent.members) {
+        skip.add(`${seq}\u0000${batchId(intent.table, { service: intent.service, hour: intent.hour })}`);
+      }
+      if (!committed.has(intent.key)) redo.push(intent);
+    }
+    for (const [seq, d] of decoded) this.add(seq, d, skip);
+    // Redo uncommitted intents under their recorded keys, exactly as they were cut.
+    for (const intent of redo) {
+      const id = batchId(intent.table, { service: intent.service, hour: intent.hour });
+      const members: Member[] = [];
+      let table: TableDef | undefined;
+      for (const seq of intent.members) {
+        const d = decoded.get(seq);
+        const rows = d?.tables.find((t) => t.def.name === intent.table);
+        if (!rows) continue;
+        const p = rows.parts.findIndex((x) => x.service === intent.service && x.hour === intent.hour);
+        if (p < 0) continue;
+        table = rows.def;
+        members.push({ seq, rows, indices: rows.rowsByPartition()[p], bytes: 0 });
+      }
+      if (!table || !members.length) continue;
+      for (const m of members) this.outstanding.set(m.seq, (this.outstanding.get(m.seq) ?? 0) + 1);
+      const batch: Batch = {
+        id,
+        table,
+        part: members[0].rows.parts.find((x) => batchId(intent.table, x) === id)!,
+        members,
+        rows: 0,
+        bytes: 0,
+        openedAt: this.now(),
+      };
+      const p = this.writeBatch(batch, true, intent.key).catch((e) =>
+        this.log.error("redo failed", { error: String(e) })
+      )
+        .finally(() => this.inflightFlushes.delete(p));
+      this.inflightFlushes.add(p);
+    }
+    await this.releaseLog();
+    return { requests: decoded.size, records, redone: redo.length };
+  }
+
+  /** Flushes every open batch and waits for all writes. */
+  async flushAll(): Promise<void> {
+    for (const b of [...this.batches.values()]) this.flush(b);
+    while (this.inflightFlushes.size) await Promise.allSettled([...this.inflightFlushes]);
+  }
+
+  /**
+   * Stops: refuses new data, flushes everything and waits for the writes, up to `deadlineMs` (then the
+   * remaining data stays in the log for the next start). Idempotent.
+   */
+  async close(options: { deadlineMs?: number } = {}): Promise<{ flushed: boolean }> {
+    this.stopping = true;
+    if (this.timer !== undefined) clearInterval(this.timer), this.timer = undefined;
+    const deadline = options.deadlineMs ?? 30_000;
+    let timeout: ReturnType<typeof setTimeout> | undefined;
+    const flushed = await Promise.race([
+      this.flushAll().then(() => true),
+      new Promise<boolean>((r) => timeout = setTimeout(() => r(false), deadline)),
+    ]);
+    clearTimeout(timeout);
+    if (!flushed) this.abandon = true;
+    await Promise.allSettled([...this.inflightFlushes]);
+    await this.wal?.close();
+    return { flushed };
+  }
+
+  /** Counters. */
+  stats(): IngestStats {
+    return {
+      ...this.counters,
+      openBatches: this.batches.size,
+      bufferedBytes: this.bufferedBytes,
+      pendingBytes: this.pendingBytes,
+      inflightBytes: this.inflightBytes,
+    };
+  }
+}

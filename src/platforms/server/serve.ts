@@ -1,0 +1,229 @@
+/**
+ * The server platform: configuration, storage, write-ahead log and ingest wired to the OTLP/HTTP
+ * handler, served by Deno.serve (development) or Bun.serve (the single executable), with graceful
+ * shutdown on SIGINT/SIGTERM (a second signal forces the exit).
+ *
+ * @module
+ */
+
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import process from "node:process";
+import { type Config, ConfigError, describeConfig, resolveConfig } from "../../config/mod.ts";
+import { VERSION } from "../../core/version.ts";
+import { createHandler } from "../../http/handler.ts";
+import { Ingest, type Logger } from "../../ingest/ingest.ts";
+import { Wal } from "../../ingest/wal.ts";
+import type { ObjectStore } from "../../storage/object_store.ts";
+import { createOpendalStore } from "../../storage/opendal_store.ts";
+import { loadParquetWasm } from "../wasm.ts";
+import { createLogger } from "./log.ts";
+
+/** A running server. */
+export interface RunningServer {
+  /** The address it listens on, e.g. `127.0.0.1:4318`. */
+  readonly address: string;
+  readonly ingest: Ingest;
+  /** Stops accepting, flushes every batch and closes the log. Idempotent. */
+  stop(): Promise<void>;
+  /** Resolves when the server has stopped. */
+  readonly finished: Promise<void>;
+}
+
+/** Creates the object store a configuration names. */
+export function storeFromConfig(config: Config): ObjectStore {
+  const s = config.storage;
+  switch (s.backend) {
+    case "fs":
+      return createOpendalStore({ backend: "fs", root: s.path });
+    case "s3":
+      return createOpendalStore({
+        backend: "s3",
+        bucket: s.s3.bucket!,
+        region: s.s3.region,
+        endpoint: s.s3.endpoint,
+        prefix: s.s3.prefix,
+        forcePathStyle: s.s3.forcePathStyle,
+      });
+    case "gcs":
+      return createOpendalStore({ backend: "gcs", bucket: s.gcs.bucket! });
+    case "azblob":
+      return createOpendalStore({
+        backend: "azblob",
+        container: s.azblob.container!,
+        accountName: s.azblob.account,
+        endpoint: s.azblob.endpoint,
+      });
+  }
+}
+
+async function instanceId(config: Config, walDir: string | undefined): Promise<string> {
+  if (config.server.instanceId) return config.server.instanceId;
+  // Kept beside the log, so a restarted instance replays under the same name and its objects keep sorting together.
+  const random = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
+  if (!walDir) return random;
+  const file = join(walDir, "instance-id");
+  try {
+    const id = (await readFile(file, "utf8")).trim();
+    if (/^[A-Za-z0-9_-]{1,64}$/.test(id)) return id;
+  } catch {
+    // first start
+  }
+  await mkdir(walDir, { recursive: true });
+  await writeFile(file, random + "\n");
+  return random;
+}
+
+/** Serves a handler with the runtime's own server. */
+function listen(
+  handler: (r: Request) => Promise<Response>,
+  config: Config,
+  onListen: (address: string) => void,
+): { stop(): Promise<void> } {
+  const { hostname, port } = config.server;
+  const bun =
+    (globalThis as { Bun?: { serve(o: unknown): { port: number; stop(force?: boolean): Promise<void> } } })
+      .Bun;
+  if (bun) {
+    const server = bun.serve({
+      hostname,
+      port,
+      fetch: handler,
+      maxRequestBodySize: config.server.maxPayloadBytes + 1024,
+      idleTimeout: Math.min(255, Math.ceil(config.server.requestTimeoutSecs) + 5),
+    });
+    onListen(`${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}`);
+    return { stop: () => server.stop(false) };
+  }
+  const deno = (globalThis as unknown as {
+    Deno: {
+      serve(o: unknown, h: unknown): { shutdown(): Promise<void>; finished: Promise<void> };
+    };
+  }).Deno;
+  const server = deno.serve({
+    hostname,
+    port,
+    onListen: (a: { hostname: string; port: number }) =>
+      onListen(`${a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname}:${a.port}`),
+  }, handler);
+  return { stop: () => server.shutdown() };
+}
+
+/** Starts the server from resolved configuration. */
+export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  await loadParquetWasm();
+  const store = storeFromConfig(config);
+  try {
+    await store.check();
+  } catch (e) {
+    log.warn("object store not reachable at start-up; accepting into the log and retrying", {
+      store: store.description,
+      error: (e as Error).message,
+    });
+  }
+  const durable = config.durability.mode === "wal" && config.batch.enabled;
+  let wal: Wal | undefined;
+  if (durable) {
+    wal = await Wal.open({
+      dir: config.durability.walDir,
+      maxBytes: config.durability.walMaxBytes,
+      onWarning: (message) => log.warn(message),
+    });
+  }
+  const id = await instanceId(config, durable ? config.durability.walDir : undefined);
+  const { ingest, replayed } = await Ingest.start({
+    store,
+    wal,
+    batching: config.batch.enabled,
+    maxRows: config.batch.maxRows,
+    maxBytes: config.batch.maxBytes,
+    maxAgeMs: config.batch.maxAgeSecs * 1000,
+    maxInflightBytes: config.server.maxInflightBytes,
+    files: {
+      instanceId: id,
+      compression: config.parquet.compression,
+      rowGroupRows: config.parquet.rowGroupRows,
+    },
+    log,
+  });
+  if (replayed.requests) {
+    log.info("replayed the write-ahead log", {
+      requests: replayed.requests,
+      records: replayed.records,
+      redoneWrites: replayed.redone,
+    });
+  }
+  const handler = createHandler({
+    sink: ingest,
+    maxPayloadBytes: config.server.maxPayloadBytes,
+    readTimeoutMs: config.server.requestTimeoutSecs * 1000,
+    onError: (error, request) =>
+      log.error("unexpected error", { path: new URL(request.url).pathname, error: String(error) }),
+  });
+  let address = "";
+  const server = listen(handler, config, (a) => address = a);
+  log.info(`otlp2parquet ${VERSION} listening on http://${address}`, {
+    store: store.description,
+    durability: durable
+      ? `write-ahead log in ${config.durability.walDir}`
+      : "none (data in memory is lost on a crash)",
+    instance: id,
+  });
+  for (const line of describeConfig(config).split("\n")) if (line.trim()) log.info(line);
+  let stopping: Promise<void> | undefined;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => done = r);
+  const stop = () =>
+    stopping ??= (async () => {
+      log.info("stopping: no new requests; flushing batches");
+      await server.stop();
+      const { flushed } = await ingest.close();
+      const s = ingest.stats();
+      log.info(
+        flushed ? "stopped: every batch written" : "stopped: unwritten data stays in the write-ahead log",
+        {
+          objects: s.objects,
+          rows: s.objectRows,
+        },
+      );
+      done();
+    })();
+  return { address, ingest, stop, finished };
+}
+
+/** The `serve` entry: reads env and flags, starts, and exits on signals. Only this function exits the process. */
+export async function serveMain(flags: Record<string, unknown>): Promise<void> {
+  let config: Config;
+  let warnings: string[];
+  try {
+    ({ config, warnings } = await resolveConfig({
+      env: process.env,
+      flags,
+      readTextFile: (path) => readFile(path, "utf8"),
+    }));
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const log = createLogger({ level: config.log.level, format: config.log.format });
+  for (const w of warnings) log.warn(w);
+  const server = await startServer(config, log);
+  let signals = 0;
+  const onSignal = (name: string) => {
+    if (++signals > 1) {
+      log.warn(`second ${name}: exiting now`);
+      process.exit(1);
+    }
+    log.info(`${name} received`);
+    server.stop().then(() => process.exit(0), (e) => {
+      log.error("shutdown failed", { error: String(e) });
+      process.exit(1);
+    });
+  };
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  await server.finished;
+}
