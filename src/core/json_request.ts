@@ -36,7 +36,9 @@ export function walkJsonRequest(
   for (let ri = 0; ri < resources.length; ri++) {
     try {
       const rs = resources[ri];
-      if (typeof rs !== "object" || rs === null) throw new DecodeError("expected an object");
+      if (typeof rs !== "object" || rs === null || Array.isArray(rs)) {
+        throw new DecodeError("expected an object");
+      }
       const resource = jsonEnvelope(objectField(rs, "resource"), false, scratch, "resource");
       const service = resource.attributes.lookup("service.name") ?? "";
       const ctx: ScopeContext = {
@@ -51,14 +53,18 @@ export function walkJsonRequest(
       for (let si = 0; si < scopes.length; si++) {
         try {
           const ss = scopes[si];
-          if (typeof ss !== "object" || ss === null) throw new DecodeError("expected an object");
+          if (typeof ss !== "object" || ss === null || Array.isArray(ss)) {
+            throw new DecodeError("expected an object");
+          }
           ctx.scope = jsonEnvelope(objectField(ss, "scope"), true, scratch, "scope");
           ctx.scopeSchemaUrl = encoder.encode(stringField(ss, "schemaUrl", "schema_url"));
           const items = arrayField(ss, names.items, snake(names.items));
           for (let ii = 0; ii < items.length; ii++) {
             try {
               const it = items[ii];
-              if (typeof it !== "object" || it === null) throw new DecodeError("expected an object");
+              if (typeof it !== "object" || it === null || Array.isArray(it)) {
+                throw new DecodeError("expected an object");
+              }
               item(it, ctx);
             } catch (e) {
               rethrow(e, `${names.items}[${ii}]`);

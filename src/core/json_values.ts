@@ -72,6 +72,7 @@ export function u64(v: unknown, name: string): void {
     if (!Number.isInteger(v) || v < 0) {
       throw new DecodeError(`expected a non-negative integer, got ${v}`, name);
     }
+    if (v >= 18446744073709551616) throw new DecodeError(`${v} does not fit in 64 bits`, name);
     u64Out.lo = v % 4294967296 >>> 0, u64Out.hi = Math.floor(v / 4294967296) >>> 0;
     return;
   }
@@ -229,6 +230,9 @@ function anyJsonText(o: JsonObject, name: string, depth: number): string | undef
   if (kv) {
     const entries = new Map<string, string>();
     arrayField(kv, "values").forEach((e, i) => {
+      if (typeof e !== "object" || e === null || Array.isArray(e)) {
+        throw new DecodeError("expected a KeyValue object", `${name}.kvlistValue.values[${i}]`);
+      }
       const key = stringField(e, "key");
       entries.delete(key);
       entries.set(key, element(e.value, `${name}.kvlistValue.values[${i}].value`, depth + 1));

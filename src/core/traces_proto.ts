@@ -1,5 +1,364 @@
-// PLACEHOLDER: being written (decodeTracesProto). Replace entirely.
-import type { Rows } from "./rows.ts";
-export function decodeTracesProto(_buf: Uint8Array): Rows {
-  throw new Error("not implemented");
+/**
+ * `ExportTraceServiceRequest` protobuf → `otel_traces` rows, straight from the wire into the columns.
+ * Events and links become the parallel lists of the `Events.*` and `Links.*` Nested columns.
+ *
+ * @module
+ */
+
+import type { ListColumn, MapColumn, StrColumn, U64Column } from "./columns.ts";
+import { DecodeError } from "./errors.ts";
+import { addKeyValue, pushUtf8 } from "./proto_values.ts";
+import { type ScopeContext, walkProtoRequest } from "./proto_request.ts";
+import { Rows } from "./rows.ts";
+import { TRACES } from "./schema.ts";
+import { AttrScratch, pushHexId } from "./values.ts";
+import { I32, I64, LEN, VARINT, WireReader, wrongWireType } from "./wire.ts";
+
+/** SpanKind names as the exporter writes them, indexed by the enum number. */
+export const SPAN_KINDS: readonly string[] = [
+  "SPAN_KIND_UNSPECIFIED",
+  "SPAN_KIND_INTERNAL",
+  "SPAN_KIND_SERVER",
+  "SPAN_KIND_CLIENT",
+  "SPAN_KIND_PRODUCER",
+  "SPAN_KIND_CONSUMER",
+];
+
+/** Status.StatusCode names as the exporter writes them, indexed by the enum number. */
+export const STATUS_CODES: readonly string[] = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
+
+/** Column handles of `otel_traces`, resolved once per request. */
+export class TracesColumns {
+  readonly rows = new Rows(TRACES);
+  readonly timestamp = this.rows.col<U64Column>("Timestamp");
+  readonly traceId = this.rows.col<StrColumn>("TraceId");
+  readonly spanId = this.rows.col<StrColumn>("SpanId");
+  readonly parentSpanId = this.rows.col<StrColumn>("ParentSpanId");
+  readonly traceState = this.rows.col<StrColumn>("TraceState");
+  readonly spanName = this.rows.col<StrColumn>("SpanName");
+  readonly spanKind = this.rows.col<StrColumn>("SpanKind");
+  readonly serviceName = this.rows.col<StrColumn>("ServiceName");
+  readonly resourceAttributes = this.rows.col<MapColumn>("ResourceAttributes");
+  readonly scopeName = this.rows.col<StrColumn>("ScopeName");
+  readonly scopeVersion = this.rows.col<StrColumn>("ScopeVersion");
+  readonly spanAttributes = this.rows.col<MapColumn>("SpanAttributes");
+  readonly duration = this.rows.col<U64Column>("Duration");
+  readonly statusCode = this.rows.col<StrColumn>("StatusCode");
+  readonly statusMessage = this.rows.col<StrColumn>("StatusMessage");
+  readonly eventsTimestamp = this.rows.col<ListColumn<U64Column>>("Events.Timestamp");
+  readonly eventsName = this.rows.col<ListColumn<StrColumn>>("Events.Name");
+  readonly eventsAttributes = this.rows.col<ListColumn<MapColumn>>("Events.Attributes");
+  readonly linksTraceId = this.rows.col<ListColumn<StrColumn>>("Links.TraceId");
+  readonly linksSpanId = this.rows.col<ListColumn<StrColumn>>("Links.SpanId");
+  readonly linksTraceState = this.rows.col<ListColumn<StrColumn>>("Links.TraceState");
+  readonly linksAttributes = this.rows.col<ListColumn<MapColumn>>("Links.Attributes");
+  readonly scratch = new AttrScratch();
+  /** For event and link attributes, which can arrive between the span's own attributes on the wire. */
+  readonly nestedScratch = new AttrScratch();
+
+  /** Appends the resource- and scope-level columns of one row. */
+  pushEnvelope(ctx: ScopeContext): void {
+    this.serviceName.pushBytes(ctx.serviceBytes, 0, ctx.serviceBytes.length);
+    ctx.resource.attributes.pushTo(this.resourceAttributes);
+    this.scopeName.pushBytes(ctx.scope.name, 0, ctx.scope.name.length);
+    this.scopeVersion.pushBytes(ctx.scope.version, 0, ctx.scope.version.length);
+  }
+
+  /** Closes the Events.* and Links.* list rows: the entries pushed since the last span belong to it. */
+  closeLists(): void {
+    this.eventsTimestamp.closeRow();
+    this.eventsName.closeRow();
+    this.eventsAttributes.closeRow();
+    this.linksTraceId.closeRow();
+    this.linksSpanId.closeRow();
+    this.linksTraceState.closeRow();
+    this.linksAttributes.closeRow();
+  }
+
+  /** Appends Duration = end − start (0 when end < start), exactly on the 32-bit words. */
+  pushDuration(sLo: number, sHi: number, eLo: number, eHi: number): void {
+    if (eHi < sHi || (eHi === sHi && eLo < sLo)) return this.duration.push(0, 0);
+    const lo = eLo - sLo;
+    this.duration.push(lo >>> 0, (eHi - sHi - (lo < 0 ? 1 : 0)) >>> 0);
+  }
+}
+
+const NAMES = { resources: "resourceSpans", scopes: "scopeSpans", items: "spans" };
+
+/** Decodes a protobuf `ExportTraceServiceRequest` into `otel_traces` rows. Throws DecodeError. */
+export function decodeTracesProto(buf: Uint8Array): Rows {
+  const cols = new TracesColumns();
+  walkProtoRequest(buf, NAMES, (b, s, e, ctx) => decodeSpan(cols, b, s, e, ctx));
+  return cols.rows;
+}
+
+function checkId(start: number, end: number, size: number, field: string): void {
+  if (end - start !== size && end !== start) {
+    throw new DecodeError(`must be ${size} bytes, got ${end - start}`, field);
+  }
+}
+
+function rethrow(e: unknown, segment: string): never {
+  if (e instanceof DecodeError) throw e.within(segment);
+  throw e;
+}
+
+function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: number, ctx: ScopeContext): void {
+  const r = new WireReader(buf, start, end);
+  let sLo = 0, sHi = 0, eLo = 0, eHi = 0, kind = 0;
+  let traceS = 0, traceE = 0, spanS = 0, spanE = 0, parentS = 0, parentE = 0;
+  let stateS = 0, stateE = 0, nameS = 0, nameE = 0, statusS = -1, statusE = 0;
+  let nAttr = 0, nEvent = 0, nLink = 0;
+  const scratch = c.scratch;
+  scratch.reset();
+  // Events and links are decoded where they stand on the wire: their list entries go to the child columns
+  // now, and the span's list rows close with the row. A failure leaves a partial row; callers discard the
+  // whole request's Rows on any error.
+  while (r.pos < r.end) {
+    const tag = r.uint32();
+    const wt = tag & 7;
+    switch (tag >>> 3) {
+      case 1:
+        if (wt !== LEN) throw wrongWireType("traceId", wt, LEN);
+        r.bytes();
+        traceS = r.start, traceE = r.stop;
+        checkId(traceS, traceE, 16, "traceId");
+        break;
+      case 2:
+        if (wt !== LEN) throw wrongWireType("spanId", wt, LEN);
+        r.bytes();
+        spanS = r.start, spanE = r.stop;
+        checkId(spanS, spanE, 8, "spanId");
+        break;
+      case 3:
+        if (wt !== LEN) throw wrongWireType("traceState", wt, LEN);
+        r.bytes();
+        stateS = r.start, stateE = r.stop;
+        break;
+      case 4:
+        if (wt !== LEN) throw wrongWireType("parentSpanId", wt, LEN);
+        r.bytes();
+        parentS = r.start, parentE = r.stop;
+        checkId(parentS, parentE, 8, "parentSpanId");
+        break;
+      case 5:
+        if (wt !== LEN) throw wrongWireType("name", wt, LEN);
+        r.bytes();
+        nameS = r.start, nameE = r.stop;
+        break;
+      case 6:
+        if (wt !== VARINT) throw wrongWireType("kind", wt, VARINT);
+        kind = r.uint32();
+        if (kind > 5) throw new DecodeError(`unknown value ${kind | 0}`, "kind");
+        break;
+      case 7:
+        if (wt !== I64) throw wrongWireType("startTimeUnixNano", wt, I64);
+        r.fixed64();
+        sLo = r.lo, sHi = r.hi;
+        break;
+      case 8:
+        if (wt !== I64) throw wrongWireType("endTimeUnixNano", wt, I64);
+        r.fixed64();
+        eLo = r.lo, eHi = r.hi;
+        break;
+      case 9:
+        if (wt !== LEN) throw wrongWireType("attributes", wt, LEN);
+        r.bytes();
+        try {
+          addKeyValue(scratch, buf, r.start, r.stop);
+        } catch (e) {
+          rethrow(e, `attributes[${nAttr}]`);
+        }
+        nAttr++;
+        break;
+      case 11:
+        if (wt !== LEN) throw wrongWireType("events", wt, LEN);
+        r.bytes();
+        try {
+          decodeEvent(c, buf, r.start, r.stop);
+        } catch (e) {
+          rethrow(e, `events[${nEvent}]`);
+        }
+        nEvent++;
+        break;
+      case 13:
+        if (wt !== LEN) throw wrongWireType("links", wt, LEN);
+        r.bytes();
+        try {
+          decodeLink(c, buf, r.start, r.stop);
+        } catch (e) {
+          rethrow(e, `links[${nLink}]`);
+        }
+        nLink++;
+        break;
+      case 15:
+        if (wt !== LEN) throw wrongWireType("status", wt, LEN);
+        r.bytes();
+        statusS = r.start, statusE = r.stop;
+        break;
+      case 10:
+      case 12:
+      case 14:
+        if (wt !== VARINT) {
+          const names = ["droppedAttributesCount", "droppedEventsCount", "droppedLinksCount"];
+          throw wrongWireType(names[((tag >>> 3) - 10) / 2], wt, VARINT);
+        }
+        r.uint32();
+        break;
+      case 16:
+        if (wt !== I32) throw wrongWireType("flags", wt, I32);
+        r.fixed32();
+        break;
+      default:
+        r.skip(wt);
+    }
+  }
+  c.timestamp.push(sLo, sHi);
+  pushHexId(c.traceId, buf, traceS, traceE);
+  pushHexId(c.spanId, buf, spanS, spanE);
+  pushHexId(c.parentSpanId, buf, parentS, parentE);
+  r.start = stateS, r.stop = stateE;
+  pushUtf8(c.traceState, r, "traceState");
+  r.start = nameS, r.stop = nameE;
+  pushUtf8(c.spanName, r, "name");
+  c.spanKind.pushAscii(SPAN_KINDS[kind]);
+  c.pushEnvelope(ctx);
+  scratch.flushTo(c.spanAttributes);
+  c.pushDuration(sLo, sHi, eLo, eHi);
+  if (statusS < 0) {
+    c.statusCode.pushAscii(STATUS_CODES[0]);
+    c.statusMessage.pushEmpty();
+  } else {
+    try {
+      decodeStatus(c, buf, statusS, statusE);
+    } catch (e) {
+      rethrow(e, "status");
+    }
+  }
+  c.closeLists();
+  c.rows.endRow(ctx.service, sLo, sHi);
+}
+
+function decodeStatus(c: TracesColumns, buf: Uint8Array, start: number, end: number): void {
+  const r = new WireReader(buf, start, end);
+  let code = 0, msgS = 0, msgE = 0;
+  while (r.pos < r.end) {
+    const tag = r.uint32();
+    const wt = tag & 7;
+    switch (tag >>> 3) {
+      case 2:
+        if (wt !== LEN) throw wrongWireType("message", wt, LEN);
+        r.bytes();
+        msgS = r.start, msgE = r.stop;
+        break;
+      case 3:
+        if (wt !== VARINT) throw wrongWireType("code", wt, VARINT);
+        code = r.uint32();
+        if (code > 2) throw new DecodeError(`unknown value ${code | 0}`, "code");
+        break;
+      default:
+        r.skip(wt);
+    }
+  }
+  r.start = msgS, r.stop = msgE;
+  pushUtf8(c.statusMessage, r, "message");
+  c.statusCode.pushAscii(STATUS_CODES[code]);
+}
+
+function decodeEvent(c: TracesColumns, buf: Uint8Array, start: number, end: number): void {
+  const r = new WireReader(buf, start, end);
+  let tLo = 0, tHi = 0, nameS = 0, nameE = 0, nAttr = 0;
+  const scratch = c.nestedScratch;
+  scratch.reset();
+  while (r.pos < r.end) {
+    const tag = r.uint32();
+    const wt = tag & 7;
+    switch (tag >>> 3) {
+      case 1:
+        if (wt !== I64) throw wrongWireType("timeUnixNano", wt, I64);
+        r.fixed64();
+        tLo = r.lo, tHi = r.hi;
+        break;
+      case 2:
+        if (wt !== LEN) throw wrongWireType("name", wt, LEN);
+        r.bytes();
+        nameS = r.start, nameE = r.stop;
+        break;
+      case 3:
+        if (wt !== LEN) throw wrongWireType("attributes", wt, LEN);
+        r.bytes();
+        try {
+          addKeyValue(scratch, buf, r.start, r.stop);
+        } catch (e) {
+          rethrow(e, `attributes[${nAttr}]`);
+        }
+        nAttr++;
+        break;
+      case 4:
+        if (wt !== VARINT) throw wrongWireType("droppedAttributesCount", wt, VARINT);
+        r.uint32();
+        break;
+      default:
+        r.skip(wt);
+    }
+  }
+  r.start = nameS, r.stop = nameE;
+  pushUtf8(c.eventsName.child, r, "name");
+  c.eventsTimestamp.child.push(tLo, tHi);
+  scratch.flushTo(c.eventsAttributes.child);
+}
+
+function decodeLink(c: TracesColumns, buf: Uint8Array, start: number, end: number): void {
+  const r = new WireReader(buf, start, end);
+  let traceS = 0, traceE = 0, spanS = 0, spanE = 0, stateS = 0, stateE = 0, nAttr = 0;
+  const scratch = c.nestedScratch;
+  scratch.reset();
+  while (r.pos < r.end) {
+    const tag = r.uint32();
+    const wt = tag & 7;
+    switch (tag >>> 3) {
+      case 1:
+        if (wt !== LEN) throw wrongWireType("traceId", wt, LEN);
+        r.bytes();
+        traceS = r.start, traceE = r.stop;
+        checkId(traceS, traceE, 16, "traceId");
+        break;
+      case 2:
+        if (wt !== LEN) throw wrongWireType("spanId", wt, LEN);
+        r.bytes();
+        spanS = r.start, spanE = r.stop;
+        checkId(spanS, spanE, 8, "spanId");
+        break;
+      case 3:
+        if (wt !== LEN) throw wrongWireType("traceState", wt, LEN);
+        r.bytes();
+        stateS = r.start, stateE = r.stop;
+        break;
+      case 4:
+        if (wt !== LEN) throw wrongWireType("attributes", wt, LEN);
+        r.bytes();
+        try {
+          addKeyValue(scratch, buf, r.start, r.stop);
+        } catch (e) {
+          rethrow(e, `attributes[${nAttr}]`);
+        }
+        nAttr++;
+        break;
+      case 5:
+        if (wt !== VARINT) throw wrongWireType("droppedAttributesCount", wt, VARINT);
+        r.uint32();
+        break;
+      case 6:
+        if (wt !== I32) throw wrongWireType("flags", wt, I32);
+        r.fixed32();
+        break;
+      default:
+        r.skip(wt);
+    }
+  }
+  r.start = stateS, r.stop = stateE;
+  pushUtf8(c.linksTraceState.child, r, "traceState");
+  pushHexId(c.linksTraceId.child, buf, traceS, traceE);
+  pushHexId(c.linksSpanId.child, buf, spanS, spanE);
+  scratch.flushTo(c.linksAttributes.child);
 }
