@@ -1,0 +1,51 @@
+/**
+ * The pure core of otlp2parquet: OTLP requests (protobuf, JSON, JSON Lines) in, ClickHouse-compatible
+ * Parquet files and their object keys out. No I/O, no clock, no randomness: the same input always gives
+ * the same bytes, in Deno, Bun, Node and Cloudflare workerd alike. The platform initialises the
+ * parquet-wasm module once with `initParquet`.
+ *
+ * @example Decode a request and look at its rows
+ * ```ts
+ * import { decodeRequest } from "./mod.ts";
+ *
+ * const body = new TextEncoder().encode(JSON.stringify({
+ *   resourceLogs: [{
+ *     resource: { attributes: [{ key: "service.name", value: { stringValue: "checkout" } }] },
+ *     scopeLogs: [{ logRecords: [{ timeUnixNano: "1700000000000000000", body: { stringValue: "paid" } }] }],
+ *   }],
+ * }));
+ * const decoded = decodeRequest("logs", body, { format: "json" });
+ * console.log(decoded.records, decoded.tables[0].parts[0].service); // 1 "checkout"
+ * ```
+ *
+ * @module
+ */
+
+export {
+  type Decoded,
+  decodeRequest,
+  detectFormat,
+  detectSignal,
+  encodeFile,
+  type FileOptions,
+  type Format,
+  type ParquetFile,
+  toParquetFiles,
+} from "./convert.ts";
+export { DecodeError } from "./errors.ts";
+export { compactTime, hash64, type KeyOptions, objectKey, partitionPath, serviceSegment } from "./keys.ts";
+export { initParquet, type ParquetCompression, type ParquetOptions, parquetReady, rowsToParquet } from "./parquet.ts";
+export { gatherSorted, type Partition, type RowSelection, Rows } from "./rows.ts";
+export { arrowSchema, toArrowTable } from "./arrow.ts";
+export {
+  clickhouseDdl,
+  type ColumnDef,
+  SCHEMA_VERSION,
+  type Signal,
+  type TableDef,
+  type TableName,
+  TABLES,
+  tableDef,
+  type ValueType,
+} from "./schema.ts";
+export { VERSION } from "./version.ts";
