@@ -1,0 +1,45 @@
+/**
+ * Object storage behind one narrow interface, {@linkcode ObjectStore}: put/get/list/delete/check of whole
+ * objects under '/'-separated keys. Implementations: {@linkcode MemoryStore} (tests, benchmarks),
+ * {@linkcode R2Store} (a Workers R2 binding), {@linkcode S3FetchStore} (S3 over fetch with SigV4, for
+ * Deno Deploy and the edge) and, imported from `./opendal_store.ts` on purpose, `createOpendalStore`
+ * (fs, s3, gcs, azblob through Apache OpenDAL's native addon: server and Lambda only, so this barrel does
+ * not load it). Failures are {@linkcode StorageError}s classified once as retryable or permanent; invalid
+ * keys are RangeErrors.
+ *
+ * @example
+ * ```ts
+ * import { MemoryStore } from "./mod.ts";
+ *
+ * const store = new MemoryStore();
+ * await store.put("logs/service=api/part-0.parquet", new Uint8Array([0x50, 0x41, 0x52, 0x31]));
+ * console.log(await store.list("logs/")); // ["logs/service=api/part-0.parquet"]
+ * ```
+ *
+ * @module
+ */
+export {
+  isRetryableS3Error,
+  isRetryableStatus,
+  isRetryableStorageError,
+  MAX_KEY_BYTES,
+  normalizePrefix,
+  type ObjectStore,
+  StorageError,
+  type StorageErrorOptions,
+  toStorageError,
+  validateKey,
+  validatePrefix,
+} from "./object_store.ts";
+export { MemoryStore, type MemoryStoreOptions } from "./memory_store.ts";
+export {
+  type R2BucketLike,
+  type R2ListOptionsLike,
+  type R2ObjectBodyLike,
+  type R2ObjectLike,
+  type R2ObjectsLike,
+  R2Store,
+  type R2StoreOptions,
+} from "./r2_store.ts";
+export { S3FetchStore, type S3FetchStoreOptions } from "./s3_fetch_store.ts";
+export { type AwsCredentials, signV4, type SigV4Options, type SigV4Request } from "./aws_sigv4.ts";
