@@ -30,7 +30,10 @@ function grow<T extends Uint8Array | Int32Array | Uint32Array | Float64Array>(ar
 
 /** Float64 values. */
 export class F64Column implements Column {
-  values = new Float64Array(64);
+  values: Float64Array;
+  constructor(capacity = 64) {
+    this.values = new Float64Array(Math.max(16, capacity));
+  }
   length = 0;
   push(v: number): void {
     if (this.length === this.values.length) this.values = grow(this.values, this.length + 1);
@@ -55,7 +58,10 @@ export class F64Column implements Column {
 
 /** 32-bit integers, stored as Int32 or Uint32 words (the Arrow type decides how they are read). */
 export class U32Column implements Column {
-  values = new Uint32Array(64);
+  values: Uint32Array;
+  constructor(capacity = 64) {
+    this.values = new Uint32Array(Math.max(16, capacity));
+  }
   length = 0;
   push(v: number): void {
     if (this.length === this.values.length) this.values = grow(this.values, this.length + 1);
@@ -80,7 +86,10 @@ export class U32Column implements Column {
 
 /** 8-bit values (UInt8 and Bool). */
 export class U8Column implements Column {
-  values = new Uint8Array(64);
+  values: Uint8Array;
+  constructor(capacity = 64) {
+    this.values = new Uint8Array(Math.max(16, capacity));
+  }
   length = 0;
   push(v: number): void {
     if (this.length === this.values.length) this.values = grow(this.values, this.length + 1);
@@ -108,7 +117,10 @@ export class U8Column implements Column {
  * decoding never allocates a BigInt; the buffer is reinterpreted as BigInt64Array/BigUint64Array at the end.
  */
 export class U64Column implements Column {
-  words = new Uint32Array(128);
+  words: Uint32Array;
+  constructor(capacity = 64) {
+    this.words = new Uint32Array(Math.max(16, capacity) * 2);
+  }
   length = 0;
   push(lo: number, hi: number): void {
     const i = this.length * 2;
@@ -154,8 +166,13 @@ export class U64Column implements Column {
 
 /** UTF-8 strings: one byte buffer and Int32 offsets, exactly Arrow's Utf8 layout. */
 export class StrColumn implements Column {
-  bytes = new Uint8Array(1024);
-  offsets = new Int32Array(65);
+  bytes: Uint8Array;
+  offsets: Int32Array;
+  /** `capacity` rows of about `bytesPerRow` bytes are stored without growing. */
+  constructor(capacity = 64, bytesPerRow = 16) {
+    this.offsets = new Int32Array(Math.max(16, capacity) + 1);
+    this.bytes = new Uint8Array(Math.max(256, capacity * bytesPerRow));
+  }
   length = 0;
 
   /** Makes room for `n` more bytes and returns the write position. */
@@ -197,6 +214,7 @@ export class StrColumn implements Column {
   appendRange(src: StrColumn, start: number, end: number): void {
     const from = src.offsets[start];
     const to = src.offsets[end];
+    if (end - start === 1) return this.pushBytes(src.bytes, from, to);
     const at = this.reserve(to - from);
     this.bytes.set(src.bytes.subarray(from, to), at);
     const n = end - start;
@@ -231,10 +249,16 @@ const decoder = new TextDecoder();
 
 /** Map(String, String): per-row entry offsets over a key column and a value column. */
 export class MapColumn implements Column {
-  offsets = new Int32Array(65);
+  offsets: Int32Array;
   length = 0;
-  readonly keys = new StrColumn();
-  readonly values = new StrColumn();
+  readonly keys: StrColumn;
+  readonly values: StrColumn;
+  /** `capacity` rows of about `entriesPerRow` entries are stored without growing. */
+  constructor(capacity = 64, entriesPerRow = 4) {
+    this.offsets = new Int32Array(Math.max(16, capacity) + 1);
+    this.keys = new StrColumn(capacity * entriesPerRow, 16);
+    this.values = new StrColumn(capacity * entriesPerRow, 16);
+  }
 
   /** Closes the current row: the entries pushed to keys/values since the last row belong to it. */
   closeRow(): void {
@@ -268,9 +292,11 @@ export class MapColumn implements Column {
 
 /** List<T>: per-row offsets over a child column. */
 export class ListColumn<C extends Column = Column> implements Column {
-  offsets = new Int32Array(65);
+  offsets: Int32Array;
   length = 0;
-  constructor(readonly child: C) {}
+  constructor(readonly child: C, capacity = 64) {
+    this.offsets = new Int32Array(Math.max(16, capacity) + 1);
+  }
 
   /** Closes the current row: the child values pushed since the last row belong to it. */
   closeRow(): void {

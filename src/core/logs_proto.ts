@@ -15,24 +15,45 @@ import { I32, I64, LEN, VARINT, WireReader, wrongWireType } from "./wire.ts";
 
 /** Column handles of `otel_logs`, resolved once per request. */
 export class LogsColumns {
-  readonly rows = new Rows(LOGS);
-  readonly timestamp = this.rows.col<U64Column>("Timestamp");
-  readonly traceId = this.rows.col<StrColumn>("TraceId");
-  readonly spanId = this.rows.col<StrColumn>("SpanId");
-  readonly traceFlags = this.rows.col<U8Column>("TraceFlags");
-  readonly severityText = this.rows.col<StrColumn>("SeverityText");
-  readonly severityNumber = this.rows.col<U8Column>("SeverityNumber");
-  readonly serviceName = this.rows.col<StrColumn>("ServiceName");
-  readonly body = this.rows.col<StrColumn>("Body");
-  readonly resourceSchemaUrl = this.rows.col<StrColumn>("ResourceSchemaUrl");
-  readonly resourceAttributes = this.rows.col<MapColumn>("ResourceAttributes");
-  readonly scopeSchemaUrl = this.rows.col<StrColumn>("ScopeSchemaUrl");
-  readonly scopeName = this.rows.col<StrColumn>("ScopeName");
-  readonly scopeVersion = this.rows.col<StrColumn>("ScopeVersion");
-  readonly scopeAttributes = this.rows.col<MapColumn>("ScopeAttributes");
-  readonly logAttributes = this.rows.col<MapColumn>("LogAttributes");
-  readonly eventName = this.rows.col<StrColumn>("EventName");
+  readonly rows: Rows;
+  readonly timestamp: U64Column;
+  readonly traceId: StrColumn;
+  readonly spanId: StrColumn;
+  readonly traceFlags: U8Column;
+  readonly severityText: StrColumn;
+  readonly severityNumber: U8Column;
+  readonly serviceName: StrColumn;
+  readonly body: StrColumn;
+  readonly resourceSchemaUrl: StrColumn;
+  readonly resourceAttributes: MapColumn;
+  readonly scopeSchemaUrl: StrColumn;
+  readonly scopeName: StrColumn;
+  readonly scopeVersion: StrColumn;
+  readonly scopeAttributes: MapColumn;
+  readonly logAttributes: MapColumn;
+  readonly eventName: StrColumn;
   readonly scratch = new AttrScratch();
+
+  /** `expectedRows` pre-sizes the buffers (e.g. body bytes / 300 for protobuf). */
+  constructor(expectedRows = 64) {
+    this.rows = new Rows(LOGS, expectedRows);
+    this.timestamp = this.rows.col<U64Column>("Timestamp");
+    this.traceId = this.rows.col<StrColumn>("TraceId");
+    this.spanId = this.rows.col<StrColumn>("SpanId");
+    this.traceFlags = this.rows.col<U8Column>("TraceFlags");
+    this.severityText = this.rows.col<StrColumn>("SeverityText");
+    this.severityNumber = this.rows.col<U8Column>("SeverityNumber");
+    this.serviceName = this.rows.col<StrColumn>("ServiceName");
+    this.body = this.rows.col<StrColumn>("Body");
+    this.resourceSchemaUrl = this.rows.col<StrColumn>("ResourceSchemaUrl");
+    this.resourceAttributes = this.rows.col<MapColumn>("ResourceAttributes");
+    this.scopeSchemaUrl = this.rows.col<StrColumn>("ScopeSchemaUrl");
+    this.scopeName = this.rows.col<StrColumn>("ScopeName");
+    this.scopeVersion = this.rows.col<StrColumn>("ScopeVersion");
+    this.scopeAttributes = this.rows.col<MapColumn>("ScopeAttributes");
+    this.logAttributes = this.rows.col<MapColumn>("LogAttributes");
+    this.eventName = this.rows.col<StrColumn>("EventName");
+  }
 
   /** Appends the resource- and scope-level columns of one row. */
   pushEnvelope(ctx: ScopeContext): void {
@@ -46,11 +67,12 @@ export class LogsColumns {
   }
 }
 
+const RECORD_READER = new WireReader(new Uint8Array(0));
 const NAMES = { resources: "resourceLogs", scopes: "scopeLogs", items: "logRecords" };
 
 /** Decodes a protobuf `ExportLogsServiceRequest` into `otel_logs` rows. Throws DecodeError. */
 export function decodeLogsProto(buf: Uint8Array): Rows {
-  const cols = new LogsColumns();
+  const cols = new LogsColumns(Math.ceil(buf.length / 300));
   walkProtoRequest(buf, NAMES, (b, s, e, ctx) => decodeLogRecord(cols, b, s, e, ctx));
   return cols.rows;
 }
@@ -62,7 +84,7 @@ function decodeLogRecord(
   end: number,
   ctx: ScopeContext,
 ): void {
-  const r = new WireReader(buf, start, end);
+  const r = RECORD_READER.reset(buf, start, end);
   let tLo = 0, tHi = 0, oLo = 0, oHi = 0, severity = 0, flags = 0;
   let sevS = 0,
     sevE = 0,

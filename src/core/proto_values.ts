@@ -19,6 +19,9 @@ import {
 import { I64, int64ToDecimal, isUtf8, LEN, VARINT, WireReader, wrongWireType } from "./wire.ts";
 
 const textDecoder = new TextDecoder();
+// Leaf readers reused on the hot path (neither function re-enters itself while its reader is in use).
+const ANY_READER = new WireReader(new Uint8Array(0));
+const KV_READER = new WireReader(new Uint8Array(0));
 
 /** Appends a protobuf string field after checking it is UTF-8. */
 export function pushUtf8(col: StrColumn, r: WireReader, field: string): void {
@@ -34,7 +37,7 @@ export function utf8String(r: WireReader, field: string): string {
 
 /** Renders the AnyValue message in `buf[start, end)` as text and appends it to `out`. */
 export function pushAnyValue(out: StrColumn, buf: Uint8Array, start: number, end: number): void {
-  const r = new WireReader(buf, start, end);
+  const r = ANY_READER.reset(buf, start, end);
   let kind = 0, vs = 0, ve = 0, num = 0, lo = 0, hi = 0;
   while (r.pos < r.end) {
     const tag = r.uint32();
@@ -198,7 +201,7 @@ function kvlistJson(buf: Uint8Array, start: number, end: number, depth: number):
 
 /** Adds one KeyValue message (`buf[start, end)`) to the scratch. */
 export function addKeyValue(scratch: AttrScratch, buf: Uint8Array, start: number, end: number): void {
-  const r = new WireReader(buf, start, end);
+  const r = KV_READER.reset(buf, start, end);
   let ks = 0, ke = 0, vs = -1, ve = 0;
   while (r.pos < r.end) {
     const tag = r.uint32();

@@ -26,35 +26,37 @@ export interface Partition {
 const HOUR_NS = 3_600_000_000_000;
 
 /** Creates the empty column buffer for a column definition. */
-export function createColumn(def: ColumnDef): Column {
+export function createColumn(def: ColumnDef, capacity = 64): Column {
+  // List children start small: most rows have few or no events, links or exemplars.
+  const n = def.list ? 16 : capacity;
   const scalar = (): Column => {
     switch (def.type) {
       case "DateTime64(9)":
       case "UInt64":
-        return new U64Column();
+        return new U64Column(n);
       case "String":
       case "LowCardinality(String)":
-        return new StrColumn();
+        return new StrColumn(n, 24);
       case "UInt8":
       case "Bool":
-        return new U8Column();
+        return new U8Column(n);
       case "UInt32":
       case "Int32":
-        return new U32Column();
+        return new U32Column(n);
       case "Float64":
-        return new F64Column();
+        return new F64Column(n);
       case "Map":
-        return new MapColumn();
+        return new MapColumn(n);
     }
   };
-  return def.list ? new ListColumn(scalar()) : scalar();
+  return def.list ? new ListColumn(scalar(), capacity) : scalar();
 }
 
 /** Rows of one table. */
 export class Rows {
   readonly columns: Column[];
   /** Partition index of every row, into `parts`. */
-  readonly partOf = new U32Column();
+  readonly partOf: U32Column;
   readonly parts: Partition[] = [];
   private readonly partIndex = new Map<string, number>();
   private readonly byName = new Map<string, Column>();
@@ -62,8 +64,11 @@ export class Rows {
   private lastHour = NaN;
   private lastPart = -1;
 
-  constructor(readonly def: TableDef) {
-    this.columns = def.columns.map(createColumn);
+  /** `expectedRows` sizes the buffers up front (they still grow past it). */
+  constructor(readonly def: TableDef, expectedRows = 64) {
+    const capacity = Math.min(Math.max(16, expectedRows), 1 << 20);
+    this.partOf = new U32Column(capacity);
+    this.columns = def.columns.map((c) => createColumn(c, capacity));
     def.columns.forEach((c, i) => this.byName.set(c.name, this.columns[i]));
   }
 

@@ -151,10 +151,15 @@ export class AttrScratch {
   /** Sorts, de-duplicates and appends the entries as one row of `map`, then resets. */
   flushTo(map: MapColumn): void {
     const n = this.keys.length;
-    if (n === 1) {
-      map.keys.appendRange(this.keys, 0, 1);
-      map.values.appendRange(this.values, 0, 1);
-    } else if (n > 1) {
+    let ordered = true;
+    for (let i = 1; i < n && ordered; i++) ordered = this.compareKeys(i - 1, i) < 0;
+    if (ordered) {
+      // Already sorted and unique (the usual case): one bulk copy.
+      if (n > 0) {
+        map.keys.appendRange(this.keys, 0, n);
+        map.values.appendRange(this.values, 0, n);
+      }
+    } else {
       if (this.order.length < n) this.order = new Int32Array(n * 2);
       const order = this.order;
       for (let i = 0; i < n; i++) order[i] = i;

@@ -13,6 +13,10 @@ export const VARINT = 0, I64 = 1, LEN = 2, I32 = 5;
 
 const WIRE_NAMES = ["varint", "fixed64", "length-delimited", "group start", "group end", "fixed32"];
 
+// Little-endian scratch for doubles (every platform this runs on is little-endian).
+const F64 = new Float64Array(1);
+const F64_BYTES = new Uint8Array(F64.buffer);
+
 /** Reads protobuf wire format from `buf[pos, end)`. */
 export class WireReader {
   pos: number;
@@ -23,12 +27,20 @@ export class WireReader {
   /** Range of the last length-delimited value read. */
   start = 0;
   stop = 0;
-  readonly view: DataView;
+  buf: Uint8Array;
 
-  constructor(readonly buf: Uint8Array, pos = 0, end = buf.length) {
+  constructor(buf: Uint8Array, pos = 0, end = buf.length) {
+    this.buf = buf;
     this.pos = pos;
     this.end = end;
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  /** Points the reader at another range, so hot loops reuse one reader instead of allocating. */
+  reset(buf: Uint8Array, pos: number, end: number): this {
+    this.buf = buf;
+    this.pos = pos;
+    this.end = end;
+    return this;
   }
 
   /** Reads a varint and returns its low 32 bits as an unsigned number. */
@@ -81,8 +93,9 @@ export class WireReader {
   fixed64(): void {
     const p = this.pos;
     if (p + 8 > this.end) throw new DecodeError("truncated fixed64");
-    this.lo = this.view.getUint32(p, true);
-    this.hi = this.view.getUint32(p + 4, true);
+    const b = this.buf;
+    this.lo = (b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)) >>> 0;
+    this.hi = (b[p + 4] | (b[p + 5] << 8) | (b[p + 6] << 16) | (b[p + 7] << 24)) >>> 0;
     this.pos = p + 8;
   }
 
@@ -90,14 +103,17 @@ export class WireReader {
     const p = this.pos;
     if (p + 4 > this.end) throw new DecodeError("truncated fixed32");
     this.pos = p + 4;
-    return this.view.getUint32(p, true);
+    const b = this.buf;
+    return (b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)) >>> 0;
   }
 
   double(): number {
     const p = this.pos;
     if (p + 8 > this.end) throw new DecodeError("truncated double");
     this.pos = p + 8;
-    return this.view.getFloat64(p, true);
+    const b = this.buf;
+    for (let i = 0; i < 8; i++) F64_BYTES[i] = b[p + i];
+    return F64[0];
   }
 
   /** Reads a length prefix, sets `start`/`stop` to the value's range and moves past it. */
