@@ -18,6 +18,42 @@ export interface Column {
   byteLength(): number;
   /** An empty column of the same kind and shape. */
   emptyLike(): Column;
+  /**
+   * Appends row `rows[k]` of `sources[from[k]]` for every k, in that order (batches gathered in time
+   * order). Sources are columns of the same class.
+   */
+  gather(sources: readonly Column[], from: Uint32Array, rows: Uint32Array): void;
+}
+
+/** Expands a row selection of list-like sources to the selection of their child entries. */
+function expand(
+  offsetsOf: (i: number) => Int32Array,
+  from: Uint32Array,
+  rows: Uint32Array,
+): { from: Uint32Array; rows: Uint32Array } {
+  let n = 0;
+  for (let k = 0; k < rows.length; k++) {
+    const o = offsetsOf(from[k]);
+    n += o[rows[k] + 1] - o[rows[k]];
+  }
+  const cf = new Uint32Array(n), cr = new Uint32Array(n);
+  let j = 0;
+  for (let k = 0; k < rows.length; k++) {
+    const s = from[k];
+    const o = offsetsOf(s);
+    for (let e = o[rows[k]], end = o[rows[k] + 1]; e < end; e++) cf[j] = s, cr[j++] = e;
+  }
+  return { from: cf, rows: cr };
+}
+
+function gatherFixed<T extends Uint8Array | Uint32Array | Float64Array>(
+  dst: T,
+  at: number,
+  sources: readonly { values: T }[],
+  from: Uint32Array,
+  rows: Uint32Array,
+): void {
+  for (let k = 0; k < rows.length; k++) dst[at + k] = sources[from[k]].values[rows[k]];
 }
 
 function grow<T extends Uint8Array | Int32Array | Uint32Array | Float64Array>(arr: T, need: number): T {
@@ -51,6 +87,13 @@ export class F64Column implements Column {
   emptyLike(): F64Column {
     return new F64Column();
   }
+  gather(sources: readonly F64Column[], from: Uint32Array, rows: Uint32Array): void {
+    if (this.length + rows.length > this.values.length) {
+      this.values = grow(this.values, this.length + rows.length);
+    }
+    gatherFixed(this.values, this.length, sources, from, rows);
+    this.length += rows.length;
+  }
   view(): Float64Array {
     return this.values.subarray(0, this.length);
   }
@@ -79,6 +122,13 @@ export class U32Column implements Column {
   emptyLike(): U32Column {
     return new U32Column();
   }
+  gather(sources: readonly U32Column[], from: Uint32Array, rows: Uint32Array): void {
+    if (this.length + rows.length > this.values.length) {
+      this.values = grow(this.values, this.length + rows.length);
+    }
+    gatherFixed(this.values, this.length, sources, from, rows);
+    this.length += rows.length;
+  }
   view(): Uint32Array {
     return this.values.subarray(0, this.length);
   }
@@ -106,6 +156,13 @@ export class U8Column implements Column {
   }
   emptyLike(): U8Column {
     return new U8Column();
+  }
+  gather(sources: readonly U8Column[], from: Uint32Array, rows: Uint32Array): void {
+    if (this.length + rows.length > this.values.length) {
+      this.values = grow(this.values, this.length + rows.length);
+    }
+    gatherFixed(this.values, this.length, sources, from, rows);
+    this.length += rows.length;
   }
   view(): Uint8Array {
     return this.values.subarray(0, this.length);
@@ -148,6 +205,17 @@ export class U64Column implements Column {
   }
   emptyLike(): U64Column {
     return new U64Column();
+  }
+  gather(sources: readonly U64Column[], from: Uint32Array, rows: Uint32Array): void {
+    const at = this.length * 2;
+    if (at + rows.length * 2 > this.words.length) this.words = grow(this.words, at + rows.length * 2);
+    const w = this.words;
+    for (let k = 0; k < rows.length; k++) {
+      const src = sources[from[k]].words, i = rows[k] * 2;
+      w[at + k * 2] = src[i];
+      w[at + k * 2 + 1] = src[i + 1];
+    }
+    this.length += rows.length;
   }
   /** The value of row i as a (possibly imprecise above 2^53) number: for ordering and partitioning. */
   approx(i: number): number {
@@ -231,6 +299,29 @@ export class StrColumn implements Column {
   emptyLike(): StrColumn {
     return new StrColumn();
   }
+  gather(sources: readonly StrColumn[], from: Uint32Array, rows: Uint32Array): void {
+    let total = 0;
+    for (let k = 0; k < rows.length; k++) {
+      const o = sources[from[k]].offsets;
+      total += o[rows[k] + 1] - o[rows[k]];
+    }
+    let at = this.reserve(total);
+    if (this.length + rows.length + 1 > this.offsets.length) {
+      this.offsets = grow(this.offsets, this.length + rows.length + 1);
+    }
+    const b = this.bytes, off = this.offsets;
+    for (let k = 0; k < rows.length; k++) {
+      const src = sources[from[k]];
+      const s = src.offsets[rows[k]], e = src.offsets[rows[k] + 1];
+      if (e - s < 32) { for (let i = s; i < e; i++) b[at++] = src.bytes[i]; }
+      else {
+        b.set(src.bytes.subarray(s, e), at);
+        at += e - s;
+      }
+      off[this.length + k + 1] = at;
+    }
+    this.length += rows.length;
+  }
   /** Row i as a JS string (tests, keys, partitioning). */
   get(i: number): string {
     return decoder.decode(this.bytes.subarray(this.offsets[i], this.offsets[i + 1]));
@@ -282,6 +373,21 @@ export class MapColumn implements Column {
   emptyLike(): MapColumn {
     return new MapColumn();
   }
+  gather(sources: readonly MapColumn[], from: Uint32Array, rows: Uint32Array): void {
+    const child = expand((i) => sources[i].offsets, from, rows);
+    if (this.length + rows.length + 1 > this.offsets.length) {
+      this.offsets = grow(this.offsets, this.length + rows.length + 1);
+    }
+    let at = this.keys.length;
+    for (let k = 0; k < rows.length; k++) {
+      const o = sources[from[k]].offsets;
+      at += o[rows[k] + 1] - o[rows[k]];
+      this.offsets[this.length + k + 1] = at;
+    }
+    this.keys.gather(sources.map((m) => m.keys), child.from, child.rows);
+    this.values.gather(sources.map((m) => m.values), child.from, child.rows);
+    this.length += rows.length;
+  }
   /** Row i as a plain object (tests). */
   get(i: number): Record<string, string> {
     const out: Record<string, string> = {};
@@ -318,5 +424,19 @@ export class ListColumn<C extends Column = Column> implements Column {
   }
   emptyLike(): ListColumn<C> {
     return new ListColumn(this.child.emptyLike() as C);
+  }
+  gather(sources: readonly ListColumn<C>[], from: Uint32Array, rows: Uint32Array): void {
+    const child = expand((i) => sources[i].offsets, from, rows);
+    if (this.length + rows.length + 1 > this.offsets.length) {
+      this.offsets = grow(this.offsets, this.length + rows.length + 1);
+    }
+    let at = this.child.length;
+    for (let k = 0; k < rows.length; k++) {
+      const o = sources[from[k]].offsets;
+      at += o[rows[k] + 1] - o[rows[k]];
+      this.offsets[this.length + k + 1] = at;
+    }
+    this.child.gather(sources.map((l) => l.child), child.from, child.rows);
+    this.length += rows.length;
   }
 }

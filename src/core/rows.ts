@@ -174,19 +174,27 @@ export function gatherSorted(selections: readonly RowSelection[]): Rows {
   } else {
     order = new Uint32Array(n).map((_, i) => i).sort((a, b) => hi[a] - hi[b] || lo[a] - lo[b] || a - b);
   }
-  const out = new Rows(def);
+  const out = new Rows(def, n);
   const first = selections[0].rows;
   const part = first.parts[first.partOf.values[selections[0].indices[0]]] ?? { service: "", hour: 0 };
+  const from = new Uint32Array(n), rowsIdx = new Uint32Array(n);
+  for (let i = 0; i < n; i++) from[i] = src[order[i]], rowsIdx[i] = row[order[i]];
+  // Long runs of consecutive rows (one request's sorted records) copy fastest as ranges; interleaved rows
+  // (concurrent senders) as a per-row gather.
+  const runStarts: number[] = [0];
+  for (let i = 1; i < n; i++) {
+    if (from[i] !== from[i - 1] || rowsIdx[i] !== rowsIdx[i - 1] + 1) runStarts.push(i);
+  }
+  const byRuns = runStarts.length * 8 <= n;
   for (let c = 0; c < out.columns.length; c++) {
     const dst = out.columns[c];
-    let i = 0;
-    while (i < n) {
-      // Copy runs of consecutive rows of one source in one call.
-      const s = src[order[i]], startRow = row[order[i]];
-      let j = i + 1;
-      while (j < n && src[order[j]] === s && row[order[j]] === startRow + (j - i)) j++;
-      dst.appendRange(selections[s].rows.columns[c], startRow, startRow + (j - i));
-      i = j;
+    if (!byRuns) {
+      dst.gather(selections.map((s) => s.rows.columns[c]), from, rowsIdx);
+      continue;
+    }
+    for (let r = 0; r < runStarts.length; r++) {
+      const i = runStarts[r], j = r + 1 < runStarts.length ? runStarts[r + 1] : n;
+      dst.appendRange(selections[from[i]].rows.columns[c], rowsIdx[i], rowsIdx[i] + (j - i));
     }
   }
   out.assignAll(part, n);
