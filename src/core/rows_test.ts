@@ -1,0 +1,52 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import type { MapColumn, StrColumn, U64Column } from "./columns.ts";
+import { decodeRequest } from "./convert.ts";
+import { gatherSorted, hourOf, type Rows } from "./rows.ts";
+
+const enc = new TextEncoder();
+
+function logs(times: number[], tag: string): Rows {
+  const body = enc.encode(JSON.stringify({
+    resourceLogs: [{
+      resource: { attributes: [{ key: "service.name", value: { stringValue: "svc" } }] },
+      scopeLogs: [{
+        logRecords: times.map((t, i) => ({
+          timeUnixNano: String(1_700_000_000_000_000_000n + BigInt(t)),
+          body: { stringValue: `${tag}${i}` },
+          attributes: Array.from({ length: i % 3 }, (_, k) => ({ key: `k${k}`, value: { intValue: t + k } })),
+        })),
+      }],
+    }],
+  }));
+  return decodeRequest("logs", body, { format: "json" }).tables[0];
+}
+
+function table(rows: Rows): unknown[] {
+  const body = rows.col<StrColumn>("Body"), attrs = rows.col<MapColumn>("LogAttributes");
+  const ts = rows.col<U64Column>("Timestamp");
+  return Array.from({ length: rows.length }, (_, i) => [ts.bigint(i), body.get(i), attrs.get(i)]);
+}
+
+Deno.test("gatherSorted() interleaves rows of several requests in time order, stable on ties", () => {
+  const a = logs([5, 1, 9, 3], "a"), b = logs([2, 9, 4, 0], "b");
+  const all = (r: Rows) => Uint32Array.from({ length: r.length }, (_, i) => i);
+  const out = gatherSorted([{ rows: a, indices: all(a) }, { rows: b, indices: all(b) }]);
+  const expected = [...table(a), ...table(b)].sort((x, y) => Number((x as [bigint])[0] - (y as [bigint])[0]));
+  assertEquals(table(out), expected);
+  assertEquals(out.parts, [{ service: "svc", hour: a.parts[0].hour }]);
+});
+
+Deno.test("gatherSorted() copies long runs of consecutive rows unchanged", () => {
+  const times = Array.from({ length: 100 }, (_, i) => i * 10);
+  const a = logs(times, "a");
+  const idx = Uint32Array.from({ length: 50 }, (_, i) => i + 25);
+  assertEquals(table(gatherSorted([{ rows: a, indices: idx }])), table(a).slice(25, 75));
+});
+
+Deno.test("hourOf() is exact at hour boundaries", () => {
+  const words = (ns: bigint): [number, number] => [Number(ns & 0xffffffffn), Number(ns >> 32n)];
+  const hour = 3_600_000_000_000n * 472_222n;
+  assertEquals(hourOf(...words(hour)), 472_222);
+  assertEquals(hourOf(...words(hour - 1n)), 472_221);
+  assertEquals(hourOf(...words(hour + 1n)), 472_222);
+});
