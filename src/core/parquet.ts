@@ -60,11 +60,11 @@ const CODECS: Record<ParquetCompression, Compression> = {
 export function rowsToParquet(rows: Rows, options: ParquetOptions = {}): Uint8Array {
   if (!ready) throw new Error("parquet-wasm is not initialised: call initParquet() first");
   const ipc = tableToIPC(toArrowTable(rows), "stream");
-  const props = new WriterPropertiesBuilder()
+  let props = new WriterPropertiesBuilder()
     .setCompression(CODECS[options.compression ?? "zstd"])
     .setMaxRowGroupSize(options.rowGroupRows ?? 131072)
     .setDictionaryEnabled(true)
-    .setStatisticsEnabled(EnabledStatistics.Page)
+    .setStatisticsEnabled(EnabledStatistics.Chunk)
     .setWriterVersion(WriterVersion.V1)
     .setCreatedBy(`otlp2parquet version ${VERSION}`)
     .setKeyValueMetadata(
@@ -73,11 +73,16 @@ export function rowsToParquet(rows: Rows, options: ParquetOptions = {}): Uint8Ar
         ["otlp2parquet.schema_version", SCHEMA_VERSION],
         ["otlp2parquet.table", rows.def.name],
       ]),
-    )
-    .build();
+    );
+  // Ids are unique per row: a dictionary is pure overhead for them (measured ~5% of encode time).
+  for (const col of rows.def.columns) {
+    if (/(^|\.)(Trace|Span|ParentSpan)Id$/.test(col.name)) {
+      props = props.setColumnDictionaryEnabled(col.name, false);
+    }
+  }
   const table = WasmTable.fromIPCStream(ipc);
   try {
-    return writeParquet(table, props);
+    return writeParquet(table, props.build());
   } finally {
     try {
       table.free();
