@@ -26,4 +26,11 @@
  */
 
 export * from "./src/core/mod.ts";
-export { createHandler, failureResponse, formatOf, type HandlerOptions, ROUTES, type Sink } from "./src/http/handler.ts";
+export {
+  createHandler,
+  failureResponse,
+  formatOf,
+  type HandlerOptions,
+  ROUTES,
+  type Sink,
+} from "./src/http/handler.ts";

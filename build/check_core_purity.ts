@@ -45,7 +45,9 @@ const check = new Deno.Command(Deno.execPath(), {
   stderr: "piped",
 });
 const out = await check.output();
-if (out.code !== 0) problems.push(`type-check without the Deno namespace failed:\n${new TextDecoder().decode(out.stderr)}`);
+if (out.code !== 0) {
+  problems.push(`type-check without the Deno namespace failed:\n${new TextDecoder().decode(out.stderr)}`);
+}
 
 if (problems.length) {
   console.error(`src/core is not pure:\n- ${problems.join("\n- ")}`);

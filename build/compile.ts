@@ -1,33 +1,163 @@
 /**
- * `deno task build`: the single self-contained executable, compiled by Bun (`bun build --compile`,
- * which works offline and embeds the wasm and OpenDAL's native addon). Deno's own `deno compile`
- * needs a runtime download that is not reachable here.
+ * `deno task build`: the deployable artefacts, built with Bun (`node_modules/bun/bin/bun.exe`), which
+ * works offline. Deno's own `deno compile` needs a runtime download that is not reachable here, and
+ * Bun's executables need glibc 2.17 only, so they also run on Lambda's `provided.al2`.
  *
- * Usage: `deno task build [--target bun-linux-x64|bun-linux-arm64] [--outfile dist/otlp2parquet]`
+ * Usage:
+ * - `deno task build [--target bun-linux-x64|bun-linux-arm64] [--outfile dist/otlp2parquet]`: the
+ *   server, one self-contained executable (embeds the wasm and OpenDAL's native addon).
+ * - `deno task build --lambda [--target bun-linux-arm64] [--outfile dist/lambda/bootstrap]`: the Lambda
+ *   custom runtime `bootstrap`, plus `function.zip` beside it when `zip` is installed. arm64 (Graviton)
+ *   goes to `dist/lambda-arm64/` by default.
+ * - `deno task build --workers [--outdir dist/workers]`: the Cloudflare Workers bundle: `worker.js` (ESM,
+ *   browser target) and `parquet_wasm_bg.wasm` as a separate CompiledWasm module; prints raw and gzip
+ *   sizes and fails above the 3 MiB gzip limit of Workers' free plan.
  *
  * @module
  */
 
+import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import process from "node:process";
+import { gzipSync } from "node:zlib";
+
+/** The Bun binary itself: Deno's child_process would run an npm `.bin` shim with Deno instead. */
+const BUN = "node_modules/bun/bin/bun.exe";
+const WASM = "node_modules/parquet-wasm/esm/parquet_wasm_bg.wasm";
+const WASM_SPECIFIER = "parquet-wasm/esm/parquet_wasm_bg.wasm";
+/** Workers' compressed size limit on the free plan (the paid plans allow 10 MiB). */
+export const WORKERS_GZIP_LIMIT = 3 * 1024 * 1024;
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: string): string => {
   const i = args.indexOf(name);
   return i >= 0 && args[i + 1] ? args[i + 1] : fallback;
 };
-const target = flag("--target", "");
-const outfile = flag("--outfile", target ? `dist/otlp2parquet-${target.replace(/^bun-/, "")}` : "dist/otlp2parquet");
-const cmd = [
-  "build",
-  "--compile",
-  "--minify",
-  ...(target ? [`--target=${target}`] : []),
-  "src/platforms/server/bun_entry.ts",
-  "--outfile",
-  outfile,
-];
-// The Bun binary itself: Deno's child_process would run an npm `.bin` shim with Deno instead.
-const { code } = await new Deno.Command("node_modules/bun/bin/bun.exe", { args: cmd, stdout: "inherit", stderr: "inherit" })
-  .output();
-if (code !== 0) process.exit(code);
-console.log(`built ${outfile}: run it with no arguments to serve on 0.0.0.0:4318, writing to ./data`);
+
+async function run(command: string, commandArgs: string[]): Promise<void> {
+  const { code } = await new Deno.Command(command, {
+    args: commandArgs,
+    stdout: "inherit",
+    stderr: "inherit",
+  })
+    .output();
+  if (code !== 0) {
+    console.error(`${command} ${commandArgs.join(" ")} failed with exit code ${code}`);
+    process.exit(code);
+  }
+}
+
+function size(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(2)} MiB`;
+}
+
+async function buildServer(): Promise<void> {
+  const target = flag("--target", "");
+  const outfile = flag(
+    "--outfile",
+    target ? `dist/otlp2parquet-${target.replace(/^bun-/, "")}` : "dist/otlp2parquet",
+  );
+  await run(BUN, [
+    "build",
+    "--compile",
+    "--minify",
+    ...(target ? [`--target=${target}`] : []),
+    "src/platforms/server/bun_entry.ts",
+    "--outfile",
+    outfile,
+  ]);
+  console.log(`built ${outfile}: run it with no arguments to serve on 0.0.0.0:4318, writing to ./data`);
+}
+
+async function buildLambda(): Promise<void> {
+  const target = flag("--target", "bun-linux-x64");
+  if (!/^bun-linux-(x64|arm64)/.test(target)) {
+    console.error(`--target ${target}: Lambda runs bun-linux-x64 or bun-linux-arm64`);
+    process.exit(2);
+  }
+  const arm = target.startsWith("bun-linux-arm64");
+  const outfile = flag("--outfile", arm ? "dist/lambda-arm64/bootstrap" : "dist/lambda/bootstrap");
+  await mkdir(dirname(outfile), { recursive: true });
+  if (arm) {
+    try {
+      await readFile("node_modules/@opendal/lib-linux-arm64-gnu/package.json");
+    } catch {
+      console.warn(
+        "warning: @opendal/lib-linux-arm64-gnu is not installed: this bootstrap writes to S3 over fetch " +
+          "(OpenDAL's fs, gcs and azblob backends are unavailable in it)",
+      );
+    }
+  }
+  await run(BUN, [
+    "build",
+    "--compile",
+    "--minify",
+    `--target=${target}`,
+    "src/platforms/lambda/bun_entry.ts",
+    "--outfile",
+    outfile,
+  ]);
+  const { size: bytes } = await Deno.stat(outfile);
+  console.log(
+    `built ${outfile} (${size(bytes)}): the Lambda custom runtime for provided.al2 / provided.al2023`,
+  );
+  if (args.includes("--no-zip")) return;
+  const zipFile = join(dirname(outfile), "function.zip");
+  const hasZip = await new Deno.Command("zip", { args: ["-v"], stdout: "null", stderr: "null" }).output()
+    .then((o) => o.success, () => false);
+  if (!hasZip) {
+    console.log(`zip not installed: package it yourself (the archive must hold "bootstrap" at its root)`);
+    return;
+  }
+  await rm(zipFile, { force: true });
+  // -j: bootstrap at the archive's root; -X: no extra attributes, so the zip depends on the bytes only.
+  await run("zip", ["-q", "-j", "-X", zipFile, outfile]);
+  const { size: zipped } = await Deno.stat(zipFile);
+  console.log(
+    `packed ${zipFile} (${size(zipped)}): above 50 MB, upload it through S3 ` +
+      `(aws lambda update-function-code --s3-bucket … --s3-key …)`,
+  );
+}
+
+async function buildWorkers(): Promise<void> {
+  const outdir = flag("--outdir", "dist/workers");
+  await rm(outdir, { recursive: true, force: true });
+  await mkdir(outdir, { recursive: true });
+  await run(BUN, [
+    "build",
+    "src/platforms/workers/worker.ts",
+    "--target=browser",
+    "--format=esm",
+    "--minify",
+    // The wasm stays a module of its own, which wrangler uploads as CompiledWasm: workerd compiles it
+    // once per isolate, and code may not compile wasm from bytes at run time on Workers.
+    `--external=${WASM_SPECIFIER}`,
+    "--outdir",
+    outdir,
+  ]);
+  const jsFile = join(outdir, "worker.js");
+  const js = (await readFile(jsFile, "utf8")).replaceAll(`"${WASM_SPECIFIER}"`, '"./parquet_wasm_bg.wasm"');
+  if (!js.includes('"./parquet_wasm_bg.wasm"')) {
+    console.error(`${jsFile} does not import the wasm module: the bundler changed its output`);
+    process.exit(1);
+  }
+  await writeFile(jsFile, js);
+  await copyFile(WASM, join(outdir, "parquet_wasm_bg.wasm"));
+  const wasm = await readFile(WASM);
+  const jsBytes = new TextEncoder().encode(js);
+  const raw = jsBytes.length + wasm.length;
+  const gzip = gzipSync(jsBytes, { level: 9 }).length + gzipSync(wasm, { level: 9 }).length;
+  console.log(
+    `built ${outdir}/: worker.js ${size(jsBytes.length)} + parquet_wasm_bg.wasm ${size(wasm.length)} = ` +
+      `${size(raw)} raw, ${size(gzip)} gzip (limit ${size(WORKERS_GZIP_LIMIT)})`,
+  );
+  await writeFile(join(outdir, "size.json"), JSON.stringify({ rawBytes: raw, gzipBytes: gzip }) + "\n");
+  if (gzip > WORKERS_GZIP_LIMIT) {
+    console.error(`the worker is ${size(gzip)} gzip: above the ${size(WORKERS_GZIP_LIMIT)} limit`);
+    process.exit(1);
+  }
+}
+
+if (args.includes("--lambda")) await buildLambda();
+else if (args.includes("--workers")) await buildWorkers();
+else await buildServer();

@@ -34,8 +34,14 @@ export {
 } from "./convert.ts";
 export { DecodeError } from "./errors.ts";
 export { compactTime, hash64, type KeyOptions, objectKey, partitionPath, serviceSegment } from "./keys.ts";
-export { initParquet, type ParquetCompression, type ParquetOptions, parquetReady, rowsToParquet } from "./parquet.ts";
-export { gatherSorted, type Partition, type RowSelection, Rows } from "./rows.ts";
+export {
+  initParquet,
+  type ParquetCompression,
+  type ParquetOptions,
+  parquetReady,
+  rowsToParquet,
+} from "./parquet.ts";
+export { gatherSorted, type Partition, Rows, type RowSelection } from "./rows.ts";
 export { arrowSchema, toArrowTable } from "./arrow.ts";
 export {
   clickhouseDdl,
@@ -43,9 +49,9 @@ export {
   SCHEMA_VERSION,
   type Signal,
   type TableDef,
+  tableDef,
   type TableName,
   TABLES,
-  tableDef,
   type ValueType,
 } from "./schema.ts";
 export { VERSION } from "./version.ts";
