@@ -272,7 +272,7 @@ export function jsonEnvelope(
   scratch: AttrScratch,
   name: string,
 ): Envelope {
-  const map = new MapColumn();
+  const map = new MapColumn(1, 16);
   scratch.reset();
   if (o) addJsonAttributes(scratch, o.attributes, `${name}.attributes`);
   scratch.flushTo(map);

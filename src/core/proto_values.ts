@@ -251,7 +251,7 @@ export function decodeEnvelope(
   isScope: boolean,
   scratch: AttrScratch,
 ): Envelope {
-  const map = new MapColumn();
+  const map = new MapColumn(1, 16);
   const r = new WireReader(buf, start, end);
   const attrField = isScope ? 3 : 1, droppedField = isScope ? 4 : 2;
   let name: Uint8Array = EMPTY, version: Uint8Array = EMPTY, dropped = 0, n = 0;

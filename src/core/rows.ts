@@ -46,7 +46,7 @@ export function createColumn(def: ColumnDef, capacity = 64): Column {
       case "Float64":
         return new F64Column(n);
       case "Map":
-        return new MapColumn(n);
+        return new MapColumn(n, 8);
     }
   };
   return def.list ? new ListColumn(scalar(), capacity) : scalar();
