@@ -63,8 +63,13 @@ function scalarType(t: ValueType): DataType {
       return new Float64();
     case "Bool":
       return new Bool();
-    case "Map":
-      return new Map_(new Field("entries", entriesType(), false), false);
+    case "Map": {
+      // The Parquet spec and ClickHouse name the repeated map group "key_value"; the Parquet writer
+      // takes the name from this field, but apache-arrow's Map_ constructor renames it to "entries".
+      const map = new Map_(new Field("entries", entriesType(), false), false);
+      (map as { children: Field[] }).children = [new Field("key_value", entriesType(), false)];
+      return map;
+    }
   }
 }
 

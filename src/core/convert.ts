@@ -131,14 +131,20 @@ export function detectFormat(bytes: Uint8Array): Format {
     i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09)
   ) i++;
   if (bytes[i] !== 0x7b) return "protobuf";
-  for (let j = i; j < bytes.length - 1; j++) {
-    if (bytes[j] === 0x0a) {
-      let k = j + 1;
-      while (k < bytes.length && (bytes[k] === 0x20 || bytes[k] === 0x0d || bytes[k] === 0x09)) k++;
-      if (bytes[k] === 0x7b) return "jsonl";
-    }
+  // JSON Lines: the first line is a whole JSON value by itself and another object line follows.
+  const nl = bytes.indexOf(0x0a, i);
+  if (nl < 0) return "json";
+  let k = nl + 1;
+  while (
+    k < bytes.length && (bytes[k] === 0x20 || bytes[k] === 0x0a || bytes[k] === 0x0d || bytes[k] === 0x09)
+  ) k++;
+  if (bytes[k] !== 0x7b) return "json";
+  try {
+    JSON.parse(new TextDecoder().decode(bytes.subarray(i, nl)));
+    return "jsonl";
+  } catch {
+    return "json";
   }
-  return "json";
 }
 
 /**

@@ -67,12 +67,13 @@ export function rowsToParquet(rows: Rows, options: ParquetOptions = {}): Uint8Ar
     .setStatisticsEnabled(EnabledStatistics.Chunk)
     .setWriterVersion(WriterVersion.V1)
     .setCreatedBy(`otlp2parquet version ${VERSION}`)
+    // One entry: parquet-wasm keeps key-value metadata in a hash map whose order varies between calls, and
+    // the bytes must not (object names end in a hash of them).
     .setKeyValueMetadata(
-      new Map([
-        ["otlp2parquet.version", VERSION],
-        ["otlp2parquet.schema_version", SCHEMA_VERSION],
-        ["otlp2parquet.table", rows.def.name],
-      ]),
+      new Map([[
+        "otlp2parquet",
+        JSON.stringify({ version: VERSION, schema_version: SCHEMA_VERSION, table: rows.def.name }),
+      ]]),
     );
   // Ids are unique per row: a dictionary is pure overhead for them (measured ~5% of encode time).
   for (const col of rows.def.columns) {
