@@ -1,0 +1,121 @@
+/**
+ * AWS Lambda custom runtime entry (`provided.al2` / `provided.al2023`, built as `bootstrap` by
+ * `deno task build --lambda`). Configuration from `OTLP2PARQUET_*` variables; storage defaults to S3
+ * through OpenDAL, with the function's role credentials that Lambda puts in the environment. Each
+ * invocation's Parquet files are written before its response is posted, because Lambda may freeze the
+ * process right after it: nothing is buffered across invocations.
+ *
+ * Serves HTTP events of API Gateway (HTTP API and REST), Function URLs and ALB target groups.
+ *
+ * @module
+ */
+
+import { readFile } from "node:fs/promises";
+import process from "node:process";
+import type { Config } from "../../config/mod.ts";
+import type { Logger } from "../../ingest/ingest.ts";
+import type { ObjectStore } from "../../storage/object_store.ts";
+import { S3FetchStore } from "../../storage/s3_fetch_store.ts";
+import { createDirectHandler, randomInstanceId, resolvePlatformConfig } from "../direct.ts";
+import { createLogger } from "../server/log.ts";
+import { loadParquetWasm } from "../wasm.ts";
+import { eventToRequest, type LambdaHttpEvent, toLambdaResult } from "./events.ts";
+import { runRuntime, RuntimeClient } from "./runtime.ts";
+
+/**
+ * Lambda caps a synchronous request at 6 MB, so bodies are at most that (less once base64-encoded);
+ * a compressed body that inflates beyond this gets 413: raise it together with the function's memory.
+ */
+export const LAMBDA_DEFAULTS = {
+  maxPayloadBytes: 6 * 1024 * 1024,
+  maxInflightBytes: 6 * 1024 * 1024,
+  storageBackend: "s3",
+} as const;
+
+/** The store a configuration names: OpenDAL, or S3 over fetch when OpenDAL's native addon cannot load. */
+async function createStore(config: Config, log: Logger): Promise<ObjectStore> {
+  const s = config.storage;
+  let opendal: typeof import("../../storage/opendal_store.ts");
+  try {
+    // Loaded lazily: a build for a CPU whose OpenDAL addon was not installed still serves S3 below.
+    opendal = await import("../../storage/opendal_store.ts");
+  } catch (error) {
+    if (s.backend !== "s3") throw error;
+    const accessKeyId = process.env.AWS_ACCESS_KEY_ID, secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY;
+    if (!accessKeyId || !secretAccessKey) throw error;
+    log.warn("OpenDAL is not available in this build; writing to S3 over fetch", { error: String(error) });
+    return new S3FetchStore({
+      bucket: s.s3.bucket!,
+      region: s.s3.region,
+      endpoint: s.s3.endpoint,
+      prefix: s.s3.prefix,
+      forcePathStyle: s.s3.forcePathStyle,
+      accessKeyId,
+      secretAccessKey,
+      sessionToken: process.env.AWS_SESSION_TOKEN,
+    });
+  }
+  switch (s.backend) {
+    case "fs":
+      return opendal.createOpendalStore({ backend: "fs", root: s.path });
+    case "s3":
+      return opendal.createOpendalStore({
+        backend: "s3",
+        bucket: s.s3.bucket!,
+        region: s.s3.region,
+        endpoint: s.s3.endpoint,
+        prefix: s.s3.prefix,
+        forcePathStyle: s.s3.forcePathStyle,
+      });
+    case "gcs":
+      return opendal.createOpendalStore({ backend: "gcs", bucket: s.gcs.bucket! });
+    case "azblob":
+      return opendal.createOpendalStore({
+        backend: "azblob",
+        container: s.azblob.container!,
+        accountName: s.azblob.account,
+        endpoint: s.azblob.endpoint,
+      });
+  }
+}
+
+async function main(): Promise<void> {
+  const api = process.env.AWS_LAMBDA_RUNTIME_API;
+  if (!api) {
+    console.error("AWS_LAMBDA_RUNTIME_API is not set: this is a Lambda custom runtime (bootstrap)");
+    process.exit(1);
+  }
+  const client = new RuntimeClient(api);
+  let handler: (request: Request) => Promise<Response>;
+  let log: Logger;
+  try {
+    const { config, warnings } = await resolvePlatformConfig(process.env, {
+      defaults: LAMBDA_DEFAULTS,
+      instanceId: `l${randomInstanceId()}`,
+      readTextFile: (path) => readFile(path, "utf8"),
+    });
+    log = createLogger({ level: config.log.level, format: config.log.format });
+    for (const warning of warnings) log.warn(warning);
+    await loadParquetWasm();
+    const store = await createStore(config, log);
+    handler = createDirectHandler(store, { config, log });
+    log.info("otlp2parquet Lambda runtime started", {
+      store: store.description,
+      instance: config.server.instanceId,
+    });
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : String(error));
+    await client.initError(error).catch((e) => console.error("cannot report the init error:", e));
+    process.exit(1);
+  }
+  await runRuntime(client, async (event, context) => {
+    if (context.traceId) process.env._X_AMZN_TRACE_ID = context.traceId;
+    const response = await handler(eventToRequest(event as LambdaHttpEvent));
+    return await toLambdaResult(response, event as LambdaHttpEvent);
+  }, {
+    onError: (error, context) =>
+      log.error("invocation failed", { requestId: context.requestId, error: String(error) }),
+  });
+}
+
+await main();

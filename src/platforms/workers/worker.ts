@@ -1,0 +1,74 @@
+/**
+ * Cloudflare Workers module worker: the OTLP/HTTP handler over the R2 binding `BUCKET`. Each request's
+ * Parquet files are in R2 before the 200 is sent (an isolate's memory outlives no request reliably).
+ * parquet-wasm arrives as a compiled `WebAssembly.Module` (wrangler's `CompiledWasm` rule) and is
+ * initialised on the first request; configuration comes from the `OTLP2PARQUET_*` variables of `env`.
+ *
+ * Build with `deno task build --workers` (→ `dist/workers/`), deploy with wrangler (see `wrangler.toml`
+ * beside this file and `docs/deploy.md`).
+ *
+ * @module
+ */
+
+// @ts-ignore: a wasm import is a compiled WebAssembly.Module under wrangler/workerd; Deno never runs this file.
+import parquetWasm from "parquet-wasm/esm/parquet_wasm_bg.wasm";
+import { ConfigError } from "../../config/mod.ts";
+import { initParquet } from "../../core/parquet.ts";
+import { statusResponse } from "../../http/otlp_response.ts";
+import { type R2BucketLike, R2Store } from "../../storage/r2_store.ts";
+import { createDirectHandler, randomInstanceId, resolvePlatformConfig } from "../direct.ts";
+import { createLogger } from "../server/log.ts";
+
+/** The bindings the worker reads. */
+export interface WorkerEnv {
+  /** The R2 bucket binding. */
+  BUCKET: R2BucketLike;
+  /** `OTLP2PARQUET_*` variables; everything else is ignored. */
+  [name: string]: unknown;
+}
+
+/** The part of the Workers `ExecutionContext` this worker may use. */
+export interface WorkerContext {
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+/** Workers isolates have 128 MB of memory: a decoded request and its Parquet must fit several times. */
+export const WORKERS_DEFAULTS = { maxPayloadBytes: 8 * 1024 * 1024, maxInflightBytes: 16 * 1024 * 1024 };
+
+type Handler = (request: Request) => Promise<Response>;
+
+let handler: Promise<Handler> | undefined;
+
+async function start(env: WorkerEnv): Promise<Handler> {
+  // Random values are refused at module scope on Workers, so the instance id is drawn here.
+  const { config, warnings } = await resolvePlatformConfig(env, {
+    defaults: WORKERS_DEFAULTS,
+    instanceId: `w${randomInstanceId()}`,
+  });
+  const log = createLogger({ level: config.log.level, format: config.log.format });
+  for (const warning of warnings) log.warn(warning);
+  if (!env.BUCKET || typeof env.BUCKET.put !== "function") {
+    throw new ConfigError(['no R2 bucket binding named "BUCKET": add [[r2_buckets]] binding = "BUCKET"']);
+  }
+  initParquet(parquetWasm as WebAssembly.Module);
+  const store = new R2Store(env.BUCKET, { prefix: config.storage.s3.prefix });
+  log.info("otlp2parquet worker started", { store: store.description, instance: config.server.instanceId });
+  return createDirectHandler(store, { config, log });
+}
+
+/** The module worker. */
+export default {
+  async fetch(request: Request, env: WorkerEnv, _ctx: WorkerContext): Promise<Response> {
+    let serve: Handler;
+    try {
+      serve = await (handler ??= start(env));
+    } catch (error) {
+      // A misconfigured worker answers 503 so that OTLP clients keep the data until it is fixed.
+      console.error(error instanceof Error ? error.message : String(error));
+      return statusResponse(503, `otlp2parquet is misconfigured: ${(error as Error).message}`, {
+        retryAfterSecs: 30,
+      });
+    }
+    return serve(request);
+  },
+};
