@@ -66,6 +66,9 @@ export function formatOf(contentType: string | null): Format | undefined {
 
 class ReadTimeoutError extends Error {}
 
+/** The body stream failed (the client went away mid-upload): the client's problem, not a 500. */
+class BodyReadError extends Error {}
+
 /** Maps any failure to its response: the one place where errors become HTTP statuses. */
 export function failureResponse(error: unknown, encoding: ResponseEncoding): Response {
   if (error instanceof OverloadedError) {
@@ -76,6 +79,7 @@ export function failureResponse(error: unknown, encoding: ResponseEncoding): Res
   }
   if (error instanceof BodyTooLargeError) return statusResponse(413, error.message, { encoding });
   if (error instanceof ReadTimeoutError) return statusResponse(408, error.message, { encoding });
+  if (error instanceof BodyReadError) return statusResponse(400, error.message, { encoding });
   if (error instanceof UnsupportedEncodingError || error instanceof SyntaxError) {
     return statusResponse(400, error.message, { encoding });
   }
@@ -91,6 +95,8 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
   return async (request: Request): Promise<Response> => {
     const url = new URL(request.url);
     const route = ROUTES[url.pathname];
+    const format = formatOf(request.headers.get("content-type"));
+    const encoding: ResponseEncoding = format === "protobuf" ? "protobuf" : "json";
     if (!route) {
       if (url.pathname === "/health" && (request.method === "GET" || request.method === "HEAD")) {
         return new Response("ok\n", { headers: { "content-type": "text/plain" } });
@@ -102,10 +108,11 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
           headers: { "content-type": "text/plain", ...(ok ? {} : { "retry-after": "5" }) },
         });
       }
-      return statusResponse(404, `no such path ${url.pathname}: use /v1/logs, /v1/traces or /v1/metrics`);
+      await request.body?.cancel();
+      return statusResponse(404, `no such path ${url.pathname}: use /v1/logs, /v1/traces or /v1/metrics`, {
+        encoding,
+      });
     }
-    const format = formatOf(request.headers.get("content-type"));
-    const encoding: ResponseEncoding = format === "protobuf" ? "protobuf" : "json";
     if (request.method !== "POST") {
       await request.body?.cancel();
       return statusResponse(405, `method ${request.method} not allowed: use POST`, {
@@ -132,8 +139,11 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         throw new BodyTooLargeError(maxPayload);
       }
       // Reserve the budget before reading, so memory stays bounded however many clients send at once.
+      // Without Content-Length (chunked, as gzip exporters send) `declared` is NaN, which must not reach
+      // the budget: NaN would disable it for good.
+      const known = declared >= 0;
       release = sink.admit(
-        identity && declared >= 0 ? declared : Math.min(maxPayload, Math.max(declared * 4, 1 << 20)),
+        identity && known ? declared : Math.min(maxPayload, Math.max(known ? declared * 4 : 0, 1 << 20)),
       );
       const timeout = new AbortController();
       const timer = setTimeout(
@@ -147,6 +157,12 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
           maxBytes: maxPayload,
           signal: timeout.signal,
         });
+      } catch (e) {
+        if (
+          e instanceof BodyTooLargeError || e instanceof ReadTimeoutError || e instanceof SyntaxError ||
+          e instanceof UnsupportedEncodingError
+        ) throw e;
+        throw new BodyReadError(`cannot read the request body: ${(e as Error)?.message ?? e}`, { cause: e });
       } finally {
         clearTimeout(timer);
       }

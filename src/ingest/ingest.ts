@@ -35,6 +35,12 @@ export interface IngestOptions {
   store: ObjectStore;
   /** The write-ahead log; without it a 200 means "in memory" (batching) or "written" (no batching). */
   wal?: Wal;
+  /**
+   * Requests are refused (503) once the log holds this many bytes, so the rest of it stays free for the
+   * intent and commit records that let batches be written and the log emptied: a log full of requests
+   * alone could never drain. Set it below the log's own bound. Default: none (only the log's bound).
+   */
+  maxLogBytes?: number;
   /** Batch across requests (default true). Off: every request is written before it is acknowledged. */
   batching?: boolean;
   /** Flush a batch at this many rows. Default 200 000. */
@@ -106,6 +112,7 @@ export interface IngestStats {
 export class Ingest {
   private readonly store: ObjectStore;
   private readonly wal?: Wal;
+  private readonly maxLogBytes: number;
   private readonly batching: boolean;
   private readonly maxRows: number;
   private readonly maxBytes: number;
@@ -125,6 +132,8 @@ export class Ingest {
   private bufferedBytes = 0;
   private pendingBytes = 0;
   private inflightBytes = 0;
+  /** Bytes of request records being appended to the log now. */
+  private loggingBytes = 0;
   private localSeq = 0;
   private storeHealthy = true;
   private stopping = false;
@@ -134,6 +143,7 @@ export class Ingest {
   private constructor(options: IngestOptions) {
     this.store = options.store;
     this.wal = options.wal;
+    this.maxLogBytes = options.maxLogBytes ?? Infinity;
     this.batching = options.batching ?? true;
     this.maxRows = options.maxRows ?? 200_000;
     this.maxBytes = options.maxBytes ?? 128 * 1024 * 1024;
@@ -180,7 +190,17 @@ export class Ingest {
 
   /** Whether new data can be accepted now. */
   ready(): boolean {
-    return !this.stopping && this.pendingBytes <= this.maxPending && this.storeHealthy;
+    return !this.stopping && this.pendingBytes <= this.maxPending && this.storeHealthy &&
+      !this.logFull(0);
+  }
+
+  /** Whether a request record of `bytes` would take the log past `maxLogBytes`. */
+  private logFull(bytes: number): boolean {
+    if (!this.wal || this.maxLogBytes === Infinity) return false;
+    // With nothing outstanding the log drains no further: only its own bound applies, so that a request
+    // larger than the limit is not refused forever.
+    if (!this.outstanding.size && !this.loggingBytes) return false;
+    return this.wal.stats().bytes + this.loggingBytes + bytes > this.maxLogBytes;
   }
 
   /**
@@ -204,6 +224,10 @@ export class Ingest {
       payload[0] = SIGNALS.indexOf(request.signal);
       payload[1] = FORMATS.indexOf(request.format);
       payload.set(request.body, 2);
+      if (this.logFull(payload.length)) {
+        throw new UnavailableError("write-ahead log full (waiting for the object store); retry later", 10);
+      }
+      this.loggingBytes += payload.length;
       try {
         seq = await this.wal.append(KIND_REQUEST, payload);
       } catch (e) {
@@ -211,6 +235,8 @@ export class Ingest {
           throw new UnavailableError(`write-ahead log full (${e.message}); retry later`, 10, { cause: e });
         }
         throw new UnavailableError(`write-ahead log write failed: ${(e as Error).message}`, 5, { cause: e });
+      } finally {
+        this.loggingBytes -= payload.length;
       }
     } else {
       seq = ++this.localSeq;

@@ -123,10 +123,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   }
   const durable = config.durability.mode === "wal" && config.batch.enabled;
   let wal: Wal | undefined;
+  const walMax = config.durability.walMaxBytes;
   if (durable) {
     wal = await Wal.open({
       dir: config.durability.walDir,
-      maxBytes: config.durability.walMaxBytes,
+      maxBytes: walMax,
+      // Only whole segments are released and the active one never is: segments must be a small part of
+      // the bound, or a log that filled up once would stay full.
+      segmentBytes: Math.max(4096, Math.min(64 * 1024 * 1024, Math.floor(walMax / 16))),
       onWarning: (message) => log.warn(message),
     });
   }
@@ -134,6 +138,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const { ingest, replayed } = await Ingest.start({
     store,
     wal,
+    // An eighth of the log (at most 64 MiB) stays free for intent and commit records.
+    maxLogBytes: walMax - Math.min(64 * 1024 * 1024, Math.floor(walMax / 8)),
     batching: config.batch.enabled,
     maxRows: config.batch.maxRows,
     maxBytes: config.batch.maxBytes,
