@@ -1,0 +1,213 @@
+import assert from "node:assert/strict";
+import { decodeRequest } from "../src/core/convert.ts";
+import { initParquet, rowsToParquet } from "../src/core/parquet.ts";
+import { encodeProtobuf, generateLogs } from "./data.ts";
+import { countRows, type E2eResult, e2eTable, processTree, statusKb } from "./e2e.ts";
+import { quantile, runLoad } from "./loadgen.ts";
+import { sizeTable, stageRows, stageTables } from "./main.ts";
+import { hotFiles, hotFunctions } from "./profile.ts";
+
+/** A loopback OTLP endpoint that decodes every body with the core; every `failEvery`-th request gets 503. */
+function decodingServer(failEvery = 0) {
+  let seen = 0, records = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    seen++;
+    let bytes = new Uint8Array(await req.arrayBuffer());
+    if (req.headers.get("content-encoding") === "gzip") {
+      const inflated = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+      bytes = new Uint8Array(await new Response(inflated).arrayBuffer());
+    }
+    if (failEvery && seen % failEvery === 0) return new Response("busy", { status: 503 });
+    const json = req.headers.get("content-type") === "application/json";
+    records += decodeRequest("logs", bytes, { format: json ? "json" : "protobuf" }).records;
+    return new Response(new Uint8Array(0), { status: 200 });
+  });
+  return { server, url: `http://127.0.0.1:${server.addr.port}/v1/logs`, stats: () => ({ seen, records }) };
+}
+
+Deno.test("runLoad() sends bounded, decodable requests and counts acknowledged records", async () => {
+  for (const variant of ["protobuf", "json", "protobuf+gzip"] as const) {
+    const s = decodingServer();
+    try {
+      const r = await runLoad({
+        url: s.url,
+        variant,
+        records: 40,
+        concurrency: 2,
+        maxRequests: 6,
+        duration: 30,
+        pool: 2,
+      });
+      assert.equal(r.requests, 6);
+      assert.deepEqual(r.statuses, { "200": 6 });
+      assert.equal(r.ackedRecords, 240);
+      assert.equal(s.stats().records, 240, "the server decoded every record sent");
+      assert.ok(r.latencyMs.p50 > 0 && r.latencyMs.p99 >= r.latencyMs.p50);
+      assert.ok(r.rawBytes >= r.wireBytes, variant);
+    } finally {
+      await s.server.shutdown();
+    }
+  }
+});
+
+Deno.test("runLoad() counts refusals by status and leaves them out of the acknowledged records", async () => {
+  const s = decodingServer(3);
+  try {
+    const r = await runLoad({
+      url: s.url,
+      records: 10,
+      concurrency: 1,
+      maxRequests: 9,
+      duration: 30,
+      pool: 1,
+    });
+    assert.deepEqual(r.statuses, { "200": 6, "503": 3 });
+    assert.equal(r.ackedRecords, 60);
+  } finally {
+    await s.server.shutdown();
+  }
+});
+
+Deno.test("runLoad() stops at the duration", async () => {
+  const s = decodingServer();
+  try {
+    const r = await runLoad({
+      url: s.url,
+      records: 10,
+      concurrency: 1,
+      maxRequests: 100_000,
+      duration: 0.3,
+      pool: 1,
+    });
+    assert.ok(r.seconds < 5, `${r.seconds} s`);
+    assert.ok(r.requests < 100_000);
+  } finally {
+    await s.server.shutdown();
+  }
+});
+
+Deno.test("runLoad() refuses targets off the loopback interface", async () => {
+  await assert.rejects(runLoad({ url: "http://192.0.2.1:4318/v1/logs", maxRequests: 1 }), RangeError);
+});
+
+Deno.test("quantile() takes the nearest rank", () => {
+  const xs = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  assert.equal(quantile(xs, 0.5), 5);
+  assert.equal(quantile(xs, 0.99), 10);
+  assert.equal(quantile([], 0.5), 0);
+});
+
+Deno.test("processTree() and statusKb() see a child process and its memory", async () => {
+  const child = new Deno.Command("sleep", { args: ["5"] }).spawn();
+  try {
+    assert.ok(processTree(Deno.pid).includes(child.pid));
+    assert.ok(statusKb(Deno.pid, "VmRSS") > 1000);
+    assert.ok(statusKb(Deno.pid, "VmHWM") >= statusKb(Deno.pid, "VmRSS"));
+  } finally {
+    child.kill();
+    await child.status;
+  }
+});
+
+Deno.test("countRows() counts the rows of Parquet files with DuckDB", async () => {
+  initParquet(
+    Deno.readFileSync(new URL("../node_modules/parquet-wasm/esm/parquet_wasm_bg.wasm", import.meta.url)),
+  );
+  const dir = await Deno.makeTempDir();
+  try {
+    const files = [];
+    for (const n of [120, 35]) {
+      const rows = decodeRequest("logs", encodeProtobuf("logs", generateLogs(n, { seed: n })), {
+        format: "protobuf",
+      });
+      const path = `${dir}/f${n}.parquet`;
+      Deno.writeFileSync(path, rowsToParquet(rows.tables[0]));
+      files.push(path);
+    }
+    assert.equal(await countRows(files), 155);
+    assert.equal(await countRows([]), 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("e2eTable() shows ratios only where both servers acknowledged records", () => {
+  const load = (rps: number) => ({
+    recordsPerSecond: rps,
+    ackedRecords: rps * 10,
+    recordsPerRequest: 5000,
+    statuses: { "200": 10 },
+    rawMBps: 1,
+    latencyMs: { p50: 1, p90: 1, p99: 2, max: 3, mean: 1 },
+  });
+  const r = (server: string, variant: string, rps: number): E2eResult =>
+    ({
+      server,
+      variant,
+      status: "ok",
+      load: load(rps),
+      e2eRecordsPerSecond: rps,
+      peakRssMB: 100,
+    }) as unknown as E2eResult;
+  const md = e2eTable([
+    r("ours", "protobuf", 200),
+    r("rust", "protobuf", 100),
+    r("ours", "json", 5),
+    r("rust", "json", 0),
+  ]);
+  assert.match(md, /\| protobuf \| 2\.00 \| 2\.00 \| 1\.00 \|/);
+  assert.doesNotMatch(md, /\| json \| [\d.]+ \|/);
+  assert.match(e2eTable([{ server: "ours", variant: "json", status: "pending server" }]), /pending server/);
+});
+
+Deno.test("stageTables() and sizeTable() turn timings into MB/s and ratios", () => {
+  const meta = {
+    benches: {
+      "logs 1k: protobuf decode": {
+        signal: "logs" as const,
+        records: 1000,
+        stage: "protobuf decode",
+        bytes: 2_000_000,
+      },
+    },
+    sizes: {
+      "logs 1k": {
+        signal: "logs" as const,
+        records: 1000,
+        protobuf: 300_000,
+        json: 600_000,
+        parquet: 30_000,
+      },
+    },
+    skipped: [],
+  };
+  const bench = {
+    benches: [{ name: "logs 1k: protobuf decode", group: "logs 1k", results: [{ ok: { avg: 10e6, n: 5 } }] }],
+  };
+  const md = stageTables(stageRows(bench, meta));
+  assert.match(md, /\| protobuf decode \| 10 ms · 200 MB\/s · 0\.10 M\/s \|/);
+  assert.match(sizeTable(meta), /\| logs 1k \| 300,000 \| 300 \| 600,000 \| 30,000 \| 10\.0x \|/);
+});
+
+Deno.test("hotFunctions() sums self time per function from CPU profile samples", () => {
+  const node = (id: number, name: string, url: string) => ({
+    id,
+    callFrame: { functionName: name, url, lineNumber: 9 },
+  });
+  const profile = {
+    nodes: [
+      node(1, "decode", "file:///x/a.ts"),
+      node(2, "", "wasm://wasm/1"),
+      node(3, "decode", "file:///x/a.ts"),
+    ],
+    startTime: 0,
+    endTime: 4000,
+    samples: [1, 2, 3, 1],
+    timeDeltas: [0, 1000, 1000, 1000],
+  };
+  const hot = hotFunctions(profile);
+  assert.equal(hot[0].name, "decode");
+  assert.equal(hot[0].selfMs, 2);
+  assert.equal(hot[0].where, "file:///x/a.ts:10");
+  assert.deepEqual(hotFiles(hot).map((f) => f.file), ["file:///x/a.ts", "parquet-wasm (wasm code)"]);
+});
