@@ -18,6 +18,8 @@ export interface Column {
   byteLength(): number;
   /** An empty column of the same kind and shape. */
   emptyLike(): Column;
+  /** Shrinks the buffers to the rows held (they grow again if more rows are appended). */
+  compact(): void;
   /**
    * Appends row `rows[k]` of `sources[from[k]]` for every k, in that order (batches gathered in time
    * order). Sources are columns of the same class.
@@ -57,7 +59,7 @@ function gatherFixed<T extends Uint8Array | Uint32Array | Float64Array>(
 }
 
 function grow<T extends Uint8Array | Int32Array | Uint32Array | Float64Array>(arr: T, need: number): T {
-  let cap = arr.length * 2;
+  let cap = Math.max(16, arr.length * 2);
   while (cap < need) cap *= 2;
   const next = new (arr.constructor as { new (n: number): T })(cap);
   next.set(arr);
@@ -86,6 +88,9 @@ export class F64Column implements Column {
   }
   emptyLike(): F64Column {
     return new F64Column();
+  }
+  compact(): void {
+    this.values = this.values.slice(0, Math.max(1, this.length));
   }
   gather(sources: readonly F64Column[], from: Uint32Array, rows: Uint32Array): void {
     if (this.length + rows.length > this.values.length) {
@@ -122,6 +127,9 @@ export class U32Column implements Column {
   emptyLike(): U32Column {
     return new U32Column();
   }
+  compact(): void {
+    this.values = this.values.slice(0, Math.max(1, this.length));
+  }
   gather(sources: readonly U32Column[], from: Uint32Array, rows: Uint32Array): void {
     if (this.length + rows.length > this.values.length) {
       this.values = grow(this.values, this.length + rows.length);
@@ -156,6 +164,9 @@ export class U8Column implements Column {
   }
   emptyLike(): U8Column {
     return new U8Column();
+  }
+  compact(): void {
+    this.values = this.values.slice(0, Math.max(1, this.length));
   }
   gather(sources: readonly U8Column[], from: Uint32Array, rows: Uint32Array): void {
     if (this.length + rows.length > this.values.length) {
@@ -205,6 +216,9 @@ export class U64Column implements Column {
   }
   emptyLike(): U64Column {
     return new U64Column();
+  }
+  compact(): void {
+    this.words = this.words.slice(0, Math.max(2, this.length * 2));
   }
   gather(sources: readonly U64Column[], from: Uint32Array, rows: Uint32Array): void {
     const at = this.length * 2;
@@ -299,6 +313,10 @@ export class StrColumn implements Column {
   emptyLike(): StrColumn {
     return new StrColumn();
   }
+  compact(): void {
+    this.bytes = this.bytes.slice(0, Math.max(1, this.offsets[this.length]));
+    this.offsets = this.offsets.slice(0, this.length + 1);
+  }
   gather(sources: readonly StrColumn[], from: Uint32Array, rows: Uint32Array): void {
     let total = 0;
     for (let k = 0; k < rows.length; k++) {
@@ -373,6 +391,11 @@ export class MapColumn implements Column {
   emptyLike(): MapColumn {
     return new MapColumn();
   }
+  compact(): void {
+    this.offsets = this.offsets.slice(0, this.length + 1);
+    this.keys.compact();
+    this.values.compact();
+  }
   gather(sources: readonly MapColumn[], from: Uint32Array, rows: Uint32Array): void {
     const child = expand((i) => sources[i].offsets, from, rows);
     if (this.length + rows.length + 1 > this.offsets.length) {
@@ -424,6 +447,10 @@ export class ListColumn<C extends Column = Column> implements Column {
   }
   emptyLike(): ListColumn<C> {
     return new ListColumn(this.child.emptyLike() as C);
+  }
+  compact(): void {
+    this.offsets = this.offsets.slice(0, this.length + 1);
+    this.child.compact();
   }
   gather(sources: readonly ListColumn<C>[], from: Uint32Array, rows: Uint32Array): void {
     const child = expand((i) => sources[i].offsets, from, rows);

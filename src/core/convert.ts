@@ -11,8 +11,8 @@ import { decodeLogsProto } from "./logs_proto.ts";
 import { decodeMetricsJson } from "./metrics_json.ts";
 import { decodeMetricsProto } from "./metrics_proto.ts";
 import { type KeyOptions, objectKey } from "./keys.ts";
-import { type ParquetOptions, rowsToParquet } from "./parquet.ts";
-import { gatherSorted, type Partition, type Rows } from "./rows.ts";
+import { batchToParquet, type ParquetOptions, rowsToParquet } from "./parquet.ts";
+import { gatherSorted, type Partition, type Rows, type RowSelection, sortBatch } from "./rows.ts";
 import type { Signal, TableName } from "./schema.ts";
 import { decodeTracesJson } from "./traces_json.ts";
 import { decodeTracesProto } from "./traces_proto.ts";
@@ -190,6 +190,27 @@ export function encodeFile(rows: Rows, options: FileOptions = {}): ParquetFile {
   const words = rows.time.words;
   const key = objectKey(rows.def, { part, firstLo: words[0], firstHi: words[1], bytes }, options);
   return { table: rows.def.name, key, bytes, rows: rows.length, partition: part };
+}
+
+/**
+ * Encodes a batch (rows of one table and partition, from any number of requests) as one Parquet file,
+ * sorted by event time and streamed through the writer in chunks (bounded memory for large batches).
+ */
+export async function encodeBatch(
+  selections: readonly RowSelection[],
+  options: FileOptions = {},
+): Promise<ParquetFile> {
+  const order = sortBatch(selections);
+  const bytes = await batchToParquet(order, options);
+  const first = order.selections[order.from[0]].rows.time.words, row = order.rows[0];
+  const def = selections[0].rows.def;
+  const key = objectKey(def, {
+    part: order.part,
+    firstLo: first[row * 2],
+    firstHi: first[row * 2 + 1],
+    bytes,
+  }, options);
+  return { table: def.name, key, bytes, rows: order.from.length, partition: order.part };
 }
 
 /**

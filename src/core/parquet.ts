@@ -11,12 +11,15 @@ import {
   EnabledStatistics,
   initSync,
   Table as WasmTable,
+  transformParquetStream,
   writeParquet,
+  type WriterProperties,
   WriterPropertiesBuilder,
   WriterVersion,
 } from "parquet-wasm/esm";
 import { toArrowTable } from "./arrow.ts";
-import type { Rows } from "./rows.ts";
+import { type BatchOrder, gatherRange, type Rows } from "./rows.ts";
+import type { TableDef } from "./schema.ts";
 import { SCHEMA_VERSION } from "./schema.ts";
 import { VERSION } from "./version.ts";
 
@@ -56,10 +59,7 @@ const CODECS: Record<ParquetCompression, Compression> = {
   none: Compression.UNCOMPRESSED,
 };
 
-/** Encodes rows as one Parquet file. */
-export function rowsToParquet(rows: Rows, options: ParquetOptions = {}): Uint8Array {
-  if (!ready) throw new Error("parquet-wasm is not initialised: call initParquet() first");
-  const ipc = tableToIPC(toArrowTable(rows), "stream");
+function writerProperties(def: TableDef, options: ParquetOptions): WriterProperties {
   let props = new WriterPropertiesBuilder()
     .setCompression(CODECS[options.compression ?? "zstd"])
     .setMaxRowGroupSize(options.rowGroupRows ?? 131072)
@@ -72,18 +72,26 @@ export function rowsToParquet(rows: Rows, options: ParquetOptions = {}): Uint8Ar
     .setKeyValueMetadata(
       new Map([[
         "otlp2parquet",
-        JSON.stringify({ version: VERSION, schema_version: SCHEMA_VERSION, table: rows.def.name }),
+        JSON.stringify({ version: VERSION, schema_version: SCHEMA_VERSION, table: def.name }),
       ]]),
     );
   // Ids are unique per row: a dictionary is pure overhead for them (measured ~5% of encode time).
-  for (const col of rows.def.columns) {
+  for (const col of def.columns) {
     if (/(^|\.)(Trace|Span|ParentSpan)Id$/.test(col.name)) {
       props = props.setColumnDictionaryEnabled(col.name, false);
     }
   }
+  return props.build();
+}
+
+/** Encodes rows as one Parquet file, all at once (small inputs: one request, one file to convert). */
+export function rowsToParquet(rows: Rows, options: ParquetOptions = {}): Uint8Array {
+  if (!ready) throw new Error("parquet-wasm is not initialised: call initParquet() first");
+  const ipc = tableToIPC(toArrowTable(rows), "stream");
+  const props = writerProperties(rows.def, options);
   const table = WasmTable.fromIPCStream(ipc);
   try {
-    return writeParquet(table, props.build());
+    return writeParquet(table, props);
   } finally {
     try {
       table.free();
@@ -91,4 +99,45 @@ export function rowsToParquet(rows: Rows, options: ParquetOptions = {}): Uint8Ar
       // writeParquet may already have consumed the table.
     }
   }
+}
+
+/** Rows handed to the Parquet writer at a time when streaming a batch. */
+export const STREAM_CHUNK_ROWS = 16384;
+
+/**
+ * Encodes a sorted batch as one Parquet file, gathering and handing it to the writer a chunk of rows at a
+ * time: neither a full sorted copy of the batch nor its whole Arrow form is ever in memory, and the wasm
+ * heap (which never shrinks) stays near one chunk plus one encoded row group.
+ */
+export async function batchToParquet(order: BatchOrder, options: ParquetOptions = {}): Promise<Uint8Array> {
+  if (!ready) throw new Error("parquet-wasm is not initialised: call initParquet() first");
+  const def = order.selections[0].rows.def;
+  const n = order.from.length;
+  let at = 0;
+  const input = new ReadableStream({
+    pull(controller) {
+      if (at >= n) return controller.close();
+      const end = Math.min(n, at + STREAM_CHUNK_ROWS);
+      const ipc = tableToIPC(toArrowTable(gatherRange(order, at, end)), "stream");
+      at = end;
+      const table = WasmTable.fromIPCStream(ipc);
+      const batch = table.recordBatch(0);
+      table.free(); // the batch keeps its data; the table would otherwise hold wasm memory until a GC
+      controller.enqueue(batch);
+    },
+  });
+  const output = await transformParquetStream(input, writerProperties(def, options));
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = output.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.length;
+  }
+  const out = new Uint8Array(size);
+  let p = 0;
+  for (const c of chunks) out.set(c, p), p += c.length;
+  return out;
 }

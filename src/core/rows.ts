@@ -112,6 +112,15 @@ export class Rows {
     for (let i = 0; i < count; i++) this.partOf.push(idx);
   }
 
+  /**
+   * Trims every buffer to its contents. Decoders size buffers generously up front; rows that are kept
+   * (batched across requests) should not hold that slack.
+   */
+  compact(): void {
+    for (const c of this.columns) c.compact();
+    this.partOf.compact();
+  }
+
   /** Bytes of decoded data held. */
   byteLength(): number {
     let n = 0;
@@ -147,12 +156,17 @@ export interface RowSelection {
   readonly indices: Uint32Array;
 }
 
-/**
- * Gathers selected rows of several `Rows` of the same table into one new `Rows`, sorted by event time
- * (stable: rows with equal times keep their order). All rows land in one partition, that of the first.
- */
-export function gatherSorted(selections: readonly RowSelection[]): Rows {
-  const def = selections[0].rows.def;
+/** The time order of a batch's rows: row `rows[k]` of selection `from[k]` is the k-th earliest. */
+export interface BatchOrder {
+  readonly selections: readonly RowSelection[];
+  readonly from: Uint32Array;
+  readonly rows: Uint32Array;
+  /** The batch's partition (that of its first row). */
+  readonly part: Partition;
+}
+
+/** Sorts the selected rows of several `Rows` of one table by event time (stable on equal times). */
+export function sortBatch(selections: readonly RowSelection[]): BatchOrder {
   const n = selections.reduce((s, x) => s + x.indices.length, 0);
   const src = new Uint32Array(n), row = new Uint32Array(n);
   const hi = new Float64Array(n), lo = new Float64Array(n);
@@ -168,17 +182,27 @@ export function gatherSorted(selections: readonly RowSelection[]): Rows {
   for (let i = 1; i < n && sorted; i++) {
     sorted = hi[i - 1] < hi[i] || (hi[i - 1] === hi[i] && lo[i - 1] <= lo[i]);
   }
-  let order: Uint32Array;
-  if (sorted) {
-    order = new Uint32Array(n).map((_, i) => i);
-  } else {
-    order = new Uint32Array(n).map((_, i) => i).sort((a, b) => hi[a] - hi[b] || lo[a] - lo[b] || a - b);
+  const from = src, rows = row;
+  if (!sorted) {
+    const order = new Uint32Array(n).map((_, i) => i).sort((a, b) => hi[a] - hi[b] || lo[a] - lo[b] || a - b);
+    const f = new Uint32Array(n), r = new Uint32Array(n);
+    for (let i = 0; i < n; i++) f[i] = src[order[i]], r[i] = row[order[i]];
+    return { selections, from: f, rows: r, part: partOfFirst(selections) };
   }
-  const out = new Rows(def, n);
+  return { selections, from, rows, part: partOfFirst(selections) };
+}
+
+function partOfFirst(selections: readonly RowSelection[]): Partition {
   const first = selections[0].rows;
-  const part = first.parts[first.partOf.values[selections[0].indices[0]]] ?? { service: "", hour: 0 };
-  const from = new Uint32Array(n), rowsIdx = new Uint32Array(n);
-  for (let i = 0; i < n; i++) from[i] = src[order[i]], rowsIdx[i] = row[order[i]];
+  return first.parts[first.partOf.values[selections[0].indices[0]]] ?? { service: "", hour: 0 };
+}
+
+/** Copies the rows `[start, end)` of a sorted batch into a new `Rows` (one partition). */
+export function gatherRange(order: BatchOrder, start = 0, end = order.from.length): Rows {
+  const { selections } = order;
+  const from = order.from.subarray(start, end), rowsIdx = order.rows.subarray(start, end);
+  const n = end - start;
+  const out = new Rows(selections[0].rows.def, n);
   // Long runs of consecutive rows (one request's sorted records) copy fastest as ranges; interleaved rows
   // (concurrent senders) as a per-row gather.
   const runStarts: number[] = [0];
@@ -197,6 +221,14 @@ export function gatherSorted(selections: readonly RowSelection[]): Rows {
       dst.appendRange(selections[from[i]].rows.columns[c], rowsIdx[i], rowsIdx[i] + (j - i));
     }
   }
-  out.assignAll(part, n);
+  out.assignAll(order.part, n);
   return out;
+}
+
+/**
+ * Gathers selected rows of several `Rows` of the same table into one new `Rows`, sorted by event time
+ * (stable: rows with equal times keep their order). All rows land in one partition, that of the first.
+ */
+export function gatherSorted(selections: readonly RowSelection[]): Rows {
+  return gatherRange(sortBatch(selections));
 }

@@ -12,8 +12,15 @@
  * @module
  */
 
-import { type Decoded, decodeRequest, encodeFile, type FileOptions, type Format } from "../core/convert.ts";
-import { gatherSorted, type Partition, type Rows } from "../core/rows.ts";
+import {
+  type Decoded,
+  decodeRequest,
+  encodeBatch,
+  type FileOptions,
+  type Format,
+  type ParquetFile,
+} from "../core/convert.ts";
+import type { Partition, Rows } from "../core/rows.ts";
 import type { Signal, TableDef } from "../core/schema.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
 import { OverloadedError, UnavailableError } from "./errors.ts";
@@ -248,6 +255,7 @@ export class Ingest {
   private add(seq: number, decoded: Decoded, skip?: Set<string>): void {
     let count = 0;
     for (const rows of decoded.tables) {
+      rows.compact(); // kept until its batches are written: drop the decoders' spare capacity
       const byPart = rows.rowsByPartition();
       const perRow = rows.length ? rows.byteLength() / rows.length : 0;
       rows.parts.forEach((part, p) => {
@@ -326,8 +334,7 @@ export class Ingest {
    * stops), commit, release. Without batching the first failure is returned to the client as 503.
    */
   private async writeBatch(batch: Batch, retry: boolean, key?: string): Promise<void> {
-    const rows = gatherSorted(batch.members.map((m) => ({ rows: m.rows, indices: m.indices })));
-    const file = encodeFile(rows, this.files);
+    const file = await this.encode(batch);
     const objectKey = key ?? file.key;
     this.pendingBytes += file.bytes.length;
     try {
@@ -375,6 +382,20 @@ export class Ingest {
       this.pendingBytes -= file.bytes.length;
     }
   }
+
+  /**
+   * Encodes one batch at a time: encoding is CPU-bound and its wasm memory never shrinks, so concurrent
+   * encodes would only raise the peak.
+   */
+  private encode(batch: Batch): Promise<ParquetFile> {
+    const run = this.encoding.then(() =>
+      encodeBatch(batch.members.map((m) => ({ rows: m.rows, indices: m.indices })), this.files)
+    );
+    this.encoding = run.catch(() => undefined);
+    return run;
+  }
+
+  private encoding: Promise<unknown> = Promise.resolve();
 
   private async releaseLog(): Promise<void> {
     if (!this.wal) return;
