@@ -1,0 +1,47 @@
+/**
+ * CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as used by the snappy framing format and
+ * the write-ahead log. Slicing-by-8 tables: eight bytes per step instead of one, ~8 KiB of tables.
+ *
+ * @module
+ */
+
+const POLY = 0x82f63b78;
+
+function makeTables(): Uint32Array[] {
+  const tables = Array.from({ length: 8 }, () => new Uint32Array(256));
+  const t0 = tables[0];
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ POLY : c >>> 1;
+    t0[n] = c;
+  }
+  for (let n = 0; n < 256; n++) {
+    let c = t0[n];
+    for (let k = 1; k < 8; k++) {
+      c = t0[c & 0xff] ^ (c >>> 8);
+      tables[k][n] = c;
+    }
+  }
+  return tables;
+}
+
+const [T0, T1, T2, T3, T4, T5, T6, T7] = makeTables();
+
+/**
+ * CRC-32C of `bytes`, as an unsigned 32-bit number.
+ *
+ * @param previous the CRC of the bytes that came before, to checksum data in pieces:
+ *   `crc32c(b, crc32c(a))` equals the CRC of `a` followed by `b`. Default 0 (nothing before).
+ */
+export function crc32c(bytes: Uint8Array, previous = 0): number {
+  let crc = ~previous;
+  const n = bytes.length;
+  let i = 0;
+  for (const end = n - 7; i < end; i += 8) {
+    const lo = crc ^ (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24));
+    crc = T7[lo & 0xff] ^ T6[(lo >>> 8) & 0xff] ^ T5[(lo >>> 16) & 0xff] ^ T4[lo >>> 24] ^
+      T3[bytes[i + 4]] ^ T2[bytes[i + 5]] ^ T1[bytes[i + 6]] ^ T0[bytes[i + 7]];
+  }
+  for (; i < n; i++) crc = T0[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
+  return ~crc >>> 0;
+}
