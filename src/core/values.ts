@@ -163,16 +163,21 @@ export class AttrScratch {
       if (this.order.length < n) this.order = new Int32Array(n * 2);
       const order = this.order;
       for (let i = 0; i < n; i++) order[i] = i;
-      // Insertion sort: attribute lists are short and often nearly sorted; stable, so among equal keys the
-      // last in arrival order ends last.
-      for (let i = 1; i < n; i++) {
-        const x = order[i];
-        let j = i - 1;
-        while (j >= 0 && this.compareKeys(order[j], x) > 0) {
-          order[j + 1] = order[j];
-          j--;
+      if (n <= 32) {
+        // Insertion sort: attribute lists are short and often nearly sorted; stable, so among equal keys
+        // the last in arrival order ends last.
+        for (let i = 1; i < n; i++) {
+          const x = order[i];
+          let j = i - 1;
+          while (j >= 0 && this.compareKeys(order[j], x) > 0) {
+            order[j + 1] = order[j];
+            j--;
+          }
+          order[j + 1] = x;
         }
-        order[j + 1] = x;
+      } else {
+        // Long lists (hostile or not) sort in n log n; ties broken by arrival keep it stable.
+        order.subarray(0, n).sort((a, b) => this.compareKeys(a, b) || a - b);
       }
       for (let i = 0; i < n; i++) {
         const k = order[i];
