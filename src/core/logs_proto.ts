@@ -100,7 +100,7 @@ function decodeLogRecord(
   const scratch = c.scratch;
   scratch.reset();
   while (r.pos < r.end) {
-    const tag = r.uint32();
+    const tag = r.tag();
     const wt = tag & 7;
     switch (tag >>> 3) {
       case 1:

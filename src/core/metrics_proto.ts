@@ -276,7 +276,7 @@ class ProtoMetricsDecoder {
     ranges.length = 0;
     let nameS = 0, nameE = 0, descS = 0, descE = 0, unitS = 0, unitE = 0, kind = 0;
     while (r.pos < r.end) {
-      const tag = r.uint32();
+      const tag = r.tag();
       const field = tag >>> 3, wt = tag & 7;
       switch (field) {
         case 1:
@@ -320,7 +320,7 @@ class ProtoMetricsDecoder {
       for (let i = 0; i < ranges.length; i += 2) {
         const rr = new WireReader(buf, ranges[i], ranges[i + 1]);
         while (rr.pos < rr.end) {
-          const tag = rr.uint32();
+          const tag = rr.tag();
           if (tag >>> 3 !== 1) {
             rr.skip(tag & 7);
             continue;
@@ -348,7 +348,7 @@ class ProtoMetricsDecoder {
     for (let i = 0; i < ranges.length; i += 2) {
       const r = new WireReader(buf, ranges[i], ranges[i + 1]);
       while (r.pos < r.end) {
-        const tag = r.uint32();
+        const tag = r.tag();
         const field = tag >>> 3, wt = tag & 7;
         if (field === 1) {
           if (wt !== LEN) throw wrongWireType("dataPoints", wt, LEN);
@@ -414,7 +414,7 @@ class ProtoMetricsDecoder {
     ex.length = 0;
     let sLo = 0, sHi = 0, tLo = 0, tHi = 0, value = 0, hasValue = false, flags = 0, nAttr = 0;
     while (r.pos < r.end) {
-      const tag = r.uint32();
+      const tag = r.tag();
       const wt = tag & 7;
       switch (tag >>> 3) {
         case 2:
@@ -491,7 +491,7 @@ class ProtoMetricsDecoder {
     const counts0 = counts.length, bounds0 = bounds.length;
     let sLo = 0, sHi = 0, tLo = 0, tHi = 0, cLo = 0, cHi = 0, sum = 0, min = 0, max = 0, flags = 0, nAttr = 0;
     while (r.pos < r.end) {
-      const tag = r.uint32();
+      const tag = r.tag();
       const wt = tag & 7;
       switch (tag >>> 3) {
         case 2:
@@ -589,7 +589,7 @@ class ProtoMetricsDecoder {
     let sLo = 0, sHi = 0, tLo = 0, tHi = 0, cLo = 0, cHi = 0, zLo = 0, zHi = 0;
     let sum = 0, min = 0, max = 0, flags = 0, scale = 0, posOffset = 0, negOffset = 0, nAttr = 0;
     while (r.pos < r.end) {
-      const tag = r.uint32();
+      const tag = r.tag();
       const wt = tag & 7;
       switch (tag >>> 3) {
         case 1:
@@ -703,7 +703,7 @@ class ProtoMetricsDecoder {
     scratch.reset();
     let sLo = 0, sHi = 0, tLo = 0, tHi = 0, cLo = 0, cHi = 0, sum = 0, flags = 0, nAttr = 0, nq = 0;
     while (r.pos < r.end) {
-      const tag = r.uint32();
+      const tag = r.tag();
       const wt = tag & 7;
       switch (tag >>> 3) {
         case 2:
@@ -780,7 +780,7 @@ function decodeExemplar(x: ExemplarColumns, scratch: AttrScratch, r: WireReader)
   scratch.reset();
   let tLo = 0, tHi = 0, value = 0, spanS = 0, spanE = 0, traceS = 0, traceE = 0, nAttr = 0;
   while (r.pos < r.end) {
-    const tag = r.uint32();
+    const tag = r.tag();
     const wt = tag & 7;
     switch (tag >>> 3) {
       case 7:
@@ -837,7 +837,7 @@ function decodeExemplar(x: ExemplarColumns, scratch: AttrScratch, r: WireReader)
 /** Decodes the Buckets `r` reads: counts go to `counts`; returns its offset (`offset` when absent). */
 function decodeBuckets(r: WireReader, counts: U64Column, offset: number): number {
   while (r.pos < r.end) {
-    const tag = r.uint32();
+    const tag = r.tag();
     const wt = tag & 7;
     switch (tag >>> 3) {
       case 1:
@@ -869,7 +869,7 @@ function decodeBuckets(r: WireReader, counts: U64Column, offset: number): number
 function decodeQuantile(r: WireReader, t: SummaryTable): void {
   let quantile = 0, value = 0;
   while (r.pos < r.end) {
-    const tag = r.uint32();
+    const tag = r.tag();
     const wt = tag & 7;
     switch (tag >>> 3) {
       case 1:

@@ -40,7 +40,7 @@ export function pushAnyValue(out: StrColumn, buf: Uint8Array, start: number, end
   const r = ANY_READER.reset(buf, start, end);
   let kind = 0, vs = 0, ve = 0, num = 0, lo = 0, hi = 0;
   while (r.pos < r.end) {
-    const tag = r.uint32();
+    const tag = r.tag();
     const field = tag >>> 3, wt = tag & 7;
     switch (field) {
       case 1:
@@ -109,7 +109,7 @@ function anyJson(buf: Uint8Array, start: number, end: number, depth: number): st
   const r = new WireReader(buf, start, end);
   let out = "null";
   while (r.pos < r.end) {
-    const tag = r.uint32();
+    const tag = r.tag();
     const field = tag >>> 3, wt = tag & 7;
     switch (field) {
       case 1:
@@ -158,7 +158,7 @@ function arrayJson(buf: Uint8Array, start: number, end: number, depth: number): 
   const r = new WireReader(buf, start, end);
   const parts: string[] = [];
   while (r.pos < r.end) {
-    const tag = r.uint32();
+    const tag = r.tag();
     if (tag >>> 3 === 1) {
       if ((tag & 7) !== LEN) throw wrongWireType("values", tag & 7, LEN);
       r.bytes();
@@ -173,7 +173,7 @@ function kvlistJson(buf: Uint8Array, start: number, end: number, depth: number):
   const r = new WireReader(buf, start, end);
   const entries = new Map<string, string>();
   while (r.pos < r.end) {
-    const tag = r.uint32();
+    const tag = r.tag();
     if (tag >>> 3 !== 1) {
       r.skip(tag & 7);
       continue;
@@ -183,7 +183,7 @@ function kvlistJson(buf: Uint8Array, start: number, end: number, depth: number):
     const kv = new WireReader(buf, r.start, r.stop);
     let key = "", value = "null";
     while (kv.pos < kv.end) {
-      const t = kv.uint32();
+      const t = kv.tag();
       if (t >>> 3 === 1 && (t & 7) === LEN) {
         kv.bytes();
         key = utf8String(kv, "key");
@@ -204,7 +204,7 @@ export function addKeyValue(scratch: AttrScratch, buf: Uint8Array, start: number
   const r = KV_READER.reset(buf, start, end);
   let ks = 0, ke = 0, vs = -1, ve = 0;
   while (r.pos < r.end) {
-    const tag = r.uint32();
+    const tag = r.tag();
     const field = tag >>> 3, wt = tag & 7;
     if (field === 1) {
       if (wt !== LEN) throw wrongWireType("key", wt, LEN);
@@ -257,7 +257,7 @@ export function decodeEnvelope(
   let name: Uint8Array = EMPTY, version: Uint8Array = EMPTY, dropped = 0, n = 0;
   scratch.reset();
   while (r.pos < r.end) {
-    const tag = r.uint32();
+    const tag = r.tag();
     const field = tag >>> 3, wt = tag & 7;
     if (field === attrField) {
       if (wt !== LEN) throw wrongWireType("attributes", wt, LEN);
@@ -296,7 +296,7 @@ export function scanContainer(
   const lists: number[][] = names.map(() => []);
   const r = new WireReader(buf, start, end);
   while (r.pos < r.end) {
-    const tag = r.uint32();
+    const tag = r.tag();
     const field = tag >>> 3, wt = tag & 7;
     if (field >= 1 && field <= names.length) {
       if (wt !== LEN) throw wrongWireType(names[field - 1], wt, LEN);

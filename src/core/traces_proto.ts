@@ -115,7 +115,7 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
   // now, and the span's list rows close with the row. A failure leaves a partial row; callers discard the
   // whole request's Rows on any error.
   while (r.pos < r.end) {
-    const tag = r.uint32();
+    const tag = r.tag();
     const wt = tag & 7;
     switch (tag >>> 3) {
       case 1:
@@ -243,7 +243,7 @@ function decodeStatus(c: TracesColumns, buf: Uint8Array, start: number, end: num
   const r = new WireReader(buf, start, end);
   let code = 0, msgS = 0, msgE = 0;
   while (r.pos < r.end) {
-    const tag = r.uint32();
+    const tag = r.tag();
     const wt = tag & 7;
     switch (tag >>> 3) {
       case 2:
@@ -271,7 +271,7 @@ function decodeEvent(c: TracesColumns, buf: Uint8Array, start: number, end: numb
   const scratch = c.nestedScratch;
   scratch.reset();
   while (r.pos < r.end) {
-    const tag = r.uint32();
+    const tag = r.tag();
     const wt = tag & 7;
     switch (tag >>> 3) {
       case 1:
@@ -314,7 +314,7 @@ function decodeLink(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
   const scratch = c.nestedScratch;
   scratch.reset();
   while (r.pos < r.end) {
-    const tag = r.uint32();
+    const tag = r.tag();
     const wt = tag & 7;
     switch (tag >>> 3) {
       case 1:

@@ -67,6 +67,21 @@ export class WireReader {
     return v >>> 0;
   }
 
+  /** Reads a field tag; field number 0 and tags beyond 32 bits are invalid protobuf. */
+  tag(): number {
+    const b = this.buf, p = this.pos;
+    // One- and two-byte tags (fields 1-2047) are nearly all of them.
+    if (p < this.end && b[p] < 0x80) {
+      if (b[p] < 8) throw new DecodeError(`invalid field number 0`);
+      this.pos = p + 1;
+      return b[p];
+    }
+    this.varint64();
+    if (this.hi !== 0) throw new DecodeError("field tag longer than 32 bits");
+    if (this.lo >>> 3 === 0) throw new DecodeError(`invalid field number 0`);
+    return this.lo;
+  }
+
   /** Reads a varint of up to 64 bits into `lo`/`hi`. */
   varint64(): void {
     const b = this.buf;
@@ -118,8 +133,9 @@ export class WireReader {
 
   /** Reads a length prefix, sets `start`/`stop` to the value's range and moves past it. */
   bytes(): void {
-    const n = this.uint32();
+    this.varint64();
     const p = this.pos;
+    const n = this.hi * 4294967296 + this.lo;
     if (n > this.end - p) throw new DecodeError(`length ${n} exceeds the ${this.end - p} bytes left`);
     this.start = p;
     this.stop = p + n;
