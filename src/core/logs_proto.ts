@@ -11,7 +11,7 @@ import { type ScopeContext, walkProtoRequest } from "./proto_request.ts";
 import { Rows } from "./rows.ts";
 import { LOGS } from "./schema.ts";
 import { AttrScratch, pushHexId } from "./values.ts";
-import { I32, I64, LEN, VARINT, WireReader, wrongWireType } from "./wire.ts";
+import { WireReader } from "./wire.ts";
 
 /** Column handles of `otel_logs`, resolved once per request. */
 export class LogsColumns {
@@ -104,33 +104,27 @@ function decodeLogRecord(
     const wt = tag & 7;
     switch (tag >>> 3) {
       case 1:
-        if (wt !== I64) throw wrongWireType("timeUnixNano", wt, I64);
-        r.fixed64();
+        r.fixed64Of(wt, "timeUnixNano");
         tLo = r.lo, tHi = r.hi;
         break;
       case 11:
-        if (wt !== I64) throw wrongWireType("observedTimeUnixNano", wt, I64);
-        r.fixed64();
+        r.fixed64Of(wt, "observedTimeUnixNano");
         oLo = r.lo, oHi = r.hi;
         break;
       case 2:
-        if (wt !== VARINT) throw wrongWireType("severityNumber", wt, VARINT);
-        severity = r.uint32();
+        severity = r.uint32Of(wt, "severityNumber");
         if (severity > 24) throw new DecodeError(`unknown severity number ${severity | 0}`, "severityNumber");
         break;
       case 3:
-        if (wt !== LEN) throw wrongWireType("severityText", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "severityText");
         sevS = r.start, sevE = r.stop;
         break;
       case 5:
-        if (wt !== LEN) throw wrongWireType("body", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "body");
         bodyS = r.start, bodyE = r.stop;
         break;
       case 6:
-        if (wt !== LEN) throw wrongWireType("attributes", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "attributes");
         try {
           addKeyValue(scratch, buf, r.start, r.stop);
         } catch (e) {
@@ -140,28 +134,24 @@ function decodeLogRecord(
         nAttr++;
         break;
       case 8:
-        if (wt !== I32) throw wrongWireType("flags", wt, I32);
-        flags = r.fixed32();
+        flags = r.fixed32Of(wt, "flags");
         break;
       case 9:
-        if (wt !== LEN) throw wrongWireType("traceId", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "traceId");
         traceS = r.start, traceE = r.stop;
         if (traceE - traceS !== 16 && traceE !== traceS) {
           throw new DecodeError(`must be 16 bytes, got ${traceE - traceS}`, "traceId");
         }
         break;
       case 10:
-        if (wt !== LEN) throw wrongWireType("spanId", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "spanId");
         spanS = r.start, spanE = r.stop;
         if (spanE - spanS !== 8 && spanE !== spanS) {
           throw new DecodeError(`must be 8 bytes, got ${spanE - spanS}`, "spanId");
         }
         break;
       case 12:
-        if (wt !== LEN) throw wrongWireType("eventName", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "eventName");
         evS = r.start, evE = r.stop;
         break;
       default:

@@ -301,8 +301,7 @@ class ProtoMetricsDecoder {
           ranges.push(r.start, r.stop);
           break;
         case 12:
-          if (wt !== LEN) throw wrongWireType("metadata", wt, LEN);
-          r.bytes();
+          r.bytesOf(wt, "metadata");
           break;
         default:
           r.skip(wt);
@@ -351,8 +350,7 @@ class ProtoMetricsDecoder {
         const tag = r.tag();
         const field = tag >>> 3, wt = tag & 7;
         if (field === 1) {
-          if (wt !== LEN) throw wrongWireType("dataPoints", wt, LEN);
-          r.bytes();
+          r.bytesOf(wt, "dataPoints");
         } else if (field === 2 && hasTemporality) {
           if (wt !== VARINT) throw wrongWireType("aggregationTemporality", wt, VARINT);
           const t = r.uint32();
@@ -418,13 +416,11 @@ class ProtoMetricsDecoder {
       const wt = tag & 7;
       switch (tag >>> 3) {
         case 2:
-          if (wt !== I64) throw wrongWireType("startTimeUnixNano", wt, I64);
-          r.fixed64();
+          r.fixed64Of(wt, "startTimeUnixNano");
           sLo = r.lo, sHi = r.hi;
           break;
         case 3:
-          if (wt !== I64) throw wrongWireType("timeUnixNano", wt, I64);
-          r.fixed64();
+          r.fixed64Of(wt, "timeUnixNano");
           tLo = r.lo, tHi = r.hi;
           break;
         case 4:
@@ -432,23 +428,19 @@ class ProtoMetricsDecoder {
           value = r.double(), hasValue = true;
           break;
         case 6:
-          if (wt !== I64) throw wrongWireType("asInt", wt, I64);
-          r.fixed64();
+          r.fixed64Of(wt, "asInt");
           value = int64ToNumber(r.lo, r.hi), hasValue = true;
           break;
         case 7:
-          if (wt !== LEN) throw wrongWireType("attributes", wt, LEN);
-          r.bytes();
+          r.bytesOf(wt, "attributes");
           this.attribute(buf, r, nAttr++);
           break;
         case 5:
-          if (wt !== LEN) throw wrongWireType("exemplars", wt, LEN);
-          r.bytes();
+          r.bytesOf(wt, "exemplars");
           ex.push(r.start, r.stop);
           break;
         case 8:
-          if (wt !== VARINT) throw wrongWireType("flags", wt, VARINT);
-          flags = r.uint32();
+          flags = r.uint32Of(wt, "flags");
           break;
         default:
           r.skip(wt);
@@ -495,23 +487,19 @@ class ProtoMetricsDecoder {
       const wt = tag & 7;
       switch (tag >>> 3) {
         case 2:
-          if (wt !== I64) throw wrongWireType("startTimeUnixNano", wt, I64);
-          r.fixed64();
+          r.fixed64Of(wt, "startTimeUnixNano");
           sLo = r.lo, sHi = r.hi;
           break;
         case 3:
-          if (wt !== I64) throw wrongWireType("timeUnixNano", wt, I64);
-          r.fixed64();
+          r.fixed64Of(wt, "timeUnixNano");
           tLo = r.lo, tHi = r.hi;
           break;
         case 4:
-          if (wt !== I64) throw wrongWireType("count", wt, I64);
-          r.fixed64();
+          r.fixed64Of(wt, "count");
           cLo = r.lo, cHi = r.hi;
           break;
         case 5:
-          if (wt !== I64) throw wrongWireType("sum", wt, I64);
-          sum = r.double();
+          sum = r.doubleOf(wt, "sum");
           break;
         case 6:
           if (wt === LEN) {
@@ -531,26 +519,21 @@ class ProtoMetricsDecoder {
           } else throw wrongWireType("explicitBounds", wt, LEN);
           break;
         case 8:
-          if (wt !== LEN) throw wrongWireType("exemplars", wt, LEN);
-          r.bytes();
+          r.bytesOf(wt, "exemplars");
           ex.push(r.start, r.stop);
           break;
         case 9:
-          if (wt !== LEN) throw wrongWireType("attributes", wt, LEN);
-          r.bytes();
+          r.bytesOf(wt, "attributes");
           this.attribute(buf, r, nAttr++);
           break;
         case 10:
-          if (wt !== VARINT) throw wrongWireType("flags", wt, VARINT);
-          flags = r.uint32();
+          flags = r.uint32Of(wt, "flags");
           break;
         case 11:
-          if (wt !== I64) throw wrongWireType("min", wt, I64);
-          min = r.double();
+          min = r.doubleOf(wt, "min");
           break;
         case 12:
-          if (wt !== I64) throw wrongWireType("max", wt, I64);
-          max = r.double();
+          max = r.doubleOf(wt, "max");
           break;
         default:
           r.skip(wt);
@@ -593,41 +576,34 @@ class ProtoMetricsDecoder {
       const wt = tag & 7;
       switch (tag >>> 3) {
         case 1:
-          if (wt !== LEN) throw wrongWireType("attributes", wt, LEN);
-          r.bytes();
+          r.bytesOf(wt, "attributes");
           this.attribute(buf, r, nAttr++);
           break;
         case 2:
-          if (wt !== I64) throw wrongWireType("startTimeUnixNano", wt, I64);
-          r.fixed64();
+          r.fixed64Of(wt, "startTimeUnixNano");
           sLo = r.lo, sHi = r.hi;
           break;
         case 3:
-          if (wt !== I64) throw wrongWireType("timeUnixNano", wt, I64);
-          r.fixed64();
+          r.fixed64Of(wt, "timeUnixNano");
           tLo = r.lo, tHi = r.hi;
           break;
         case 4:
-          if (wt !== I64) throw wrongWireType("count", wt, I64);
-          r.fixed64();
+          r.fixed64Of(wt, "count");
           cLo = r.lo, cHi = r.hi;
           break;
         case 5:
-          if (wt !== I64) throw wrongWireType("sum", wt, I64);
-          sum = r.double();
+          sum = r.doubleOf(wt, "sum");
           break;
         case 6:
           if (wt !== VARINT) throw wrongWireType("scale", wt, VARINT);
           scale = zigzag32(r.uint32());
           break;
         case 7:
-          if (wt !== I64) throw wrongWireType("zeroCount", wt, I64);
-          r.fixed64();
+          r.fixed64Of(wt, "zeroCount");
           zLo = r.lo, zHi = r.hi;
           break;
         case 8:
-          if (wt !== LEN) throw wrongWireType("positive", wt, LEN);
-          r.bytes();
+          r.bytesOf(wt, "positive");
           try {
             posOffset = decodeBuckets(
               this.sub.reset(buf, r.start, r.stop),
@@ -639,8 +615,7 @@ class ProtoMetricsDecoder {
           }
           break;
         case 9:
-          if (wt !== LEN) throw wrongWireType("negative", wt, LEN);
-          r.bytes();
+          r.bytesOf(wt, "negative");
           try {
             negOffset = decodeBuckets(
               this.sub.reset(buf, r.start, r.stop),
@@ -652,21 +627,17 @@ class ProtoMetricsDecoder {
           }
           break;
         case 10:
-          if (wt !== VARINT) throw wrongWireType("flags", wt, VARINT);
-          flags = r.uint32();
+          flags = r.uint32Of(wt, "flags");
           break;
         case 11:
-          if (wt !== LEN) throw wrongWireType("exemplars", wt, LEN);
-          r.bytes();
+          r.bytesOf(wt, "exemplars");
           ex.push(r.start, r.stop);
           break;
         case 12:
-          if (wt !== I64) throw wrongWireType("min", wt, I64);
-          min = r.double();
+          min = r.doubleOf(wt, "min");
           break;
         case 13:
-          if (wt !== I64) throw wrongWireType("max", wt, I64);
-          max = r.double();
+          max = r.doubleOf(wt, "max");
           break;
         case 14: // zero_threshold: no column
           if (wt !== I64) throw wrongWireType("zeroThreshold", wt, I64);
@@ -707,27 +678,22 @@ class ProtoMetricsDecoder {
       const wt = tag & 7;
       switch (tag >>> 3) {
         case 2:
-          if (wt !== I64) throw wrongWireType("startTimeUnixNano", wt, I64);
-          r.fixed64();
+          r.fixed64Of(wt, "startTimeUnixNano");
           sLo = r.lo, sHi = r.hi;
           break;
         case 3:
-          if (wt !== I64) throw wrongWireType("timeUnixNano", wt, I64);
-          r.fixed64();
+          r.fixed64Of(wt, "timeUnixNano");
           tLo = r.lo, tHi = r.hi;
           break;
         case 4:
-          if (wt !== I64) throw wrongWireType("count", wt, I64);
-          r.fixed64();
+          r.fixed64Of(wt, "count");
           cLo = r.lo, cHi = r.hi;
           break;
         case 5:
-          if (wt !== I64) throw wrongWireType("sum", wt, I64);
-          sum = r.double();
+          sum = r.doubleOf(wt, "sum");
           break;
         case 6:
-          if (wt !== LEN) throw wrongWireType("quantileValues", wt, LEN);
-          r.bytes();
+          r.bytesOf(wt, "quantileValues");
           try {
             decodeQuantile(this.sub.reset(buf, r.start, r.stop), t);
           } catch (e) {
@@ -736,13 +702,11 @@ class ProtoMetricsDecoder {
           nq++;
           break;
         case 7:
-          if (wt !== LEN) throw wrongWireType("attributes", wt, LEN);
-          r.bytes();
+          r.bytesOf(wt, "attributes");
           this.attribute(buf, r, nAttr++);
           break;
         case 8:
-          if (wt !== VARINT) throw wrongWireType("flags", wt, VARINT);
-          flags = r.uint32();
+          flags = r.uint32Of(wt, "flags");
           break;
         default:
           r.skip(wt);
@@ -784,8 +748,7 @@ function decodeExemplar(x: ExemplarColumns, scratch: AttrScratch, r: WireReader)
     const wt = tag & 7;
     switch (tag >>> 3) {
       case 7:
-        if (wt !== LEN) throw wrongWireType("filteredAttributes", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "filteredAttributes");
         try {
           addKeyValue(scratch, buf, r.start, r.stop);
         } catch (e) {
@@ -794,30 +757,25 @@ function decodeExemplar(x: ExemplarColumns, scratch: AttrScratch, r: WireReader)
         nAttr++;
         break;
       case 2:
-        if (wt !== I64) throw wrongWireType("timeUnixNano", wt, I64);
-        r.fixed64();
+        r.fixed64Of(wt, "timeUnixNano");
         tLo = r.lo, tHi = r.hi;
         break;
       case 3:
-        if (wt !== I64) throw wrongWireType("asDouble", wt, I64);
-        value = r.double();
+        value = r.doubleOf(wt, "asDouble");
         break;
       case 6:
-        if (wt !== I64) throw wrongWireType("asInt", wt, I64);
-        r.fixed64();
+        r.fixed64Of(wt, "asInt");
         value = int64ToNumber(r.lo, r.hi);
         break;
       case 4:
-        if (wt !== LEN) throw wrongWireType("spanId", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "spanId");
         spanS = r.start, spanE = r.stop;
         if (spanE - spanS !== 8 && spanE !== spanS) {
           throw new DecodeError(`must be 8 bytes, got ${spanE - spanS}`, "spanId");
         }
         break;
       case 5:
-        if (wt !== LEN) throw wrongWireType("traceId", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "traceId");
         traceS = r.start, traceE = r.stop;
         if (traceE - traceS !== 16 && traceE !== traceS) {
           throw new DecodeError(`must be 16 bytes, got ${traceE - traceS}`, "traceId");
@@ -873,12 +831,10 @@ function decodeQuantile(r: WireReader, t: SummaryTable): void {
     const wt = tag & 7;
     switch (tag >>> 3) {
       case 1:
-        if (wt !== I64) throw wrongWireType("quantile", wt, I64);
-        quantile = r.double();
+        quantile = r.doubleOf(wt, "quantile");
         break;
       case 2:
-        if (wt !== I64) throw wrongWireType("value", wt, I64);
-        value = r.double();
+        value = r.doubleOf(wt, "value");
         break;
       default:
         r.skip(wt);

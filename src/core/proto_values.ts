@@ -113,8 +113,7 @@ function anyJson(buf: Uint8Array, start: number, end: number, depth: number): st
     const field = tag >>> 3, wt = tag & 7;
     switch (field) {
       case 1:
-        if (wt !== LEN) throw wrongWireType("stringValue", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "stringValue");
         out = JSON.stringify(utf8String(r, "stringValue"));
         break;
       case 2:
@@ -132,18 +131,15 @@ function anyJson(buf: Uint8Array, start: number, end: number, depth: number): st
         out = jsonDouble(r.double());
         break;
       case 5:
-        if (wt !== LEN) throw wrongWireType("arrayValue", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "arrayValue");
         out = arrayJson(buf, r.start, r.stop, depth + 1);
         break;
       case 6:
-        if (wt !== LEN) throw wrongWireType("kvlistValue", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "kvlistValue");
         out = kvlistJson(buf, r.start, r.stop, depth + 1);
         break;
       case 7:
-        if (wt !== LEN) throw wrongWireType("bytesValue", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "bytesValue");
         out = `"${toBase64(buf.subarray(r.start, r.stop))}"`;
         break;
       default:
@@ -207,12 +203,10 @@ export function addKeyValue(scratch: AttrScratch, buf: Uint8Array, start: number
     const tag = r.tag();
     const field = tag >>> 3, wt = tag & 7;
     if (field === 1) {
-      if (wt !== LEN) throw wrongWireType("key", wt, LEN);
-      r.bytes();
+      r.bytesOf(wt, "key");
       ks = r.start, ke = r.stop;
     } else if (field === 2) {
-      if (wt !== LEN) throw wrongWireType("value", wt, LEN);
-      r.bytes();
+      r.bytesOf(wt, "value");
       vs = r.start, ve = r.stop;
     } else r.skip(wt);
   }
@@ -260,8 +254,7 @@ export function decodeEnvelope(
     const tag = r.tag();
     const field = tag >>> 3, wt = tag & 7;
     if (field === attrField) {
-      if (wt !== LEN) throw wrongWireType("attributes", wt, LEN);
-      r.bytes();
+      r.bytesOf(wt, "attributes");
       try {
         addKeyValue(scratch, buf, r.start, r.stop);
       } catch (e) {
@@ -270,8 +263,7 @@ export function decodeEnvelope(
       }
       n++;
     } else if (field === droppedField) {
-      if (wt !== VARINT) throw wrongWireType("droppedAttributesCount", wt, VARINT);
-      dropped = r.uint32();
+      dropped = r.uint32Of(wt, "droppedAttributesCount");
     } else if (isScope && (field === 1 || field === 2)) {
       const fname = field === 1 ? "name" : "version";
       if (wt !== LEN) throw wrongWireType(fname, wt, LEN);

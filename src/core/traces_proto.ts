@@ -12,7 +12,7 @@ import { type ScopeContext, walkProtoRequest } from "./proto_request.ts";
 import { Rows } from "./rows.ts";
 import { TRACES } from "./schema.ts";
 import { AttrScratch, pushHexId } from "./values.ts";
-import { I32, I64, LEN, VARINT, WireReader, wrongWireType } from "./wire.ts";
+import { I32, VARINT, WireReader, wrongWireType } from "./wire.ts";
 
 /** SpanKind names as the exporter writes them, indexed by the enum number. */
 export const SPAN_KINDS: readonly string[] = [
@@ -119,51 +119,42 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
     const wt = tag & 7;
     switch (tag >>> 3) {
       case 1:
-        if (wt !== LEN) throw wrongWireType("traceId", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "traceId");
         traceS = r.start, traceE = r.stop;
         checkId(traceS, traceE, 16, "traceId");
         break;
       case 2:
-        if (wt !== LEN) throw wrongWireType("spanId", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "spanId");
         spanS = r.start, spanE = r.stop;
         checkId(spanS, spanE, 8, "spanId");
         break;
       case 3:
-        if (wt !== LEN) throw wrongWireType("traceState", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "traceState");
         stateS = r.start, stateE = r.stop;
         break;
       case 4:
-        if (wt !== LEN) throw wrongWireType("parentSpanId", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "parentSpanId");
         parentS = r.start, parentE = r.stop;
         checkId(parentS, parentE, 8, "parentSpanId");
         break;
       case 5:
-        if (wt !== LEN) throw wrongWireType("name", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "name");
         nameS = r.start, nameE = r.stop;
         break;
       case 6:
-        if (wt !== VARINT) throw wrongWireType("kind", wt, VARINT);
-        kind = r.uint32();
+        kind = r.uint32Of(wt, "kind");
         if (kind > 5) throw new DecodeError(`unknown value ${kind | 0}`, "kind");
         break;
       case 7:
-        if (wt !== I64) throw wrongWireType("startTimeUnixNano", wt, I64);
-        r.fixed64();
+        r.fixed64Of(wt, "startTimeUnixNano");
         sLo = r.lo, sHi = r.hi;
         break;
       case 8:
-        if (wt !== I64) throw wrongWireType("endTimeUnixNano", wt, I64);
-        r.fixed64();
+        r.fixed64Of(wt, "endTimeUnixNano");
         eLo = r.lo, eHi = r.hi;
         break;
       case 9:
-        if (wt !== LEN) throw wrongWireType("attributes", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "attributes");
         try {
           addKeyValue(scratch, buf, r.start, r.stop);
         } catch (e) {
@@ -172,8 +163,7 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
         nAttr++;
         break;
       case 11:
-        if (wt !== LEN) throw wrongWireType("events", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "events");
         try {
           decodeEvent(c, buf, r.start, r.stop);
         } catch (e) {
@@ -182,8 +172,7 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
         nEvent++;
         break;
       case 13:
-        if (wt !== LEN) throw wrongWireType("links", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "links");
         try {
           decodeLink(c, buf, r.start, r.stop);
         } catch (e) {
@@ -192,8 +181,7 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
         nLink++;
         break;
       case 15:
-        if (wt !== LEN) throw wrongWireType("status", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "status");
         statusS = r.start, statusE = r.stop;
         break;
       case 10:
@@ -247,13 +235,11 @@ function decodeStatus(c: TracesColumns, buf: Uint8Array, start: number, end: num
     const wt = tag & 7;
     switch (tag >>> 3) {
       case 2:
-        if (wt !== LEN) throw wrongWireType("message", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "message");
         msgS = r.start, msgE = r.stop;
         break;
       case 3:
-        if (wt !== VARINT) throw wrongWireType("code", wt, VARINT);
-        code = r.uint32();
+        code = r.uint32Of(wt, "code");
         if (code > 2) throw new DecodeError(`unknown value ${code | 0}`, "code");
         break;
       default:
@@ -275,18 +261,15 @@ function decodeEvent(c: TracesColumns, buf: Uint8Array, start: number, end: numb
     const wt = tag & 7;
     switch (tag >>> 3) {
       case 1:
-        if (wt !== I64) throw wrongWireType("timeUnixNano", wt, I64);
-        r.fixed64();
+        r.fixed64Of(wt, "timeUnixNano");
         tLo = r.lo, tHi = r.hi;
         break;
       case 2:
-        if (wt !== LEN) throw wrongWireType("name", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "name");
         nameS = r.start, nameE = r.stop;
         break;
       case 3:
-        if (wt !== LEN) throw wrongWireType("attributes", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "attributes");
         try {
           addKeyValue(scratch, buf, r.start, r.stop);
         } catch (e) {
@@ -318,25 +301,21 @@ function decodeLink(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
     const wt = tag & 7;
     switch (tag >>> 3) {
       case 1:
-        if (wt !== LEN) throw wrongWireType("traceId", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "traceId");
         traceS = r.start, traceE = r.stop;
         checkId(traceS, traceE, 16, "traceId");
         break;
       case 2:
-        if (wt !== LEN) throw wrongWireType("spanId", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "spanId");
         spanS = r.start, spanE = r.stop;
         checkId(spanS, spanE, 8, "spanId");
         break;
       case 3:
-        if (wt !== LEN) throw wrongWireType("traceState", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "traceState");
         stateS = r.start, stateE = r.stop;
         break;
       case 4:
-        if (wt !== LEN) throw wrongWireType("attributes", wt, LEN);
-        r.bytes();
+        r.bytesOf(wt, "attributes");
         try {
           addKeyValue(scratch, buf, r.start, r.stop);
         } catch (e) {

@@ -142,6 +142,36 @@ export class WireReader {
     this.pos = p + n;
   }
 
+  /** Reads a fixed64 field (into `lo`/`hi`) after checking its wire type. */
+  fixed64Of(wireType: number, field: string): void {
+    if (wireType !== I64) throw wrongWireType(field, wireType, I64);
+    this.fixed64();
+  }
+
+  /** Reads a double field after checking its wire type. */
+  doubleOf(wireType: number, field: string): number {
+    if (wireType !== I64) throw wrongWireType(field, wireType, I64);
+    return this.double();
+  }
+
+  /** Reads a fixed32 field after checking its wire type. */
+  fixed32Of(wireType: number, field: string): number {
+    if (wireType !== I32) throw wrongWireType(field, wireType, I32);
+    return this.fixed32();
+  }
+
+  /** Reads a varint field (low 32 bits) after checking its wire type. */
+  uint32Of(wireType: number, field: string): number {
+    if (wireType !== VARINT) throw wrongWireType(field, wireType, VARINT);
+    return this.uint32();
+  }
+
+  /** Reads a length-delimited field (into `start`/`stop`) after checking its wire type. */
+  bytesOf(wireType: number, field: string): void {
+    if (wireType !== LEN) throw wrongWireType(field, wireType, LEN);
+    this.bytes();
+  }
+
   /** Skips a field of the given wire type. */
   skip(wireType: number): void {
     switch (wireType) {
