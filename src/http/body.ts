@@ -95,7 +95,7 @@ export async function readBody(
   }
   if (body === null) return new Uint8Array(0);
   const limit = coding === "identity" ? maxBytes : maxBytes + Math.floor(maxBytes / 16) + 1024;
-  const input = new BodyInput(body, limit, signal);
+  const input = new BodyInput(body, maxBytes, limit, signal);
   try {
     switch (coding) {
       case "identity":
@@ -145,6 +145,7 @@ function concat(chunks: Uint8Array[], total: number): Uint8Array {
 /** The raw body: chunk by chunk, bounded, abortable. */
 class BodyInput {
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #maxBytes: number;
   readonly #limit: number;
   readonly #signal: AbortSignal | undefined;
   readonly #aborted: Promise<never> | undefined;
@@ -152,8 +153,14 @@ class BodyInput {
   #read = 0;
   #done = false;
 
-  constructor(body: ReadableStream<Uint8Array>, limit: number, signal: AbortSignal | undefined) {
+  constructor(
+    body: ReadableStream<Uint8Array>,
+    maxBytes: number,
+    limit: number,
+    signal: AbortSignal | undefined,
+  ) {
     this.#reader = body.getReader();
+    this.#maxBytes = maxBytes;
     this.#limit = limit;
     this.#signal = signal;
     if (signal) {
@@ -187,7 +194,14 @@ class BodyInput {
       if (!(value instanceof Uint8Array)) throw new TypeError("request body chunks must be Uint8Array");
       if (value.length === 0) continue;
       this.#read += value.length;
-      if (this.#read > this.#limit) throw new BodyTooLargeError(this.#limit);
+      if (this.#read > this.#limit) {
+        throw new BodyTooLargeError(
+          this.#maxBytes,
+          this.#limit === this.#maxBytes
+            ? undefined
+            : `compressed request body exceeds ${this.#limit} bytes (the limit is ${this.#maxBytes} bytes decoded)`,
+        );
+      }
       return value;
     }
     return undefined;
@@ -250,9 +264,9 @@ function isZlibHeader(b0: number, b1: number): boolean {
   return (b0 & 0x0f) === 8 && b0 >>> 4 <= 7 && ((b0 << 8) | b1) % 31 === 0;
 }
 
-/** Deno's DecompressionStream inflates each written piece in one go: a gzip bomb's 64 KiB would
- * become 64 MB at once. Feeding pieces sized to the remaining budget over the worst ratio (~1032:1)
- * keeps each decoded piece near what may still be accepted. */
+// Deno's DecompressionStream inflates each written piece in one go: 64 KiB of a gzip bomb would
+// become 64 MB at once. Pieces sized to the remaining budget over deflate's worst ratio (~1032:1)
+// keep each decoded piece near what may still be accepted.
 const DEFLATE_MAX_RATIO = 1032;
 const MIN_PIECE = 256;
 const MAX_PIECE = 65536;

@@ -237,6 +237,28 @@ Deno.test("readBody() decodes zstd frames whose declared window is far larger th
   );
 });
 
+Deno.test("readBody() refuses zstd streams of tiny blocks in a huge window before they cost minutes", async () => {
+  // A 64 MiB window and a million 1-byte raw blocks: fzstd would shift 64 MiB per block.
+  const blocks = new Uint8Array(4 * 1_000_000);
+  for (let at = 0; at < blocks.length; at += 4) blocks.set([1 << 3, 0, 0, 0x41], at); // raw, size 1, not last
+  const frame = new Uint8Array([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x80, ...blocks, 1, 0, 0]);
+  const started = performance.now();
+  await rejects(
+    () => readBody(chunkedStream(frame, 65536).stream, { encoding: "zstd", maxBytes: 64 << 20 }),
+    SyntaxError,
+    "too costly",
+  );
+  ok(performance.now() - started < 3000, `took ${performance.now() - started} ms`);
+  // Ordinary streams with the largest commonly used window (8 MiB, zstd -19) decode fine.
+  const data = telemetryBytes(12 * MB, 11);
+  const big = runCli("zstd", ["-q", "-c", "-1", "--zstd=wlog=23", "--no-content-size"], data);
+  strictEqual(big[5], 0x68, "window descriptor: 8 MiB");
+  deepStrictEqual(
+    await readBody(chunkedStream(big, 65536).stream, { encoding: "zstd", maxBytes: 64 * MB }),
+    data,
+  );
+});
+
 Deno.test("readBody() rejects truncated bodies of every compressed encoding with SyntaxError", async () => {
   const data = telemetryBytes(100_000, 5);
   for (const [label, encoding, encode] of ENCODERS) {
@@ -313,6 +335,27 @@ Deno.test("readBody() bounds the compressed input too", async () => {
   await rejects(() => readBody(stream, { encoding: "gzip", maxBytes: MB }), BodyTooLargeError);
   ok(pulled() < 1.2 * MB, `read ${pulled()}`);
   ok(cancelled());
+  // 2 MB of zstd skippable frame decodes to nothing: only the compressed bound stops it.
+  const size = 2 * MB;
+  const skippable = new Uint8Array(8 + size);
+  skippable.set([
+    0x50,
+    0x2a,
+    0x4d,
+    0x18,
+    size & 0xff,
+    (size >>> 8) & 0xff,
+    (size >>> 16) & 0xff,
+    size >>> 24,
+  ]);
+  const padded = chunkedStream(skippable, 16384);
+  const error = await rejects(
+    () => readBody(padded.stream, { encoding: "zstd", maxBytes: MB }),
+    BodyTooLargeError,
+    "compressed",
+  );
+  strictEqual(error.limit, MB);
+  ok(padded.pulled() < 1.2 * MB && padded.cancelled());
   const { stream: raw, pulled: rawPulled } = chunkedStream(noise, 16384);
   await rejects(() => readBody(raw, { maxBytes: MB }), BodyTooLargeError);
   ok(rawPulled() <= MB + 16384);

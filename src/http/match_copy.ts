@@ -1,5 +1,6 @@
 /**
- * The back-reference copy shared by the LZ77-family decoders (snappy, LZ4).
+ * The back-reference copy shared by the LZ77-family decoders (snappy, LZ4). Internal to them, and
+ * positional (no options object) because it runs once per match.
  *
  * @module
  */

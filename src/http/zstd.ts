@@ -15,6 +15,15 @@ import { BodyTooLargeError } from "./body_errors.ts";
 const FRAME_MAGIC = 0xfd2fb528;
 const SKIPPABLE_MAGIC = 0x184d2a50; // low 4 bits are free
 const MAX_BLOCK = 131072;
+/**
+ * fzstd shifts its whole window once per block, so the cost of a block is its window size, however
+ * little it decodes to: a 64 MiB window with 1-byte blocks would take hours. We allow the shifting
+ * work that full 128 KiB blocks with an 8 MiB window (zstd's recommended decoder minimum, and what
+ * high levels use) cost per decoded byte, plus a fixed allowance; nothing costs more than the worst
+ * ordinary body of the same size.
+ */
+const WORK_PER_BYTE = (8 << 20) / MAX_BLOCK;
+const WORK_ALLOWANCE = 4 << 20;
 
 function invalid(problem: string): SyntaxError {
   return new SyntaxError(`invalid zstd data: ${problem}`);
@@ -100,6 +109,9 @@ export class ZstdStreamDecoder {
   /** The frame header, held back so fzstd gets it together with the first block. */
   #header: Uint8Array | undefined;
   #blockMax = MAX_BLOCK;
+  /** The window fzstd will keep (after any shrinking), and the shifting work done so far. */
+  #window = 0;
+  #work = 0;
   #hasChecksum = false;
   #contentSize = -1;
   #frameOutput = 0;
@@ -167,6 +179,13 @@ export class ZstdStreamDecoder {
           const length = 3 + (type === 1 ? 1 : size) + (last && this.#hasChecksum ? 4 : 0);
           if (q.length < length) return;
           let block = q.take(length);
+          this.#work += this.#window;
+          if (this.#work > WORK_PER_BYTE * (this.#total + WORK_ALLOWANCE)) {
+            throw invalid(
+              `a ${this.#window}-byte window is too costly to decode with blocks this small ` +
+                "(up to 8 MiB is fine with full blocks)",
+            );
+          }
           if (this.#header) {
             const joined = new Uint8Array(this.#header.length + block.length);
             joined.set(this.#header);
@@ -218,6 +237,7 @@ export class ZstdStreamDecoder {
     // below the block size, which fzstd derives from the window too.
     const needed = Math.max(budget, MAX_BLOCK);
     if (!singleSegment && window > needed) header[5] = descriptorFor(needed);
+    this.#window = singleSegment ? window : windowSize(header[5]);
     this.#header = header;
     this.#hasChecksum = ((fhd >>> 2) & 1) === 1;
     this.#contentSize = contentSize;
