@@ -398,7 +398,9 @@ export class Ingest {
   private encoding: Promise<unknown> = Promise.resolve();
 
   private async releaseLog(): Promise<void> {
-    if (!this.wal) return;
+    // While replaying, `outstanding` does not yet know the requests still to be batched again or redone:
+    // releasing then would delete their only durable copy.
+    if (!this.wal || this.replaying) return;
     let min = Infinity;
     for (const seq of this.outstanding.keys()) if (seq < min) min = seq;
     const upTo = min === Infinity ? this.wal.stats().nextSeq : min;
@@ -432,6 +434,7 @@ export class Ingest {
   }
 
   private abandon = false;
+  private replaying = false;
 
   /** Replays the write-ahead log: see the module doc. */
   private async replay(): Promise<{ requests: number; records: number; redone: number }> {
@@ -473,6 +476,7 @@ export class Ingest {
       }
       if (!committed.has(intent.key)) redo.push(intent);
     }
+    this.replaying = true;
     for (const [seq, d] of decoded) this.add(seq, d, skip);
     // Redo uncommitted intents under their recorded keys, exactly as they were cut.
     for (const intent of redo) {
@@ -505,6 +509,7 @@ export class Ingest {
         .finally(() => this.inflightFlushes.delete(p));
       this.inflightFlushes.add(p);
     }
+    this.replaying = false;
     await this.releaseLog();
     return { requests: decoded.size, records, redone: redo.length };
   }
