@@ -1362,3 +1362,43 @@ Deno.test("a second SIGTERM forces the exit while a flush hangs; the data waits 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+Deno.test("/ready is 503 while the object store was unreachable at start-up, and 200 once it answers", async () => {
+  const s3 = await startS3Server({ bucket: "otel-ready" });
+  await s3.stop();
+  try {
+    await withProcessEnv({
+      AWS_ACCESS_KEY_ID: s3.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+      AWS_EC2_METADATA_DISABLED: "true",
+    }, async () => {
+      const server = await startTestServer({
+        env: {
+          OTLP2PARQUET_STORAGE_BACKEND: "s3",
+          OTLP2PARQUET_S3_BUCKET: s3.bucket,
+          OTLP2PARQUET_S3_ENDPOINT: s3.endpoint,
+          OTLP2PARQUET_S3_REGION: "us-east-1",
+        },
+      });
+      try {
+        const before = await fetch(`${server.url}/ready`);
+        assert.equal(before.status, 503);
+        assert.ok(before.headers.get("retry-after"));
+        await before.body?.cancel();
+        await s3.restart();
+        let status = 0;
+        for (let i = 0; i < 100 && status !== 200; i++) {
+          const r = await fetch(`${server.url}/ready`);
+          status = r.status;
+          await r.body?.cancel();
+          if (status !== 200) await new Promise((r) => setTimeout(r, 200));
+        }
+        assert.equal(status, 200, "ready again within 20 s of the store coming back");
+      } finally {
+        await server.dispose();
+      }
+    });
+  } finally {
+    await s3.stop();
+  }
+});

@@ -65,6 +65,8 @@ export interface IngestOptions {
   log?: Logger;
   /** Retry backoff of object writes: first delay and cap, in ms. Default 200 and 30 000. */
   retry?: { initialMs?: number; maxMs?: number };
+  /** Whether the store answered at start-up (else `/ready` is 503 until it does). Default true. */
+  storeReachable?: boolean;
   /** Milliseconds clock; default Date.now. */
   now?: () => number;
 }
@@ -174,7 +176,11 @@ export class Ingest {
     const ingest = new Ingest(options);
     const replayed = await ingest.replay();
     const tick = Math.max(50, Math.min(1000, ingest.maxAgeMs / 4));
-    ingest.timer = setInterval(() => ingest.flushAged(), tick);
+    ingest.storeHealthy = options.storeReachable ?? true;
+    ingest.timer = setInterval(() => {
+      ingest.flushAged();
+      ingest.probeStore();
+    }, tick);
     return { ingest, replayed };
   }
 
@@ -349,15 +355,16 @@ export class Ingest {
         await this.retrying(
           () => this.wal!.append(KIND_INTENT, encoder.encode(JSON.stringify(intent))),
           "log intent",
+          false,
         );
       }
-      if (retry) await this.retrying(() => this.store.put(objectKey, file.bytes), `write ${objectKey}`);
+      if (retry) await this.retrying(() => this.store.put(objectKey, file.bytes), `write ${objectKey}`, true);
       else {
         try {
           await this.store.put(objectKey, file.bytes);
-          this.storeHealthy = true;
+          this.markStore(true, objectKey);
         } catch (e) {
-          this.storeHealthy = false;
+          this.markStore(false, objectKey);
           throw new UnavailableError(`object store write failed: ${(e as Error).message}`, 5, { cause: e });
         }
       }
@@ -411,21 +418,23 @@ export class Ingest {
     }
   }
 
-  /** Runs `op` until it succeeds, with exponential backoff and full jitter; gives up only when stopping hard. */
-  private async retrying<T>(op: () => Promise<T>, what: string): Promise<T> {
+  /**
+   * Runs `op` until it succeeds, with exponential backoff and full jitter; gives up only when stopping hard.
+   * `store` says whether failures are the object store's (they make `/ready` answer 503 until one succeeds).
+   */
+  private async retrying<T>(op: () => Promise<T>, what: string, store: boolean): Promise<T> {
     let delay = this.retryInitial;
     for (let attempt = 1;; attempt++) {
       try {
         const out = await op();
-        if (!this.storeHealthy) this.log.info("object store reachable again", { what });
-        this.storeHealthy = true;
+        if (store) this.markStore(true, what);
         return out;
       } catch (e) {
         if (this.abandon) throw e;
         if (attempt === 1 || attempt % 10 === 0) {
           this.log.warn("write failed; retrying", { what, attempt, error: (e as Error).message });
         }
-        this.storeHealthy = false;
+        if (store) this.markStore(false, what);
         this.counters.writeRetries++;
         await new Promise((r) => setTimeout(r, Math.random() * delay));
         delay = Math.min(this.retryMax, delay * 2);
@@ -435,6 +444,23 @@ export class Ingest {
 
   private abandon = false;
   private replaying = false;
+  private lastProbe = 0;
+
+  private markStore(healthy: boolean, what: string): void {
+    if (healthy && !this.storeHealthy) this.log.info("object store reachable again", { what });
+    this.storeHealthy = healthy;
+  }
+
+  /**
+   * While the store is marked down and nothing is being retried against it (say it was unreachable at
+   * start-up), probe it every few seconds, so `/ready` recovers without waiting for a write.
+   */
+  private probeStore(): void {
+    const now = this.now();
+    if (this.storeHealthy || this.pendingBytes > 0 || now - this.lastProbe < 5000) return;
+    this.lastProbe = now;
+    this.store.check().then(() => this.markStore(true, "probe"), () => {});
+  }
 
   /** Replays the write-ahead log: see the module doc. */
   private async replay(): Promise<{ requests: number; records: number; redone: number }> {

@@ -113,9 +113,11 @@ function listen(
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   await loadParquetWasm();
   const store = storeFromConfig(config);
+  let storeReachable = true;
   try {
     await store.check();
   } catch (e) {
+    storeReachable = false;
     log.warn("object store not reachable at start-up; accepting into the log and retrying", {
       store: store.description,
       error: (e as Error).message,
@@ -137,6 +139,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const id = await instanceId(config, durable ? config.durability.walDir : undefined);
   const { ingest, replayed } = await Ingest.start({
     store,
+    storeReachable,
     wal,
     // An eighth of the log (at most 64 MiB) stays free for intent and commit records.
     maxLogBytes: walMax - Math.min(64 * 1024 * 1024, Math.floor(walMax / 8)),
@@ -216,20 +219,25 @@ export async function serveMain(flags: Record<string, unknown>): Promise<void> {
   }
   const log = createLogger({ level: config.log.level, format: config.log.format });
   for (const w of warnings) log.warn(w);
-  const server = await startServer(config, log);
+  // Handlers go in before start-up (replay can take a while), so an early SIGTERM still stops gracefully.
+  let server: RunningServer | undefined;
   let signals = 0;
+  const shutdown = (s: RunningServer) =>
+    s.stop().then(() => process.exit(0), (e) => {
+      log.error("shutdown failed", { error: String(e) });
+      process.exit(1);
+    });
   const onSignal = (name: string) => {
     if (++signals > 1) {
       log.warn(`second ${name}: exiting now`);
       process.exit(1);
     }
     log.info(`${name} received`);
-    server.stop().then(() => process.exit(0), (e) => {
-      log.error("shutdown failed", { error: String(e) });
-      process.exit(1);
-    });
+    if (server) shutdown(server);
   };
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));
+  server = await startServer(config, log);
+  if (signals > 0) shutdown(server);
   await server.finished;
 }
