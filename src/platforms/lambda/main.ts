@@ -15,6 +15,7 @@ import process from "node:process";
 import type { Config } from "../../config/mod.ts";
 import type { Logger } from "../../ingest/ingest.ts";
 import type { ObjectStore } from "../../storage/object_store.ts";
+import { opendalOptions } from "../../storage/from_config.ts";
 import { S3FetchStore } from "../../storage/s3_fetch_store.ts";
 import { createDirectHandler, randomInstanceId, resolvePlatformConfig } from "../direct.ts";
 import { createLogger } from "../server/log.ts";
@@ -55,28 +56,7 @@ async function createStore(config: Config, log: Logger): Promise<ObjectStore> {
       sessionToken: process.env.AWS_SESSION_TOKEN,
     });
   }
-  switch (s.backend) {
-    case "fs":
-      return opendal.createOpendalStore({ backend: "fs", root: s.path });
-    case "s3":
-      return opendal.createOpendalStore({
-        backend: "s3",
-        bucket: s.s3.bucket!,
-        region: s.s3.region,
-        endpoint: s.s3.endpoint,
-        prefix: s.s3.prefix,
-        forcePathStyle: s.s3.forcePathStyle,
-      });
-    case "gcs":
-      return opendal.createOpendalStore({ backend: "gcs", bucket: s.gcs.bucket! });
-    case "azblob":
-      return opendal.createOpendalStore({
-        backend: "azblob",
-        container: s.azblob.container!,
-        accountName: s.azblob.account,
-        endpoint: s.azblob.endpoint,
-      });
-  }
+  return opendal.createOpendalStore(opendalOptions(config));
 }
 
 async function main(): Promise<void> {

@@ -15,6 +15,7 @@ import { createHandler } from "../../http/handler.ts";
 import { Ingest, type Logger } from "../../ingest/ingest.ts";
 import { Wal } from "../../ingest/wal.ts";
 import type { ObjectStore } from "../../storage/object_store.ts";
+import { opendalOptions } from "../../storage/from_config.ts";
 import { createOpendalStore } from "../../storage/opendal_store.ts";
 import { loadParquetWasm } from "../wasm.ts";
 import { createLogger } from "./log.ts";
@@ -32,29 +33,7 @@ export interface RunningServer {
 
 /** Creates the object store a configuration names. */
 export function storeFromConfig(config: Config): ObjectStore {
-  const s = config.storage;
-  switch (s.backend) {
-    case "fs":
-      return createOpendalStore({ backend: "fs", root: s.path });
-    case "s3":
-      return createOpendalStore({
-        backend: "s3",
-        bucket: s.s3.bucket!,
-        region: s.s3.region,
-        endpoint: s.s3.endpoint,
-        prefix: s.s3.prefix,
-        forcePathStyle: s.s3.forcePathStyle,
-      });
-    case "gcs":
-      return createOpendalStore({ backend: "gcs", bucket: s.gcs.bucket! });
-    case "azblob":
-      return createOpendalStore({
-        backend: "azblob",
-        container: s.azblob.container!,
-        accountName: s.azblob.account,
-        endpoint: s.azblob.endpoint,
-      });
-  }
+  return createOpendalStore(opendalOptions(config));
 }
 
 async function instanceId(config: Config, walDir: string | undefined): Promise<string> {
