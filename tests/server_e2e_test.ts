@@ -1402,3 +1402,34 @@ Deno.test("/ready is 503 while the object store was unreachable at start-up, and
     await s3.stop();
   }
 });
+
+Deno.test("without batching (--no-batch) every request's files are written before its 200", async () => {
+  const server = await startTestServer({ env: { OTLP2PARQUET_BATCH_ENABLED: "false" } });
+  try {
+    const body = readFileSync(join(DATA, "logs.pb"));
+    for (let i = 0; i < 2; i++) {
+      const r = await fetch(`${server.url}/v1/logs`, {
+        method: "POST",
+        headers: { "content-type": "application/x-protobuf" },
+        body,
+      });
+      assert.equal(r.status, 200);
+      await r.body?.cancel();
+      // Before any flush or stop: the files are already there, one per service and hour.
+      const files = await listParquet(server.dir);
+      assert.equal(files.length, 6, files.join("\n"));
+    }
+    const duck = await openDuckDb();
+    try {
+      const rows = await duck.rows(
+        `SELECT count(*)::INT AS n FROM read_parquet('${join(server.dir, "logs/**/*.parquet")}')`,
+      );
+      // The same request twice writes the same objects (same rows, same names): an overwrite, not a duplicate.
+      assert.deepEqual(rows, [{ n: 81 }]);
+    } finally {
+      duck.close();
+    }
+  } finally {
+    await server.dispose();
+  }
+});

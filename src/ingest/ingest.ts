@@ -40,7 +40,7 @@ export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() 
 /** Ingest settings. */
 export interface IngestOptions {
   store: ObjectStore;
-  /** The write-ahead log; without it a 200 means "in memory" (batching) or "written" (no batching). */
+  /** The write-ahead log; without it a 200 means "in memory" (`durability = none`). */
   wal?: Wal;
   /**
    * Requests are refused (503) once the log holds this many bytes, so the rest of it stays free for the
@@ -48,8 +48,6 @@ export interface IngestOptions {
    * alone could never drain. Set it below the log's own bound. Default: none (only the log's bound).
    */
   maxLogBytes?: number;
-  /** Batch across requests (default true). Off: every request is written before it is acknowledged. */
-  batching?: boolean;
   /** Flush a batch at this many rows. Default 200 000. */
   maxRows?: number;
   /** Flush a batch at this many decoded bytes; also the bound on all open batches together. Default 128 MiB. */
@@ -122,7 +120,6 @@ export class Ingest {
   private readonly store: ObjectStore;
   private readonly wal?: Wal;
   private readonly maxLogBytes: number;
-  private readonly batching: boolean;
   private readonly maxRows: number;
   private readonly maxBytes: number;
   private readonly maxAgeMs: number;
@@ -153,7 +150,6 @@ export class Ingest {
     this.store = options.store;
     this.wal = options.wal;
     this.maxLogBytes = options.maxLogBytes ?? Infinity;
-    this.batching = options.batching ?? true;
     this.maxRows = options.maxRows ?? 200_000;
     this.maxBytes = options.maxBytes ?? 128 * 1024 * 1024;
     this.maxAgeMs = options.maxAgeMs ?? 60_000;
@@ -218,7 +214,7 @@ export class Ingest {
 
   /**
    * Accepts a decoded request. Resolves when a 200 may be sent: after the fsync of its log record
-   * (durable mode), after its objects are written (no batching), or at once (batching without a log).
+   * (durable mode), or at once (without a log).
    */
   async accept(
     request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
@@ -227,10 +223,6 @@ export class Ingest {
     const { decoded } = request;
     this.counters.requests++;
     this.counters.records += decoded.records;
-    if (!this.batching) {
-      await Promise.all(this.contributions(0, decoded).map((b) => this.writeBatch(b, false)));
-      return;
-    }
     let seq: number;
     if (this.wal) {
       const payload = new Uint8Array(request.body.length + 2);
@@ -295,27 +287,6 @@ export class Ingest {
     }
   }
 
-  /** The per-partition batches of one request, not shared with others (no-batching mode). */
-  private contributions(seq: number, decoded: Decoded): Batch[] {
-    const out: Batch[] = [];
-    for (const rows of decoded.tables) {
-      const byPart = rows.rowsByPartition();
-      rows.parts.forEach((part, p) => {
-        if (!byPart[p].length) return;
-        out.push({
-          id: batchId(rows.def.name, part),
-          table: rows.def,
-          part,
-          members: [{ seq, rows, indices: byPart[p], bytes: 0 }],
-          rows: byPart[p].length,
-          bytes: 0,
-          openedAt: this.now(),
-        });
-      });
-    }
-    return out;
-  }
-
   private flushAged(): void {
     const now = this.now();
     for (const b of [...this.batches.values()]) if (now - b.openedAt >= this.maxAgeMs) this.flush(b);
@@ -326,7 +297,7 @@ export class Ingest {
     if (this.batches.get(batch.id) !== batch) return;
     this.batches.delete(batch.id);
     this.bufferedBytes -= batch.bytes;
-    const p = this.writeBatch(batch, true).catch((e) => {
+    const p = this.writeBatch(batch).catch((e) => {
       this.log.error("batch lost from memory (still in the write-ahead log if enabled)", {
         error: String(e),
         table: batch.table.name,
@@ -337,14 +308,14 @@ export class Ingest {
 
   /**
    * Encodes and writes one batch. With the log: intent, write (retried until it succeeds or the ingest
-   * stops), commit, release. Without batching the first failure is returned to the client as 503.
+   * stops), commit, release.
    */
-  private async writeBatch(batch: Batch, retry: boolean, key?: string): Promise<void> {
+  private async writeBatch(batch: Batch, key?: string): Promise<void> {
     const file = await this.encode(batch);
     const objectKey = key ?? file.key;
     this.pendingBytes += file.bytes.length;
     try {
-      if (this.wal && retry && key === undefined) {
+      if (this.wal && key === undefined) {
         const intent: Intent = {
           key: objectKey,
           table: batch.table.name,
@@ -358,20 +329,11 @@ export class Ingest {
           false,
         );
       }
-      if (retry) await this.retrying(() => this.store.put(objectKey, file.bytes), `write ${objectKey}`, true);
-      else {
-        try {
-          await this.store.put(objectKey, file.bytes);
-          this.markStore(true, objectKey);
-        } catch (e) {
-          this.markStore(false, objectKey);
-          throw new UnavailableError(`object store write failed: ${(e as Error).message}`, 5, { cause: e });
-        }
-      }
+      await this.retrying(() => this.store.put(objectKey, file.bytes), `write ${objectKey}`, true);
       this.counters.objects++;
       this.counters.objectRows += file.rows;
       this.log.debug("wrote object", { key: objectKey, rows: file.rows, bytes: file.bytes.length });
-      if (this.wal && retry) {
+      if (this.wal) {
         try {
           await this.wal.append(KIND_COMMIT, encoder.encode(JSON.stringify({ key: objectKey })));
         } catch (e) {
@@ -529,7 +491,7 @@ export class Ingest {
         bytes: 0,
         openedAt: this.now(),
       };
-      const p = this.writeBatch(batch, true, intent.key).catch((e) =>
+      const p = this.writeBatch(batch, intent.key).catch((e) =>
         this.log.error("redo failed", { error: String(e) })
       )
         .finally(() => this.inflightFlushes.delete(p));

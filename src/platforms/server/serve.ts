@@ -12,6 +12,7 @@ import process from "node:process";
 import { type Config, ConfigError, describeConfig, resolveConfig } from "../../config/mod.ts";
 import { VERSION } from "../../core/version.ts";
 import { createHandler } from "../../http/handler.ts";
+import { DirectSink } from "../../ingest/direct_sink.ts";
 import { Ingest, type Logger } from "../../ingest/ingest.ts";
 import { Wal } from "../../ingest/wal.ts";
 import type { ObjectStore } from "../../storage/object_store.ts";
@@ -102,7 +103,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       error: (e as Error).message,
     });
   }
-  const durable = config.durability.mode === "wal" && config.batch.enabled;
+  // Without batching every request is written before its 200 (DirectSink), so new requests need no log;
+  // a log left by an earlier run with batching is still opened and replayed.
+  const durable = config.durability.mode === "wal";
   let wal: Wal | undefined;
   const walMax = config.durability.walMaxBytes;
   if (durable) {
@@ -116,22 +119,22 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     });
   }
   const id = await instanceId(config, durable ? config.durability.walDir : undefined);
+  const files = {
+    instanceId: id,
+    compression: config.parquet.compression,
+    rowGroupRows: config.parquet.rowGroupRows,
+  };
   const { ingest, replayed } = await Ingest.start({
     store,
     storeReachable,
     wal,
     // An eighth of the log (at most 64 MiB) stays free for intent and commit records.
     maxLogBytes: walMax - Math.min(64 * 1024 * 1024, Math.floor(walMax / 8)),
-    batching: config.batch.enabled,
     maxRows: config.batch.maxRows,
     maxBytes: config.batch.maxBytes,
     maxAgeMs: config.batch.maxAgeSecs * 1000,
     maxInflightBytes: config.server.maxInflightBytes,
-    files: {
-      instanceId: id,
-      compression: config.parquet.compression,
-      rowGroupRows: config.parquet.rowGroupRows,
-    },
+    files,
     log,
   });
   if (replayed.requests) {
@@ -141,8 +144,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       redoneWrites: replayed.redone,
     });
   }
+  const sink = config.batch.enabled
+    ? ingest
+    : new DirectSink(store, { files, maxInflightBytes: config.server.maxInflightBytes, log });
   const handler = createHandler({
-    sink: ingest,
+    sink,
     maxPayloadBytes: config.server.maxPayloadBytes,
     readTimeoutMs: config.server.requestTimeoutSecs * 1000,
     onError: (error, request) =>
@@ -152,7 +158,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const server = listen(handler, config, (a) => address = a);
   log.info(`otlp2parquet ${VERSION} listening on http://${address}`, {
     store: store.description,
-    durability: durable
+    durability: !config.batch.enabled
+      ? "each request written to the store before its 200 (no batching)"
+      : durable
       ? `write-ahead log in ${config.durability.walDir}`
       : "none (data in memory is lost on a crash)",
     instance: id,
