@@ -313,6 +313,10 @@ export class Ingest {
   private async writeBatch(batch: Batch, key?: string): Promise<void> {
     const file = await this.encode(batch);
     const objectKey = key ?? file.key;
+    const seqs = batch.members.map((m) => m.seq);
+    // The decoded rows are in the file now; while the write is retried (say the store is down) only the
+    // encoded bytes stay in memory, and those are what `maxPendingBytes` bounds.
+    batch.members.length = 0;
     this.pendingBytes += file.bytes.length;
     try {
       if (this.wal && key === undefined) {
@@ -321,7 +325,7 @@ export class Ingest {
           table: batch.table.name,
           service: batch.part.service,
           hour: batch.part.hour,
-          members: batch.members.map((m) => m.seq),
+          members: seqs,
         };
         await this.retrying(
           () => this.wal!.append(KIND_INTENT, encoder.encode(JSON.stringify(intent))),
@@ -340,10 +344,10 @@ export class Ingest {
           // Without the commit record a restart redoes the intent under the same key: an overwrite.
           this.log.warn("could not log a commit record", { key: objectKey, error: String(e) });
         }
-        for (const m of batch.members) {
-          const left = (this.outstanding.get(m.seq) ?? 1) - 1;
-          if (left > 0) this.outstanding.set(m.seq, left);
-          else this.outstanding.delete(m.seq);
+        for (const seq of seqs) {
+          const left = (this.outstanding.get(seq) ?? 1) - 1;
+          if (left > 0) this.outstanding.set(seq, left);
+          else this.outstanding.delete(seq);
         }
         await this.releaseLog();
       }
