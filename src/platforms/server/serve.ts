@@ -207,7 +207,7 @@ export async function serveMain(flags: Record<string, unknown>): Promise<void> {
   const log = createLogger({ level: config.log.level, format: config.log.format });
   for (const w of warnings) log.warn(w);
   // Handlers go in before start-up (replay can take a while), so an early SIGTERM still stops gracefully.
-  let server: RunningServer | undefined;
+  const running: { server?: RunningServer } = {};
   let signals = 0;
   const shutdown = (s: RunningServer) =>
     s.stop().then(() => process.exit(0), (e) => {
@@ -220,11 +220,11 @@ export async function serveMain(flags: Record<string, unknown>): Promise<void> {
       process.exit(1);
     }
     log.info(`${name} received`);
-    if (server) shutdown(server);
+    if (running.server) shutdown(running.server);
   };
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));
-  server = await startServer(config, log);
+  const server = running.server = await startServer(config, log);
   if (signals > 0) shutdown(server);
   await server.finished;
 }
