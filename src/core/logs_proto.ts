@@ -6,7 +6,7 @@
 
 import type { MapColumn, StrColumn, U64Column, U8Column } from "./columns.ts";
 import { DecodeError } from "./errors.ts";
-import { addKeyValue, pushAnyValue, pushUtf8 } from "./proto_values.ts";
+import { addAttributeField, type addKeyValue, pushAnyValue, pushUtf8 } from "./proto_values.ts";
 import { type ScopeContext, walkProtoRequest } from "./proto_request.ts";
 import { Rows } from "./rows.ts";
 import { LOGS } from "./schema.ts";
@@ -124,14 +124,7 @@ function decodeLogRecord(
         bodyS = r.start, bodyE = r.stop;
         break;
       case 6:
-        r.bytesOf(wt, "attributes");
-        try {
-          addKeyValue(scratch, buf, r.start, r.stop);
-        } catch (e) {
-          if (e instanceof DecodeError) throw e.within(`attributes[${nAttr}]`);
-          throw e;
-        }
-        nAttr++;
+        addAttributeField(scratch, r, wt, "attributes", nAttr++);
         break;
       case 8:
         flags = r.fixed32Of(wt, "flags");

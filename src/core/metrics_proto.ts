@@ -19,7 +19,7 @@ import type {
 } from "./columns.ts";
 import type { MetricsDecoded } from "./convert.ts";
 import { DecodeError } from "./errors.ts";
-import { addKeyValue } from "./proto_values.ts";
+import { addAttributeField } from "./proto_values.ts";
 import { type ScopeContext, walkProtoRequest } from "./proto_request.ts";
 import { Rows } from "./rows.ts";
 import { EXP_HISTOGRAM, GAUGE, HISTOGRAM, SUM, SUMMARY, type TableDef } from "./schema.ts";
@@ -389,14 +389,6 @@ class ProtoMetricsDecoder {
     }
   }
 
-  private attribute(buf: Uint8Array, r: WireReader, n: number): void {
-    try {
-      addKeyValue(this.c.scratch, buf, r.start, r.stop);
-    } catch (e) {
-      rethrow(e, `attributes[${n}]`);
-    }
-  }
-
   private numberPoint(
     t: GaugeTable,
     buf: Uint8Array,
@@ -432,8 +424,7 @@ class ProtoMetricsDecoder {
           value = int64ToNumber(r.lo, r.hi), hasValue = true;
           break;
         case 7:
-          r.bytesOf(wt, "attributes");
-          this.attribute(buf, r, nAttr++);
+          addAttributeField(this.c.scratch, r, wt, "attributes", nAttr++);
           break;
         case 5:
           r.bytesOf(wt, "exemplars");
@@ -523,8 +514,7 @@ class ProtoMetricsDecoder {
           ex.push(r.start, r.stop);
           break;
         case 9:
-          r.bytesOf(wt, "attributes");
-          this.attribute(buf, r, nAttr++);
+          addAttributeField(this.c.scratch, r, wt, "attributes", nAttr++);
           break;
         case 10:
           flags = r.uint32Of(wt, "flags");
@@ -576,8 +566,7 @@ class ProtoMetricsDecoder {
       const wt = tag & 7;
       switch (tag >>> 3) {
         case 1:
-          r.bytesOf(wt, "attributes");
-          this.attribute(buf, r, nAttr++);
+          addAttributeField(this.c.scratch, r, wt, "attributes", nAttr++);
           break;
         case 2:
           r.fixed64Of(wt, "startTimeUnixNano");
@@ -702,8 +691,7 @@ class ProtoMetricsDecoder {
           nq++;
           break;
         case 7:
-          r.bytesOf(wt, "attributes");
-          this.attribute(buf, r, nAttr++);
+          addAttributeField(this.c.scratch, r, wt, "attributes", nAttr++);
           break;
         case 8:
           flags = r.uint32Of(wt, "flags");
@@ -748,13 +736,7 @@ function decodeExemplar(x: ExemplarColumns, scratch: AttrScratch, r: WireReader)
     const wt = tag & 7;
     switch (tag >>> 3) {
       case 7:
-        r.bytesOf(wt, "filteredAttributes");
-        try {
-          addKeyValue(scratch, buf, r.start, r.stop);
-        } catch (e) {
-          rethrow(e, `filteredAttributes[${nAttr}]`);
-        }
-        nAttr++;
+        addAttributeField(scratch, r, wt, "filteredAttributes", nAttr++);
         break;
       case 2:
         r.fixed64Of(wt, "timeUnixNano");

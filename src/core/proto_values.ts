@@ -224,6 +224,26 @@ export function addKeyValue(scratch: AttrScratch, buf: Uint8Array, start: number
   }
 }
 
+/**
+ * Reads a length-delimited KeyValue field (an attribute) and adds it to the scratch; a decode error inside
+ * it is reported at `field[index]`.
+ */
+export function addAttributeField(
+  scratch: AttrScratch,
+  r: WireReader,
+  wireType: number,
+  field: string,
+  index: number,
+): void {
+  r.bytesOf(wireType, field);
+  try {
+    addKeyValue(scratch, r.buf, r.start, r.stop);
+  } catch (e) {
+    if (e instanceof DecodeError) throw e.within(`${field}[${index}]`);
+    throw e;
+  }
+}
+
 /** Decoded Resource or InstrumentationScope: what every row under it repeats. */
 export interface Envelope {
   attributes: PreparedMap;
@@ -254,14 +274,7 @@ export function decodeEnvelope(
     const tag = r.tag();
     const field = tag >>> 3, wt = tag & 7;
     if (field === attrField) {
-      r.bytesOf(wt, "attributes");
-      try {
-        addKeyValue(scratch, buf, r.start, r.stop);
-      } catch (e) {
-        if (e instanceof DecodeError) throw e.within(`attributes[${n}]`);
-        throw e;
-      }
-      n++;
+      addAttributeField(scratch, r, wt, "attributes", n++);
     } else if (field === droppedField) {
       dropped = r.uint32Of(wt, "droppedAttributesCount");
     } else if (isScope && (field === 1 || field === 2)) {

@@ -7,7 +7,7 @@
 
 import type { ListColumn, MapColumn, StrColumn, U64Column } from "./columns.ts";
 import { DecodeError } from "./errors.ts";
-import { addKeyValue, pushUtf8 } from "./proto_values.ts";
+import { addAttributeField, type addKeyValue, pushUtf8 } from "./proto_values.ts";
 import { type ScopeContext, walkProtoRequest } from "./proto_request.ts";
 import { Rows } from "./rows.ts";
 import { TRACES } from "./schema.ts";
@@ -154,13 +154,7 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
         eLo = r.lo, eHi = r.hi;
         break;
       case 9:
-        r.bytesOf(wt, "attributes");
-        try {
-          addKeyValue(scratch, buf, r.start, r.stop);
-        } catch (e) {
-          rethrow(e, `attributes[${nAttr}]`);
-        }
-        nAttr++;
+        addAttributeField(scratch, r, wt, "attributes", nAttr++);
         break;
       case 11:
         r.bytesOf(wt, "events");
@@ -269,13 +263,7 @@ function decodeEvent(c: TracesColumns, buf: Uint8Array, start: number, end: numb
         nameS = r.start, nameE = r.stop;
         break;
       case 3:
-        r.bytesOf(wt, "attributes");
-        try {
-          addKeyValue(scratch, buf, r.start, r.stop);
-        } catch (e) {
-          rethrow(e, `attributes[${nAttr}]`);
-        }
-        nAttr++;
+        addAttributeField(scratch, r, wt, "attributes", nAttr++);
         break;
       case 4:
         if (wt !== VARINT) throw wrongWireType("droppedAttributesCount", wt, VARINT);
@@ -315,13 +303,7 @@ function decodeLink(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
         stateS = r.start, stateE = r.stop;
         break;
       case 4:
-        r.bytesOf(wt, "attributes");
-        try {
-          addKeyValue(scratch, buf, r.start, r.stop);
-        } catch (e) {
-          rethrow(e, `attributes[${nAttr}]`);
-        }
-        nAttr++;
+        addAttributeField(scratch, r, wt, "attributes", nAttr++);
         break;
       case 5:
         if (wt !== VARINT) throw wrongWireType("droppedAttributesCount", wt, VARINT);
