@@ -6,7 +6,7 @@
 
 import type { MapColumn, StrColumn, U64Column, U8Column } from "./columns.ts";
 import { DecodeError } from "./errors.ts";
-import { addAttributeField, type addKeyValue, pushAnyValue, pushUtf8 } from "./proto_values.ts";
+import { addAttributeField, pushAnyValue, pushUtf8 } from "./proto_values.ts";
 import { type ScopeContext, walkProtoRequest } from "./proto_request.ts";
 import { Rows } from "./rows.ts";
 import { LOGS } from "./schema.ts";

@@ -7,7 +7,7 @@
 
 import type { ListColumn, MapColumn, StrColumn, U64Column } from "./columns.ts";
 import { DecodeError } from "./errors.ts";
-import { addAttributeField, type addKeyValue, pushUtf8 } from "./proto_values.ts";
+import { addAttributeField, pushUtf8 } from "./proto_values.ts";
 import { type ScopeContext, walkProtoRequest } from "./proto_request.ts";
 import { Rows } from "./rows.ts";
 import { TRACES } from "./schema.ts";
