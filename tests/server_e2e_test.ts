@@ -1433,3 +1433,35 @@ Deno.test("without batching (--no-batch) every request's files are written befor
     await server.dispose();
   }
 });
+
+Deno.test("a compressed body that inflates past its reservation is held to the in-flight budget (429)", async () => {
+  const MiB = 1024 * 1024;
+  const server = await startTestServer({
+    env: {
+      OTLP2PARQUET_MAX_PAYLOAD_BYTES: String(4 * MiB),
+      OTLP2PARQUET_MAX_INFLIGHT_BYTES: String(4 * MiB),
+      OTLP2PARQUET_REQUEST_TIMEOUT_SECS: "1.5",
+    },
+  });
+  const ingest = server.server.ingest;
+  // 3 MiB of JSON that gzips to a few KB: reserved as 1 MiB before reading, 3 MiB once read.
+  const json = JSON.stringify({
+    resourceLogs: [{ scopeLogs: [{ logRecords: [{ body: { stringValue: "a".repeat(3 * MiB) } }] }] }],
+  });
+  const gz = zlib.gzipSync(new TextEncoder().encode(json));
+  const post = () =>
+    send(`${server.url}/v1/logs`, { body: gz, headers: { ...JSON_CT, "content-encoding": "gzip" } });
+  try {
+    let sent = false;
+    const stalled = rawExchange(server.server.address, postHead("/v1/logs", 2 * MiB), [new Uint8Array(100)], {
+      onSent: () => sent = true,
+    });
+    await waitFor("the stalled upload to be admitted", () => sent && ingest.stats().inflightBytes >= 2 * MiB);
+    assertFailure(await post(), 429, "json", "inflated body while 2 MiB are held");
+    assertFailure(await stalled, 408, "protobuf", "stalled upload");
+    await waitFor("the budget to be released", () => ingest.stats().inflightBytes === 0);
+    assertSuccess(await post(), "json", "the same body once the budget is free");
+  } finally {
+    await server.dispose();
+  }
+});

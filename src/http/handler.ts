@@ -130,7 +130,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       );
     }
     const declared = Number(request.headers.get("content-length") ?? NaN);
-    let release: (() => void) | undefined;
+    const releases: (() => void)[] = [];
     try {
       const contentEncoding = request.headers.get("content-encoding");
       const identity = !contentEncoding || contentEncoding.trim().toLowerCase() === "identity";
@@ -142,9 +142,10 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       // Without Content-Length (chunked, as gzip exporters send) `declared` is NaN, which must not reach
       // the budget: NaN would disable it for good.
       const known = declared >= 0;
-      release = sink.admit(
-        identity && known ? declared : Math.min(maxPayload, Math.max(known ? declared * 4 : 0, 1 << 20)),
-      );
+      const reserved = identity && known
+        ? declared
+        : Math.min(maxPayload, Math.max(known ? declared * 4 : 0, 1 << 20));
+      releases.push(sink.admit(reserved));
       const timeout = new AbortController();
       const timer = setTimeout(
         () => timeout.abort(new ReadTimeoutError(`body not received within ${readTimeout / 1000} s`)),
@@ -166,6 +167,8 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       } finally {
         clearTimeout(timer);
       }
+      // A compressed body can inflate far past its guess: reserve the rest now that its size is known.
+      if (body.length > reserved) releases.push(sink.admit(body.length - reserved));
       const decoded = decodeRequest(route.signal, body, { format });
       if (decoded.records > 0) await sink.accept({ signal: route.signal, format, body, decoded });
       const { body: out, contentType } = exportResponse(route.signal, encoding, {
@@ -181,7 +184,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       if (response.status === 500) options.onError?.(error, request);
       return response;
     } finally {
-      release?.();
+      for (const release of releases) release();
     }
   };
 }
