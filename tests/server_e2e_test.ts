@@ -356,23 +356,30 @@ async function withProcessEnv<T>(vars: Record<string, string>, fn: () => Promise
   }
 }
 
+type S3Server = Awaited<ReturnType<typeof startS3Server>>;
+
+/** The AWS credential variables OpenDAL reads from the process environment for s3rver. */
+const s3Credentials = (s3: S3Server): Record<string, string> => ({
+  AWS_ACCESS_KEY_ID: s3.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+  AWS_EC2_METADATA_DISABLED: "true",
+});
+
+/** Server settings for the s3 backend on s3rver. */
+const s3StorageEnv = (s3: S3Server): Record<string, string> => ({
+  OTLP2PARQUET_STORAGE_BACKEND: "s3",
+  OTLP2PARQUET_S3_BUCKET: s3.bucket,
+  OTLP2PARQUET_S3_ENDPOINT: s3.endpoint,
+  OTLP2PARQUET_S3_REGION: "us-east-1",
+});
+
 Deno.test("SDK exporters → server → S3 (s3rver on loopback): the objects hold exactly what was sent", async () => {
   const s3 = await startS3Server({ bucket: "otel-e2e" });
   const local = mkdtempSync(join(tmpdir(), "otlp2parquet-e2e-s3-"));
   try {
-    await withProcessEnv({
-      AWS_ACCESS_KEY_ID: s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      AWS_EC2_METADATA_DISABLED: "true",
-    }, async () => {
+    await withProcessEnv(s3Credentials(s3), async () => {
       const server = await startTestServer({
-        env: {
-          OTLP2PARQUET_STORAGE_BACKEND: "s3",
-          OTLP2PARQUET_S3_BUCKET: s3.bucket,
-          OTLP2PARQUET_S3_ENDPOINT: s3.endpoint,
-          OTLP2PARQUET_S3_REGION: "us-east-1",
-          OTLP2PARQUET_S3_PREFIX: "otel",
-        },
+        env: { ...s3StorageEnv(s3), OTLP2PARQUET_S3_PREFIX: "otel" },
       });
       try {
         assert.equal(await (await fetch(`${server.url}/ready`)).text(), "ready\n");
@@ -1367,18 +1374,9 @@ Deno.test("/ready is 503 while the object store was unreachable at start-up, and
   const s3 = await startS3Server({ bucket: "otel-ready" });
   await s3.stop();
   try {
-    await withProcessEnv({
-      AWS_ACCESS_KEY_ID: s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      AWS_EC2_METADATA_DISABLED: "true",
-    }, async () => {
+    await withProcessEnv(s3Credentials(s3), async () => {
       const server = await startTestServer({
-        env: {
-          OTLP2PARQUET_STORAGE_BACKEND: "s3",
-          OTLP2PARQUET_S3_BUCKET: s3.bucket,
-          OTLP2PARQUET_S3_ENDPOINT: s3.endpoint,
-          OTLP2PARQUET_S3_REGION: "us-east-1",
-        },
+        env: s3StorageEnv(s3),
       });
       try {
         const before = await fetch(`${server.url}/ready`);
