@@ -24,15 +24,14 @@ Deno.test("MemoryStore.failWith() fails every operation until cleared", async ()
   const store = new MemoryStore();
   await store.put("k", new Uint8Array([1]));
   store.failWith(Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }));
-  for (
-    const attempt of [
-      store.check(),
-      store.put("k", new Uint8Array([2])),
-      store.get("k"),
-      store.list(""),
-      store.delete("k"),
-    ]
-  ) {
+  const attempts = [
+    () => store.check(),
+    () => store.put("k", new Uint8Array([2])),
+    () => store.get("k"),
+    () => store.list(""),
+    () => store.delete("k"),
+  ];
+  for (const attempt of attempts) {
     await assert.rejects(attempt, (e: unknown) => e instanceof StorageError && e.retryable);
   }
   store.failWith(undefined);

@@ -86,9 +86,15 @@ Deno.test("OpenDAL s3 store against a closed port fails retryably with OpenDAL's
     accessKeyId: "k",
     secretAccessKey: "s",
   });
-  for (
-    const attempt of [store.check(), store.put("k", new Uint8Array([1])), store.get("k"), store.list("")]
-  ) {
+  // Each call starts only when the previous one has been awaited: a rejection that settles while an
+  // earlier call is still pending would otherwise have no handler yet and fail the module.
+  const attempts = [
+    () => store.check(),
+    () => store.put("k", new Uint8Array([1])),
+    () => store.get("k"),
+    () => store.list(""),
+  ];
+  for (const attempt of attempts) {
     await assert.rejects(attempt, (e: unknown) => {
       assert.ok(e instanceof StorageError);
       assert.equal(e.retryable, true, e.message);
