@@ -9,6 +9,7 @@
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { initParquet, parquetReady } from "../core/parquet.ts";
+import { registerNodeCompressors } from "./node_codecs.ts";
 
 let embeddedPath: string | undefined;
 
@@ -17,9 +18,13 @@ export function useWasmPath(path: string): void {
   embeddedPath = path;
 }
 
-/** Reads `parquet-wasm/esm/parquet_wasm_bg.wasm` and initialises the Parquet writer. Idempotent. */
+/**
+ * Reads `parquet-wasm/esm/parquet_wasm_bg.wasm` and initialises the Parquet writers (with the `node:zlib`
+ * page compressors for the TypeScript one). Idempotent.
+ */
 export async function loadParquetWasm(): Promise<void> {
   if (parquetReady()) return;
+  registerNodeCompressors();
   const url = embeddedPath ?? import.meta.resolve("parquet-wasm/esm/parquet_wasm_bg.wasm");
   const bytes = await readFile(url.startsWith("file:") ? fileURLToPath(url) : url);
   initParquet(bytes);
