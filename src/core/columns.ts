@@ -7,6 +7,8 @@
  */
 
 const encoder = new TextEncoder();
+/** Below this many bytes a copy loop is faster than `set(subarray())` (which allocates a view). */
+export const COPY_LOOP_MAX = 40;
 
 /** Common behaviour of every column. */
 export interface Column {
@@ -25,6 +27,48 @@ export interface Column {
    * order). Sources are columns of the same class.
    */
   gather(sources: readonly Column[], from: Uint32Array, rows: Uint32Array): void;
+  /**
+   * Sizes the column for `rows` rows in all (a decoder that counted them first). Variable-size buffers
+   * then grow by extrapolating from the rows so far, by at most `maxJump` bytes or entries beyond
+   * doubling at a time.
+   */
+  expectRows?(rows: number, maxJump: number): void;
+}
+
+/** How a variable-size buffer grows: towards `rows` rows in all, counted by `of.length`. */
+interface SizeHint {
+  readonly rows: number;
+  readonly of: { readonly length: number };
+  readonly maxJump: number;
+}
+
+/**
+ * The capacity to grow to for `need` units, `used` of which the rows done so far hold: extrapolated
+ * to all rows when hinted.
+ */
+function planned(hint: SizeHint | undefined, need: number, used: number): number {
+  if (hint === undefined) return need;
+  const done = hint.of.length;
+  if (done < 8 || done >= hint.rows) return need;
+  // Five percent over the extrapolation absorbs the usual row-to-row variation.
+  const est = Math.ceil((used / done) * hint.rows * 1.05);
+  return Math.max(need, Math.min(est, need + hint.maxJump));
+}
+
+/** Grows `arr` to `target` when that beats doubling, else like `grow`. */
+function growTo<T extends Uint8Array | Int32Array>(arr: T, need: number, target: number): T {
+  if (target <= Math.max(need, arr.length * 2)) return grow(arr, need);
+  const next = new (arr.constructor as { new (n: number): T })(target);
+  next.set(arr);
+  return next;
+}
+
+/** Grows a fixed-width buffer to exactly `n` values when it holds fewer. */
+function atLeast<T extends Uint8Array | Int32Array | Uint32Array | Float64Array>(arr: T, n: number): T {
+  if (arr.length >= n) return arr;
+  const next = new (arr.constructor as { new (n: number): T })(n);
+  next.set(arr);
+  return next;
 }
 
 /** Expands a row selection of list-like sources to the selection of their child entries. */
@@ -102,6 +146,9 @@ export class F64Column implements Column {
   view(): Float64Array {
     return this.values.subarray(0, this.length);
   }
+  expectRows(rows: number): void {
+    this.values = atLeast(this.values, rows);
+  }
 }
 
 /** 32-bit integers, stored as Int32 or Uint32 words (the Arrow type decides how they are read). */
@@ -140,6 +187,9 @@ export class U32Column implements Column {
   view(): Uint32Array {
     return this.values.subarray(0, this.length);
   }
+  expectRows(rows: number): void {
+    this.values = atLeast(this.values, rows);
+  }
 }
 
 /** 8-bit values (UInt8 and Bool). */
@@ -177,6 +227,9 @@ export class U8Column implements Column {
   }
   view(): Uint8Array {
     return this.values.subarray(0, this.length);
+  }
+  expectRows(rows: number): void {
+    this.values = atLeast(this.values, rows);
   }
 }
 
@@ -244,6 +297,9 @@ export class U64Column implements Column {
   unsignedView(): BigUint64Array {
     return new BigUint64Array(this.words.buffer, 0, this.length);
   }
+  expectRows(rows: number): void {
+    this.words = atLeast(this.words, rows * 2);
+  }
 }
 
 /** UTF-8 strings: one byte buffer and Int32 offsets, exactly Arrow's Utf8 layout. */
@@ -256,30 +312,100 @@ export class StrColumn implements Column {
     this.bytes = new Uint8Array(Math.max(256, capacity * bytesPerRow));
   }
   length = 0;
+  private bytesHint: SizeHint | undefined;
+  private offsetsHint: SizeHint | undefined;
+
+  expectRows(rows: number, maxJump: number): void {
+    this.offsets = atLeast(this.offsets, rows + 1);
+    this.bytesHint = { rows, of: this, maxJump };
+  }
+  /** Like expectRows, for the entries of a map column `of` that expects `rows` rows. */
+  expectRowsOf(of: { readonly length: number }, rows: number, maxJump: number): void {
+    this.bytesHint = this.offsetsHint = { rows, of, maxJump };
+  }
+  private growBytes(need: number): Uint8Array {
+    return growTo(this.bytes, need, planned(this.bytesHint, need, this.offsets[this.length]));
+  }
+  private growOffsets(need: number): Int32Array {
+    return growTo(this.offsets, need, planned(this.offsetsHint, need, this.length));
+  }
 
   /** Makes room for `n` more bytes and returns the write position. */
   reserve(n: number): number {
     const at = this.offsets[this.length];
-    if (at + n > this.bytes.length) this.bytes = grow(this.bytes, at + n);
+    if (at + n > this.bytes.length) this.bytes = this.growBytes(at + n);
     return at;
+  }
+  /** Makes room for `n` more rows in the offsets (for callers that write `bytes`/`offsets` directly). */
+  reserveRows(n: number): void {
+    if (this.length + n + 1 > this.offsets.length) this.offsets = this.growOffsets(this.length + n + 1);
   }
   /** Closes the current row after `end` bytes were written at reserve()'s position. */
   commit(end: number): void {
-    if (this.length + 2 > this.offsets.length) this.offsets = grow(this.offsets, this.length + 2);
+    if (this.length + 2 > this.offsets.length) this.offsets = this.growOffsets(this.length + 2);
     this.offsets[++this.length] = end;
+  }
+  /** Closes `times` rows of `size` bytes each, written at reserve()'s position. */
+  commitRepeated(size: number, times: number): void {
+    if (this.length + times + 1 > this.offsets.length) {
+      this.offsets = this.growOffsets(this.length + times + 1);
+    }
+    const o = this.offsets, len = this.length;
+    let at = o[len];
+    for (let t = 1; t <= times; t++) o[len + t] = at += size;
+    this.length = len + times;
   }
   pushEmpty(): void {
     this.commit(this.offsets[this.length]);
   }
   pushBytes(src: Uint8Array, start: number, end: number): void {
-    const at = this.reserve(end - start);
-    if (end - start < 16) {
-      const b = this.bytes;
+    const n = end - start;
+    let o = this.offsets;
+    const len = this.length;
+    const at = o[len];
+    let b = this.bytes;
+    if (at + n > b.length) b = this.bytes = this.growBytes(at + n);
+    // A byte loop beats subarray() + set() (which allocates a view) for the short strings that dominate.
+    if (n < COPY_LOOP_MAX) {
       for (let i = start, j = at; i < end; i++, j++) b[j] = src[i];
     } else {
-      this.bytes.set(src.subarray(start, end), at);
+      b.set(src.subarray(start, end), at);
     }
-    this.commit(at + end - start);
+    if (len + 2 > o.length) o = this.offsets = this.growOffsets(len + 2);
+    o[len + 1] = at + n;
+    this.length = len + 1;
+  }
+  /** Appends rows [start, end) of `src` `times` times over (resource and scope columns repeat per row). */
+  appendRangeRepeated(src: StrColumn, start: number, end: number, times: number): void {
+    if (times <= 0) return;
+    const from = src.offsets[start], to = src.offsets[end];
+    const n = end - start, size = to - from;
+    const at = this.reserve(size * times);
+    const b = this.bytes;
+    if (size > 0) {
+      if (size < COPY_LOOP_MAX) {
+        const sb = src.bytes;
+        for (let i = from, j = at; i < to; i++, j++) b[j] = sb[i];
+      } else b.set(src.bytes.subarray(from, to), at);
+      // Doubling copies within the buffer: log2(times) memmoves instead of one copy per row.
+      let done = 1;
+      while (done < times) {
+        const k = Math.min(done, times - done);
+        b.copyWithin(at + done * size, at, at + k * size);
+        done += k;
+      }
+    }
+    const total = n * times;
+    if (this.length + total + 1 > this.offsets.length) {
+      this.offsets = this.growOffsets(this.length + total + 1);
+    }
+    const o = this.offsets, so = src.offsets;
+    let j = this.length + 1;
+    for (let t = 0; t < times; t++) {
+      const delta = at + t * size - from;
+      for (let i = 1; i <= n; i++) o[j++] = so[start + i] + delta;
+    }
+    this.length += total;
   }
   /** Pushes a string known to be ASCII (digits, hex, enum names). */
   pushAscii(s: string): void {
@@ -298,9 +424,12 @@ export class StrColumn implements Column {
     const to = src.offsets[end];
     if (end - start === 1) return this.pushBytes(src.bytes, from, to);
     const at = this.reserve(to - from);
-    this.bytes.set(src.bytes.subarray(from, to), at);
+    if (to - from < COPY_LOOP_MAX) {
+      const b = this.bytes, sb = src.bytes;
+      for (let i = from, j = at; i < to; i++, j++) b[j] = sb[i];
+    } else this.bytes.set(src.bytes.subarray(from, to), at);
     const n = end - start;
-    if (this.length + n + 1 > this.offsets.length) this.offsets = grow(this.offsets, this.length + n + 1);
+    if (this.length + n + 1 > this.offsets.length) this.offsets = this.growOffsets(this.length + n + 1);
     const delta = at - from;
     const o = this.offsets;
     const so = src.offsets;
@@ -325,7 +454,7 @@ export class StrColumn implements Column {
     }
     let at = this.reserve(total);
     if (this.length + rows.length + 1 > this.offsets.length) {
-      this.offsets = grow(this.offsets, this.length + rows.length + 1);
+      this.offsets = this.growOffsets(this.length + rows.length + 1);
     }
     const b = this.bytes, off = this.offsets;
     for (let k = 0; k < rows.length; k++) {
@@ -369,10 +498,31 @@ export class MapColumn implements Column {
     this.values = new StrColumn(capacity * entriesPerRow, 16);
   }
 
+  expectRows(rows: number, maxJump: number): void {
+    this.offsets = atLeast(this.offsets, rows + 1);
+    this.keys.expectRowsOf(this, rows, maxJump);
+    this.values.expectRowsOf(this, rows, maxJump);
+  }
+
   /** Closes the current row: the entries pushed to keys/values since the last row belong to it. */
   closeRow(): void {
     if (this.length + 2 > this.offsets.length) this.offsets = grow(this.offsets, this.length + 2);
     this.offsets[++this.length] = this.keys.length;
+  }
+  /** Appends row `row` of `src` `times` times over. */
+  appendRowRepeated(src: MapColumn, row: number, times: number): void {
+    if (times <= 0) return;
+    const from = src.offsets[row], to = src.offsets[row + 1];
+    const k = to - from;
+    const base = this.keys.length;
+    this.keys.appendRangeRepeated(src.keys, from, to, times);
+    this.values.appendRangeRepeated(src.values, from, to, times);
+    if (this.length + times + 1 > this.offsets.length) {
+      this.offsets = grow(this.offsets, this.length + times + 1);
+    }
+    const o = this.offsets;
+    for (let t = 1; t <= times; t++) o[this.length + t] = base + t * k;
+    this.length += times;
   }
   appendRange(src: MapColumn, start: number, end: number): void {
     const from = src.offsets[start];
@@ -425,6 +575,10 @@ export class ListColumn<C extends Column = Column> implements Column {
   length = 0;
   constructor(readonly child: C, capacity = 64) {
     this.offsets = new Int32Array(Math.max(16, capacity) + 1);
+  }
+
+  expectRows(rows: number): void {
+    this.offsets = atLeast(this.offsets, rows + 1);
   }
 
   /** Closes the current row: the child values pushed since the last row belong to it. */

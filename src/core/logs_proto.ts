@@ -7,10 +7,11 @@
 import type { MapColumn, StrColumn, U64Column, U8Column } from "./columns.ts";
 import { DecodeError } from "./errors.ts";
 import { addAttributeField, pushAnyValue, pushUtf8 } from "./proto_values.ts";
-import { type ScopeContext, walkProtoRequest } from "./proto_request.ts";
+import { countProtoItems, expectRows, type ScopeContext, walkProtoRequest } from "./proto_request.ts";
 import { Rows } from "./rows.ts";
 import { LOGS } from "./schema.ts";
-import { AttrScratch, pushHexId } from "./values.ts";
+import { ProtoAttrScratch } from "./proto_attrs.ts";
+import { AttrScratch, pushHexId, pushRepeated } from "./values.ts";
 import { WireReader } from "./wire.ts";
 
 /** Column handles of `otel_logs`, resolved once per request. */
@@ -33,6 +34,8 @@ export class LogsColumns {
   readonly logAttributes: MapColumn;
   readonly eventName: StrColumn;
   readonly scratch = new AttrScratch();
+  /** The protobuf decoder's attribute scratch (ranges of the request). */
+  readonly protoScratch = new ProtoAttrScratch();
 
   /** `expectedRows` pre-sizes the buffers (e.g. body bytes / 300 for protobuf). */
   constructor(expectedRows = 64) {
@@ -55,15 +58,15 @@ export class LogsColumns {
     this.eventName = this.rows.col<StrColumn>("EventName");
   }
 
-  /** Appends the resource- and scope-level columns of one row. */
-  pushEnvelope(ctx: ScopeContext): void {
-    this.serviceName.pushBytes(ctx.serviceBytes, 0, ctx.serviceBytes.length);
-    this.resourceSchemaUrl.pushBytes(ctx.resourceSchemaUrl, 0, ctx.resourceSchemaUrl.length);
-    ctx.resource.attributes.pushTo(this.resourceAttributes);
-    this.scopeSchemaUrl.pushBytes(ctx.scopeSchemaUrl, 0, ctx.scopeSchemaUrl.length);
-    this.scopeName.pushBytes(ctx.scope.name, 0, ctx.scope.name.length);
-    this.scopeVersion.pushBytes(ctx.scope.version, 0, ctx.scope.version.length);
-    ctx.scope.attributes.pushTo(this.scopeAttributes);
+  /** Appends the resource- and scope-level columns of `count` rows (all of one scope). */
+  pushEnvelope(ctx: ScopeContext, count = 1): void {
+    pushRepeated(this.serviceName, ctx.serviceBytes, count);
+    pushRepeated(this.resourceSchemaUrl, ctx.resourceSchemaUrl, count);
+    ctx.resource.attributes.pushRepeated(this.resourceAttributes, count);
+    pushRepeated(this.scopeSchemaUrl, ctx.scopeSchemaUrl, count);
+    pushRepeated(this.scopeName, ctx.scope.name, count);
+    pushRepeated(this.scopeVersion, ctx.scope.version, count);
+    ctx.scope.attributes.pushRepeated(this.scopeAttributes, count);
   }
 }
 
@@ -72,8 +75,13 @@ const NAMES = { resources: "resourceLogs", scopes: "scopeLogs", items: "logRecor
 
 /** Decodes a protobuf `ExportLogsServiceRequest` into `otel_logs` rows. Throws DecodeError. */
 export function decodeLogsProto(buf: Uint8Array): Rows {
-  const cols = new LogsColumns(Math.ceil(buf.length / 300));
-  walkProtoRequest(buf, NAMES, (b, s, e, ctx) => decodeLogRecord(cols, b, s, e, ctx));
+  const n = countProtoItems(buf);
+  const cols = new LogsColumns(n >= 0 ? 16 : Math.ceil(buf.length / 300));
+  if (n >= 0) expectRows(cols.rows, n, buf.length);
+  // The envelope columns are filled per scope after its records; a failure discards all rows anyway.
+  walkProtoRequest(buf, NAMES, (b, s, e, ctx) => decodeLogRecord(cols, b, s, e, ctx), {
+    scopeEnd: (ctx, count) => cols.pushEnvelope(ctx, count),
+  });
   return cols.rows;
 }
 
@@ -97,7 +105,7 @@ function decodeLogRecord(
     evS = 0,
     evE = 0;
   let nAttr = 0;
-  const scratch = c.scratch;
+  const scratch = c.protoScratch;
   scratch.reset();
   while (r.pos < r.end) {
     const tag = r.tag();
@@ -172,6 +180,5 @@ function decodeLogRecord(
   scratch.flushTo(c.logAttributes);
   r.start = evS, r.stop = evE;
   pushUtf8(c.eventName, r, "eventName");
-  c.pushEnvelope(ctx);
   c.rows.endRow(ctx.service, tLo, tHi);
 }

@@ -23,6 +23,7 @@ import { addAttributeField } from "./proto_values.ts";
 import { type ScopeContext, walkProtoRequest } from "./proto_request.ts";
 import { Rows } from "./rows.ts";
 import { EXP_HISTOGRAM, GAUGE, HISTOGRAM, SUM, SUMMARY, type TableDef } from "./schema.ts";
+import { ProtoAttrScratch } from "./proto_attrs.ts";
 import { AttrScratch, pushHexId } from "./values.ts";
 import { I64, int64ToNumber, isUtf8, LEN, VARINT, WireReader, wrongWireType, zigzag32 } from "./wire.ts";
 
@@ -184,6 +185,8 @@ export class MetricsColumns {
   readonly expHistogram = new ExpHistogramTable(EXP_HISTOGRAM);
   readonly summary = new SummaryTable(SUMMARY);
   readonly scratch = new AttrScratch();
+  /** The protobuf decoder's attribute scratch (ranges of the request). */
+  readonly protoScratch = new ProtoAttrScratch();
   private rejected = 0;
   private readonly rejectedNames: string[] = [];
   private moreRejectedNames = false;
@@ -398,7 +401,7 @@ class ProtoMetricsDecoder {
     m: MetricMeta,
   ): void {
     const r = this.point.reset(buf, start, end);
-    const scratch = this.c.scratch;
+    const scratch = this.c.protoScratch;
     scratch.reset();
     const ex = this.exemplarRanges;
     ex.length = 0;
@@ -424,7 +427,7 @@ class ProtoMetricsDecoder {
           value = int64ToNumber(r.lo, r.hi), hasValue = true;
           break;
         case 7:
-          addAttributeField(this.c.scratch, r, wt, "attributes", nAttr++);
+          addAttributeField(this.c.protoScratch, r, wt, "attributes", nAttr++);
           break;
         case 5:
           r.bytesOf(wt, "exemplars");
@@ -466,7 +469,7 @@ class ProtoMetricsDecoder {
   ): void {
     const t = this.c.histogram;
     const r = this.point.reset(buf, start, end);
-    const scratch = this.c.scratch;
+    const scratch = this.c.protoScratch;
     scratch.reset();
     const ex = this.exemplarRanges;
     ex.length = 0;
@@ -514,7 +517,7 @@ class ProtoMetricsDecoder {
           ex.push(r.start, r.stop);
           break;
         case 9:
-          addAttributeField(this.c.scratch, r, wt, "attributes", nAttr++);
+          addAttributeField(this.c.protoScratch, r, wt, "attributes", nAttr++);
           break;
         case 10:
           flags = r.uint32Of(wt, "flags");
@@ -555,7 +558,7 @@ class ProtoMetricsDecoder {
   ): void {
     const t = this.c.expHistogram;
     const r = this.point.reset(buf, start, end);
-    const scratch = this.c.scratch;
+    const scratch = this.c.protoScratch;
     scratch.reset();
     const ex = this.exemplarRanges;
     ex.length = 0;
@@ -566,7 +569,7 @@ class ProtoMetricsDecoder {
       const wt = tag & 7;
       switch (tag >>> 3) {
         case 1:
-          addAttributeField(this.c.scratch, r, wt, "attributes", nAttr++);
+          addAttributeField(this.c.protoScratch, r, wt, "attributes", nAttr++);
           break;
         case 2:
           r.fixed64Of(wt, "startTimeUnixNano");
@@ -659,7 +662,7 @@ class ProtoMetricsDecoder {
   private summaryPoint(buf: Uint8Array, start: number, end: number, ctx: ScopeContext, m: MetricMeta): void {
     const t = this.c.summary;
     const r = this.point.reset(buf, start, end);
-    const scratch = this.c.scratch;
+    const scratch = this.c.protoScratch;
     scratch.reset();
     let sLo = 0, sHi = 0, tLo = 0, tHi = 0, cLo = 0, cHi = 0, sum = 0, flags = 0, nAttr = 0, nq = 0;
     while (r.pos < r.end) {
@@ -691,7 +694,7 @@ class ProtoMetricsDecoder {
           nq++;
           break;
         case 7:
-          addAttributeField(this.c.scratch, r, wt, "attributes", nAttr++);
+          addAttributeField(this.c.protoScratch, r, wt, "attributes", nAttr++);
           break;
         case 8:
           flags = r.uint32Of(wt, "flags");
@@ -717,7 +720,7 @@ class ProtoMetricsDecoder {
     const ex = this.exemplarRanges;
     for (let i = 0; i < ex.length; i += 2) {
       try {
-        decodeExemplar(x, this.c.scratch, this.sub.reset(buf, ex[i], ex[i + 1]));
+        decodeExemplar(x, this.c.protoScratch, this.sub.reset(buf, ex[i], ex[i + 1]));
       } catch (e) {
         rethrow(e, `exemplars[${i / 2}]`);
       }
@@ -727,7 +730,7 @@ class ProtoMetricsDecoder {
 }
 
 /** Decodes the Exemplar `r` reads and appends it to the current list row of `x`. */
-function decodeExemplar(x: ExemplarColumns, scratch: AttrScratch, r: WireReader): void {
+function decodeExemplar(x: ExemplarColumns, scratch: ProtoAttrScratch, r: WireReader): void {
   const buf = r.buf;
   scratch.reset();
   let tLo = 0, tHi = 0, value = 0, spanS = 0, spanE = 0, traceS = 0, traceE = 0, nAttr = 0;

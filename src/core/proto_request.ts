@@ -8,8 +8,9 @@
 
 import { DecodeError } from "./errors.ts";
 import { decodeEnvelope, type Envelope, scanContainer } from "./proto_values.ts";
-import { AttrScratch } from "./values.ts";
-import { isUtf8 } from "./wire.ts";
+import { ProtoAttrScratch } from "./proto_attrs.ts";
+import type { Rows } from "./rows.ts";
+import { isUtf8, WireReader } from "./wire.ts";
 
 /** What every row under one scope repeats. */
 export interface ScopeContext {
@@ -38,6 +39,60 @@ function schemaUrl(buf: Uint8Array, ranges: Int32Array, field: string): Uint8Arr
 }
 
 /**
+ * Counts the items of a request (field 2 of field 2 of field 1, the shape every OTLP export request
+ * shares) to size the column buffers up front. It never throws: on malformed input it returns -1 and
+ * the walk reports the error.
+ */
+export function countProtoItems(buf: Uint8Array): number {
+  const top = new WireReader(buf, 0, buf.length);
+  const rs = new WireReader(buf, 0, 0), ss = new WireReader(buf, 0, 0);
+  let count = 0;
+  try {
+    while (top.pos < top.end) {
+      const tag = top.tag();
+      top.skip(tag & 7);
+      if (tag !== 0x0a) continue;
+      rs.reset(buf, top.start, top.stop);
+      while (rs.pos < rs.end) {
+        const t = rs.tag();
+        rs.skip(t & 7);
+        if (t !== 0x12) continue;
+        ss.reset(buf, rs.start, rs.stop);
+        while (ss.pos < ss.end) {
+          const u = ss.tag();
+          ss.skip(u & 7);
+          if (u === 0x12) count++;
+        }
+      }
+    }
+  } catch (e) {
+    if (e instanceof DecodeError) return -1;
+    throw e;
+  }
+  return count;
+}
+
+/**
+ * Sizes freshly created (small) `rows` for the `count` rows a request holds (from countProtoItems):
+ * fixed-width and offset buffers exactly, string bytes and map entries by extrapolating as they fill,
+ * each jump bounded by the request's size `maxJump` (so a few huge first rows cannot reserve memory
+ * the request could not fill).
+ */
+export function expectRows(rows: Rows, count: number, maxJump: number): void {
+  rows.partOf.expectRows(count);
+  for (const c of rows.columns) c.expectRows?.(count, maxJump);
+}
+
+/** Options of walkProtoRequest. */
+export interface WalkOptions {
+  /**
+   * Called after the `count` items of a scope were handed to `item` (also for count 0), so that the
+   * columns every row of the scope repeats can be filled in bulk. Default: none.
+   */
+  scopeEnd?: (ctx: ScopeContext, count: number) => void;
+}
+
+/**
  * Calls `item(buf, start, end, ctx)` for every item of the request in `buf`, in wire order. Errors
  * raised by `item` (or by the envelope) get the field path prefixed.
  */
@@ -45,8 +100,10 @@ export function walkProtoRequest(
   buf: Uint8Array,
   names: EnvelopeNames,
   item: (buf: Uint8Array, start: number, end: number, ctx: ScopeContext) => void,
+  options: WalkOptions = {},
 ): void {
-  const scratch = new AttrScratch();
+  const scopeEnd = options.scopeEnd;
+  const scratch = new ProtoAttrScratch();
   const top = scanContainer(buf, 0, buf.length, [names.resources]);
   const resources = top.ranges[0];
   for (let ri = 0; ri < top.count[0]; ri++) {
@@ -114,6 +171,7 @@ export function walkProtoRequest(
               throw e;
             }
           }
+          if (scopeEnd) scopeEnd(ctx, ss.count[1]);
         } catch (e) {
           if (e instanceof DecodeError) throw e.within(`${names.scopes}[${si}]`);
           throw e;

@@ -7,16 +7,9 @@
 
 import { MapColumn, type StrColumn } from "./columns.ts";
 import { DecodeError } from "./errors.ts";
-import {
-  type AttrScratch,
-  jsonDouble,
-  MAX_ANY_VALUE_DEPTH,
-  PreparedMap,
-  pushBase64,
-  toBase64,
-  tooDeep,
-} from "./values.ts";
-import { I64, int64ToDecimal, isUtf8, LEN, VARINT, WireReader, wrongWireType } from "./wire.ts";
+import type { ProtoAttrScratch } from "./proto_attrs.ts";
+import { jsonDouble, MAX_ANY_VALUE_DEPTH, PreparedMap, pushBase64, toBase64, tooDeep } from "./values.ts";
+import { I64, int64ToDecimal, isAscii, isUtf8, LEN, VARINT, WireReader, wrongWireType } from "./wire.ts";
 
 const textDecoder = new TextDecoder();
 // Leaf readers reused on the hot path (neither function re-enters itself while its reader is in use).
@@ -35,8 +28,12 @@ export function utf8String(r: WireReader, field: string): string {
   return textDecoder.decode(r.buf.subarray(r.start, r.stop));
 }
 
-/** Renders the AnyValue message in `buf[start, end)` as text and appends it to `out`. */
-export function pushAnyValue(out: StrColumn, buf: Uint8Array, start: number, end: number): void {
+// What readAnyValue found (module state, so reading a value allocates nothing): the value field, the
+// range of a length-delimited value, a bool or double, or the words of an int.
+let anyKind = 0, anyS = 0, anyE = 0, anyNum = 0, anyLo = 0, anyHi = 0;
+
+/** Reads the AnyValue message in `buf[start, end)` into the module's `any*` state (the last field wins). */
+function readAnyValue(buf: Uint8Array, start: number, end: number): void {
   const r = ANY_READER.reset(buf, start, end);
   let kind = 0, vs = 0, ve = 0, num = 0, lo = 0, hi = 0;
   while (r.pos < r.end) {
@@ -69,23 +66,36 @@ export function pushAnyValue(out: StrColumn, buf: Uint8Array, start: number, end
         r.skip(wt);
     }
   }
-  switch (kind) {
+  anyKind = kind, anyS = vs, anyE = ve, anyNum = num, anyLo = lo, anyHi = hi;
+}
+
+/** Renders the value readAnyValue found (in `buf`) as text and appends it to `out`. */
+function renderAnyValue(out: StrColumn, buf: Uint8Array): void {
+  switch (anyKind) {
     case 0:
       return out.pushEmpty();
     case 1:
-      if (!isUtf8(buf, vs, ve)) throw new DecodeError("invalid UTF-8", "stringValue");
-      return out.pushBytes(buf, vs, ve);
+      if (!isUtf8(buf, anyS, anyE)) throw new DecodeError("invalid UTF-8", "stringValue");
+      return out.pushBytes(buf, anyS, anyE);
     case 2:
-      return out.pushAscii(num ? "true" : "false");
+      return out.pushAscii(anyNum ? "true" : "false");
     case 3:
-      return out.pushAscii(int64ToDecimal(lo, hi));
+      return out.pushAscii(int64ToDecimal(anyLo, anyHi));
     case 4:
-      return out.pushAscii(String(num));
+      return out.pushAscii(String(anyNum));
     case 7:
-      return pushBase64(out, buf, vs, ve);
+      return pushBase64(out, buf, anyS, anyE);
     default:
-      return out.pushString(kind === 5 ? arrayJson(buf, vs, ve, 1) : kvlistJson(buf, vs, ve, 1));
+      return out.pushString(
+        anyKind === 5 ? arrayJson(buf, anyS, anyE, 1) : kvlistJson(buf, anyS, anyE, 1),
+      );
   }
+}
+
+/** Renders the AnyValue message in `buf[start, end)` as text and appends it to `out`. */
+export function pushAnyValue(out: StrColumn, buf: Uint8Array, start: number, end: number): void {
+  readAnyValue(buf, start, end);
+  renderAnyValue(out, buf);
 }
 
 function anyName(field: number): string {
@@ -196,7 +206,21 @@ function kvlistJson(buf: Uint8Array, start: number, end: number, depth: number):
 }
 
 /** Adds one KeyValue message (`buf[start, end)`) to the scratch. */
-export function addKeyValue(scratch: AttrScratch, buf: Uint8Array, start: number, end: number): void {
+export function addKeyValue(scratch: ProtoAttrScratch, buf: Uint8Array, start: number, end: number): void {
+  // Fast path for what encoders emit: key, then a value holding one string, all lengths below 128 and
+  // all text ASCII. Anything else (or any error) takes the general path below.
+  if (end - start >= 6 && buf[start] === 0x0a) {
+    const kl = buf[start + 1], ks = start + 2, ke = ks + kl;
+    if (
+      kl < 0x80 && ke + 4 <= end && buf[ke] === 0x12 && buf[ke + 1] < 0x80 && buf[ke + 1] + ke + 2 === end &&
+      buf[ke + 2] === 0x0a
+    ) {
+      const ss = ke + 4, sl = buf[ke + 3];
+      if (sl < 0x80 && ss + sl === end && isAscii(buf, ks, ke) && isAscii(buf, ss, end)) {
+        return scratch.addRange(buf, ks, ke, ss, end);
+      }
+    }
+  }
   const r = KV_READER.reset(buf, start, end);
   let ks = 0, ke = 0, vs = -1, ve = 0;
   while (r.pos < r.end) {
@@ -211,10 +235,19 @@ export function addKeyValue(scratch: AttrScratch, buf: Uint8Array, start: number
     } else r.skip(wt);
   }
   if (!isUtf8(buf, ks, ke)) throw new DecodeError("invalid UTF-8", "key");
-  scratch.keys.pushBytes(buf, ks, ke);
+  if (vs < 0) return scratch.addRange(buf, ks, ke, 0, 0);
   try {
-    if (vs < 0) scratch.values.pushEmpty();
-    else pushAnyValue(scratch.values, buf, vs, ve);
+    readAnyValue(buf, vs, ve);
+    if (anyKind === 1) {
+      // Strings, nearly every value, stay ranges of the request until the list is flushed.
+      if (!isUtf8(buf, anyS, anyE)) throw new DecodeError("invalid UTF-8", "stringValue");
+      scratch.addRange(buf, ks, ke, anyS, anyE);
+    } else if (anyKind === 0) {
+      scratch.addRange(buf, ks, ke, 0, 0);
+    } else {
+      renderAnyValue(scratch.rendered, buf);
+      scratch.addRendered(buf, ks, ke);
+    }
   } catch (e) {
     if (e instanceof DecodeError) {
       const key = textDecoder.decode(buf.subarray(ks, ke));
@@ -229,7 +262,7 @@ export function addKeyValue(scratch: AttrScratch, buf: Uint8Array, start: number
  * it is reported at `field[index]`.
  */
 export function addAttributeField(
-  scratch: AttrScratch,
+  scratch: ProtoAttrScratch,
   r: WireReader,
   wireType: number,
   field: string,
@@ -263,7 +296,7 @@ export function decodeEnvelope(
   start: number,
   end: number,
   isScope: boolean,
-  scratch: AttrScratch,
+  scratch: ProtoAttrScratch,
 ): Envelope {
   const map = new MapColumn(1, 16);
   const r = new WireReader(buf, start, end);

@@ -8,10 +8,11 @@
 import type { ListColumn, MapColumn, StrColumn, U64Column } from "./columns.ts";
 import { DecodeError } from "./errors.ts";
 import { addAttributeField, pushUtf8 } from "./proto_values.ts";
-import { type ScopeContext, walkProtoRequest } from "./proto_request.ts";
+import { countProtoItems, expectRows, type ScopeContext, walkProtoRequest } from "./proto_request.ts";
 import { Rows } from "./rows.ts";
 import { TRACES } from "./schema.ts";
-import { AttrScratch, pushHexId } from "./values.ts";
+import { ProtoAttrScratch } from "./proto_attrs.ts";
+import { AttrScratch, pushHexId, pushRepeated } from "./values.ts";
 import { I32, VARINT, WireReader, wrongWireType } from "./wire.ts";
 
 /** SpanKind names as the exporter writes them, indexed by the enum number. */
@@ -29,39 +30,69 @@ export const STATUS_CODES: readonly string[] = ["STATUS_CODE_UNSET", "STATUS_COD
 
 /** Column handles of `otel_traces`, resolved once per request. */
 export class TracesColumns {
-  readonly rows = new Rows(TRACES);
-  readonly timestamp = this.rows.col<U64Column>("Timestamp");
-  readonly traceId = this.rows.col<StrColumn>("TraceId");
-  readonly spanId = this.rows.col<StrColumn>("SpanId");
-  readonly parentSpanId = this.rows.col<StrColumn>("ParentSpanId");
-  readonly traceState = this.rows.col<StrColumn>("TraceState");
-  readonly spanName = this.rows.col<StrColumn>("SpanName");
-  readonly spanKind = this.rows.col<StrColumn>("SpanKind");
-  readonly serviceName = this.rows.col<StrColumn>("ServiceName");
-  readonly resourceAttributes = this.rows.col<MapColumn>("ResourceAttributes");
-  readonly scopeName = this.rows.col<StrColumn>("ScopeName");
-  readonly scopeVersion = this.rows.col<StrColumn>("ScopeVersion");
-  readonly spanAttributes = this.rows.col<MapColumn>("SpanAttributes");
-  readonly duration = this.rows.col<U64Column>("Duration");
-  readonly statusCode = this.rows.col<StrColumn>("StatusCode");
-  readonly statusMessage = this.rows.col<StrColumn>("StatusMessage");
-  readonly eventsTimestamp = this.rows.col<ListColumn<U64Column>>("Events.Timestamp");
-  readonly eventsName = this.rows.col<ListColumn<StrColumn>>("Events.Name");
-  readonly eventsAttributes = this.rows.col<ListColumn<MapColumn>>("Events.Attributes");
-  readonly linksTraceId = this.rows.col<ListColumn<StrColumn>>("Links.TraceId");
-  readonly linksSpanId = this.rows.col<ListColumn<StrColumn>>("Links.SpanId");
-  readonly linksTraceState = this.rows.col<ListColumn<StrColumn>>("Links.TraceState");
-  readonly linksAttributes = this.rows.col<ListColumn<MapColumn>>("Links.Attributes");
+  readonly rows: Rows;
+  readonly timestamp: U64Column;
+  readonly traceId: StrColumn;
+  readonly spanId: StrColumn;
+  readonly parentSpanId: StrColumn;
+  readonly traceState: StrColumn;
+  readonly spanName: StrColumn;
+  readonly spanKind: StrColumn;
+  readonly serviceName: StrColumn;
+  readonly resourceAttributes: MapColumn;
+  readonly scopeName: StrColumn;
+  readonly scopeVersion: StrColumn;
+  readonly spanAttributes: MapColumn;
+  readonly duration: U64Column;
+  readonly statusCode: StrColumn;
+  readonly statusMessage: StrColumn;
+  readonly eventsTimestamp: ListColumn<U64Column>;
+  readonly eventsName: ListColumn<StrColumn>;
+  readonly eventsAttributes: ListColumn<MapColumn>;
+  readonly linksTraceId: ListColumn<StrColumn>;
+  readonly linksSpanId: ListColumn<StrColumn>;
+  readonly linksTraceState: ListColumn<StrColumn>;
+  readonly linksAttributes: ListColumn<MapColumn>;
   readonly scratch = new AttrScratch();
+  /** The protobuf decoder's attribute scratches (ranges of the request). */
+  readonly protoScratch = new ProtoAttrScratch();
+  readonly protoNestedScratch = new ProtoAttrScratch();
   /** For event and link attributes, which can arrive between the span's own attributes on the wire. */
   readonly nestedScratch = new AttrScratch();
 
-  /** Appends the resource- and scope-level columns of one row. */
-  pushEnvelope(ctx: ScopeContext): void {
-    this.serviceName.pushBytes(ctx.serviceBytes, 0, ctx.serviceBytes.length);
-    ctx.resource.attributes.pushTo(this.resourceAttributes);
-    this.scopeName.pushBytes(ctx.scope.name, 0, ctx.scope.name.length);
-    this.scopeVersion.pushBytes(ctx.scope.version, 0, ctx.scope.version.length);
+  /** `expectedRows` pre-sizes the buffers (e.g. body bytes / 280 for protobuf). */
+  constructor(expectedRows = 64) {
+    this.rows = new Rows(TRACES, expectedRows);
+    this.timestamp = this.rows.col<U64Column>("Timestamp");
+    this.traceId = this.rows.col<StrColumn>("TraceId");
+    this.spanId = this.rows.col<StrColumn>("SpanId");
+    this.parentSpanId = this.rows.col<StrColumn>("ParentSpanId");
+    this.traceState = this.rows.col<StrColumn>("TraceState");
+    this.spanName = this.rows.col<StrColumn>("SpanName");
+    this.spanKind = this.rows.col<StrColumn>("SpanKind");
+    this.serviceName = this.rows.col<StrColumn>("ServiceName");
+    this.resourceAttributes = this.rows.col<MapColumn>("ResourceAttributes");
+    this.scopeName = this.rows.col<StrColumn>("ScopeName");
+    this.scopeVersion = this.rows.col<StrColumn>("ScopeVersion");
+    this.spanAttributes = this.rows.col<MapColumn>("SpanAttributes");
+    this.duration = this.rows.col<U64Column>("Duration");
+    this.statusCode = this.rows.col<StrColumn>("StatusCode");
+    this.statusMessage = this.rows.col<StrColumn>("StatusMessage");
+    this.eventsTimestamp = this.rows.col<ListColumn<U64Column>>("Events.Timestamp");
+    this.eventsName = this.rows.col<ListColumn<StrColumn>>("Events.Name");
+    this.eventsAttributes = this.rows.col<ListColumn<MapColumn>>("Events.Attributes");
+    this.linksTraceId = this.rows.col<ListColumn<StrColumn>>("Links.TraceId");
+    this.linksSpanId = this.rows.col<ListColumn<StrColumn>>("Links.SpanId");
+    this.linksTraceState = this.rows.col<ListColumn<StrColumn>>("Links.TraceState");
+    this.linksAttributes = this.rows.col<ListColumn<MapColumn>>("Links.Attributes");
+  }
+
+  /** Appends the resource- and scope-level columns of `count` rows (all of one scope). */
+  pushEnvelope(ctx: ScopeContext, count = 1): void {
+    pushRepeated(this.serviceName, ctx.serviceBytes, count);
+    ctx.resource.attributes.pushRepeated(this.resourceAttributes, count);
+    pushRepeated(this.scopeName, ctx.scope.name, count);
+    pushRepeated(this.scopeVersion, ctx.scope.version, count);
   }
 
   /** Closes the Events.* and Links.* list rows: the entries pushed since the last span belong to it. */
@@ -84,11 +115,21 @@ export class TracesColumns {
 }
 
 const NAMES = { resources: "resourceSpans", scopes: "scopeSpans", items: "spans" };
+// One reader per nesting level (span → event / link / status), reused across spans.
+const SPAN_READER = new WireReader(new Uint8Array(0));
+const STATUS_READER = new WireReader(new Uint8Array(0));
+const EVENT_READER = new WireReader(new Uint8Array(0));
+const LINK_READER = new WireReader(new Uint8Array(0));
 
 /** Decodes a protobuf `ExportTraceServiceRequest` into `otel_traces` rows. Throws DecodeError. */
 export function decodeTracesProto(buf: Uint8Array): Rows {
-  const cols = new TracesColumns();
-  walkProtoRequest(buf, NAMES, (b, s, e, ctx) => decodeSpan(cols, b, s, e, ctx));
+  const n = countProtoItems(buf);
+  const cols = new TracesColumns(n >= 0 ? 16 : Math.ceil(buf.length / 300));
+  if (n >= 0) expectRows(cols.rows, n, buf.length);
+  // The envelope columns are filled per scope after its spans; a failure discards all rows anyway.
+  walkProtoRequest(buf, NAMES, (b, s, e, ctx) => decodeSpan(cols, b, s, e, ctx), {
+    scopeEnd: (ctx, count) => cols.pushEnvelope(ctx, count),
+  });
   return cols.rows;
 }
 
@@ -104,12 +145,12 @@ function rethrow(e: unknown, segment: string): never {
 }
 
 function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: number, ctx: ScopeContext): void {
-  const r = new WireReader(buf, start, end);
+  const r = SPAN_READER.reset(buf, start, end);
   let sLo = 0, sHi = 0, eLo = 0, eHi = 0, kind = 0;
   let traceS = 0, traceE = 0, spanS = 0, spanE = 0, parentS = 0, parentE = 0;
   let stateS = 0, stateE = 0, nameS = 0, nameE = 0, statusS = -1, statusE = 0;
   let nAttr = 0, nEvent = 0, nLink = 0;
-  const scratch = c.scratch;
+  const scratch = c.protoScratch;
   scratch.reset();
   // Events and links are decoded where they stand on the wire: their list entries go to the child columns
   // now, and the span's list rows close with the row. A failure leaves a partial row; callers discard the
@@ -204,7 +245,6 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
   r.start = nameS, r.stop = nameE;
   pushUtf8(c.spanName, r, "name");
   c.spanKind.pushAscii(SPAN_KINDS[kind]);
-  c.pushEnvelope(ctx);
   scratch.flushTo(c.spanAttributes);
   c.pushDuration(sLo, sHi, eLo, eHi);
   if (statusS < 0) {
@@ -222,7 +262,7 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
 }
 
 function decodeStatus(c: TracesColumns, buf: Uint8Array, start: number, end: number): void {
-  const r = new WireReader(buf, start, end);
+  const r = STATUS_READER.reset(buf, start, end);
   let code = 0, msgS = 0, msgE = 0;
   while (r.pos < r.end) {
     const tag = r.tag();
@@ -246,9 +286,9 @@ function decodeStatus(c: TracesColumns, buf: Uint8Array, start: number, end: num
 }
 
 function decodeEvent(c: TracesColumns, buf: Uint8Array, start: number, end: number): void {
-  const r = new WireReader(buf, start, end);
+  const r = EVENT_READER.reset(buf, start, end);
   let tLo = 0, tHi = 0, nameS = 0, nameE = 0, nAttr = 0;
-  const scratch = c.nestedScratch;
+  const scratch = c.protoNestedScratch;
   scratch.reset();
   while (r.pos < r.end) {
     const tag = r.tag();
@@ -280,9 +320,9 @@ function decodeEvent(c: TracesColumns, buf: Uint8Array, start: number, end: numb
 }
 
 function decodeLink(c: TracesColumns, buf: Uint8Array, start: number, end: number): void {
-  const r = new WireReader(buf, start, end);
+  const r = LINK_READER.reset(buf, start, end);
   let traceS = 0, traceE = 0, spanS = 0, spanE = 0, stateS = 0, stateE = 0, nAttr = 0;
-  const scratch = c.nestedScratch;
+  const scratch = c.protoNestedScratch;
   scratch.reset();
   while (r.pos < r.end) {
     const tag = r.tag();

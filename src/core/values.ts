@@ -39,6 +39,24 @@ export function pushHexId(col: StrColumn, src: Uint8Array, start: number, end: n
   col.commit(at + (end - start) * 2);
 }
 
+/** Appends `value` as `times` more rows of `col`. */
+export function pushRepeated(col: StrColumn, value: Uint8Array, times: number): void {
+  if (times <= 0) return;
+  const n = value.length;
+  const at = col.reserve(n * times);
+  const b = col.bytes;
+  if (n > 0) {
+    b.set(value, at);
+    let done = 1;
+    while (done < times) {
+      const k = Math.min(done, times - done);
+      b.copyWithin(at + done * n, at, at + k * n);
+      done += k;
+    }
+  }
+  col.commitRepeated(n, times);
+}
+
 /** Lowercase hex of bytes. */
 export function toHex(bytes: Uint8Array): string {
   let s = "";
@@ -162,26 +180,9 @@ export class AttrScratch {
     } else {
       if (this.order.length < n) this.order = new Int32Array(n * 2);
       const order = this.order;
-      for (let i = 0; i < n; i++) order[i] = i;
-      if (n <= 32) {
-        // Insertion sort: attribute lists are short and often nearly sorted; stable, so among equal keys
-        // the last in arrival order ends last.
-        for (let i = 1; i < n; i++) {
-          const x = order[i];
-          let j = i - 1;
-          while (j >= 0 && this.compareKeys(order[j], x) > 0) {
-            order[j + 1] = order[j];
-            j--;
-          }
-          order[j + 1] = x;
-        }
-      } else {
-        // Long lists (hostile or not) sort in n log n; ties broken by arrival keep it stable.
-        order.subarray(0, n).sort((a, b) => this.compareKeys(a, b) || a - b);
-      }
-      for (let i = 0; i < n; i++) {
+      const m = sortUniqueKeys(order, n, (a, b) => this.compareKeys(a, b));
+      for (let i = 0; i < m; i++) {
         const k = order[i];
-        if (i + 1 < n && this.keys.equalRows(k, order[i + 1])) continue; // a later value of this key wins
         map.keys.appendRange(this.keys, k, k + 1);
         map.values.appendRange(this.values, k, k + 1);
       }
@@ -202,6 +203,40 @@ export class AttrScratch {
   }
 }
 
+/**
+ * Orders entries 0..n-1 by key into `order` (stable) and keeps only the last of each run of equal keys (a
+ * later value of a repeated key wins); returns how many entries remain at the front of `order`.
+ */
+export function sortUniqueKeys(
+  order: Int32Array,
+  n: number,
+  compare: (a: number, b: number) => number,
+): number {
+  for (let i = 0; i < n; i++) order[i] = i;
+  if (n <= 32) {
+    // Insertion sort: attribute lists are short and often nearly sorted; stable, so among equal keys
+    // the last in arrival order ends last.
+    for (let i = 1; i < n; i++) {
+      const x = order[i];
+      let j = i - 1;
+      while (j >= 0 && compare(order[j], x) > 0) {
+        order[j + 1] = order[j];
+        j--;
+      }
+      order[j + 1] = x;
+    }
+  } else {
+    // Long lists (hostile or not) sort in n log n; ties broken by arrival keep it stable.
+    order.subarray(0, n).sort((a, b) => compare(a, b) || a - b);
+  }
+  let m = 0;
+  for (let i = 0; i < n; i++) {
+    if (i + 1 < n && compare(order[i], order[i + 1]) === 0) continue;
+    order[m++] = order[i];
+  }
+  return m;
+}
+
 /** A prepared map row (resource or scope attributes), appended to many rows cheaply. */
 export class PreparedMap {
   private readonly col: MapColumn;
@@ -211,6 +246,10 @@ export class PreparedMap {
   /** Appends this map as one more row of `map`. */
   pushTo(map: MapColumn): void {
     map.appendRange(this.col, 0, 1);
+  }
+  /** Appends this map as `times` more rows of `map`. */
+  pushRepeated(map: MapColumn, times: number): void {
+    map.appendRowRepeated(this.col, 0, times);
   }
   /** Value of a key, if present. */
   lookup(key: string): string | undefined {

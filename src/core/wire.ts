@@ -86,6 +86,10 @@ export class WireReader {
   varint64(): void {
     const b = this.buf;
     let p = this.pos;
+    if (p < this.end && b[p] < 0x80) {
+      this.lo = b[p], this.hi = 0, this.pos = p + 1;
+      return;
+    }
     let lo = 0, hi = 0, shift = 0, byte = 0;
     for (;;) {
       if (p >= this.end) throw new DecodeError("truncated varint");
@@ -133,8 +137,24 @@ export class WireReader {
 
   /** Reads a length prefix, sets `start`/`stop` to the value's range and moves past it. */
   bytes(): void {
+    const b = this.buf;
+    let p = this.pos;
+    // Lengths below 16384 (one or two bytes) are nearly all of them.
+    if (p + 1 < this.end) {
+      let n = b[p];
+      if (n < 0x80) p++;
+      else if (b[p + 1] < 0x80) n = (n & 0x7f) | (b[p + 1] << 7), p += 2;
+      else n = -1;
+      if (n >= 0) {
+        if (n > this.end - p) throw new DecodeError(`length ${n} exceeds the ${this.end - p} bytes left`);
+        this.start = p;
+        this.stop = p + n;
+        this.pos = p + n;
+        return;
+      }
+    }
     this.varint64();
-    const p = this.pos;
+    p = this.pos;
     const n = this.hi * 4294967296 + this.lo;
     if (n > this.end - p) throw new DecodeError(`length ${n} exceeds the ${this.end - p} bytes left`);
     this.start = p;
@@ -221,6 +241,26 @@ export function zigzag32(v: number): number {
 
 /** Whether `buf[start, end)` is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
 export function isUtf8(buf: Uint8Array, start: number, end: number): boolean {
+  // ASCII, nearly all text here, four bytes at a time.
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
+    if (((buf[i] | buf[i + 1] | buf[i + 2] | buf[i + 3]) & 0x80) !== 0) return isUtf8From(buf, i, end);
+  }
+  for (; i < end; i++) if (buf[i] >= 0x80) return isUtf8From(buf, i, end);
+  return true;
+}
+
+/** Whether `buf[start, end)` is all ASCII (so also UTF-8). */
+export function isAscii(buf: Uint8Array, start: number, end: number): boolean {
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
+    if (((buf[i] | buf[i + 1] | buf[i + 2] | buf[i + 3]) & 0x80) !== 0) return false;
+  }
+  for (; i < end; i++) if (buf[i] >= 0x80) return false;
+  return true;
+}
+
+function isUtf8From(buf: Uint8Array, start: number, end: number): boolean {
   let i = start;
   while (i < end) {
     const b = buf[i];

@@ -1,0 +1,138 @@
+/**
+ * Scratch space for one protobuf attribute list. It keeps byte ranges into the request instead of
+ * copies: keys and string values (nearly every value) are copied once, straight into the output map,
+ * when the list is complete. Other values are rendered to text on arrival, into a buffer of their own.
+ *
+ * @module
+ */
+
+import { COPY_LOOP_MAX, type MapColumn, StrColumn } from "./columns.ts";
+import { sortUniqueKeys } from "./values.ts";
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Entries of one attribute list in arrival order. `flushTo` sorts the keys (by UTF-8 bytes), keeps the
+ * last value of a repeated key and closes one map row, exactly like `AttrScratch`.
+ */
+export class ProtoAttrScratch {
+  /** Values rendered to text (everything but strings), referenced by row from the entries. */
+  readonly rendered = new StrColumn(64, 16);
+  private buf: Uint8Array = EMPTY;
+  /** Per entry: key start, key end, value start, value end; a negative value start -r-1 is rendered row r. */
+  private ent = new Int32Array(64 * 4);
+  /** Per entry: the key's first 8 bytes (zero-padded) as two big-endian words, which decide most comparisons. */
+  private pre = new Uint32Array(64 * 2);
+  private n = 0;
+  /** The entries to write, in output order. */
+  private order = new Int32Array(64);
+
+  /** Number of entries added since the last reset. */
+  get length(): number {
+    return this.n;
+  }
+
+  reset(): void {
+    this.n = 0;
+    this.rendered.length = 0;
+  }
+
+  /** Adds an entry whose key and value are ranges of `buf` (already checked to be UTF-8). */
+  addRange(buf: Uint8Array, ks: number, ke: number, vs: number, ve: number): void {
+    const n = this.n;
+    if (n * 4 + 4 > this.ent.length) this.growEntries();
+    const e = this.ent, i = n * 4;
+    e[i] = ks, e[i + 1] = ke, e[i + 2] = vs, e[i + 3] = ve;
+    let p0 = 0, p1 = 0;
+    const len = ke - ks;
+    if (len >= 8) {
+      p0 = ((buf[ks] << 24) | (buf[ks + 1] << 16) | (buf[ks + 2] << 8) | buf[ks + 3]) >>> 0;
+      p1 = ((buf[ks + 4] << 24) | (buf[ks + 5] << 16) | (buf[ks + 6] << 8) | buf[ks + 7]) >>> 0;
+    } else {
+      for (let k = 0; k < 4; k++) p0 = p0 * 256 + (k < len ? buf[ks + k] : 0);
+      for (let k = 4; k < 8; k++) p1 = p1 * 256 + (k < len ? buf[ks + k] : 0);
+    }
+    this.pre[n * 2] = p0, this.pre[n * 2 + 1] = p1;
+    this.buf = buf;
+    this.n = n + 1;
+  }
+
+  /** Adds an entry whose key is a range of `buf` and whose value is the last row of `rendered`. */
+  addRendered(buf: Uint8Array, ks: number, ke: number): void {
+    this.addRange(buf, ks, ke, -this.rendered.length, 0);
+  }
+
+  private growEntries(): void {
+    const ent = new Int32Array(this.ent.length * 2), pre = new Uint32Array(this.pre.length * 2);
+    ent.set(this.ent), pre.set(this.pre);
+    this.ent = ent, this.pre = pre;
+  }
+
+  /** Sorts, de-duplicates and appends the entries as one row of `map`, then resets. */
+  flushTo(map: MapColumn): void {
+    const n = this.n;
+    if (this.order.length < n) this.order = new Int32Array(n * 2);
+    const order = this.order;
+    let ordered = true;
+    for (let i = 1; i < n && ordered; i++) ordered = this.compareKeys(i - 1, i) < 0;
+    let m = n;
+    if (ordered) {
+      for (let i = 0; i < n; i++) order[i] = i;
+    } else m = sortUniqueKeys(order, n, (a, b) => this.compareKeys(a, b));
+    if (m > 0) this.write(map, m);
+    map.closeRow();
+    this.reset();
+  }
+
+  /** Appends the first `m` entries of `order` to the key and value columns of `map`. */
+  private write(map: MapColumn, m: number): void {
+    const e = this.ent, order = this.order, buf = this.buf;
+    const r = this.rendered, rb = r.bytes, ro = r.offsets;
+    let kn = 0, vn = 0;
+    for (let i = 0; i < m; i++) {
+      const k = order[i] * 4, vs = e[k + 2];
+      kn += e[k + 1] - e[k];
+      vn += vs >= 0 ? e[k + 3] - vs : ro[-vs] - ro[-vs - 1];
+    }
+    const keys = map.keys, values = map.values;
+    let ka = keys.reserve(kn), va = values.reserve(vn);
+    keys.reserveRows(m), values.reserveRows(m);
+    const kb = keys.bytes, ko = keys.offsets, vb = values.bytes, vo = values.offsets;
+    let kl = keys.length, vl = values.length;
+    for (let i = 0; i < m; i++) {
+      const k = order[i] * 4;
+      ka = copy(kb, ka, buf, e[k], e[k + 1]);
+      ko[++kl] = ka;
+      const vs = e[k + 2];
+      va = vs >= 0 ? copy(vb, va, buf, vs, e[k + 3]) : copy(vb, va, rb, ro[-vs - 1], ro[-vs]);
+      vo[++vl] = va;
+    }
+    keys.length = kl, values.length = vl;
+  }
+
+  private compareKeys(a: number, b: number): number {
+    const p = this.pre;
+    const a0 = p[a * 2], b0 = p[b * 2];
+    if (a0 !== b0) return a0 < b0 ? -1 : 1;
+    const a1 = p[a * 2 + 1], b1 = p[b * 2 + 1];
+    if (a1 !== b1) return a1 < b1 ? -1 : 1;
+    const e = this.ent, bytes = this.buf;
+    const as = e[a * 4], ae = e[a * 4 + 1], bs = e[b * 4], be = e[b * 4 + 1];
+    const n = Math.min(ae - as, be - bs);
+    for (let i = 0; i < n; i++) {
+      const d = bytes[as + i] - bytes[bs + i];
+      if (d !== 0) return d;
+    }
+    return (ae - as) - (be - bs);
+  }
+}
+
+/** Copies `src[start, end)` to `dst` at `at` and returns the position after it. */
+function copy(dst: Uint8Array, at: number, src: Uint8Array, start: number, end: number): number {
+  if (end - start < COPY_LOOP_MAX) {
+    for (let i = start; i < end; i++) dst[at++] = src[i];
+    return at;
+  }
+  dst.set(src.subarray(start, end), at);
+  return at + end - start;
+}
