@@ -55,6 +55,16 @@ function planned(hint: SizeHint | undefined, need: number, used: number): number
   return Math.max(need, Math.min(est, need + hint.maxJump));
 }
 
+/**
+ * `arr` cut to its first `used` elements. A buffer with at most an eighth spare is kept as it is:
+ * decoders size buffers closely, and copying a whole buffer to save a few per cent costs more (time and
+ * garbage) than it saves.
+ */
+function trimmed<T extends Uint8Array | Int32Array | Uint32Array | Float64Array>(arr: T, used: number): T {
+  if (used > 0 && arr.length - used <= arr.length >> 3) return arr;
+  return arr.slice(0, Math.max(1, used)) as T;
+}
+
 /** Grows `arr` to `target` when that beats doubling, else like `grow`. */
 function growTo<T extends Uint8Array | Int32Array>(arr: T, need: number, target: number): T {
   if (target <= Math.max(need, arr.length * 2)) return grow(arr, need);
@@ -134,7 +144,7 @@ export class F64Column implements Column {
     return new F64Column();
   }
   compact(): void {
-    this.values = this.values.slice(0, Math.max(1, this.length));
+    this.values = trimmed(this.values, this.length);
   }
   gather(sources: readonly F64Column[], from: Uint32Array, rows: Uint32Array): void {
     if (this.length + rows.length > this.values.length) {
@@ -175,7 +185,7 @@ export class U32Column implements Column {
     return new U32Column();
   }
   compact(): void {
-    this.values = this.values.slice(0, Math.max(1, this.length));
+    this.values = trimmed(this.values, this.length);
   }
   gather(sources: readonly U32Column[], from: Uint32Array, rows: Uint32Array): void {
     if (this.length + rows.length > this.values.length) {
@@ -216,7 +226,7 @@ export class U8Column implements Column {
     return new U8Column();
   }
   compact(): void {
-    this.values = this.values.slice(0, Math.max(1, this.length));
+    this.values = trimmed(this.values, this.length);
   }
   gather(sources: readonly U8Column[], from: Uint32Array, rows: Uint32Array): void {
     if (this.length + rows.length > this.values.length) {
@@ -271,7 +281,7 @@ export class U64Column implements Column {
     return new U64Column();
   }
   compact(): void {
-    this.words = this.words.slice(0, Math.max(2, this.length * 2));
+    this.words = trimmed(this.words, this.length * 2);
   }
   gather(sources: readonly U64Column[], from: Uint32Array, rows: Uint32Array): void {
     const at = this.length * 2;
@@ -443,8 +453,8 @@ export class StrColumn implements Column {
     return new StrColumn();
   }
   compact(): void {
-    this.bytes = this.bytes.slice(0, Math.max(1, this.offsets[this.length]));
-    this.offsets = this.offsets.slice(0, this.length + 1);
+    this.bytes = trimmed(this.bytes, this.offsets[this.length]);
+    this.offsets = trimmed(this.offsets, this.length + 1);
   }
   gather(sources: readonly StrColumn[], from: Uint32Array, rows: Uint32Array): void {
     let total = 0;
@@ -542,7 +552,7 @@ export class MapColumn implements Column {
     return new MapColumn();
   }
   compact(): void {
-    this.offsets = this.offsets.slice(0, this.length + 1);
+    this.offsets = trimmed(this.offsets, this.length + 1);
     this.keys.compact();
     this.values.compact();
   }
@@ -603,7 +613,7 @@ export class ListColumn<C extends Column = Column> implements Column {
     return new ListColumn(this.child.emptyLike() as C);
   }
   compact(): void {
-    this.offsets = this.offsets.slice(0, this.length + 1);
+    this.offsets = trimmed(this.offsets, this.length + 1);
     this.child.compact();
   }
   gather(sources: readonly ListColumn<C>[], from: Uint32Array, rows: Uint32Array): void {

@@ -221,16 +221,44 @@ export interface GroupRows {
   readonly rows: Uint32Array;
 }
 
-/** The values of one leaf in a row group, in order: value j is `cols[src[j]]` at `idx[j]`. */
-interface LeafValues {
-  readonly cols: Column[];
-  readonly src: Uint32Array;
-  readonly idx: Uint32Array;
-  /** Map and list leaves: the first value of each row (length rows + 1). */
-  readonly rowStart?: Int32Array;
-  /** Lists of maps: the first element of each row, and the first value of each element. */
-  readonly elemStart?: Int32Array;
-  readonly entryStart?: Int32Array;
+/**
+ * The values of one leaf in a row group, in order: value j is `cols[src[j]]` at `idx[j]`. A class with
+ * every field always set, so that the hot loops see one object shape (measured: mixed shapes made
+ * dictionary lookups several times slower).
+ */
+class LeafValues {
+  constructor(
+    readonly cols: Column[],
+    readonly src: Uint32Array,
+    readonly idx: Uint32Array,
+    /** Map and list leaves: the first value of each row (length rows + 1). */
+    readonly rowStart: Int32Array | null = null,
+    /** Lists of maps: the first element of each row, and the first value of each element. */
+    readonly elemStart: Int32Array | null = null,
+    readonly entryStart: Int32Array | null = null,
+  ) {}
+}
+
+/**
+ * Buffers reused from column to column and row group to row group: allocating them per column chunk
+ * made a good part of the writer's garbage. Views into them live only while one column is written.
+ */
+class Scratch {
+  #u32 = [new Uint32Array(0), new Uint32Array(0), new Uint32Array(0), new Uint32Array(0), new Uint32Array(0)];
+  #i32 = [new Int32Array(0), new Int32Array(0)];
+  /** Uint32 buffer `slot` (0-1: first expansion, 2-3: second expansion, 4: dictionary indices). */
+  u32(slot: number, n: number): Uint32Array {
+    if (this.#u32[slot].length < n) {
+      this.#u32[slot] = new Uint32Array(Math.max(n, this.#u32[slot].length * 2));
+    }
+    return this.#u32[slot].subarray(0, n);
+  }
+  i32(slot: number, n: number): Int32Array {
+    if (this.#i32[slot].length < n) this.#i32[slot] = new Int32Array(Math.max(n, this.#i32[slot].length * 2));
+    return this.#i32[slot].subarray(0, n);
+  }
+  rep = new Uint8Array(0);
+  def = new Uint8Array(0);
 }
 
 /** Expands rows to the child entries given by per-source offsets: starts per row, and (src, idx) per entry. */
@@ -238,9 +266,11 @@ function expandRows(
   offsets: Int32Array[],
   from: Uint32Array,
   rows: Uint32Array,
+  scratch: Scratch,
+  level: 0 | 1,
 ): { start: Int32Array; src: Uint32Array; idx: Uint32Array } {
   const n = rows.length;
-  const start = new Int32Array(n + 1);
+  const start = scratch.i32(level, n + 1);
   let total = 0;
   for (let k = 0; k < n; k++) {
     const o = offsets[from[k]], r = rows[k];
@@ -248,7 +278,7 @@ function expandRows(
     total += o[r + 1] - o[r];
   }
   start[n] = total;
-  const src = new Uint32Array(total), idx = new Uint32Array(total);
+  const src = scratch.u32(level * 2, total), idx = scratch.u32(level * 2 + 1, total);
   let j = 0;
   for (let k = 0; k < n; k++) {
     const s = from[k], o = offsets[s];
@@ -262,34 +292,33 @@ function columnValues(
   def: ColumnDef,
   column: number,
   group: GroupRows,
+  scratch: Scratch,
 ): { key: LeafValues; value: LeafValues } {
   const { sources, from, rows } = group;
   const cols = sources.map((s) => s.columns[column]);
   if (def.type !== "Map" && !def.list) {
-    const v: LeafValues = { cols, src: from, idx: rows };
+    const v = new LeafValues(cols, from, rows);
     return { key: v, value: v };
   }
   if (!def.list) {
     const maps = cols as MapColumn[];
-    const x = expandRows(maps.map((m) => m.offsets), from, rows);
-    const base = { src: x.src, idx: x.idx, rowStart: x.start };
+    const x = expandRows(maps.map((m) => m.offsets), from, rows, scratch, 0);
     return {
-      key: { ...base, cols: maps.map((m) => m.keys) },
-      value: { ...base, cols: maps.map((m) => m.values) },
+      key: new LeafValues(maps.map((m) => m.keys), x.src, x.idx, x.start),
+      value: new LeafValues(maps.map((m) => m.values), x.src, x.idx, x.start),
     };
   }
   const lists = cols as ListColumn[];
-  const x = expandRows(lists.map((l) => l.offsets), from, rows);
+  const x = expandRows(lists.map((l) => l.offsets), from, rows, scratch, 0);
   if (def.type !== "Map") {
-    const v: LeafValues = { cols: lists.map((l) => l.child), src: x.src, idx: x.idx, rowStart: x.start };
+    const v = new LeafValues(lists.map((l) => l.child), x.src, x.idx, x.start);
     return { key: v, value: v };
   }
   const maps = lists.map((l) => l.child as MapColumn);
-  const y = expandRows(maps.map((m) => m.offsets), x.src, x.idx);
-  const base = { src: y.src, idx: y.idx, elemStart: x.start, entryStart: y.start };
+  const y = expandRows(maps.map((m) => m.offsets), x.src, x.idx, scratch, 1);
   return {
-    key: { ...base, cols: maps.map((m) => m.keys) },
-    value: { ...base, cols: maps.map((m) => m.values) },
+    key: new LeafValues(maps.map((m) => m.keys), y.src, y.idx, null, x.start, y.start),
+    value: new LeafValues(maps.map((m) => m.values), y.src, y.idx, null, x.start, y.start),
   };
 }
 
@@ -345,7 +374,11 @@ class StrDictionary {
   size = 0;
   /** Plain-encoded size of the entries. */
   bytes = 0;
-  constructor(readonly v: LeafValues) {
+  readonly #cols: StrColumn[];
+  readonly #src: Uint32Array;
+  readonly #idx: Uint32Array;
+  constructor(v: LeafValues) {
+    this.#cols = v.cols as StrColumn[], this.#src = v.src, this.#idx = v.idx;
     this.#slots = new Int32Array(1024).fill(-1);
     this.#mask = 1023;
     this.#hashes = new Int32Array(256);
@@ -354,8 +387,8 @@ class StrDictionary {
 
   /** The entry index of value `j`, adding it if new; -1 once the dictionary passes `DICT_BYTES`. */
   index(j: number): number {
-    const { cols, src, idx } = this.v;
-    const col = cols[src[j]] as StrColumn, i = idx[j];
+    const cols = this.#cols, src = this.#src, idx = this.#idx;
+    const col = cols[src[j]], i = idx[j];
     const b = col.bytes, s = col.offsets[i], e = col.offsets[i + 1];
     // Four bytes a step; every byte counts (templated values often differ only in the middle).
     let h = 0x811c9dc5 ^ (e - s), k = s;
@@ -412,8 +445,9 @@ function dictionaryEncode(
   v: LeafValues,
   type: ValueType,
   count: number,
+  scratch: Scratch,
 ): { indices: Uint32Array; entries: Int32Array; size: number } | null {
-  const indices = new Uint32Array(count);
+  const indices = scratch.u32(4, count);
   if (type === "String" || type === "LowCardinality(String)") {
     const dict = new StrDictionary(v);
     // Rows of a batch mostly repeat the previous row's values at the same place (resource attributes,
@@ -425,25 +459,27 @@ function dictionaryEncode(
       const end = rows ? valueStart(v, r + 1) : j + 1;
       const q = j;
       for (; j < end; j++) {
+        // The value at the same place in the previous row (recent, so likely in cache) is compared first.
         const slot = j - q < GUESSES ? j - q : -1;
-        let at = slot >= 0 ? guess[slot] : -1;
-        if (at >= 0) {
-          const e = dict.entries[at];
+        const e = slot >= 0 ? guess[slot] : -1;
+        if (e >= 0) {
           const a = cols[src[j]], ai = idx[j], b = cols[src[e]], bi = idx[e];
           const as = a.offsets[ai], len = a.offsets[ai + 1] - as, bs = b.offsets[bi];
           if (b.offsets[bi + 1] - bs === len) {
             const ab = a.bytes, bb = b.bytes;
             let m = 0;
             while (m < len && ab[as + m] === bb[bs + m]) m++;
-            if (m !== len) at = -1;
-          } else at = -1;
+            if (m === len) {
+              indices[j] = indices[e];
+              guess[slot] = j;
+              continue;
+            }
+          }
         }
-        if (at < 0) {
-          at = dict.index(j);
-          if (at < 0) return null;
-          if (slot >= 0) guess[slot] = at;
-        }
+        const at = dict.index(j);
+        if (at < 0) return null;
         indices[j] = at;
+        if (slot >= 0) guess[slot] = j;
       }
     }
     return { indices, entries: dict.entries, size: dict.size };
@@ -703,17 +739,22 @@ function emitPage(
 
 const identity = (k: number) => k;
 
+/** Where column chunks go, and the buffers they reuse. */
+interface ChunkOutput {
+  readonly file: FileParts;
+  readonly sink: ByteSink;
+  readonly scratch: Scratch;
+  readonly options: WriterOptions;
+}
+
 /** Writes the column chunk of `leaf` for the `rows` rows of a row group whose values are `v`. */
 function writeChunk(
-  file: FileParts,
-  sink: ByteSink,
-  leaf: Leaf,
-  v: LeafValues,
-  rows: number,
-  options: WriterOptions,
+  out: ChunkOutput,
+  chunk: { leaf: Leaf; v: LeafValues; rows: number },
 ): ChunkMeta {
+  const { file, sink, scratch, options } = out, { leaf, v, rows } = chunk;
   const count = valueStart(v, rows);
-  const dict = leaf.dictionary ? dictionaryEncode(v, leaf.type, count) : null;
+  const dict = leaf.dictionary ? dictionaryEncode(v, leaf.type, count, scratch) : null;
   const entry = dict ? (k: number) => dict.entries[k] : identity;
   const meta: ChunkMeta = {
     leaf,
@@ -741,13 +782,16 @@ function writeChunk(
   const width = dict ? bitWidth(Math.max(0, dict.size - 1)) : 0;
   const repeated = leaf.maxLevel > 0;
   const fixed = leaf.type !== "String" && leaf.type !== "LowCardinality(String)";
-  let rep = new Uint8Array(0), def = new Uint8Array(0);
+  let { rep, def } = scratch;
   let p0 = 0;
   while (p0 < rows) {
-    // A page ends on a row boundary: after PAGE_ROWS rows or once its plain values pass PAGE_BYTES.
+    // A page ends on a row boundary: after PAGE_ROWS rows or once its plain values pass PAGE_BYTES
+    // (dictionary indices take a few bits a value: rows alone cut those pages).
     const pv0 = valueStart(v, p0);
     let p1 = Math.min(rows, p0 + PAGE_ROWS);
-    if (fixed) {
+    if (dict) {
+      while (p1 > p0 + 1 && valueStart(v, p1) - pv0 > PAGE_BYTES) p1 = p0 + ((p1 - p0) >> 1);
+    } else if (fixed) {
       const width = plainSizeOf(leaf.type, v, pv0);
       while (p1 > p0 + 1 && (valueStart(v, p1) - pv0) * width > PAGE_BYTES) p1 = p0 + ((p1 - p0) >> 1);
     } else {
@@ -771,7 +815,10 @@ function writeChunk(
       // Every row gives at least one level, every value one, and (lists of maps) every list element one.
       const elements = v.elemStart ? v.elemStart[p1] - v.elemStart[p0] : 0;
       const need = (p1 - p0) + (pv1 - pv0) + elements;
-      if (rep.length < need) rep = new Uint8Array(need * 2), def = new Uint8Array(need * 2);
+      if (rep.length < need) {
+        rep = scratch.rep = new Uint8Array(need * 2);
+        def = scratch.def = new Uint8Array(need * 2);
+      }
       levels = levelsOf(v, p0, p1, rep, def);
       const levelWidth = bitWidth(leaf.maxLevel);
       for (const lv of [rep, def]) {
@@ -808,7 +855,7 @@ export class ParquetFileWriter {
   readonly #layout: Layout;
   readonly #options: WriterOptions;
   readonly #file = new FileParts();
-  readonly #sink = new ByteSink();
+  readonly #out: ChunkOutput;
   readonly #groups: RowGroupMeta[] = [];
   #rows = 0;
 
@@ -817,6 +864,7 @@ export class ParquetFileWriter {
     this.#def = def;
     this.#layout = layoutOf(def);
     this.#options = options;
+    this.#out = { file: this.#file, sink: new ByteSink(), scratch: new Scratch(), options };
     this.#file.push(new Uint8Array([0x50, 0x41, 0x52, 0x31])); // "PAR1"
   }
 
@@ -853,10 +901,11 @@ export class ParquetFileWriter {
     for (const leaf of this.#layout.leaves) {
       // A map's key and value leaves share one expansion of the rows into entries.
       if (valuesOf !== leaf.column) {
-        values = columnValues(columns[leaf.column], leaf.column, group), valuesOf = leaf.column;
+        values = columnValues(columns[leaf.column], leaf.column, group, this.#out.scratch);
+        valuesOf = leaf.column;
       }
       const v = leaf.part === "key" ? values!.key : values!.value;
-      chunks.push(writeChunk(this.#file, this.#sink, leaf, v, group.from.length, this.#options));
+      chunks.push(writeChunk(this.#out, { leaf, v, rows: group.from.length }));
     }
     this.#groups.push({ chunks, rows: group.from.length, offset });
     this.#rows += group.from.length;
