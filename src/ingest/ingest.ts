@@ -225,14 +225,14 @@ export class Ingest {
     this.counters.records += decoded.records;
     let seq: number;
     if (this.wal) {
-      const payload = new Uint8Array(request.body.length + 2);
-      payload[0] = SIGNALS.indexOf(request.signal);
-      payload[1] = FORMATS.indexOf(request.format);
-      payload.set(request.body, 2);
-      if (this.logFull(payload.length)) {
+      // The record is [signal, format] + the body, written from the body's own buffer.
+      const head = new Uint8Array([SIGNALS.indexOf(request.signal), FORMATS.indexOf(request.format)]);
+      const payload = [head, request.body];
+      const length = 2 + request.body.length;
+      if (this.logFull(length)) {
         throw new UnavailableError("write-ahead log full (waiting for the object store); retry later", 10);
       }
-      this.loggingBytes += payload.length;
+      this.loggingBytes += length;
       try {
         seq = await this.wal.append(KIND_REQUEST, payload);
       } catch (e) {
@@ -241,7 +241,7 @@ export class Ingest {
         }
         throw new UnavailableError(`write-ahead log write failed: ${(e as Error).message}`, 5, { cause: e });
       } finally {
-        this.loggingBytes -= payload.length;
+        this.loggingBytes -= length;
       }
     } else {
       seq = ++this.localSeq;
@@ -279,11 +279,16 @@ export class Ingest {
       if (count) this.outstanding.set(seq, (this.outstanding.get(seq) ?? 0) + count);
       else void this.releaseLog();
     }
-    // All open batches together stay under maxBytes: flush the largest until they do.
+    // All open batches together stay under maxBytes: flush the largest until they do, together with every
+    // batch holding rows of the same requests. A request's decoded rows are one buffer shared by the
+    // batches of its services; flushing one of them alone would free nothing while the others hold it.
     while (this.bufferedBytes > this.maxBytes && this.batches.size) {
       let largest: Batch | undefined;
       for (const b of this.batches.values()) if (!largest || b.bytes > largest.bytes) largest = b;
-      this.flush(largest!);
+      const shared = new Set(largest!.members.map((m) => m.rows));
+      for (const b of [...this.batches.values()]) {
+        if (b === largest || b.members.some((m) => shared.has(m.rows))) this.flush(b);
+      }
     }
   }
 
@@ -361,7 +366,9 @@ export class Ingest {
    * encodes would only raise the peak.
    */
   private encode(batch: Batch): Promise<ParquetFile> {
-    const run = this.encoding.then(() =>
+    // A macrotask between encodes lets waiting requests be read and answered: batches flushed together
+    // would otherwise hold the event loop for all of their encodes in a row.
+    const run = this.encoding.then(() => new Promise((resolve) => setTimeout(resolve, 0))).then(() =>
       encodeBatch(batch.members.map((m) => ({ rows: m.rows, indices: m.indices })), this.files)
     );
     this.encoding = run.catch(() => undefined);

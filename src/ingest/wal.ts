@@ -98,7 +98,11 @@ interface Segment {
 
 interface Pending {
   seq: number;
+  /** The record header; the payload's parts are written after it straight from the caller's buffers. */
   frame: Uint8Array;
+  parts: Uint8Array[];
+  /** Header + payload bytes. */
+  size: number;
   resolve: (seq: number) => void;
   reject: (error: unknown) => void;
 }
@@ -254,7 +258,8 @@ export class Wal {
   /**
    * Appends one record; resolves with its seq once it is written (and synced, unless `sync: false`).
    * Appends made while a group is being written share the next group's single write and fdatasync.
-   * The payload is copied at once, so the caller may reuse its buffer.
+   * The payload (one buffer, or parts written back to back as one payload) is written from the caller's
+   * buffers, not copied: they must not change until the promise settles.
    *
    * Rejects with {@linkcode WalFullError} at once when the record would take the log past `maxBytes`
    * (nothing is written), or when the disk is full during its group; with the I/O error for any other
@@ -262,25 +267,27 @@ export class Wal {
    * RangeError for a kind outside u32; with an Error after {@linkcode Wal.close}.
    */
   // deno-lint-ignore require-await -- async so argument checks surface as rejections, not throws
-  async append(kind: number, payload: Uint8Array): Promise<number> {
+  async append(kind: number, payload: Uint8Array | readonly Uint8Array[]): Promise<number> {
+    const parts = payload instanceof Uint8Array ? [payload] : [...payload];
+    const length = parts.reduce((n, p) => n + p.length, 0);
     if (this.#closing) throw new Error("wal: append after close");
     if (!Number.isInteger(kind) || kind < 0 || kind > 0xffffffff) {
       throw new RangeError(`wal: kind must be a u32, got ${kind}`);
     }
-    if (payload.length > MAX_PAYLOAD_BYTES) {
-      throw new WalFullError(`wal: payload of ${payload.length} bytes exceeds the record limit`);
+    if (length > MAX_PAYLOAD_BYTES) {
+      throw new WalFullError(`wal: payload of ${length} bytes exceeds the record limit`);
     }
-    const size = HEADER_BYTES + payload.length;
+    const size = HEADER_BYTES + length;
     if (this.#bytes + this.#reserved + size > this.#maxBytes) {
       throw new WalFullError(
         `wal: full: ${this.#bytes} bytes on disk + ${this.#reserved} pending + ${size} > maxBytes ${this.#maxBytes}`,
       );
     }
     const seq = this.#nextSeq++;
-    const frame = encodeRecord(seq, kind, payload);
+    const frame = recordHeader(seq, kind, parts, length);
     this.#reserved += size;
     return new Promise<number>((resolve, reject) => {
-      this.#queue.push({ seq, frame, resolve, reject });
+      this.#queue.push({ seq, frame, parts, size, resolve, reject });
       if (!this.#pumping) {
         this.#pumping = true;
         // A microtask later, so appends made in the same tick join the first group.
@@ -334,13 +341,13 @@ export class Wal {
   /** Writes the next group from the queue. Never throws: failures reject the group's appends. */
   async #commit(): Promise<void> {
     const active = this.#segments.at(-1)!;
-    const first = this.#queue[0].frame.length;
+    const first = this.#queue[0].size;
     const roll = this.#mustRoll || (active.bytes > 0 && active.bytes + first > this.#segmentBytes);
     const room = roll ? this.#segmentBytes : this.#segmentBytes - active.bytes;
     let n = 0;
     let bytes = 0;
     while (n < this.#queue.length && n < MAX_GROUP_RECORDS) {
-      const len = this.#queue[n].frame.length;
+      const len = this.#queue[n].size;
       if (n > 0 && (bytes + len > MAX_GROUP_BYTES || bytes + len > room)) break;
       bytes += len;
       n++;
@@ -351,7 +358,7 @@ export class Wal {
       if (roll) await this.#roll(group[0].seq);
       const segment = this.#segments.at(-1)!;
       start = segment.bytes;
-      await writeAll(this.#fh, group.map((p) => p.frame), start);
+      await writeAll(this.#fh, group.flatMap((p) => [p.frame, ...p.parts]), start);
       if (this.#sync) {
         await this.#fh.datasync();
         this.#syncs++;
@@ -427,18 +434,19 @@ function segmentName(firstSeq: number): string {
   return `${String(firstSeq).padStart(20, "0")}.wal`;
 }
 
-function encodeRecord(seq: number, kind: number, payload: Uint8Array): Uint8Array {
-  const frame = new Uint8Array(HEADER_BYTES + payload.length);
-  const view = new DataView(frame.buffer);
-  frame.set(MAGIC, 0);
-  view.setUint32(4, payload.length, true);
+/** The header of a record (the payload follows it as is: written from the caller's buffers, not copied). */
+function recordHeader(seq: number, kind: number, parts: readonly Uint8Array[], length: number): Uint8Array {
+  const header = new Uint8Array(HEADER_BYTES);
+  const view = new DataView(header.buffer);
+  header.set(MAGIC, 0);
+  view.setUint32(4, length, true);
   view.setUint32(8, kind, true);
   view.setUint32(12, seq % 0x1_0000_0000, true);
   view.setUint32(16, Math.floor(seq / 0x1_0000_0000), true);
-  frame.set(payload, HEADER_BYTES);
-  const crc = crc32c(frame.subarray(HEADER_BYTES), crc32c(frame.subarray(0, 20)));
+  let crc = crc32c(header.subarray(0, 20));
+  for (const part of parts) crc = crc32c(part, crc);
   view.setUint32(20, crc, true);
-  return frame;
+  return header;
 }
 
 /**

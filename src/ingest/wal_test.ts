@@ -65,6 +65,7 @@ Deno.test("Wal round-trips appends through close and reopen", async () => {
     assert.equal(await wal.append(1, bytes("one")), 1);
     assert.equal(await wal.append(2, bytes("")), 2);
     assert.equal(await wal.append(0xffffffff, bytes("three")), 3);
+    assert.equal(await wal.append(4, [bytes("fo"), bytes(""), bytes("ur")]), 4, "a payload in parts");
     await wal.close();
     await wal.close(); // idempotent
 
@@ -74,6 +75,7 @@ Deno.test("Wal round-trips appends through close and reopen", async () => {
       [1, 1, "one"],
       [2, 2, ""],
       [3, 0xffffffff, "three"],
+      [4, 4, "four"],
     ]);
     assert.deepEqual(again.replayed(), [], "replayed() hands the records over once");
     assert.equal(again.stats().bytes, await totalSize(dir));
