@@ -15,6 +15,7 @@
 import { parseArgs } from "node:util";
 import { decodeRequest, toParquetFiles } from "../src/core/convert.ts";
 import { initParquet } from "../src/core/parquet.ts";
+import { registerNodeCompressors } from "../src/platforms/node_codecs.ts";
 import { encodeProtobuf, generateLogs } from "./data.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -94,6 +95,7 @@ export function hotFiles(
 async function work(path: string, rounds: number): Promise<void> {
   const bytes = Deno.readFileSync(path);
   initParquet(Deno.readFileSync(`${ROOT}/node_modules/parquet-wasm/esm/parquet_wasm_bg.wasm`));
+  registerNodeCompressors();
   for (let i = 0; i < rounds; i++) {
     const t = performance.now();
     const decoded = decodeRequest("logs", bytes, { format: "protobuf" });

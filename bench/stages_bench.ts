@@ -2,8 +2,9 @@
  * Per-stage throughput of the core: `deno bench -A bench/stages_bench.ts`.
  *
  * For logs, traces and metrics at 1k / 10k / 100k records: protobuf decode into columns, OTLP/JSON
- * decode, the protobufjs object-decode baseline, Arrow table, Arrow IPC, Parquet encode (zstd), object
- * key, and the whole in-process conversion (decode, split by partition, sort, one Parquet file each).
+ * decode, the protobufjs object-decode baseline, Arrow table, Arrow IPC, Parquet encode (zstd: the
+ * TypeScript writer the server uses, and parquet-wasm from Arrow IPC for comparison), object key, and the
+ * whole in-process conversion (decode, split by partition, sort, one Parquet file each).
  * A signal whose decoder throws at start (not written yet) is skipped with a note.
  *
  * Env: `BENCH_SIZES=1000,10000` limits the sizes; `BENCH_META=path` (default `.bench/stages_meta.json`)
@@ -17,7 +18,8 @@ import { type Table, tableToIPC } from "apache-arrow";
 import { toArrowTable } from "../src/core/arrow.ts";
 import { type Decoded, decodeRequest, type Format, toParquetFiles } from "../src/core/convert.ts";
 import { objectKey } from "../src/core/keys.ts";
-import { initParquet, rowsToParquet } from "../src/core/parquet.ts";
+import { initParquet, rowsToParquet, rowsToParquetWasm } from "../src/core/parquet.ts";
+import { registerNodeCompressors } from "../src/platforms/node_codecs.ts";
 import type { Rows } from "../src/core/rows.ts";
 import { encodeJson, encodeProtobuf, generateRequest, type Signal } from "./data.ts";
 import { decodeWithProtobufjs } from "./protobufjs_baseline.ts";
@@ -35,6 +37,8 @@ export interface StageMeta {
 initParquet(
   Deno.readFileSync(new URL("../node_modules/parquet-wasm/esm/parquet_wasm_bg.wasm", import.meta.url)),
 );
+// As the server does: zstd from node:zlib, so Parquet is written by the TypeScript writer.
+registerNodeCompressors();
 
 const SIZES = (Deno.env.get("BENCH_SIZES") ?? "1000,10000,100000").split(",").map(Number).filter((n) =>
   n > 0
@@ -101,6 +105,7 @@ for (const signal of SIGNALS) {
     add("Arrow table", pb.length, () => tables.forEach((t) => toArrowTable(t)));
     add("Arrow IPC", pb.length, () => arrow.forEach((t) => tableToIPC(t, "stream")));
     add("Parquet encode (zstd)", pb.length, () => tables.forEach((t) => rowsToParquet(t)));
+    add("Parquet encode (zstd, parquet-wasm)", pb.length, () => tables.forEach((t) => rowsToParquetWasm(t)));
     add("object key", pb.length, () =>
       tables.forEach((t, i) => {
         const words = t.time.words;

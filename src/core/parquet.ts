@@ -131,6 +131,11 @@ export function rowsToParquet(rows: Rows, options: ParquetOptions = {}): Uint8Ar
     writer.write(rows);
     return writer.finish();
   }
+  return rowsToParquetWasm(rows, options);
+}
+
+/** `rowsToParquet` through parquet-wasm whatever compressors are registered (comparisons, benchmarks). */
+export function rowsToParquetWasm(rows: Rows, options: ParquetOptions = {}): Uint8Array {
   if (!ready) throw new Error("parquet-wasm is not initialised: call initParquet() first");
   const ipc = tableToIPC(toArrowTable(rows), "stream");
   const props = writerProperties(rows.def, options);
