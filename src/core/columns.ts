@@ -43,12 +43,12 @@ interface SizeHint {
 }
 
 /**
- * The capacity to grow to for `need` units, `used` of which the rows done so far hold: extrapolated
- * to all rows when hinted.
+ * The capacity to grow to for `need` units, `used` of which the rows done so far and `adding` rows
+ * being written hold: extrapolated to all rows when hinted.
  */
-function planned(hint: SizeHint | undefined, need: number, used: number): number {
+function planned(hint: SizeHint | undefined, need: number, used: number, adding = 0): number {
   if (hint === undefined) return need;
-  const done = hint.of.length;
+  const done = hint.of.length + adding;
   if (done < 8 || done >= hint.rows) return need;
   // Five percent over the extrapolation absorbs the usual row-to-row variation.
   const est = Math.ceil((used / done) * hint.rows * 1.05);
@@ -333,17 +333,27 @@ export class StrColumn implements Column {
   expectRowsOf(of: { readonly length: number }, rows: number, maxJump: number): void {
     this.bytesHint = this.offsetsHint = { rows, of, maxJump };
   }
-  private growBytes(need: number): Uint8Array {
-    return growTo(this.bytes, need, planned(this.bytesHint, need, this.offsets[this.length]));
+  /** `adding`: rows (of the hinted column or map) that the bytes up to `need` complete, if known. */
+  private growBytes(need: number, adding = 0): Uint8Array {
+    const used = adding > 0 ? need : this.offsets[this.length];
+    return growTo(this.bytes, need, planned(this.bytesHint, need, used, adding));
   }
-  private growOffsets(need: number): Int32Array {
-    return growTo(this.offsets, need, planned(this.offsetsHint, need, this.length));
+  private growOffsets(need: number, adding = 0): Int32Array {
+    return growTo(
+      this.offsets,
+      need,
+      planned(this.offsetsHint, need, adding > 0 ? need : this.length, adding),
+    );
   }
 
-  /** Makes room for `n` more bytes and returns the write position. */
-  reserve(n: number): number {
+  /**
+   * Makes room for `n` more bytes and returns the write position. `rows`, when known, is how many
+   * rows (of this column, or of the map holding it) the bytes complete: repeated rows then size the
+   * buffer for all the rows expected.
+   */
+  reserve(n: number, rows = 0): number {
     const at = this.offsets[this.length];
-    if (at + n > this.bytes.length) this.bytes = this.growBytes(at + n);
+    if (at + n > this.bytes.length) this.bytes = this.growBytes(at + n, rows);
     return at;
   }
   /** Makes room for `n` more rows in the offsets (for callers that write `bytes`/`offsets` directly). */
@@ -358,7 +368,7 @@ export class StrColumn implements Column {
   /** Closes `times` rows of `size` bytes each, written at reserve()'s position. */
   commitRepeated(size: number, times: number): void {
     if (this.length + times + 1 > this.offsets.length) {
-      this.offsets = this.growOffsets(this.length + times + 1);
+      this.offsets = this.growOffsets(this.length + times + 1, times);
     }
     const o = this.offsets, len = this.length;
     let at = o[len];
@@ -390,7 +400,7 @@ export class StrColumn implements Column {
     if (times <= 0) return;
     const from = src.offsets[start], to = src.offsets[end];
     const n = end - start, size = to - from;
-    const at = this.reserve(size * times);
+    const at = this.reserve(size * times, times);
     const b = this.bytes;
     if (size > 0) {
       if (size < COPY_LOOP_MAX) {
@@ -407,7 +417,7 @@ export class StrColumn implements Column {
     }
     const total = n * times;
     if (this.length + total + 1 > this.offsets.length) {
-      this.offsets = this.growOffsets(this.length + total + 1);
+      this.offsets = this.growOffsets(this.length + total + 1, times);
     }
     const o = this.offsets, so = src.offsets;
     let j = this.length + 1;

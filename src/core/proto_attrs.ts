@@ -24,8 +24,16 @@ export class ProtoAttrScratch {
   /** Per entry: the key's first 8 bytes (zero-padded) as two big-endian words, which decide most comparisons. */
   private pre = new Uint32Array(64 * 2);
   private n = 0;
+  /** Bytes of all keys and of all range values added (an upper bound on what `write` copies). */
+  private keyBytes = 0;
+  private valueBytes = 0;
   /** The entries to write, in output order. */
   private order = new Int32Array(64);
+  /**
+   * Entries in the last flushed list when `order` holds its full permutation (its keys were all
+   * distinct), else -1: instrumentation emits the same keys in the same order, so that order is tried first.
+   */
+  private lastN = -1;
 
   /** Number of entries added since the last reset. */
   get length(): number {
@@ -34,6 +42,7 @@ export class ProtoAttrScratch {
 
   reset(): void {
     this.n = 0;
+    this.keyBytes = this.valueBytes = 0;
     this.rendered.length = 0;
   }
 
@@ -53,6 +62,8 @@ export class ProtoAttrScratch {
       for (let k = 4; k < 8; k++) p1 = p1 * 256 + (k < len ? buf[ks + k] : 0);
     }
     this.pre[n * 2] = p0, this.pre[n * 2 + 1] = p1;
+    this.keyBytes += len;
+    if (vs >= 0) this.valueBytes += ve - vs;
     this.buf = buf;
     this.n = n + 1;
   }
@@ -73,12 +84,13 @@ export class ProtoAttrScratch {
     const n = this.n;
     if (this.order.length < n) this.order = new Int32Array(n * 2);
     const order = this.order;
-    let ordered = true;
-    for (let i = 1; i < n && ordered; i++) ordered = this.compareKeys(i - 1, i) < 0;
     let m = n;
-    if (ordered) {
+    // Strictly increasing keys have exactly one sorted order, whichever sort found it.
+    if (n !== this.lastN || !this.increasing(order, n)) {
       for (let i = 0; i < n; i++) order[i] = i;
-    } else m = sortUniqueKeys(order, n, (a, b) => this.compareKeys(a, b));
+      if (!this.increasing(order, n)) m = this.sort(n);
+      this.lastN = m === n ? n : -1;
+    }
     if (m > 0) this.write(map, m);
     map.closeRow();
     this.reset();
@@ -88,14 +100,8 @@ export class ProtoAttrScratch {
   private write(map: MapColumn, m: number): void {
     const e = this.ent, order = this.order, buf = this.buf;
     const r = this.rendered, rb = r.bytes, ro = r.offsets;
-    let kn = 0, vn = 0;
-    for (let i = 0; i < m; i++) {
-      const k = order[i] * 4, vs = e[k + 2];
-      kn += e[k + 1] - e[k];
-      vn += vs >= 0 ? e[k + 3] - vs : ro[-vs] - ro[-vs - 1];
-    }
     const keys = map.keys, values = map.values;
-    let ka = keys.reserve(kn), va = values.reserve(vn);
+    let ka = keys.reserve(this.keyBytes), va = values.reserve(this.valueBytes + ro[r.length]);
     keys.reserveRows(m), values.reserveRows(m);
     const kb = keys.bytes, ko = keys.offsets, vb = values.bytes, vo = values.offsets;
     let kl = keys.length, vl = values.length;
@@ -108,6 +114,17 @@ export class ProtoAttrScratch {
       vo[++vl] = va;
     }
     keys.length = kl, values.length = vl;
+  }
+
+  /** Sorts and de-duplicates the entries into `order`; a method of its own, so that only this path allocates the comparator. */
+  private sort(n: number): number {
+    return sortUniqueKeys(this.order, n, (a, b) => this.compareKeys(a, b));
+  }
+
+  /** Whether the keys of entries `order[0, n)` strictly increase. */
+  private increasing(order: Int32Array, n: number): boolean {
+    for (let i = 1; i < n; i++) if (this.compareKeys(order[i - 1], order[i]) >= 0) return false;
+    return true;
   }
 
   private compareKeys(a: number, b: number): number {

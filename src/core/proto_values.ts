@@ -80,7 +80,7 @@ function renderAnyValue(out: StrColumn, buf: Uint8Array): void {
     case 2:
       return out.pushAscii(anyNum ? "true" : "false");
     case 3:
-      return out.pushAscii(int64ToDecimal(anyLo, anyHi));
+      return anyHi === 0 ? pushUint(out, anyLo) : out.pushAscii(int64ToDecimal(anyLo, anyHi));
     case 4:
       return out.pushAscii(String(anyNum));
     case 7:
@@ -205,19 +205,66 @@ function kvlistJson(buf: Uint8Array, start: number, end: number, depth: number):
   return `{${keys.map((k) => `${JSON.stringify(k)}:${entries.get(k)}`).join(",")}}`;
 }
 
+/** The varint filling `buf[start, end)` when it is one to four bytes long, else -1. */
+function smallVarint(buf: Uint8Array, start: number, end: number): number {
+  const n = end - start;
+  if (n < 1 || n > 4 || buf[end - 1] >= 0x80) return -1;
+  let v = 0;
+  for (let i = n - 1; i >= 0; i--) {
+    const b = buf[start + i];
+    if (i < n - 1 && b < 0x80) return -1;
+    v = v * 128 + (b & 0x7f);
+  }
+  return v;
+}
+
+/** Appends a non-negative integer below 2^32 as decimal digits. */
+function pushUint(out: StrColumn, v: number): void {
+  let digits = 1;
+  for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
+  const at = out.reserve(digits), b = out.bytes;
+  for (let j = at + digits - 1; j >= at; j--) {
+    b[j] = 48 + (v % 10);
+    v = Math.floor(v / 10);
+  }
+  out.commit(at + digits);
+}
+
 /** Adds one KeyValue message (`buf[start, end)`) to the scratch. */
 export function addKeyValue(scratch: ProtoAttrScratch, buf: Uint8Array, start: number, end: number): void {
-  // Fast path for what encoders emit: key, then a value holding one string, all lengths below 128 and
-  // all text ASCII. Anything else (or any error) takes the general path below.
+  // Fast path for what encoders emit: key, then a value holding one string, small int, bool or double,
+  // all lengths below 128 and the key ASCII (strings too). Anything else, and any input the general path
+  // below would reject, takes that path.
   if (end - start >= 6 && buf[start] === 0x0a) {
     const kl = buf[start + 1], ks = start + 2, ke = ks + kl;
     if (
-      kl < 0x80 && ke + 4 <= end && buf[ke] === 0x12 && buf[ke + 1] < 0x80 && buf[ke + 1] + ke + 2 === end &&
-      buf[ke + 2] === 0x0a
+      kl < 0x80 && ke + 4 <= end && buf[ke] === 0x12 && buf[ke + 1] < 0x80 && buf[ke + 1] + ke + 2 === end
     ) {
-      const ss = ke + 4, sl = buf[ke + 3];
-      if (sl < 0x80 && ss + sl === end && isAscii(buf, ks, ke) && isAscii(buf, ss, end)) {
-        return scratch.addRange(buf, ks, ke, ss, end);
+      switch (buf[ke + 2]) {
+        case 0x0a: // stringValue; the bytes between key and string are below 0x80 too
+          if (buf[ke + 3] + ke + 4 === end && isAscii(buf, ks, end)) {
+            return scratch.addRange(buf, ks, ke, ke + 4, end);
+          }
+          break;
+        case 0x18: { // intValue below 2^28 (at most four varint bytes, the last one ending the value)
+          const v = smallVarint(buf, ke + 3, end);
+          if (v >= 0 && isAscii(buf, ks, ke)) {
+            pushUint(scratch.rendered, v);
+            return scratch.addRendered(buf, ks, ke);
+          }
+          break;
+        }
+        case 0x10: // boolValue
+          if (ke + 4 === end && buf[ke + 3] < 0x80 && isAscii(buf, ks, ke)) {
+            scratch.rendered.pushAscii(buf[ke + 3] !== 0 ? "true" : "false");
+            return scratch.addRendered(buf, ks, ke);
+          }
+          break;
+        case 0x21: // doubleValue
+          if (ke + 11 === end && isAscii(buf, ks, ke)) {
+            scratch.rendered.pushAscii(String(ANY_READER.reset(buf, ke + 3, end).double()));
+            return scratch.addRendered(buf, ks, ke);
+          }
       }
     }
   }
@@ -331,7 +378,8 @@ export function scanContainer(
   names: readonly string[],
 ): { ranges: Int32Array[]; count: number[] } {
   // names[i] is the name of field i+1; all are length-delimited (messages or strings).
-  const lists: number[][] = names.map(() => []);
+  const lists = names.map(() => new Int32Array(8));
+  const used = names.map(() => 0);
   const r = new WireReader(buf, start, end);
   while (r.pos < r.end) {
     const tag = r.tag();
@@ -339,8 +387,17 @@ export function scanContainer(
     if (field >= 1 && field <= names.length) {
       if (wt !== LEN) throw wrongWireType(names[field - 1], wt, LEN);
       r.bytes();
-      lists[field - 1].push(r.start, r.stop);
+      const i = field - 1, at = used[i];
+      let l = lists[i];
+      if (at + 2 > l.length) {
+        // Bounded by the message: every range takes at least two bytes of it.
+        l = new Int32Array(Math.min(l.length * 4, end - start + 2));
+        l.set(lists[i]);
+        lists[i] = l;
+      }
+      l[at] = r.start, l[at + 1] = r.stop;
+      used[i] = at + 2;
     } else r.skip(wt);
   }
-  return { ranges: lists.map((l) => Int32Array.from(l)), count: lists.map((l) => l.length / 2) };
+  return { ranges: lists.map((l, i) => l.subarray(0, used[i])), count: used.map((n) => n / 2) };
 }

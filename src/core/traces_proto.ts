@@ -27,6 +27,9 @@ export const SPAN_KINDS: readonly string[] = [
 
 /** Status.StatusCode names as the exporter writes them, indexed by the enum number. */
 export const STATUS_CODES: readonly string[] = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
+// The same names as bytes, copied per span without reading strings.
+const SPAN_KIND_BYTES = SPAN_KINDS.map((k) => new TextEncoder().encode(k));
+const STATUS_CODE_BYTES = STATUS_CODES.map((k) => new TextEncoder().encode(k));
 
 /** Column handles of `otel_traces`, resolved once per request. */
 export class TracesColumns {
@@ -139,6 +142,10 @@ function checkId(start: number, end: number, size: number, field: string): void 
   }
 }
 
+function pushName(col: StrColumn, name: Uint8Array): void {
+  col.pushBytes(name, 0, name.length);
+}
+
 function rethrow(e: unknown, segment: string): never {
   if (e instanceof DecodeError) throw e.within(segment);
   throw e;
@@ -244,11 +251,11 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
   pushUtf8(c.traceState, r, "traceState");
   r.start = nameS, r.stop = nameE;
   pushUtf8(c.spanName, r, "name");
-  c.spanKind.pushAscii(SPAN_KINDS[kind]);
+  pushName(c.spanKind, SPAN_KIND_BYTES[kind]);
   scratch.flushTo(c.spanAttributes);
   c.pushDuration(sLo, sHi, eLo, eHi);
   if (statusS < 0) {
-    c.statusCode.pushAscii(STATUS_CODES[0]);
+    pushName(c.statusCode, STATUS_CODE_BYTES[0]);
     c.statusMessage.pushEmpty();
   } else {
     try {
@@ -282,7 +289,7 @@ function decodeStatus(c: TracesColumns, buf: Uint8Array, start: number, end: num
   }
   r.start = msgS, r.stop = msgE;
   pushUtf8(c.statusMessage, r, "message");
-  c.statusCode.pushAscii(STATUS_CODES[code]);
+  pushName(c.statusCode, STATUS_CODE_BYTES[code]);
 }
 
 function decodeEvent(c: TracesColumns, buf: Uint8Array, start: number, end: number): void {

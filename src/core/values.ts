@@ -13,37 +13,35 @@ import { DecodeError } from "./errors.ts";
 export const MAX_ANY_VALUE_DEPTH = 64;
 
 const HEX = new Array<string>(256);
-const HEX_CODES = new Uint8Array(512);
+/** Per byte value, its two hex digits: the first in the low byte. */
+const HEX_PAIRS = new Uint16Array(256);
 for (let i = 0; i < 256; i++) {
   HEX[i] = i.toString(16).padStart(2, "0");
-  HEX_CODES[i * 2] = HEX[i].charCodeAt(0);
-  HEX_CODES[i * 2 + 1] = HEX[i].charCodeAt(1);
+  HEX_PAIRS[i] = HEX[i].charCodeAt(0) | (HEX[i].charCodeAt(1) << 8);
 }
 
 /** Appends an id as lowercase hex, or "" when it is empty or all zero. */
 export function pushHexId(col: StrColumn, src: Uint8Array, start: number, end: number): void {
-  let zero = true;
-  for (let i = start; i < end; i++) {
-    if (src[i] !== 0) {
-      zero = false;
-      break;
-    }
-  }
-  if (zero) return col.pushEmpty();
+  if (start === end) return col.pushEmpty();
+  // Written first, committed only when some byte is not zero: one pass over the id.
   const at = col.reserve((end - start) * 2);
   const b = col.bytes;
+  let any = 0;
   for (let i = start, j = at; i < end; i++, j += 2) {
-    b[j] = HEX_CODES[src[i] * 2];
-    b[j + 1] = HEX_CODES[src[i] * 2 + 1];
+    const v = src[i], h = HEX_PAIRS[v];
+    any |= v;
+    b[j] = h & 0xff;
+    b[j + 1] = h >>> 8;
   }
-  col.commit(at + (end - start) * 2);
+  if (any === 0) col.pushEmpty();
+  else col.commit(at + (end - start) * 2);
 }
 
 /** Appends `value` as `times` more rows of `col`. */
 export function pushRepeated(col: StrColumn, value: Uint8Array, times: number): void {
   if (times <= 0) return;
   const n = value.length;
-  const at = col.reserve(n * times);
+  const at = col.reserve(n * times, times);
   const b = col.bytes;
   if (n > 0) {
     b.set(value, at);

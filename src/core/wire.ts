@@ -241,23 +241,31 @@ export function zigzag32(v: number): number {
 
 /** Whether `buf[start, end)` is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
 export function isUtf8(buf: Uint8Array, start: number, end: number): boolean {
-  // ASCII, nearly all text here, four bytes at a time.
-  let i = start;
-  for (; i + 4 <= end; i += 4) {
-    if (((buf[i] | buf[i + 1] | buf[i + 2] | buf[i + 3]) & 0x80) !== 0) return isUtf8From(buf, i, end);
-  }
-  for (; i < end; i++) if (buf[i] >= 0x80) return isUtf8From(buf, i, end);
-  return true;
+  const i = asciiPrefixEnd(buf, start, end);
+  return i === end || isUtf8From(buf, i, end);
 }
 
 /** Whether `buf[start, end)` is all ASCII (so also UTF-8). */
 export function isAscii(buf: Uint8Array, start: number, end: number): boolean {
+  return asciiPrefixEnd(buf, start, end) === end;
+}
+
+// A view of the last buffer checked: calls come by the thousand for ranges of one request.
+let viewOf: Uint8Array | undefined, view: DataView = new DataView(new ArrayBuffer(0));
+
+/**
+ * Where the ASCII bytes at the start of `buf[start, end)` end (at most a word before the first
+ * non-ASCII byte, or `end`). ASCII is nearly all text here: eight bytes at a time.
+ */
+function asciiPrefixEnd(buf: Uint8Array, start: number, end: number): number {
+  if (buf !== viewOf) viewOf = buf, view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const v = view;
   let i = start;
-  for (; i + 4 <= end; i += 4) {
-    if (((buf[i] | buf[i + 1] | buf[i + 2] | buf[i + 3]) & 0x80) !== 0) return false;
+  for (; i + 8 <= end; i += 8) {
+    if (((v.getUint32(i, true) | v.getUint32(i + 4, true)) & 0x80808080) !== 0) return i;
   }
-  for (; i < end; i++) if (buf[i] >= 0x80) return false;
-  return true;
+  for (; i < end; i++) if (buf[i] >= 0x80) return i;
+  return end;
 }
 
 function isUtf8From(buf: Uint8Array, start: number, end: number): boolean {
