@@ -6,13 +6,13 @@
 
 import type { MapColumn, StrColumn, U64Column, U8Column } from "./columns.ts";
 import { DecodeError } from "./errors.ts";
-import { addAttributeField, pushAnyValue, pushUtf8 } from "./proto_values.ts";
+import { addKeyValue, pushAnyValue, pushUtf8 } from "./proto_values.ts";
 import { countProtoItems, expectRows, type ScopeContext, walkProtoRequest } from "./proto_request.ts";
 import { Rows } from "./rows.ts";
 import { LOGS } from "./schema.ts";
 import { ProtoAttrScratch } from "./proto_attrs.ts";
 import { AttrScratch, pushHexId, pushRepeated } from "./values.ts";
-import { WireReader } from "./wire.ts";
+import { LEN, WireReader, wrongWireType } from "./wire.ts";
 
 /** Column handles of `otel_logs`, resolved once per request. */
 export class LogsColumns {
@@ -71,6 +71,8 @@ export class LogsColumns {
 }
 
 const RECORD_READER = new WireReader(new Uint8Array(0));
+/** Bit f set: LogRecord field f is not length-delimited (1, 2, 8, 11). */
+const NOT_LEN = (1 << 1) | (1 << 2) | (1 << 8) | (1 << 11);
 const NAMES = { resources: "resourceLogs", scopes: "scopeLogs", items: "logRecords" };
 
 /** Decodes a protobuf `ExportLogsServiceRequest` into `otel_logs` rows. Throws DecodeError. */
@@ -107,56 +109,93 @@ function decodeLogRecord(
   let nAttr = 0;
   const scratch = c.protoScratch;
   scratch.reset();
-  while (r.pos < r.end) {
-    const tag = r.tag();
-    const wt = tag & 7;
-    switch (tag >>> 3) {
+  // The reader's tag()/bytes() inlined for the one-byte tags and lengths that make up nearly every
+  // record; anything else goes through the reader, which raises the errors.
+  let p = start;
+  while (p < end) {
+    let tag = buf[p];
+    if (tag >= 8 && tag < 0x80) p++;
+    else {
+      r.pos = p;
+      tag = r.tag();
+      p = r.pos;
+    }
+    const wt = tag & 7, field = tag >>> 3;
+    let s = -1, e = 0;
+    // Length-delimited values are read here, except for the fields that must not be (wrong wire type).
+    if (wt === LEN && !(field < 12 && ((NOT_LEN >>> field) & 1) !== 0)) {
+      const n = buf[p];
+      if (p < end && n < 0x80 && n < end - p) s = p + 1, p = e = s + n;
+      else {
+        r.pos = p;
+        r.bytes();
+        s = r.start, p = e = r.stop;
+      }
+    }
+    switch (field) {
       case 1:
+        r.pos = p;
         r.fixed64Of(wt, "timeUnixNano");
-        tLo = r.lo, tHi = r.hi;
+        p = r.pos, tLo = r.lo, tHi = r.hi;
         break;
       case 11:
+        r.pos = p;
         r.fixed64Of(wt, "observedTimeUnixNano");
-        oLo = r.lo, oHi = r.hi;
+        p = r.pos, oLo = r.lo, oHi = r.hi;
         break;
       case 2:
+        r.pos = p;
         severity = r.uint32Of(wt, "severityNumber");
+        p = r.pos;
         if (severity > 24) throw new DecodeError(`unknown severity number ${severity | 0}`, "severityNumber");
         break;
       case 3:
-        r.bytesOf(wt, "severityText");
-        sevS = r.start, sevE = r.stop;
+        if (wt !== LEN) throw wrongWireType("severityText", wt, LEN);
+        sevS = s, sevE = e;
         break;
       case 5:
-        r.bytesOf(wt, "body");
-        bodyS = r.start, bodyE = r.stop;
+        if (wt !== LEN) throw wrongWireType("body", wt, LEN);
+        bodyS = s, bodyE = e;
         break;
       case 6:
-        addAttributeField(scratch, r, wt, "attributes", nAttr++);
+        if (wt !== LEN) throw wrongWireType("attributes", wt, LEN);
+        try {
+          addKeyValue(scratch, buf, s, e);
+        } catch (err) {
+          if (err instanceof DecodeError) throw err.within(`attributes[${nAttr}]`);
+          throw err;
+        }
+        nAttr++;
         break;
       case 8:
+        r.pos = p;
         flags = r.fixed32Of(wt, "flags");
+        p = r.pos;
         break;
       case 9:
-        r.bytesOf(wt, "traceId");
-        traceS = r.start, traceE = r.stop;
+        if (wt !== LEN) throw wrongWireType("traceId", wt, LEN);
+        traceS = s, traceE = e;
         if (traceE - traceS !== 16 && traceE !== traceS) {
           throw new DecodeError(`must be 16 bytes, got ${traceE - traceS}`, "traceId");
         }
         break;
       case 10:
-        r.bytesOf(wt, "spanId");
-        spanS = r.start, spanE = r.stop;
+        if (wt !== LEN) throw wrongWireType("spanId", wt, LEN);
+        spanS = s, spanE = e;
         if (spanE - spanS !== 8 && spanE !== spanS) {
           throw new DecodeError(`must be 8 bytes, got ${spanE - spanS}`, "spanId");
         }
         break;
       case 12:
-        r.bytesOf(wt, "eventName");
-        evS = r.start, evE = r.stop;
+        if (wt !== LEN) throw wrongWireType("eventName", wt, LEN);
+        evS = s, evE = e;
         break;
       default:
-        r.skip(wt);
+        if (s < 0) {
+          r.pos = p;
+          r.skip(wt);
+          p = r.pos;
+        }
     }
   }
   // A failure below leaves a partial row; callers discard the whole request's Rows on any error.

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { COPY_LOOP_MAX, type MapColumn, StrColumn } from "./columns.ts";
+import { copyBytes, type MapColumn, StrColumn, viewOf } from "./columns.ts";
 import { sortUniqueKeys } from "./values.ts";
 
 const EMPTY = new Uint8Array(0);
@@ -104,13 +104,16 @@ export class ProtoAttrScratch {
     let ka = keys.reserve(this.keyBytes), va = values.reserve(this.valueBytes + ro[r.length]);
     keys.reserveRows(m), values.reserveRows(m);
     const kb = keys.bytes, ko = keys.offsets, vb = values.bytes, vo = values.offsets;
+    const kv = keys.dataView(), vv = values.dataView(), bv = viewOf(buf), rv = r.dataView();
     let kl = keys.length, vl = values.length;
     for (let i = 0; i < m; i++) {
       const k = order[i] * 4;
-      ka = copy(kb, ka, buf, e[k], e[k + 1]);
+      ka = copyBytes(kb, kv, ka, buf, bv, e[k], e[k + 1]);
       ko[++kl] = ka;
       const vs = e[k + 2];
-      va = vs >= 0 ? copy(vb, va, buf, vs, e[k + 3]) : copy(vb, va, rb, ro[-vs - 1], ro[-vs]);
+      va = vs >= 0
+        ? copyBytes(vb, vv, va, buf, bv, vs, e[k + 3])
+        : copyBytes(vb, vv, va, rb, rv, ro[-vs - 1], ro[-vs]);
       vo[++vl] = va;
     }
     keys.length = kl, values.length = vl;
@@ -142,14 +145,4 @@ export class ProtoAttrScratch {
     }
     return (ae - as) - (be - bs);
   }
-}
-
-/** Copies `src[start, end)` to `dst` at `at` and returns the position after it. */
-function copy(dst: Uint8Array, at: number, src: Uint8Array, start: number, end: number): number {
-  if (end - start < COPY_LOOP_MAX) {
-    for (let i = start; i < end; i++) dst[at++] = src[i];
-    return at;
-  }
-  dst.set(src.subarray(start, end), at);
-  return at + end - start;
 }

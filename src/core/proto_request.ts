@@ -58,10 +58,24 @@ export function countProtoItems(buf: Uint8Array): number {
         rs.skip(t & 7);
         if (t !== 0x12) continue;
         ss.reset(buf, rs.start, rs.stop);
-        while (ss.pos < ss.end) {
+        const end = ss.end;
+        let p = ss.pos;
+        while (p < end) {
+          // Items with a one- or two-byte length, read here; the reader takes anything else.
+          if (buf[p] === 0x12 && p + 2 < end) {
+            const b1 = buf[p + 1], b2 = buf[p + 2];
+            const next = b1 < 0x80 ? p + 2 + b1 : b2 < 0x80 ? p + 3 + ((b1 & 0x7f) | (b2 << 7)) : -1;
+            if (next >= 0 && next <= end) {
+              count++;
+              p = next;
+              continue;
+            }
+          }
+          ss.pos = p;
           const u = ss.tag();
           ss.skip(u & 7);
           if (u === 0x12) count++;
+          p = ss.pos;
         }
       }
     }

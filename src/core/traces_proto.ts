@@ -7,7 +7,7 @@
 
 import type { ListColumn, MapColumn, StrColumn, U64Column } from "./columns.ts";
 import { DecodeError } from "./errors.ts";
-import { addAttributeField, pushUtf8 } from "./proto_values.ts";
+import { addAttributeField, addKeyValue, pushUtf8 } from "./proto_values.ts";
 import { countProtoItems, expectRows, type ScopeContext, walkProtoRequest } from "./proto_request.ts";
 import { Rows } from "./rows.ts";
 import { TRACES } from "./schema.ts";
@@ -120,6 +120,12 @@ export class TracesColumns {
 const NAMES = { resources: "resourceSpans", scopes: "scopeSpans", items: "spans" };
 // One reader per nesting level (span → event / link / status), reused across spans.
 const SPAN_READER = new WireReader(new Uint8Array(0));
+/**
+ * Bit f set: field() leaves the value of Span field f unread: the fields of other wire types (6, 7, 8,
+ * 10, 12, 14, 16), and events and links (11, 13), which their cases read.
+ */
+const SPAN_UNREAD = (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13) |
+  (1 << 14) | (1 << 16);
 const STATUS_READER = new WireReader(new Uint8Array(0));
 const EVENT_READER = new WireReader(new Uint8Array(0));
 const LINK_READER = new WireReader(new Uint8Array(0));
@@ -163,31 +169,32 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
   // now, and the span's list rows close with the row. A failure leaves a partial row; callers discard the
   // whole request's Rows on any error.
   while (r.pos < r.end) {
-    const tag = r.tag();
-    const wt = tag & 7;
-    switch (tag >>> 3) {
+    const tag = r.field(SPAN_UNREAD);
+    const wt = tag & 7, field = tag >>> 3;
+    const s = r.start, e = r.stop;
+    switch (field) {
       case 1:
-        r.bytesOf(wt, "traceId");
-        traceS = r.start, traceE = r.stop;
+        r.rangeOf(wt, "traceId");
+        traceS = s, traceE = e;
         checkId(traceS, traceE, 16, "traceId");
         break;
       case 2:
-        r.bytesOf(wt, "spanId");
-        spanS = r.start, spanE = r.stop;
+        r.rangeOf(wt, "spanId");
+        spanS = s, spanE = e;
         checkId(spanS, spanE, 8, "spanId");
         break;
       case 3:
-        r.bytesOf(wt, "traceState");
-        stateS = r.start, stateE = r.stop;
+        r.rangeOf(wt, "traceState");
+        stateS = s, stateE = e;
         break;
       case 4:
-        r.bytesOf(wt, "parentSpanId");
-        parentS = r.start, parentE = r.stop;
+        r.rangeOf(wt, "parentSpanId");
+        parentS = s, parentE = e;
         checkId(parentS, parentE, 8, "parentSpanId");
         break;
       case 5:
-        r.bytesOf(wt, "name");
-        nameS = r.start, nameE = r.stop;
+        r.rangeOf(wt, "name");
+        nameS = s, nameE = e;
         break;
       case 6:
         kind = r.uint32Of(wt, "kind");
@@ -202,7 +209,13 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
         eLo = r.lo, eHi = r.hi;
         break;
       case 9:
-        addAttributeField(scratch, r, wt, "attributes", nAttr++);
+        r.rangeOf(wt, "attributes");
+        try {
+          addKeyValue(scratch, buf, s, e);
+        } catch (err) {
+          rethrow(err, `attributes[${nAttr}]`);
+        }
+        nAttr++;
         break;
       case 11:
         r.bytesOf(wt, "events");
@@ -223,15 +236,15 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
         nLink++;
         break;
       case 15:
-        r.bytesOf(wt, "status");
-        statusS = r.start, statusE = r.stop;
+        r.rangeOf(wt, "status");
+        statusS = s, statusE = e;
         break;
       case 10:
       case 12:
       case 14:
         if (wt !== VARINT) {
           const names = ["droppedAttributesCount", "droppedEventsCount", "droppedLinksCount"];
-          throw wrongWireType(names[((tag >>> 3) - 10) / 2], wt, VARINT);
+          throw wrongWireType(names[(field - 10) / 2], wt, VARINT);
         }
         r.uint32();
         break;
@@ -240,7 +253,7 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
         r.fixed32();
         break;
       default:
-        r.skip(wt);
+        r.skipRest(wt);
     }
   }
   c.timestamp.push(sLo, sHi);

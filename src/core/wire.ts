@@ -162,6 +162,42 @@ export class WireReader {
     this.pos = p + n;
   }
 
+  /**
+   * Reads a field tag and, for a length-delimited field, its range into `start`/`stop` (`start` is -1
+   * when no range was read). Bit f of `unread` set (f < 32) leaves the value of field f unread: a
+   * known field of another wire type must fail on its wire type rather than on a length. Loops over a
+   * message's fields call this instead of tag() and bytesOf() (one call per field).
+   */
+  field(unread: number): number {
+    const b = this.buf, end = this.end;
+    let p = this.pos, tag = b[p];
+    if (p < end && tag >= 8 && tag < 0x80) p++;
+    else {
+      tag = this.tag();
+      p = this.pos;
+    }
+    this.start = -1;
+    this.pos = p;
+    const f = tag >>> 3;
+    if ((tag & 7) !== LEN || (f < 32 && ((unread >>> f) & 1) !== 0)) return tag;
+    const n = b[p];
+    if (p < end && n < 0x80 && n < end - p) {
+      this.start = p + 1;
+      this.stop = this.pos = p + 1 + n;
+    } else this.bytes();
+    return tag;
+  }
+
+  /** Checks the wire type of a length-delimited field whose range field() read. */
+  rangeOf(wireType: number, field: string): void {
+    if (wireType !== LEN) throw wrongWireType(field, wireType, LEN);
+  }
+
+  /** Skips a field that field() returned (unless it read its range already). */
+  skipRest(wireType: number): void {
+    if (this.start < 0) this.skip(wireType);
+  }
+
   /** Reads a fixed64 field (into `lo`/`hi`) after checking its wire type. */
   fixed64Of(wireType: number, field: string): void {
     if (wireType !== I64) throw wrongWireType(field, wireType, I64);
@@ -254,15 +290,24 @@ export function isAscii(buf: Uint8Array, start: number, end: number): boolean {
 let viewOf: Uint8Array | undefined, view: DataView = new DataView(new ArrayBuffer(0));
 
 /**
- * Where the ASCII bytes at the start of `buf[start, end)` end (at most a word before the first
+ * Where the ASCII bytes at the start of `buf[start, end)` end (at most eight bytes before the first
  * non-ASCII byte, or `end`). ASCII is nearly all text here: eight bytes at a time.
  */
 function asciiPrefixEnd(buf: Uint8Array, start: number, end: number): number {
   if (buf !== viewOf) viewOf = buf, view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const v = view;
   let i = start;
-  for (; i + 8 <= end; i += 8) {
-    if (((v.getUint32(i, true) | v.getUint32(i + 4, true)) & 0x80808080) !== 0) return i;
+  if (end - start >= 8) {
+    for (; i + 8 <= end; i += 8) {
+      if (((v.getUint32(i, true) | v.getUint32(i + 4, true)) & 0x80808080) !== 0) return i;
+    }
+    // The tail as the last eight bytes (overlapping what was checked) rather than a byte loop.
+    const j = end - 8;
+    if (i < end && ((v.getUint32(j, true) | v.getUint32(j + 4, true)) & 0x80808080) !== 0) return j;
+    return end;
+  }
+  if (end - start >= 4) {
+    return ((v.getUint32(start, true) | v.getUint32(end - 4, true)) & 0x80808080) !== 0 ? start : end;
   }
   for (; i < end; i++) if (buf[i] >= 0x80) return i;
   return end;
