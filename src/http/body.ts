@@ -70,7 +70,24 @@ export interface ReadBodyOptions {
    * promise rejects with `signal.reason`. Default: none.
    */
   signal?: AbortSignal;
+  /**
+   * A runtime's one-call inflater (the server passes `node:zlib`'s): gzip and deflate bodies are then read
+   * whole (at most the compressed bound) and inflated at once, ~1.7x faster than `DecompressionStream` in
+   * bounded pieces. Default: none (the web-standard stream, which also stops reading a bomb early).
+   */
+  inflateSync?: InflateSync;
 }
+
+/**
+ * Inflates `data` in one call: gzip (members back to back), zlib (RFC 1950) or raw deflate. Throws
+ * `BodyTooLargeError` past `maxBytes` of output (without producing more than that) and `SyntaxError` for
+ * anything that does not inflate completely, including bytes after the end of the data.
+ */
+export type InflateSync = (
+  format: "gzip" | "deflate" | "deflate-raw",
+  data: Uint8Array,
+  maxBytes: number,
+) => Uint8Array;
 
 /**
  * Reads and decodes a request body, stopping (and cancelling the stream) as soon as the decoded
@@ -101,8 +118,21 @@ export async function readBody(
       case "identity":
         return await input.readAll();
       case "gzip":
-      case "deflate":
-        return await inflate(coding, input, maxBytes, signal);
+      case "deflate": {
+        if (!options.inflateSync) return await inflate(coding, input, maxBytes, signal);
+        const compressed = await input.readAll();
+        if (compressed.length === 0) return compressed;
+        let format: "gzip" | "deflate" | "deflate-raw" = "gzip";
+        if (coding === "deflate") {
+          if (compressed.length < 2) throw new SyntaxError("cannot decompress deflate body: truncated");
+          format = isZlibHeader(compressed[0], compressed[1]) ? "deflate" : "deflate-raw";
+        }
+        try {
+          return options.inflateSync(format, compressed, maxBytes);
+        } catch (e) {
+          throw decompressError(coding, e);
+        }
+      }
       case "zstd":
         return await unzstd(input, maxBytes);
       case "snappy":

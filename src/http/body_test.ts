@@ -458,3 +458,43 @@ Deno.test("readBody() passes the stream's own error through, not as a decompress
     strictEqual(error, failure, String(encoding));
   }
 });
+
+Deno.test("readBody() with node:zlib's one-call inflater keeps every bound and error of the stream path", async () => {
+  const { nodeInflateSync: inflateSync } = await import("../platforms/node_codecs.ts");
+  const data = telemetryBytes(300_000, 9);
+  const bodies: [string, Uint8Array][] = [
+    ["gzip", u8(gzipSync(data))],
+    ["gzip", new Uint8Array([...u8(gzipSync(data.subarray(0, 1000))), ...u8(gzipSync(data.subarray(1000)))])],
+    ["deflate", u8(deflateSync(data))],
+    ["deflate", u8(deflateRawSync(data))],
+  ];
+  const read = (encoding: string, body: Uint8Array, maxBytes: number) =>
+    readBody(chunkedStream(body, 4096).stream, { encoding, maxBytes, inflateSync });
+  for (const [encoding, body] of bodies) {
+    deepStrictEqual(await read(encoding, body, data.length), data, `${encoding}: round trip at the limit`);
+    const over = await rejects(() => read(encoding, body, data.length - 1), BodyTooLargeError);
+    strictEqual(over.limit, data.length - 1);
+    for (const keep of [1, 5, 17, Math.floor(body.length / 2), body.length - 1]) {
+      await rejects(() => read(encoding, body.subarray(0, keep), MB), SyntaxError, "cannot decompress");
+    }
+  }
+  const corrupt = u8(gzipSync(data)).slice();
+  corrupt[5000] ^= 0x55;
+  for (
+    const [encoding, body] of [
+      ["gzip", corrupt],
+      ["gzip", new Uint8Array([...u8(gzipSync(data)), 0x00, 0x01, 0x02])], // trailing garbage
+      ["deflate", new Uint8Array([...u8(deflateSync(data)), 0x07])],
+      ["gzip", randomBytes(5000)],
+    ] as const
+  ) {
+    await rejects(() => read(encoding, body, MB), SyntaxError, `cannot decompress ${encoding} body: `);
+  }
+  // A bomb stops at the limit: zlib is never allowed more output than that.
+  const started = performance.now();
+  const bomb = u8(gzipSync(new Uint8Array(200 * MB), { level: 9 }));
+  const error = await rejects(() => read("gzip", bomb, MB), BodyTooLargeError);
+  strictEqual(error.limit, MB);
+  ok(performance.now() - started < 5000);
+  deepStrictEqual(await read("gzip", new Uint8Array(0), MB), new Uint8Array(0));
+});

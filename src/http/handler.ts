@@ -9,7 +9,7 @@
 import { type Decoded, decodeRequest, type Format } from "../core/convert.ts";
 import type { Signal } from "../core/schema.ts";
 import { OverloadedError, UnavailableError } from "../ingest/errors.ts";
-import { BodyTooLargeError, readBody, UnsupportedEncodingError } from "./body.ts";
+import { BodyTooLargeError, type InflateSync, readBody, UnsupportedEncodingError } from "./body.ts";
 import { exportResponse, type ResponseEncoding, statusResponse } from "./otlp_response.ts";
 
 /** What accepts decoded requests: the batching ingest on servers, a direct writer on Lambda and Workers. */
@@ -34,6 +34,8 @@ export interface HandlerOptions {
   readTimeoutMs?: number;
   /** Reports unexpected failures (bugs); default: none. */
   onError?: (error: unknown, request: Request) => void;
+  /** A runtime's one-call gzip/deflate inflater (see `readBody`); default: `DecompressionStream`. */
+  inflateSync?: InflateSync;
 }
 
 interface Route {
@@ -157,6 +159,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
           encoding: contentEncoding,
           maxBytes: maxPayload,
           signal: timeout.signal,
+          inflateSync: options.inflateSync,
         });
       } catch (e) {
         if (

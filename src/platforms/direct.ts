@@ -16,6 +16,7 @@ import {
   type ResolvedConfig,
   type StorageBackend,
 } from "../config/mod.ts";
+import type { InflateSync } from "../http/body.ts";
 import { createHandler } from "../http/handler.ts";
 import { DirectSink } from "../ingest/direct_sink.ts";
 import type { Logger } from "../ingest/ingest.ts";
@@ -90,10 +91,13 @@ export function randomInstanceId(): string {
   return crypto.randomUUID().replaceAll("-", "").slice(0, 12);
 }
 
-/** The OTLP/HTTP handler writing each request to `store` before answering. */
+/**
+ * The OTLP/HTTP handler writing each request to `store` before answering. `inflateSync`: the runtime's
+ * one-call gzip/deflate inflater, where it has one (not on Workers).
+ */
 export function createDirectHandler(
   store: ObjectStore,
-  options: { config: Config; log: Logger },
+  options: { config: Config; log: Logger; inflateSync?: InflateSync },
 ): (request: Request) => Promise<Response> {
   const { config, log } = options;
   const sink = new DirectSink(store, {
@@ -109,6 +113,7 @@ export function createDirectHandler(
     sink,
     maxPayloadBytes: config.server.maxPayloadBytes,
     readTimeoutMs: config.server.requestTimeoutSecs * 1000,
+    inflateSync: options.inflateSync,
     onError: (error, request) =>
       log.error("unexpected error", { path: new URL(request.url).pathname, error: String(error) }),
   });

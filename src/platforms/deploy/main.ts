@@ -18,6 +18,7 @@ import { S3FetchStore } from "../../storage/s3_fetch_store.ts";
 import { createDirectHandler, randomInstanceId, resolvePlatformConfig } from "../direct.ts";
 import { createLogger } from "../server/log.ts";
 import { loadParquetWasm } from "../wasm.ts";
+import { nodeInflateSync } from "../node_codecs.ts";
 
 /** Deploy isolates have 512 MB of memory. */
 export const DEPLOY_DEFAULTS = {
@@ -85,7 +86,7 @@ async function main(): Promise<void> {
       error: String(error),
     })
   );
-  const handler = createDirectHandler(store, { config, log });
+  const handler = createDirectHandler(store, { config, log, inflateSync: nodeInflateSync });
   const deno = (globalThis as unknown as { Deno: DenoServe }).Deno;
   const server = deno.serve({
     hostname: config.server.hostname,

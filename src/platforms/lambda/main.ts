@@ -20,6 +20,7 @@ import { S3FetchStore } from "../../storage/s3_fetch_store.ts";
 import { createDirectHandler, randomInstanceId, resolvePlatformConfig } from "../direct.ts";
 import { createLogger } from "../server/log.ts";
 import { loadParquetWasm } from "../wasm.ts";
+import { nodeInflateSync } from "../node_codecs.ts";
 import { eventToRequest, type LambdaHttpEvent, toLambdaResult } from "./events.ts";
 import { runRuntime, RuntimeClient } from "./runtime.ts";
 
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
     for (const warning of warnings) log.warn(warning);
     await loadParquetWasm();
     const store = await createStore(config, log);
-    handler = createDirectHandler(store, { config, log });
+    handler = createDirectHandler(store, { config, log, inflateSync: nodeInflateSync });
     log.info("otlp2parquet Lambda runtime started", {
       store: store.description,
       instance: config.server.instanceId,

@@ -19,6 +19,7 @@ import type { ObjectStore } from "../../storage/object_store.ts";
 import { opendalOptions } from "../../storage/from_config.ts";
 import { createOpendalStore } from "../../storage/opendal_store.ts";
 import { loadParquetWasm } from "../wasm.ts";
+import { nodeInflateSync } from "../node_codecs.ts";
 import { createLogger } from "./log.ts";
 
 /** A running server. */
@@ -151,6 +152,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     sink,
     maxPayloadBytes: config.server.maxPayloadBytes,
     readTimeoutMs: config.server.requestTimeoutSecs * 1000,
+    inflateSync: nodeInflateSync,
     onError: (error, request) =>
       log.error("unexpected error", { path: new URL(request.url).pathname, error: String(error) }),
   });
