@@ -89,6 +89,11 @@ export interface ParquetOptions {
   compression?: ParquetCompression;
   /** Rows per row group; default 131072. */
   rowGroupRows?: number;
+  /**
+   * Awaited between column chunks while a batch is encoded (`batchToParquet`), so that a server can serve
+   * requests meanwhile: a macrotask yield such as `setImmediate`. Default: none (one synchronous run).
+   */
+  pause?: () => Promise<void>;
 }
 
 const CODECS: Record<ParquetCompression, Compression> = {
@@ -166,7 +171,9 @@ export async function batchToParquet(order: BatchOrder, options: ParquetOptions 
   if (ts) {
     // The writer reads the requests' buffers in the batch's order: no sorted copy of the batch is made.
     const writer = new ParquetFileWriter(def, ts);
-    writer.writeOrdered({ sources: order.selections.map((s) => s.rows), from: order.from, rows: order.rows });
+    const group = { sources: order.selections.map((s) => s.rows), from: order.from, rows: order.rows };
+    if (options.pause) await writer.writeOrderedAsync(group, options.pause);
+    else writer.writeOrdered(group);
     return writer.finish();
   }
   if (!ready) throw new Error("parquet-wasm is not initialised: call initParquet() first");

@@ -880,11 +880,24 @@ export class ParquetFileWriter {
 
   /** Appends the rows of `group` (any number of sources, in the given order) as row groups. */
   writeOrdered(group: GroupRows): void {
+    for (const _ of this.#steps(group));
+  }
+
+  /**
+   * `writeOrdered`, awaiting `pause()` after every column chunk (a few milliseconds of work each), so a
+   * server can answer requests while a large batch is being encoded.
+   */
+  async writeOrderedAsync(group: GroupRows, pause: () => Promise<void>): Promise<void> {
+    for (const _ of this.#steps(group)) await pause();
+  }
+
+  /** Writes the row groups of `group`, yielding after each column chunk. */
+  *#steps(group: GroupRows): Generator<void> {
     const size = this.#options.rowGroupRows ?? 131072;
     const n = group.from.length;
     for (let r0 = 0; r0 < n; r0 += size) {
       const r1 = Math.min(n, r0 + size);
-      this.#rowGroup({
+      yield* this.#rowGroup({
         sources: group.sources,
         from: group.from.subarray(r0, r1),
         rows: group.rows.subarray(r0, r1),
@@ -892,7 +905,7 @@ export class ParquetFileWriter {
     }
   }
 
-  #rowGroup(group: GroupRows): void {
+  *#rowGroup(group: GroupRows): Generator<void> {
     const offset = this.#file.size;
     const chunks: ChunkMeta[] = [];
     const columns = this.#def.columns;
@@ -906,6 +919,7 @@ export class ParquetFileWriter {
       }
       const v = leaf.part === "key" ? values!.key : values!.value;
       chunks.push(writeChunk(this.#out, { leaf, v, rows: group.from.length }));
+      yield;
     }
     this.#groups.push({ chunks, rows: group.from.length, offset });
     this.#rows += group.from.length;

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import {
   type Decoded,
   decodeRequest,
@@ -70,6 +71,9 @@ export interface IngestOptions {
 }
 
 const KIND_REQUEST = 1, KIND_INTENT = 2, KIND_COMMIT = 3;
+
+/** A macrotask turn: pending I/O runs first. `setImmediate`, not `setTimeout(0)`, which Deno clamps (~2 ms). */
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 const SIGNALS: readonly Signal[] = ["logs", "traces", "metrics"];
 const FORMATS: readonly Format[] = ["protobuf", "json", "jsonl"];
 const encoder = new TextEncoder();
@@ -366,10 +370,14 @@ export class Ingest {
    * encodes would only raise the peak.
    */
   private encode(batch: Batch): Promise<ParquetFile> {
-    // A macrotask between encodes lets waiting requests be read and answered: batches flushed together
-    // would otherwise hold the event loop for all of their encodes in a row.
-    const run = this.encoding.then(() => new Promise((resolve) => setTimeout(resolve, 0))).then(() =>
-      encodeBatch(batch.members.map((m) => ({ rows: m.rows, indices: m.indices })), this.files)
+    // Encoding yields to the event loop after every column chunk, so requests keep being read and
+    // answered while large batches are written (under the protobuf load p50 went 57 -> 54 ms; p99 stays
+    // ~500 ms, so something other than the encode's length sets it: not found yet).
+    const run = this.encoding.then(() =>
+      encodeBatch(batch.members.map((m) => ({ rows: m.rows, indices: m.indices })), {
+        ...this.files,
+        pause: yieldToEventLoop,
+      })
     );
     this.encoding = run.catch(() => undefined);
     return run;
