@@ -39,8 +39,10 @@ export {
   type ParquetCompression,
   type ParquetOptions,
   parquetReady,
+  registerCompressor,
   rowsToParquet,
 } from "./parquet.ts";
+export { type PageCompressor, ParquetFileWriter, type WriterOptions } from "./parquet_writer.ts";
 export { gatherSorted, type Partition, Rows, type RowSelection } from "./rows.ts";
 export { arrowSchema, toArrowTable } from "./arrow.ts";
 export {

@@ -24,7 +24,7 @@ import { toArrowTable } from "./arrow.ts";
 import { type PageCompressor, ParquetFileWriter, type WriterOptions } from "./parquet_writer.ts";
 import { type BatchOrder, gatherRange, type Rows } from "./rows.ts";
 import type { TableDef } from "./schema.ts";
-import { SCHEMA_VERSION } from "./schema.ts";
+import { isIdColumn, SCHEMA_VERSION } from "./schema.ts";
 import { VERSION } from "./version.ts";
 
 let ready = false;
@@ -121,7 +121,7 @@ function writerProperties(def: TableDef, options: ParquetOptions): WriterPropert
     .setKeyValueMetadata(new Map([["otlp2parquet", metadataOf(def)]]));
   // Ids are unique per row: a dictionary is pure overhead for them (measured ~5% of encode time).
   for (const col of def.columns) {
-    if (/(^|\.)(Trace|Span|ParentSpan)Id$/.test(col.name)) {
+    if (isIdColumn(col.name)) {
       props = props.setColumnDictionaryEnabled(col.name, false);
     }
   }

@@ -24,7 +24,7 @@ import type {
   U8Column,
 } from "./columns.ts";
 import type { Rows } from "./rows.ts";
-import type { ColumnDef, TableDef, ValueType } from "./schema.ts";
+import { type ColumnDef, isIdColumn, type TableDef, type ValueType } from "./schema.ts";
 import { CompactWriter } from "./thrift.ts";
 
 /** Compresses one page; returns the compressed bytes (a new buffer). */
@@ -150,7 +150,7 @@ function columnNodes(def: ColumnDef): SchemaNode[] {
 }
 
 function leavesOf(def: ColumnDef, column: number): Leaf[] {
-  const idColumn = /(^|\.)(Trace|Span|ParentSpan)Id$/.test(def.name);
+  const idColumn = isIdColumn(def.name);
   const dictionaryFor = (t: ValueType) =>
     !idColumn && (t === "String" || t === "LowCardinality(String)" || t === "UInt8" || t === "UInt32" ||
       t === "Int32");

@@ -255,3 +255,11 @@ export function clickhouseDdl(options: { database?: string; engine?: string } = 
     return `CREATE TABLE IF NOT EXISTS ${db}${t.name}\n(\n${lines.join(",\n")}\n)\nENGINE = ${engine};\n`;
   }).join("\n");
 }
+
+/**
+ * Whether a column holds ids (`TraceId`, `SpanId`, `ParentSpanId`, and those of links and exemplars):
+ * unique per row, so both Parquet writers skip the dictionary for them.
+ */
+export function isIdColumn(name: string): boolean {
+  return /(^|\.)(Trace|Span|ParentSpan)Id$/.test(name);
+}
