@@ -56,7 +56,7 @@ const PAGE_ROWS = 20_000;
 const PAGE_BYTES = 1 << 20;
 /** A dictionary past this size (plain-encoded) is dropped for plain values: see parquet.ts. */
 const DICT_BYTES = 32 * 1024;
-/** Places within a row whose last dictionary entry is remembered (see dictionaryEncode). */
+/** Places within a row whose value in the previous row is compared first (see dictionaryEncode). */
 const GUESSES = 32;
 /** Longer string statistics are left out rather than truncated. */
 const STAT_BYTES = 64;
