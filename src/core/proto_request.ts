@@ -97,6 +97,27 @@ export function expectRows(rows: Rows, count: number, maxJump: number): void {
   for (const c of rows.columns) c.expectRows?.(count, maxJump);
 }
 
+/**
+ * The resource or scope message whose (start, end) pairs are `ranges`: the last occurrence wins, as in
+ * protobuf merging; none decodes as the empty message. Errors get the field name prefixed.
+ */
+function lastEnvelope(
+  buf: Uint8Array,
+  ranges: Int32Array,
+  field: "resource" | "scope",
+  scratch: ProtoAttrScratch,
+): Envelope {
+  const n = ranges.length;
+  try {
+    return n
+      ? decodeEnvelope(buf, ranges[n - 2], ranges[n - 1], field === "scope", scratch)
+      : decodeEnvelope(buf, 0, 0, field === "scope", scratch);
+  } catch (e) {
+    if (e instanceof DecodeError) throw e.within(field);
+    throw e;
+  }
+}
+
 /** Options of walkProtoRequest. */
 export interface WalkOptions {
   /**
@@ -128,23 +149,7 @@ export function walkProtoRequest(
         "schemaUrl",
       ]);
       const [resRanges, scopeRanges, urlRanges] = rs.ranges;
-      let resource: Envelope;
-      if (resRanges.length) {
-        try {
-          resource = decodeEnvelope(
-            buf,
-            resRanges[resRanges.length - 2],
-            resRanges[resRanges.length - 1],
-            false,
-            scratch,
-          );
-        } catch (e) {
-          if (e instanceof DecodeError) throw e.within("resource");
-          throw e;
-        }
-      } else {
-        resource = decodeEnvelope(buf, 0, 0, false, scratch);
-      }
+      const resource = lastEnvelope(buf, resRanges, "resource", scratch);
       const service = resource.attributes.lookup("service.name") ?? "";
       const ctx: ScopeContext = {
         resource,
@@ -162,20 +167,7 @@ export function walkProtoRequest(
             "schemaUrl",
           ]);
           const [scRanges, itemRanges, sUrl] = ss.ranges;
-          try {
-            ctx.scope = scRanges.length
-              ? decodeEnvelope(
-                buf,
-                scRanges[scRanges.length - 2],
-                scRanges[scRanges.length - 1],
-                true,
-                scratch,
-              )
-              : decodeEnvelope(buf, 0, 0, true, scratch);
-          } catch (e) {
-            if (e instanceof DecodeError) throw e.within("scope");
-            throw e;
-          }
+          ctx.scope = lastEnvelope(buf, scRanges, "scope", scratch);
           ctx.scopeSchemaUrl = schemaUrl(buf, sUrl, "schemaUrl");
           for (let ii = 0; ii < ss.count[1]; ii++) {
             try {
