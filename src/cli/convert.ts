@@ -16,6 +16,7 @@ import {
   parseJsonBody,
   toParquetFiles,
 } from "../core/convert.ts";
+import { concatBytes } from "../core/byte_sink.ts";
 import { DecodeError } from "../core/errors.ts";
 import type { ParquetCompression } from "../core/parquet.ts";
 import type { Signal, TableName } from "../core/schema.ts";
@@ -111,13 +112,7 @@ export async function gunzip(bytes: Uint8Array, options: { maxBytes?: number } =
     if (e instanceof RangeError) throw e;
     throw new SyntaxError(`invalid gzip data: ${(e as Error).message}`);
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concatBytes(chunks, size);
 }
 
 /** The format a file name implies (`.json`, `.jsonl`/`.ndjson`, `.pb`/`.binpb`/`.protobuf`), if any. */

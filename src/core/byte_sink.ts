@@ -66,6 +66,15 @@ export class ByteSink {
   }
 }
 
+/** `parts` back to back in one new buffer (`total`: their summed length). A single part is returned as is. */
+export function concatBytes(parts: readonly Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) out.set(p, at), at += p.length;
+  return out;
+}
+
 /** Bits needed to store values up to `max` (at least 1). */
 export function bitWidth(max: number): number {
   let w = 1;

@@ -21,6 +21,7 @@ import {
   WriterVersion,
 } from "parquet-wasm/esm";
 import { toArrowTable } from "./arrow.ts";
+import { concatBytes } from "./byte_sink.ts";
 import { type PageCompressor, ParquetFileWriter, type WriterOptions } from "./parquet_writer.ts";
 import { type BatchOrder, gatherRange, type Rows } from "./rows.ts";
 import type { TableDef } from "./schema.ts";
@@ -200,8 +201,5 @@ export async function batchToParquet(order: BatchOrder, options: ParquetOptions 
     chunks.push(value);
     size += value.length;
   }
-  const out = new Uint8Array(size);
-  let p = 0;
-  for (const c of chunks) out.set(c, p), p += c.length;
-  return out;
+  return concatBytes(chunks, size);
 }

@@ -12,7 +12,7 @@
 
 import { Table, tableToIPC } from "apache-arrow";
 import { arrowSchema } from "./arrow.ts";
-import { bitWidth, ByteSink, writeHybrid } from "./byte_sink.ts";
+import { bitWidth, ByteSink, concatBytes, writeHybrid } from "./byte_sink.ts";
 import type {
   Column,
   F64Column,
@@ -705,10 +705,7 @@ class FileParts {
     this.size += b.length;
   }
   concat(): Uint8Array {
-    const out = new Uint8Array(this.size);
-    let p = 0;
-    for (const b of this.parts) out.set(b, p), p += b.length;
-    return out;
+    return concatBytes(this.parts, this.size);
   }
 }
 

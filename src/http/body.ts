@@ -8,6 +8,7 @@
  * @module
  */
 
+import { concatBytes } from "../core/byte_sink.ts";
 import { adler32 } from "./adler32.ts";
 import { BodyTooLargeError, UnsupportedEncodingError } from "./body_errors.ts";
 import { decodeLz4 } from "./lz4.ts";
@@ -161,17 +162,6 @@ function decompressError(coding: string, e: unknown): unknown {
   return new SyntaxError(`cannot decompress ${coding} body: ${describe(e)}`, { cause: e });
 }
 
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
-
 /** The raw body: chunk by chunk, bounded, abortable. */
 class BodyInput {
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
@@ -245,7 +235,7 @@ class BodyInput {
       chunks.push(c);
       total += c.length;
     }
-    return concat(chunks, total);
+    return concatBytes(chunks, total);
   }
 
   /** Stops the upload; never waits, never throws. */
@@ -286,7 +276,7 @@ async function unzstd(input: BodyInput, maxBytes: number): Promise<Uint8Array> {
   } catch (e) {
     throw decompressError("zstd", e);
   }
-  return concat(chunks, decoder.total);
+  return concatBytes(chunks, decoder.total);
 }
 
 /** zlib (RFC 1950) header: CM 8, window ≤ 32 KiB, and the header checksum. */
@@ -315,7 +305,7 @@ async function inflate(
     while (pending.length < 2) {
       const more = await input.next();
       if (more === undefined) break;
-      pending = concat([pending, more], pending.length + more.length);
+      pending = concatBytes([pending, more], pending.length + more.length);
     }
     // Nothing valid is shorter than 2 bytes; a 1-byte body also cannot be sniffed.
     if (pending.length < 2) throw new SyntaxError("cannot decompress deflate body: truncated");
@@ -348,7 +338,7 @@ async function inflate(
         if (zlib) {
           tail = piece.length >= 4
             ? piece.subarray(piece.length - 4)
-            : concat([tail, piece], tail.length + piece.length).slice(-4);
+            : concatBytes([tail, piece], tail.length + piece.length).slice(-4);
         }
         controller.enqueue(piece);
       } catch (e) {
@@ -389,5 +379,5 @@ async function inflate(
     if (signal?.aborted) throw signal.reason;
     throw decompressError(coding, e);
   }
-  return concat(chunks, total);
+  return concatBytes(chunks, total);
 }

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { concatBytes } from "../core/byte_sink.ts";
 import { BodyTooLargeError } from "./body_errors.ts";
 import { copyMatch } from "./match_copy.ts";
 import { crc32c } from "./crc32c.ts";
@@ -181,12 +182,7 @@ export function decodeSnappyFramed(input: Uint8Array, maxBytes: number): Uint8Ar
     total += chunk.length;
   }
   if (!identified) throw invalid("empty framed stream");
-  if (chunks.length === 1 && chunks[0].length === chunks[0].buffer.byteLength) return chunks[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  // A lone chunk that is a view into a larger buffer is copied, so that buffer is not kept alive.
+  if (chunks.length === 1 && chunks[0].length !== chunks[0].buffer.byteLength) return chunks[0].slice();
+  return concatBytes(chunks, total);
 }
