@@ -68,7 +68,8 @@ type Part = "value" | "key";
 interface Leaf {
   readonly path: string[];
   readonly column: number;
-  readonly type: ValueType;
+  /** A map's key and value leaves are strings. */
+  readonly type: LeafType;
   readonly shape: Shape;
   /** For maps: the key or the value column. */
   readonly part: Part;
@@ -85,7 +86,9 @@ interface SchemaNode {
   logical?: (w: CompactWriter) => void;
 }
 
-const physicalOf: Record<Exclude<ValueType, "Map">, number> = {
+type LeafType = Exclude<ValueType, "Map">;
+
+const physicalOf: Record<LeafType, number> = {
   "DateTime64(9)": INT64,
   "UInt64": INT64,
   "String": BYTE_ARRAY,
@@ -161,7 +164,7 @@ function leavesOf(def: ColumnDef, column: number): Leaf[] {
     return (["key", "value"] as const).map((part) => ({
       path: [...base, part],
       column,
-      type: "String" as ValueType,
+      type: "String" as LeafType,
       shape,
       part,
       maxLevel,
@@ -514,7 +517,7 @@ function byteViews(cols: Column[], type: ValueType): Uint8Array[] {
 /** Appends the values at positions `at(k)`, k in [0, count), in PLAIN encoding. */
 function plainValues(
   sink: ByteSink,
-  type: ValueType,
+  type: LeafType,
   v: LeafValues,
   count: number,
   at: (k: number) => number,
@@ -537,7 +540,7 @@ function plainValues(
     case "Float64":
     case "UInt32":
     case "Int32": {
-      const width = type === "UInt32" || type === "Int32" ? 4 : 8;
+      const width = fixedWidth(type);
       const views = byteViews(cols, type);
       sink.room(count * width);
       const out = sink.buf;
@@ -569,23 +572,17 @@ function plainValues(
       sink.pos += bytes;
       return;
     }
-    case "Map":
-      throw new TypeError("a map is not a leaf");
   }
 }
 
-/** Plain-encoded size of the value at position j, for cutting pages. */
-function plainSizeOf(type: ValueType, v: LeafValues, j: number): number {
-  if (type === "String" || type === "LowCardinality(String)") {
-    const o = (v.cols[v.src[j]] as StrColumn).offsets, i = v.idx[j];
-    return 4 + o[i + 1] - o[i];
-  }
+/** Bytes of one plain-encoded value of a fixed-width type (booleans counted as 4: only an upper bound). */
+function fixedWidth(type: ValueType): number {
   return type === "DateTime64(9)" || type === "UInt64" || type === "Float64" ? 8 : 4;
 }
 
 /** Min and max of a chunk's values as Parquet statistics bytes, or null when left out. */
 function statistics(
-  type: ValueType,
+  type: LeafType,
   v: LeafValues,
   count: number,
   at: (k: number) => number,
@@ -678,8 +675,6 @@ function statistics(
       };
       return [enc(min), enc(max)];
     }
-    case "Map":
-      return null;
   }
 }
 
@@ -789,7 +784,7 @@ function writeChunk(
     if (dict) {
       while (p1 > p0 + 1 && valueStart(v, p1) - pv0 > PAGE_BYTES) p1 = p0 + ((p1 - p0) >> 1);
     } else if (fixed) {
-      const width = plainSizeOf(leaf.type, v, pv0);
+      const width = fixedWidth(leaf.type);
       while (p1 > p0 + 1 && (valueStart(v, p1) - pv0) * width > PAGE_BYTES) p1 = p0 + ((p1 - p0) >> 1);
     } else {
       const cols = v.cols as StrColumn[], { src, idx } = v;
@@ -941,7 +936,7 @@ export class ParquetFileWriter {
         const start = m.dictionaryPageOffset >= 0 ? m.dictionaryPageOffset : m.dataPageOffset;
         c.i64(2, start);
         c.struct(3, (md) => {
-          md.i32(1, m.leaf.type === "Map" ? BYTE_ARRAY : physicalOf[m.leaf.type]);
+          md.i32(1, physicalOf[m.leaf.type]);
           md.i32List(2, m.encodings);
           md.stringList(3, m.leaf.path);
           md.i32(4, codec);
