@@ -27,15 +27,17 @@ import {
   Uint8,
   Utf8,
 } from "apache-arrow";
-import type {
-  Column,
-  F64Column,
-  ListColumn,
-  MapColumn,
-  StrColumn,
-  U32Column,
-  U64Column,
-  U8Column,
+import {
+  type Column,
+  type F64Column,
+  type ListColumn,
+  type MapColumn,
+  SharedMapColumn,
+  SharedStrColumn,
+  type StrColumn,
+  type U32Column,
+  type U64Column,
+  type U8Column,
 } from "./columns.ts";
 import type { Rows } from "./rows.ts";
 import type { ColumnDef, TableDef, ValueType } from "./schema.ts";
@@ -110,7 +112,7 @@ function scalarData(type: ValueType, col: Column): Data {
     }
     case "String":
     case "LowCardinality(String)":
-      return strData(col as StrColumn);
+      return strData(col instanceof SharedStrColumn ? col.toStrColumn() : col as StrColumn);
     case "UInt8": {
       const c = col as U8Column;
       return makeData({ type: new Uint8(), length: c.length, nullCount: 0, data: c.view() });
@@ -139,7 +141,8 @@ function scalarData(type: ValueType, col: Column): Data {
       return makeData({ type: new Float64(), length: c.length, nullCount: 0, data: c.view() });
     }
     case "Map": {
-      const c = col as MapColumn;
+      // Arrow has no map-per-row-index layout (a dictionary of maps is not a Map column): expand.
+      const c = col instanceof SharedMapColumn ? col.toMapColumn() : col as MapColumn;
       const n = c.keys.length;
       const entries = makeData({
         type: entriesType(),

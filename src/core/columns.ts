@@ -689,3 +689,138 @@ export class ListColumn<C extends Column = Column> implements Column {
     this.length += rows.length;
   }
 }
+
+/**
+ * Rows that repeat a few distinct values, one per resource, scope or metric: each distinct value is
+ * stored once (`distinct`, one row each) and each row holds the index of its value (`ids`). A decoder
+ * appends a resource's attributes to thousands of rows by writing one number a row, and the Parquet
+ * writer encodes each distinct value once. Values no row refers to may remain (after gathers); they are
+ * never read.
+ */
+abstract class SharedColumn<C extends MapColumn | StrColumn> implements Column {
+  ids: Uint32Array;
+  length = 0;
+  readonly distinct: C;
+  /** Sources appended from, with where their values start in `distinct` (and how many there were). */
+  private bases = new WeakMap<SharedColumn<C>, { base: number; count: number }>();
+
+  constructor(capacity: number, distinct: C) {
+    this.ids = new Uint32Array(Math.max(16, capacity));
+    this.distinct = distinct;
+  }
+
+  abstract emptyLike(): SharedColumn<C>;
+
+  expectRows(rows: number): void {
+    this.ids = atLeast(this.ids, rows);
+  }
+  /** Appends `times` rows that hold distinct value `id`. */
+  pushId(id: number, times: number): void {
+    if (times <= 0) return;
+    const len = this.length;
+    if (len + times > this.ids.length) this.ids = grow(this.ids, len + times);
+    this.ids.fill(id, len, len + times);
+    this.length = len + times;
+  }
+  /** Where the values of `src` start in `distinct`, adding them on first use. */
+  private baseOf(src: SharedColumn<C>): number {
+    const known = this.bases.get(src), count = src.distinct.length;
+    if (known && known.count === count) return known.base;
+    const base = this.distinct.length;
+    (this.distinct as Column).appendRange(src.distinct, 0, count);
+    this.bases.set(src, { base, count });
+    return base;
+  }
+  appendRange(src: SharedColumn<C>, start: number, end: number): void {
+    const base = this.baseOf(src), n = end - start, len = this.length;
+    if (len + n > this.ids.length) this.ids = grow(this.ids, len + n);
+    const ids = this.ids, sids = src.ids;
+    for (let i = 0; i < n; i++) ids[len + i] = sids[start + i] + base;
+    this.length = len + n;
+  }
+  gather(sources: readonly SharedColumn<C>[], from: Uint32Array, rows: Uint32Array): void {
+    const bases = sources.map((s) => this.baseOf(s));
+    const len = this.length;
+    if (len + rows.length > this.ids.length) this.ids = grow(this.ids, len + rows.length);
+    const ids = this.ids;
+    for (let k = 0; k < rows.length; k++) ids[len + k] = sources[from[k]].ids[rows[k]] + bases[from[k]];
+    this.length = len + rows.length;
+  }
+  byteLength(): number {
+    return this.length * 4 + this.distinct.byteLength();
+  }
+  compact(): void {
+    this.ids = trimmed(this.ids, this.length);
+    this.distinct.compact();
+    this.bases = new WeakMap();
+  }
+  /** Calls `run(id, count)` for every run of rows holding the same value, in order. */
+  protected runs(run: (id: number, count: number) => void): void {
+    const ids = this.ids;
+    for (let i = 0; i < this.length;) {
+      let j = i + 1;
+      while (j < this.length && ids[j] === ids[i]) j++;
+      run(ids[i], j - i);
+      i = j;
+    }
+  }
+}
+
+/** Map(String, String) rows that share a few distinct maps: the resource and scope attributes. */
+export class SharedMapColumn extends SharedColumn<MapColumn> {
+  constructor(capacity = 64) {
+    super(capacity, new MapColumn(4, 8));
+  }
+  emptyLike(): SharedMapColumn {
+    return new SharedMapColumn();
+  }
+  /** Adds row `row` of `src` as a distinct map and returns its index. */
+  addMap(src: MapColumn, row: number): number {
+    this.distinct.appendRange(src, row, row + 1);
+    return this.distinct.length - 1;
+  }
+  /** The rows as a plain MapColumn (the Arrow conversion). */
+  toMapColumn(): MapColumn {
+    const d = this.distinct;
+    const out = new MapColumn(this.length, d.length > 0 ? Math.ceil(d.keys.length / d.length) : 1);
+    this.runs((id, count) => out.appendRowRepeated(d, id, count));
+    return out;
+  }
+  /** Row i as a plain object (tests). */
+  get(i: number): Record<string, string> {
+    return this.distinct.get(this.ids[i]);
+  }
+}
+
+/** Strings that share a few distinct values: service name, scope name and version, schema URLs, metric names. */
+export class SharedStrColumn extends SharedColumn<StrColumn> {
+  constructor(capacity = 64) {
+    super(capacity, new StrColumn(4, 24));
+  }
+  emptyLike(): SharedStrColumn {
+    return new SharedStrColumn();
+  }
+  /**
+   * Appends `value` as `times` more rows. A value equal to the last distinct one (consecutive scopes and
+   * metrics mostly repeat it) is not stored again.
+   */
+  pushRepeated(value: Uint8Array, times: number): void {
+    if (times <= 0) return;
+    const s = this.distinct, n = s.length;
+    const o = n > 0 ? s.offsets[n - 1] : 0, size = n > 0 ? s.offsets[n] - o : -1;
+    let same = size === value.length;
+    for (let i = 0; same && i < size; i++) same = s.bytes[o + i] === value[i];
+    if (!same) s.pushBytes(value, 0, value.length);
+    this.pushId(s.length - 1, times);
+  }
+  /** The rows as a plain StrColumn (the Arrow conversion). */
+  toStrColumn(): StrColumn {
+    const out = new StrColumn(this.length, 1);
+    this.runs((id, count) => out.appendRangeRepeated(this.distinct, id, id + 1, count));
+    return out;
+  }
+  /** Row i as a JS string. */
+  get(i: number): string {
+    return this.distinct.get(this.ids[i]);
+  }
+}

@@ -4,14 +4,21 @@
  * @module
  */
 
-import type { MapColumn, StrColumn, U64Column, U8Column } from "./columns.ts";
+import type {
+  MapColumn,
+  SharedMapColumn,
+  SharedStrColumn,
+  StrColumn,
+  U64Column,
+  U8Column,
+} from "./columns.ts";
 import { DecodeError } from "./errors.ts";
 import { addKeyValue, pushAnyValue, pushUtf8 } from "./proto_values.ts";
 import { countProtoItems, expectRows, type ScopeContext, walkProtoRequest } from "./proto_request.ts";
 import { Rows } from "./rows.ts";
 import { LOGS } from "./schema.ts";
 import { ProtoAttrScratch } from "./proto_attrs.ts";
-import { AttrScratch, pushHexId, pushRepeated } from "./values.ts";
+import { AttrScratch, pushHexId } from "./values.ts";
 import { LEN, WireReader, wrongWireType } from "./wire.ts";
 
 /** Column handles of `otel_logs`, resolved once per request. */
@@ -23,14 +30,14 @@ export class LogsColumns {
   readonly traceFlags: U8Column;
   readonly severityText: StrColumn;
   readonly severityNumber: U8Column;
-  readonly serviceName: StrColumn;
+  readonly serviceName: SharedStrColumn;
   readonly body: StrColumn;
-  readonly resourceSchemaUrl: StrColumn;
-  readonly resourceAttributes: MapColumn;
-  readonly scopeSchemaUrl: StrColumn;
-  readonly scopeName: StrColumn;
-  readonly scopeVersion: StrColumn;
-  readonly scopeAttributes: MapColumn;
+  readonly resourceSchemaUrl: SharedStrColumn;
+  readonly resourceAttributes: SharedMapColumn;
+  readonly scopeSchemaUrl: SharedStrColumn;
+  readonly scopeName: SharedStrColumn;
+  readonly scopeVersion: SharedStrColumn;
+  readonly scopeAttributes: SharedMapColumn;
   readonly logAttributes: MapColumn;
   readonly eventName: StrColumn;
   readonly scratch = new AttrScratch();
@@ -46,26 +53,26 @@ export class LogsColumns {
     this.traceFlags = this.rows.col<U8Column>("TraceFlags");
     this.severityText = this.rows.col<StrColumn>("SeverityText");
     this.severityNumber = this.rows.col<U8Column>("SeverityNumber");
-    this.serviceName = this.rows.col<StrColumn>("ServiceName");
+    this.serviceName = this.rows.col<SharedStrColumn>("ServiceName");
     this.body = this.rows.col<StrColumn>("Body");
-    this.resourceSchemaUrl = this.rows.col<StrColumn>("ResourceSchemaUrl");
-    this.resourceAttributes = this.rows.col<MapColumn>("ResourceAttributes");
-    this.scopeSchemaUrl = this.rows.col<StrColumn>("ScopeSchemaUrl");
-    this.scopeName = this.rows.col<StrColumn>("ScopeName");
-    this.scopeVersion = this.rows.col<StrColumn>("ScopeVersion");
-    this.scopeAttributes = this.rows.col<MapColumn>("ScopeAttributes");
+    this.resourceSchemaUrl = this.rows.col<SharedStrColumn>("ResourceSchemaUrl");
+    this.resourceAttributes = this.rows.col<SharedMapColumn>("ResourceAttributes");
+    this.scopeSchemaUrl = this.rows.col<SharedStrColumn>("ScopeSchemaUrl");
+    this.scopeName = this.rows.col<SharedStrColumn>("ScopeName");
+    this.scopeVersion = this.rows.col<SharedStrColumn>("ScopeVersion");
+    this.scopeAttributes = this.rows.col<SharedMapColumn>("ScopeAttributes");
     this.logAttributes = this.rows.col<MapColumn>("LogAttributes");
     this.eventName = this.rows.col<StrColumn>("EventName");
   }
 
   /** Appends the resource- and scope-level columns of `count` rows (all of one scope). */
   pushEnvelope(ctx: ScopeContext, count = 1): void {
-    pushRepeated(this.serviceName, ctx.serviceBytes, count);
-    pushRepeated(this.resourceSchemaUrl, ctx.resourceSchemaUrl, count);
+    this.serviceName.pushRepeated(ctx.serviceBytes, count);
+    this.resourceSchemaUrl.pushRepeated(ctx.resourceSchemaUrl, count);
     ctx.resource.attributes.pushRepeated(this.resourceAttributes, count);
-    pushRepeated(this.scopeSchemaUrl, ctx.scopeSchemaUrl, count);
-    pushRepeated(this.scopeName, ctx.scope.name, count);
-    pushRepeated(this.scopeVersion, ctx.scope.version, count);
+    this.scopeSchemaUrl.pushRepeated(ctx.scopeSchemaUrl, count);
+    this.scopeName.pushRepeated(ctx.scope.name, count);
+    this.scopeVersion.pushRepeated(ctx.scope.version, count);
     ctx.scope.attributes.pushRepeated(this.scopeAttributes, count);
   }
 }

@@ -12,6 +12,8 @@ import type {
   F64Column,
   ListColumn,
   MapColumn,
+  SharedMapColumn,
+  SharedStrColumn,
   StrColumn,
   U32Column,
   U64Column,
@@ -44,17 +46,17 @@ export interface MetricMeta {
 /** The columns every metrics table starts with. */
 export class MetricTable {
   readonly rows: Rows;
-  readonly resourceAttributes: MapColumn;
-  readonly resourceSchemaUrl: StrColumn;
-  readonly scopeName: StrColumn;
-  readonly scopeVersion: StrColumn;
-  readonly scopeAttributes: MapColumn;
+  readonly resourceAttributes: SharedMapColumn;
+  readonly resourceSchemaUrl: SharedStrColumn;
+  readonly scopeName: SharedStrColumn;
+  readonly scopeVersion: SharedStrColumn;
+  readonly scopeAttributes: SharedMapColumn;
   readonly scopeDroppedAttrCount: U32Column;
-  readonly scopeSchemaUrl: StrColumn;
-  readonly serviceName: StrColumn;
-  readonly metricName: StrColumn;
-  readonly metricDescription: StrColumn;
-  readonly metricUnit: StrColumn;
+  readonly scopeSchemaUrl: SharedStrColumn;
+  readonly serviceName: SharedStrColumn;
+  readonly metricName: SharedStrColumn;
+  readonly metricDescription: SharedStrColumn;
+  readonly metricUnit: SharedStrColumn;
   readonly attributes: MapColumn;
   readonly startTime: U64Column;
   readonly time: U64Column;
@@ -80,16 +82,16 @@ export class MetricTable {
   /** Appends the resource, scope and metric columns of one row (not Attributes and the times). */
   pushHead(ctx: ScopeContext, m: MetricMeta): void {
     ctx.resource.attributes.pushTo(this.resourceAttributes);
-    this.resourceSchemaUrl.pushBytes(ctx.resourceSchemaUrl, 0, ctx.resourceSchemaUrl.length);
-    this.scopeName.pushBytes(ctx.scope.name, 0, ctx.scope.name.length);
-    this.scopeVersion.pushBytes(ctx.scope.version, 0, ctx.scope.version.length);
+    this.resourceSchemaUrl.pushRepeated(ctx.resourceSchemaUrl, 1);
+    this.scopeName.pushRepeated(ctx.scope.name, 1);
+    this.scopeVersion.pushRepeated(ctx.scope.version, 1);
     ctx.scope.attributes.pushTo(this.scopeAttributes);
     this.scopeDroppedAttrCount.push(ctx.scope.droppedAttributesCount);
-    this.scopeSchemaUrl.pushBytes(ctx.scopeSchemaUrl, 0, ctx.scopeSchemaUrl.length);
-    this.serviceName.pushBytes(ctx.serviceBytes, 0, ctx.serviceBytes.length);
-    this.metricName.pushBytes(m.name, 0, m.name.length);
-    this.metricDescription.pushBytes(m.description, 0, m.description.length);
-    this.metricUnit.pushBytes(m.unit, 0, m.unit.length);
+    this.scopeSchemaUrl.pushRepeated(ctx.scopeSchemaUrl, 1);
+    this.serviceName.pushRepeated(ctx.serviceBytes, 1);
+    this.metricName.pushRepeated(m.name, 1);
+    this.metricDescription.pushRepeated(m.description, 1);
+    this.metricUnit.pushRepeated(m.unit, 1);
   }
 }
 

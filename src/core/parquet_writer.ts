@@ -18,6 +18,8 @@ import type {
   F64Column,
   ListColumn,
   MapColumn,
+  SharedMapColumn,
+  SharedStrColumn,
   StrColumn,
   U32Column,
   U64Column,
@@ -239,6 +241,11 @@ class LeafValues {
     /** Lists of maps: the first element of each row, and the first value of each element. */
     readonly elemStart: Int32Array | null = null,
     readonly entryStart: Int32Array | null = null,
+    /**
+     * Values are entries of distinct maps that many rows share (`SharedMapColumn`): the same (src, idx)
+     * recurs, so per-value results can be kept by it.
+     */
+    readonly shared = false,
   ) {}
 }
 
@@ -290,6 +297,31 @@ function expandRows(
   return { start, src, idx };
 }
 
+/** Like expandRows, for rows that name one of their source's distinct maps: entries index `maps`. */
+function expandShared(
+  cols: SharedMapColumn[],
+  from: Uint32Array,
+  rows: Uint32Array,
+  scratch: Scratch,
+): { start: Int32Array; src: Uint32Array; idx: Uint32Array } {
+  const n = rows.length;
+  const start = scratch.i32(0, n + 1);
+  let total = 0;
+  for (let k = 0; k < n; k++) {
+    const c = cols[from[k]], o = c.distinct.offsets, id = c.ids[rows[k]];
+    start[k] = total;
+    total += o[id + 1] - o[id];
+  }
+  start[n] = total;
+  const src = scratch.u32(0, total), idx = scratch.u32(1, total);
+  let j = 0;
+  for (let k = 0; k < n; k++) {
+    const s = from[k], c = cols[s], o = c.distinct.offsets, id = c.ids[rows[k]];
+    for (let e = o[id], end = o[id + 1]; e < end; e++) src[j] = s, idx[j++] = e;
+  }
+  return { start, src, idx };
+}
+
 /** Builds the value order of every leaf of one column (a map's key and value leaves share it). */
 function columnValues(
   def: ColumnDef,
@@ -299,9 +331,25 @@ function columnValues(
 ): { key: LeafValues; value: LeafValues } {
   const { sources, from, rows } = group;
   const cols = sources.map((s) => s.columns[column]);
+  if (def.type !== "Map" && !def.list && def.shared) {
+    const strs = cols as SharedStrColumn[];
+    const idx = scratch.u32(1, rows.length);
+    for (let k = 0; k < rows.length; k++) idx[k] = strs[from[k]].ids[rows[k]];
+    const v = new LeafValues(strs.map((c) => c.distinct), from, idx, null, null, null, true);
+    return { key: v, value: v };
+  }
   if (def.type !== "Map" && !def.list) {
     const v = new LeafValues(cols, from, rows);
     return { key: v, value: v };
+  }
+  if (!def.list && def.shared) {
+    const shared = cols as SharedMapColumn[];
+    const x = expandShared(shared, from, rows, scratch);
+    const maps = shared.map((m) => m.distinct);
+    return {
+      key: new LeafValues(maps.map((m) => m.keys), x.src, x.idx, x.start, null, null, true),
+      value: new LeafValues(maps.map((m) => m.values), x.src, x.idx, x.start, null, null, true),
+    };
   }
   if (!def.list) {
     const maps = cols as MapColumn[];
@@ -443,6 +491,28 @@ class StrDictionary {
   }
 }
 
+/** dictionaryEncode for the entries of shared maps: each distinct entry is looked up once. */
+function sharedDictionaryEncode(
+  v: LeafValues,
+  dict: StrDictionary,
+  indices: Uint32Array,
+  count: number,
+): { indices: Uint32Array; entries: Int32Array; size: number } | null {
+  const { src, idx } = v;
+  const known = v.cols.map((c) => new Int32Array(c.length).fill(-1));
+  for (let j = 0; j < count; j++) {
+    const seen = known[src[j]], i = idx[j];
+    let at = seen[i];
+    if (at < 0) {
+      at = dict.index(j);
+      if (at < 0) return null;
+      seen[i] = at;
+    }
+    indices[j] = at;
+  }
+  return { indices, entries: dict.entries, size: dict.size };
+}
+
 /** Dictionary indices of a string or 32-bit integer leaf's values, or null when the dictionary is too large. */
 function dictionaryEncode(
   v: LeafValues,
@@ -453,6 +523,7 @@ function dictionaryEncode(
   const indices = scratch.u32(4, count);
   if (type === "String" || type === "LowCardinality(String)") {
     const dict = new StrDictionary(v);
+    if (v.shared) return sharedDictionaryEncode(v, dict, indices, count);
     // Rows of a batch mostly repeat the previous row's values at the same place (resource attributes,
     // attribute keys, service and scope names): that entry is tried first, with one comparison and no hash.
     const guess = new Int32Array(GUESSES).fill(-1);

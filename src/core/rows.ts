@@ -10,6 +10,8 @@ import {
   F64Column,
   ListColumn,
   MapColumn,
+  SharedMapColumn,
+  SharedStrColumn,
   StrColumn,
   U32Column,
   U64Column,
@@ -36,7 +38,7 @@ export function createColumn(def: ColumnDef, capacity = 64): Column {
         return new U64Column(n);
       case "String":
       case "LowCardinality(String)":
-        return new StrColumn(n, 24);
+        return def.shared && !def.list ? new SharedStrColumn(n) : new StrColumn(n, 24);
       case "UInt8":
       case "Bool":
         return new U8Column(n);
@@ -46,7 +48,7 @@ export function createColumn(def: ColumnDef, capacity = 64): Column {
       case "Float64":
         return new F64Column(n);
       case "Map":
-        return new MapColumn(n, 8);
+        return def.shared && !def.list ? new SharedMapColumn(n) : new MapColumn(n, 8);
     }
   };
   return def.list ? new ListColumn(scalar(), capacity) : scalar();

@@ -1,30 +1,52 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import type { MapColumn, StrColumn, U64Column } from "./columns.ts";
+import type { MapColumn, SharedMapColumn, SharedStrColumn, StrColumn, U64Column } from "./columns.ts";
 import { decodeRequest } from "./convert.ts";
 import { gatherSorted, hourOf, type Rows } from "./rows.ts";
 
 const enc = new TextEncoder();
 
-function logs(times: number[], tag: string): Rows {
+/** A request of records at `times` (ns past a base), alternating between `resources` resources and scopes. */
+function logs(times: number[], tag: string, resources = 2): Rows {
+  const record = (t: number, i: number) => ({
+    timeUnixNano: String(1_700_000_000_000_000_000n + BigInt(t)),
+    body: { stringValue: `${tag}${i}` },
+    attributes: Array.from({ length: i % 3 }, (_, k) => ({ key: `k${k}`, value: { intValue: t + k } })),
+  });
   const body = enc.encode(JSON.stringify({
-    resourceLogs: [{
-      resource: { attributes: [{ key: "service.name", value: { stringValue: "svc" } }] },
+    resourceLogs: Array.from({ length: resources }, (_, r) => ({
+      resource: {
+        attributes: [
+          { key: "service.name", value: { stringValue: "svc" } },
+          { key: "host.name", value: { stringValue: `${tag}-host${r}` } },
+        ],
+      },
       scopeLogs: [{
-        logRecords: times.map((t, i) => ({
-          timeUnixNano: String(1_700_000_000_000_000_000n + BigInt(t)),
-          body: { stringValue: `${tag}${i}` },
-          attributes: Array.from({ length: i % 3 }, (_, k) => ({ key: `k${k}`, value: { intValue: t + k } })),
-        })),
+        scope: { name: `${tag}-scope${r}`, attributes: [{ key: "s", value: { intValue: r } }] },
+        logRecords: times.map((t, i) => [t, i]).filter(([, i]) => i % resources === r).map(([t, i]) =>
+          record(t, i)
+        ),
       }],
-    }],
+    })),
   }));
   return decodeRequest("logs", body, { format: "json" }).tables[0];
 }
 
 function table(rows: Rows): unknown[] {
   const body = rows.col<StrColumn>("Body"), attrs = rows.col<MapColumn>("LogAttributes");
+  const res = rows.col<SharedMapColumn>("ResourceAttributes"),
+    scope = rows.col<SharedMapColumn>("ScopeAttributes");
+  const scopeName = rows.col<SharedStrColumn>("ScopeName"),
+    service = rows.col<SharedStrColumn>("ServiceName");
   const ts = rows.col<U64Column>("Timestamp");
-  return Array.from({ length: rows.length }, (_, i) => [ts.bigint(i), body.get(i), attrs.get(i)]);
+  return Array.from({ length: rows.length }, (_, i) => [
+    ts.bigint(i),
+    body.get(i),
+    attrs.get(i),
+    res.get(i),
+    scope.get(i),
+    scopeName.get(i),
+    service.get(i),
+  ]);
 }
 
 Deno.test("gatherSorted() interleaves rows of several requests in time order, stable on ties", () => {
@@ -38,9 +60,23 @@ Deno.test("gatherSorted() interleaves rows of several requests in time order, st
 
 Deno.test("gatherSorted() copies long runs of consecutive rows unchanged", () => {
   const times = Array.from({ length: 100 }, (_, i) => i * 10);
-  const a = logs(times, "a");
+  const a = logs(times, "a", 1);
   const idx = Uint32Array.from({ length: 50 }, (_, i) => i + 25);
   assertEquals(table(gatherSorted([{ rows: a, indices: idx }])), table(a).slice(25, 75));
+});
+
+Deno.test("resource and scope columns hold each distinct value once, however many rows share it", () => {
+  const times = Array.from({ length: 1000 }, (_, i) => i);
+  const a = logs(times, "a");
+  const res = a.col<SharedMapColumn>("ResourceAttributes"), name = a.col<SharedStrColumn>("ScopeName");
+  assertEquals([res.distinct.length, name.distinct.length], [2, 2]);
+  assertEquals(res.get(0), { "host.name": "a-host0", "service.name": "svc" });
+  assertEquals(res.get(999), { "host.name": "a-host1", "service.name": "svc" });
+  assertEquals([name.get(499), name.get(500)], ["a-scope0", "a-scope1"]); // rows come resource by resource
+  // Four bytes a row for the index, plus the two maps.
+  assertEquals(res.byteLength(), 1000 * 4 + res.distinct.byteLength());
+  const gathered = gatherSorted([{ rows: a, indices: Uint32Array.from(times) }]);
+  assertEquals(table(gathered), table(a).sort((x, y) => Number((x as [bigint])[0] - (y as [bigint])[0])));
 });
 
 Deno.test("hourOf() is exact at hour boundaries", () => {

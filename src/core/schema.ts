@@ -24,6 +24,11 @@ export interface ColumnDef {
   readonly name: string;
   readonly type: ValueType;
   readonly list?: boolean;
+  /**
+   * Rows repeat a few distinct values (one per resource, scope or metric): decoded rows store each
+   * distinct value once (`SharedMapColumn`, `SharedStrColumn`). The output is the same.
+   */
+  readonly shared?: boolean;
 }
 
 /** The signals of OTLP. */
@@ -54,6 +59,7 @@ export interface TableDef {
 export const SCHEMA_VERSION = "1";
 
 const c = (name: string, type: ValueType): ColumnDef => ({ name, type });
+const shared = (name: string, type: ValueType = "Map"): ColumnDef => ({ name, type, shared: true });
 const nested = (prefix: string, fields: [string, ValueType][]): ColumnDef[] =>
   fields.map(([n, type]) => ({ name: `${prefix}.${n}`, type, list: true }));
 
@@ -66,17 +72,17 @@ const EXEMPLARS = nested("Exemplars", [
 ]);
 
 const METRICS_HEAD: ColumnDef[] = [
-  c("ResourceAttributes", "Map"),
-  c("ResourceSchemaUrl", "String"),
-  c("ScopeName", "String"),
-  c("ScopeVersion", "String"),
-  c("ScopeAttributes", "Map"),
+  shared("ResourceAttributes"),
+  shared("ResourceSchemaUrl", "String"),
+  shared("ScopeName", "String"),
+  shared("ScopeVersion", "String"),
+  shared("ScopeAttributes"),
   c("ScopeDroppedAttrCount", "UInt32"),
-  c("ScopeSchemaUrl", "String"),
-  c("ServiceName", "LowCardinality(String)"),
-  c("MetricName", "String"),
-  c("MetricDescription", "String"),
-  c("MetricUnit", "String"),
+  shared("ScopeSchemaUrl", "String"),
+  shared("ServiceName", "LowCardinality(String)"),
+  shared("MetricName", "String"),
+  shared("MetricDescription", "String"),
+  shared("MetricUnit", "String"),
   c("Attributes", "Map"),
   c("StartTimeUnix", "DateTime64(9)"),
   c("TimeUnix", "DateTime64(9)"),
@@ -103,14 +109,14 @@ export const LOGS: TableDef = {
     c("TraceFlags", "UInt8"),
     c("SeverityText", "LowCardinality(String)"),
     c("SeverityNumber", "UInt8"),
-    c("ServiceName", "LowCardinality(String)"),
+    shared("ServiceName", "LowCardinality(String)"),
     c("Body", "String"),
-    c("ResourceSchemaUrl", "LowCardinality(String)"),
-    c("ResourceAttributes", "Map"),
-    c("ScopeSchemaUrl", "LowCardinality(String)"),
-    c("ScopeName", "String"),
-    c("ScopeVersion", "LowCardinality(String)"),
-    c("ScopeAttributes", "Map"),
+    shared("ResourceSchemaUrl", "LowCardinality(String)"),
+    shared("ResourceAttributes"),
+    shared("ScopeSchemaUrl", "LowCardinality(String)"),
+    shared("ScopeName", "String"),
+    shared("ScopeVersion", "LowCardinality(String)"),
+    shared("ScopeAttributes"),
     c("LogAttributes", "Map"),
     c("EventName", "String"),
   ],
@@ -130,10 +136,10 @@ export const TRACES: TableDef = {
     c("TraceState", "String"),
     c("SpanName", "LowCardinality(String)"),
     c("SpanKind", "LowCardinality(String)"),
-    c("ServiceName", "LowCardinality(String)"),
-    c("ResourceAttributes", "Map"),
-    c("ScopeName", "String"),
-    c("ScopeVersion", "String"),
+    shared("ServiceName", "LowCardinality(String)"),
+    shared("ResourceAttributes"),
+    shared("ScopeName", "String"),
+    shared("ScopeVersion", "String"),
     c("SpanAttributes", "Map"),
     c("Duration", "UInt64"),
     c("StatusCode", "LowCardinality(String)"),

@@ -5,14 +5,21 @@
  * @module
  */
 
-import type { ListColumn, MapColumn, StrColumn, U64Column } from "./columns.ts";
+import type {
+  ListColumn,
+  MapColumn,
+  SharedMapColumn,
+  SharedStrColumn,
+  StrColumn,
+  U64Column,
+} from "./columns.ts";
 import { DecodeError } from "./errors.ts";
 import { addAttributeField, addKeyValue, pushUtf8 } from "./proto_values.ts";
 import { countProtoItems, expectRows, type ScopeContext, walkProtoRequest } from "./proto_request.ts";
 import { Rows } from "./rows.ts";
 import { TRACES } from "./schema.ts";
 import { ProtoAttrScratch } from "./proto_attrs.ts";
-import { AttrScratch, pushHexId, pushRepeated } from "./values.ts";
+import { AttrScratch, pushHexId } from "./values.ts";
 import { I32, VARINT, WireReader, wrongWireType } from "./wire.ts";
 
 /** SpanKind names as the exporter writes them, indexed by the enum number. */
@@ -41,10 +48,10 @@ export class TracesColumns {
   readonly traceState: StrColumn;
   readonly spanName: StrColumn;
   readonly spanKind: StrColumn;
-  readonly serviceName: StrColumn;
-  readonly resourceAttributes: MapColumn;
-  readonly scopeName: StrColumn;
-  readonly scopeVersion: StrColumn;
+  readonly serviceName: SharedStrColumn;
+  readonly resourceAttributes: SharedMapColumn;
+  readonly scopeName: SharedStrColumn;
+  readonly scopeVersion: SharedStrColumn;
   readonly spanAttributes: MapColumn;
   readonly duration: U64Column;
   readonly statusCode: StrColumn;
@@ -73,10 +80,10 @@ export class TracesColumns {
     this.traceState = this.rows.col<StrColumn>("TraceState");
     this.spanName = this.rows.col<StrColumn>("SpanName");
     this.spanKind = this.rows.col<StrColumn>("SpanKind");
-    this.serviceName = this.rows.col<StrColumn>("ServiceName");
-    this.resourceAttributes = this.rows.col<MapColumn>("ResourceAttributes");
-    this.scopeName = this.rows.col<StrColumn>("ScopeName");
-    this.scopeVersion = this.rows.col<StrColumn>("ScopeVersion");
+    this.serviceName = this.rows.col<SharedStrColumn>("ServiceName");
+    this.resourceAttributes = this.rows.col<SharedMapColumn>("ResourceAttributes");
+    this.scopeName = this.rows.col<SharedStrColumn>("ScopeName");
+    this.scopeVersion = this.rows.col<SharedStrColumn>("ScopeVersion");
     this.spanAttributes = this.rows.col<MapColumn>("SpanAttributes");
     this.duration = this.rows.col<U64Column>("Duration");
     this.statusCode = this.rows.col<StrColumn>("StatusCode");
@@ -92,10 +99,10 @@ export class TracesColumns {
 
   /** Appends the resource- and scope-level columns of `count` rows (all of one scope). */
   pushEnvelope(ctx: ScopeContext, count = 1): void {
-    pushRepeated(this.serviceName, ctx.serviceBytes, count);
+    this.serviceName.pushRepeated(ctx.serviceBytes, count);
     ctx.resource.attributes.pushRepeated(this.resourceAttributes, count);
-    pushRepeated(this.scopeName, ctx.scope.name, count);
-    pushRepeated(this.scopeVersion, ctx.scope.version, count);
+    this.scopeName.pushRepeated(ctx.scope.name, count);
+    this.scopeVersion.pushRepeated(ctx.scope.version, count);
   }
 
   /** Closes the Events.* and Links.* list rows: the entries pushed since the last span belong to it. */

@@ -8,7 +8,15 @@ import {
   type ReadableSpan,
   SimpleSpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
-import { type Column, ListColumn, MapColumn, StrColumn, U64Column } from "./columns.ts";
+import {
+  type Column,
+  ListColumn,
+  MapColumn,
+  SharedMapColumn,
+  SharedStrColumn,
+  StrColumn,
+  U64Column,
+} from "./columns.ts";
 import { decodeRequest, type Format } from "./convert.ts";
 import { DecodeError } from "./errors.ts";
 import type { Rows } from "./rows.ts";
@@ -26,6 +34,8 @@ type Value = string | number | [string, string][] | Value[];
 function value(col: Column, i: number): Value {
   if (col instanceof U64Column) return col.bigint(i).toString();
   if (col instanceof StrColumn) return col.get(i);
+  if (col instanceof SharedMapColumn) return value(col.distinct, col.ids[i]);
+  if (col instanceof SharedStrColumn) return col.get(i);
   if (col instanceof MapColumn) {
     const out: [string, string][] = [];
     for (let e = col.offsets[i]; e < col.offsets[i + 1]; e++) out.push([col.keys.get(e), col.values.get(e)]);

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type MapColumn, StrColumn } from "./columns.ts";
+import { type MapColumn, type SharedMapColumn, StrColumn } from "./columns.ts";
 import { DecodeError } from "./errors.ts";
 
 /** AnyValue nesting deeper than this is refused, so hostile input cannot exhaust the stack. */
@@ -35,24 +35,6 @@ export function pushHexId(col: StrColumn, src: Uint8Array, start: number, end: n
   }
   if (any === 0) col.pushEmpty();
   else col.commit(at + (end - start) * 2);
-}
-
-/** Appends `value` as `times` more rows of `col`. */
-export function pushRepeated(col: StrColumn, value: Uint8Array, times: number): void {
-  if (times <= 0) return;
-  const n = value.length;
-  const at = col.reserve(n * times, times);
-  const b = col.bytes;
-  if (n > 0) {
-    b.set(value, at);
-    let done = 1;
-    while (done < times) {
-      const k = Math.min(done, times - done);
-      b.copyWithin(at + done * n, at, at + k * n);
-      done += k;
-    }
-  }
-  col.commitRepeated(n, times);
 }
 
 /** Lowercase hex of bytes. */
@@ -238,16 +220,20 @@ export function sortUniqueKeys(
 /** A prepared map row (resource or scope attributes), appended to many rows cheaply. */
 export class PreparedMap {
   private readonly col: MapColumn;
+  /** The column this map was last added to as a distinct map, and its index there. */
+  private addedTo: SharedMapColumn | undefined;
+  private id = -1;
   constructor(col: MapColumn) {
     this.col = col;
   }
   /** Appends this map as one more row of `map`. */
-  pushTo(map: MapColumn): void {
-    map.appendRange(this.col, 0, 1);
+  pushTo(map: SharedMapColumn): void {
+    this.pushRepeated(map, 1);
   }
-  /** Appends this map as `times` more rows of `map`. */
-  pushRepeated(map: MapColumn, times: number): void {
-    map.appendRowRepeated(this.col, 0, times);
+  /** Appends this map as `times` more rows of `map` (stored once in it, however many rows hold it). */
+  pushRepeated(map: SharedMapColumn, times: number): void {
+    if (this.addedTo !== map) this.id = map.addMap(this.col, 0), this.addedTo = map;
+    map.pushId(this.id, times);
   }
   /** Value of a key, if present. */
   lookup(key: string): string | undefined {
