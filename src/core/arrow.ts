@@ -30,6 +30,7 @@ import {
 import {
   type Column,
   type F64Column,
+  KeyedMapColumn,
   type ListColumn,
   type MapColumn,
   SharedMapColumn,
@@ -141,8 +142,10 @@ function scalarData(type: ValueType, col: Column): Data {
       return makeData({ type: new Float64(), length: c.length, nullCount: 0, data: c.view() });
     }
     case "Map": {
-      // Arrow has no map-per-row-index layout (a dictionary of maps is not a Map column): expand.
-      const c = col instanceof SharedMapColumn ? col.toMapColumn() : col as MapColumn;
+      // Arrow has no layout for maps stored once, or keys stored once: expand.
+      const c = col instanceof SharedMapColumn || col instanceof KeyedMapColumn
+        ? col.toMapColumn()
+        : col as MapColumn;
       const n = c.keys.length;
       const entries = makeData({
         type: entriesType(),

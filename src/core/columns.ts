@@ -824,3 +824,157 @@ export class SharedStrColumn extends SharedColumn<StrColumn> {
     return this.distinct.get(this.ids[i]);
   }
 }
+
+/**
+ * Map(String, String) rows whose key lists repeat: attributes, where instrumentation emits the same keys
+ * for record after record. Each distinct (sorted) key list is stored once in `lists`; a row holds the
+ * index of its list (`listOf`) and its values (`values`, entries `offsets[r]` to `offsets[r + 1]`, in the
+ * order of the list's keys). Decoders compare a row's keys with the last list instead of copying them,
+ * and the Parquet writer dictionary-encodes each distinct key once.
+ */
+export class KeyedMapColumn implements Column {
+  offsets: Int32Array;
+  listOf: Uint32Array;
+  length = 0;
+  readonly values: StrColumn;
+  /** The distinct key lists, one row each. Lists no row refers to may remain (after gathers). */
+  readonly lists: ListColumn<StrColumn>;
+  /** The list the last row used: the next row most likely has the same keys. */
+  lastList = -1;
+  private bases = new WeakMap<KeyedMapColumn, { base: number; count: number }>();
+
+  constructor(capacity = 64, entriesPerRow = 4) {
+    this.offsets = new Int32Array(Math.max(16, capacity) + 1);
+    this.listOf = new Uint32Array(Math.max(16, capacity));
+    this.values = new StrColumn(capacity * entriesPerRow, 16);
+    this.lists = new ListColumn(new StrColumn(16, 16), 4);
+  }
+
+  expectRows(rows: number, maxJump: number): void {
+    this.offsets = atLeast(this.offsets, rows + 1);
+    this.listOf = atLeast(this.listOf, rows);
+    this.values.expectRowsOf(this, rows, maxJump);
+  }
+
+  /** Lists added lately (a ring), tried after the last row's: records of a few shapes interleave. */
+  private recent = new Int32Array(8).fill(-1);
+  private recentAt = 0;
+
+  /**
+   * The index of the list holding exactly the keys given as byte ranges of `buf` (`starts[k]` to
+   * `ends[k]`, k < n): the last row's list or one of the lists added lately when they match, else a new one.
+   */
+  listFor(n: number, buf: Uint8Array, starts: Int32Array, ends: Int32Array): number {
+    if (this.listEquals(this.lastList, n, buf, starts, ends)) return this.lastList;
+    const recent = this.recent;
+    for (let i = 0; i < recent.length; i++) {
+      const id = recent[i];
+      if (id >= 0 && id !== this.lastList && this.listEquals(id, n, buf, starts, ends)) return id;
+    }
+    const keys = this.lists.child;
+    for (let i = 0; i < n; i++) keys.pushBytes(buf, starts[i], ends[i]);
+    this.lists.closeRow();
+    const id = this.lists.length - 1;
+    recent[this.recentAt] = id;
+    this.recentAt = (this.recentAt + 1) % recent.length;
+    return id;
+  }
+
+  /** Whether list `id` holds exactly the keys given as byte ranges of `buf`. */
+  private listEquals(id: number, n: number, buf: Uint8Array, starts: Int32Array, ends: Int32Array): boolean {
+    const lo = this.lists.offsets;
+    if (id < 0 || lo[id + 1] - lo[id] !== n) return false;
+    const keys = this.lists.child, ko = keys.offsets, kb = keys.bytes;
+    for (let i = 0, e = lo[id]; i < n; i++, e++) {
+      const s = starts[i], len = ends[i] - s, at = ko[e];
+      if (ko[e + 1] - at !== len) return false;
+      for (let b = 0; b < len; b++) if (kb[at + b] !== buf[s + b]) return false;
+    }
+    return true;
+  }
+
+  /** Closes the current row: list `id`, and the values appended since the last row. */
+  closeRow(id: number): void {
+    const len = this.length;
+    if (len + 2 > this.offsets.length) this.offsets = grow(this.offsets, len + 2);
+    if (len + 1 > this.listOf.length) this.listOf = grow(this.listOf, len + 1);
+    this.offsets[len + 1] = this.values.length;
+    this.listOf[len] = id;
+    this.lastList = id;
+    this.length = len + 1;
+  }
+
+  /** Where the lists of `src` start in `lists`, adding them on first use. */
+  private baseOf(src: KeyedMapColumn): number {
+    const known = this.bases.get(src), count = src.lists.length;
+    if (known && known.count === count) return known.base;
+    const base = this.lists.length;
+    this.lists.appendRange(src.lists, 0, count);
+    this.bases.set(src, { base, count });
+    this.lastList = -1;
+    this.recent.fill(-1);
+    return base;
+  }
+  appendRange(src: KeyedMapColumn, start: number, end: number): void {
+    const base = this.baseOf(src), n = end - start, len = this.length;
+    const from = src.offsets[start], delta = this.values.length - from;
+    this.values.appendRange(src.values, from, src.offsets[end]);
+    if (len + n + 1 > this.offsets.length) this.offsets = grow(this.offsets, len + n + 1);
+    if (len + n > this.listOf.length) this.listOf = grow(this.listOf, len + n);
+    for (let i = 0; i < n; i++) {
+      this.offsets[len + i + 1] = src.offsets[start + i + 1] + delta;
+      this.listOf[len + i] = src.listOf[start + i] + base;
+    }
+    this.length = len + n;
+  }
+  gather(sources: readonly KeyedMapColumn[], from: Uint32Array, rows: Uint32Array): void {
+    const bases = sources.map((s) => this.baseOf(s));
+    const child = expand((i) => sources[i].offsets, from, rows);
+    const len = this.length, n = rows.length;
+    if (len + n + 1 > this.offsets.length) this.offsets = grow(this.offsets, len + n + 1);
+    if (len + n > this.listOf.length) this.listOf = grow(this.listOf, len + n);
+    let at = this.values.length;
+    for (let k = 0; k < n; k++) {
+      const s = sources[from[k]], r = rows[k];
+      at += s.offsets[r + 1] - s.offsets[r];
+      this.offsets[len + k + 1] = at;
+      this.listOf[len + k] = s.listOf[r] + bases[from[k]];
+    }
+    this.values.gather(sources.map((m) => m.values), child.from, child.rows);
+    this.length = len + n;
+  }
+  byteLength(): number {
+    return this.length * 8 + this.values.byteLength() + this.lists.byteLength();
+  }
+  emptyLike(): KeyedMapColumn {
+    return new KeyedMapColumn();
+  }
+  compact(): void {
+    this.offsets = trimmed(this.offsets, this.length + 1);
+    this.listOf = trimmed(this.listOf, this.length);
+    this.values.compact();
+    this.lists.compact();
+    this.bases = new WeakMap();
+  }
+  /** The rows as a plain MapColumn (the Arrow conversion). */
+  toMapColumn(): MapColumn {
+    const out = new MapColumn(this.length, 1);
+    const lo = this.lists.offsets;
+    for (let r = 0; r < this.length; r++) {
+      const id = this.listOf[r];
+      out.keys.appendRange(this.lists.child, lo[id], lo[id + 1]);
+      out.values.appendRange(this.values, this.offsets[r], this.offsets[r + 1]);
+      out.closeRow();
+    }
+    return out;
+  }
+  /** Row i as a plain object (tests). */
+  get(i: number): Record<string, string> {
+    const out: Record<string, string> = {};
+    const first = this.lists.offsets[this.listOf[i]];
+    for (let e = this.offsets[i]; e < this.offsets[i + 1]; e++) {
+      out[this.lists.child.get(first + e - this.offsets[i])] = this.values.get(e);
+    }
+    return out;
+  }
+}

@@ -82,7 +82,7 @@ export function decodeLogsJson(requests: readonly unknown[]): Rows {
       c.severityNumber.push(severity);
       pushJsonAnyValue(c.body, o.body, "body");
       addJsonAttributes(c.scratch, o.attributes, "attributes");
-      c.scratch.flushTo(c.logAttributes);
+      c.scratch.flushToKeyed(c.logAttributes);
       c.eventName.pushString(stringField(o, "eventName", "event_name"));
       c.pushEnvelope(ctx);
       c.rows.endRow(ctx.service, lo, hi);

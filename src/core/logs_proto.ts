@@ -5,7 +5,7 @@
  */
 
 import type {
-  MapColumn,
+  KeyedMapColumn,
   SharedMapColumn,
   SharedStrColumn,
   StrColumn,
@@ -38,7 +38,7 @@ export class LogsColumns {
   readonly scopeName: SharedStrColumn;
   readonly scopeVersion: SharedStrColumn;
   readonly scopeAttributes: SharedMapColumn;
-  readonly logAttributes: MapColumn;
+  readonly logAttributes: KeyedMapColumn;
   readonly eventName: StrColumn;
   readonly scratch = new AttrScratch();
   /** The protobuf decoder's attribute scratch (ranges of the request). */
@@ -61,7 +61,7 @@ export class LogsColumns {
     this.scopeName = this.rows.col<SharedStrColumn>("ScopeName");
     this.scopeVersion = this.rows.col<SharedStrColumn>("ScopeVersion");
     this.scopeAttributes = this.rows.col<SharedMapColumn>("ScopeAttributes");
-    this.logAttributes = this.rows.col<MapColumn>("LogAttributes");
+    this.logAttributes = this.rows.col<KeyedMapColumn>("LogAttributes");
     this.eventName = this.rows.col<StrColumn>("EventName");
   }
 
@@ -223,7 +223,7 @@ function decodeLogRecord(
       throw e;
     }
   }
-  scratch.flushTo(c.logAttributes);
+  scratch.flushToKeyed(c.logAttributes);
   r.start = evS, r.stop = evE;
   pushUtf8(c.eventName, r, "eventName");
   c.rows.endRow(ctx.service, tLo, tHi);

@@ -168,7 +168,7 @@ function numberPoint(
   }
   // A failure below leaves a partial row; callers discard the whole request's rows on any error.
   t.pushHead(ctx, m);
-  c.scratch.flushTo(t.attributes);
+  c.scratch.flushToKeyed(t.attributes);
   pushTimes(t);
   t.value.push(value);
   t.flags.push(flags);
@@ -195,7 +195,7 @@ function histogramPoint(
   c.scratch.reset();
   addJsonAttributes(c.scratch, p.attributes, "attributes");
   t.pushHead(ctx, m);
-  c.scratch.flushTo(t.attributes);
+  c.scratch.flushToKeyed(t.attributes);
   pushTimes(t);
   u64(field(p, "count"), "count");
   t.count.push(u64Out.lo, u64Out.hi);
@@ -224,7 +224,7 @@ function expHistogramPoint(
   c.scratch.reset();
   addJsonAttributes(c.scratch, p.attributes, "attributes");
   t.pushHead(ctx, m);
-  c.scratch.flushTo(t.attributes);
+  c.scratch.flushToKeyed(t.attributes);
   pushTimes(t);
   u64(field(p, "count"), "count");
   t.count.push(u64Out.lo, u64Out.hi);
@@ -266,7 +266,7 @@ function summaryPoint(c: MetricsColumns, p: JsonObject, ctx: ScopeContext, m: Me
   c.scratch.reset();
   addJsonAttributes(c.scratch, p.attributes, "attributes");
   t.pushHead(ctx, m);
-  c.scratch.flushTo(t.attributes);
+  c.scratch.flushToKeyed(t.attributes);
   pushTimes(t);
   u64(field(p, "count"), "count");
   t.count.push(u64Out.lo, u64Out.hi);

@@ -10,6 +10,7 @@
 
 import type {
   F64Column,
+  KeyedMapColumn,
   ListColumn,
   MapColumn,
   SharedMapColumn,
@@ -57,7 +58,7 @@ export class MetricTable {
   readonly metricName: SharedStrColumn;
   readonly metricDescription: SharedStrColumn;
   readonly metricUnit: SharedStrColumn;
-  readonly attributes: MapColumn;
+  readonly attributes: KeyedMapColumn;
   readonly startTime: U64Column;
   readonly time: U64Column;
 
@@ -449,7 +450,7 @@ class ProtoMetricsDecoder {
     }
     // A failure below leaves a partial row; callers discard the whole request's rows on any error.
     t.pushHead(ctx, m);
-    scratch.flushTo(t.attributes);
+    scratch.flushToKeyed(t.attributes);
     t.startTime.push(sLo, sHi);
     t.time.push(tLo, tHi);
     t.value.push(value);
@@ -536,7 +537,7 @@ class ProtoMetricsDecoder {
     }
     checkBuckets(counts.length - counts0, bounds.length - bounds0);
     t.pushHead(ctx, m);
-    scratch.flushTo(t.attributes);
+    scratch.flushToKeyed(t.attributes);
     t.startTime.push(sLo, sHi);
     t.time.push(tLo, tHi);
     t.count.push(cLo, cHi);
@@ -642,7 +643,7 @@ class ProtoMetricsDecoder {
       }
     }
     t.pushHead(ctx, m);
-    scratch.flushTo(t.attributes);
+    scratch.flushToKeyed(t.attributes);
     t.startTime.push(sLo, sHi);
     t.time.push(tLo, tHi);
     t.count.push(cLo, cHi);
@@ -706,7 +707,7 @@ class ProtoMetricsDecoder {
       }
     }
     t.pushHead(ctx, m);
-    scratch.flushTo(t.attributes);
+    scratch.flushToKeyed(t.attributes);
     t.startTime.push(sLo, sHi);
     t.time.push(tLo, tHi);
     t.count.push(cLo, cHi);

@@ -16,6 +16,7 @@ import { bitWidth, ByteSink, concatBytes, writeHybrid } from "./byte_sink.ts";
 import type {
   Column,
   F64Column,
+  KeyedMapColumn,
   ListColumn,
   MapColumn,
   SharedMapColumn,
@@ -349,6 +350,21 @@ function columnValues(
     return {
       key: new LeafValues(maps.map((m) => m.keys), x.src, x.idx, x.start, null, null, true),
       value: new LeafValues(maps.map((m) => m.values), x.src, x.idx, x.start, null, null, true),
+    };
+  }
+  if (!def.list && def.keyed) {
+    const maps = cols as KeyedMapColumn[];
+    const x = expandRows(maps.map((m) => m.offsets), from, rows, scratch, 0);
+    // Entry e of row r has the key at the same place in the row's list.
+    const keyIdx = scratch.u32(2, x.idx.length);
+    for (let k = 0, j = 0; k < rows.length; k++) {
+      const m = maps[from[k]], r = rows[k];
+      const shift = m.lists.offsets[m.listOf[r]] - m.offsets[r];
+      for (const end = x.start[k + 1]; j < end; j++) keyIdx[j] = x.idx[j] + shift;
+    }
+    return {
+      key: new LeafValues(maps.map((m) => m.lists.child), x.src, keyIdx, x.start, null, null, true),
+      value: new LeafValues(maps.map((m) => m.values), x.src, x.idx, x.start),
     };
   }
   if (!def.list) {

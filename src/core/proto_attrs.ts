@@ -6,7 +6,7 @@
  * @module
  */
 
-import { copyBytes, type MapColumn, StrColumn, viewOf } from "./columns.ts";
+import { copyBytes, type KeyedMapColumn, type MapColumn, StrColumn, viewOf } from "./columns.ts";
 import { sortUniqueKeys } from "./values.ts";
 
 const EMPTY = new Uint8Array(0);
@@ -81,6 +81,14 @@ export class ProtoAttrScratch {
 
   /** Sorts, de-duplicates and appends the entries as one row of `map`, then resets. */
   flushTo(map: MapColumn): void {
+    const m = this.ordered();
+    if (m > 0) this.write(map, m);
+    map.closeRow();
+    this.reset();
+  }
+
+  /** Sorts and de-duplicates the entries into `order`; returns how many remain. */
+  private ordered(): number {
     const n = this.n;
     if (this.order.length < n) this.order = new Int32Array(n * 2);
     const order = this.order;
@@ -91,32 +99,61 @@ export class ProtoAttrScratch {
       if (!this.increasing(order, n)) m = this.sort(n);
       this.lastN = m === n ? n : -1;
     }
-    if (m > 0) this.write(map, m);
-    map.closeRow();
+    return m;
+  }
+
+  /** Like flushTo, for a map that stores each distinct key list once: keys are compared, values copied. */
+  flushToKeyed(map: KeyedMapColumn): void {
+    const m = this.ordered();
+    const e = this.ent, order = this.order, buf = this.buf;
+    if (this.ks.length < m) this.ks = new Int32Array(m * 2), this.ke = new Int32Array(m * 2);
+    const ks = this.ks, ke = this.ke;
+    for (let i = 0; i < m; i++) ks[i] = e[order[i] * 4], ke[i] = e[order[i] * 4 + 1];
+    const id = map.listFor(m, buf, ks, ke);
+    if (m > 0) this.writeValues(map.values, m);
+    map.closeRow(id);
     this.reset();
   }
 
-  /** Appends the first `m` entries of `order` to the key and value columns of `map`. */
-  private write(map: MapColumn, m: number): void {
+  /** Key ranges of the entries in output order (flushToKeyed). */
+  private ks = new Int32Array(16);
+  private ke = new Int32Array(16);
+
+  /** Appends the values of the first `m` entries of `order` to `values`. */
+  private writeValues(values: StrColumn, m: number): void {
     const e = this.ent, order = this.order, buf = this.buf;
     const r = this.rendered, rb = r.bytes, ro = r.offsets;
-    const keys = map.keys, values = map.values;
-    let ka = keys.reserve(this.keyBytes), va = values.reserve(this.valueBytes + ro[r.length]);
-    keys.reserveRows(m), values.reserveRows(m);
-    const kb = keys.bytes, ko = keys.offsets, vb = values.bytes, vo = values.offsets;
-    const kv = keys.dataView(), vv = values.dataView(), bv = viewOf(buf), rv = r.dataView();
-    let kl = keys.length, vl = values.length;
+    let va = values.reserve(this.valueBytes + ro[r.length]);
+    values.reserveRows(m);
+    const vb = values.bytes, vo = values.offsets;
+    const vv = values.dataView(), bv = viewOf(buf), rv = r.dataView();
+    let vl = values.length;
     for (let i = 0; i < m; i++) {
       const k = order[i] * 4;
-      ka = copyBytes(kb, kv, ka, buf, bv, e[k], e[k + 1]);
-      ko[++kl] = ka;
       const vs = e[k + 2];
       va = vs >= 0
         ? copyBytes(vb, vv, va, buf, bv, vs, e[k + 3])
         : copyBytes(vb, vv, va, rb, rv, ro[-vs - 1], ro[-vs]);
       vo[++vl] = va;
     }
-    keys.length = kl, values.length = vl;
+    values.length = vl;
+  }
+
+  /** Appends the first `m` entries of `order` to the key and value columns of `map`. */
+  private write(map: MapColumn, m: number): void {
+    const e = this.ent, order = this.order, buf = this.buf;
+    const keys = map.keys;
+    let ka = keys.reserve(this.keyBytes);
+    keys.reserveRows(m);
+    const kb = keys.bytes, ko = keys.offsets, kv = keys.dataView(), bv = viewOf(buf);
+    let kl = keys.length;
+    for (let i = 0; i < m; i++) {
+      const k = order[i] * 4;
+      ka = copyBytes(kb, kv, ka, buf, bv, e[k], e[k + 1]);
+      ko[++kl] = ka;
+    }
+    keys.length = kl;
+    this.writeValues(map.values, m);
   }
 
   /** Sorts and de-duplicates the entries into `order`; a method of its own, so that only this path allocates the comparator. */

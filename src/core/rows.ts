@@ -8,6 +8,7 @@
 import {
   type Column,
   F64Column,
+  KeyedMapColumn,
   ListColumn,
   MapColumn,
   SharedMapColumn,
@@ -48,7 +49,12 @@ export function createColumn(def: ColumnDef, capacity = 64): Column {
       case "Float64":
         return new F64Column(n);
       case "Map":
-        return def.shared && !def.list ? new SharedMapColumn(n) : new MapColumn(n, 8);
+        if (def.list) return new MapColumn(n, 8);
+        return def.shared
+          ? new SharedMapColumn(n)
+          : def.keyed
+          ? new KeyedMapColumn(n, 8)
+          : new MapColumn(n, 8);
     }
   };
   return def.list ? new ListColumn(scalar(), capacity) : scalar();

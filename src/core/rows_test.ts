@@ -1,5 +1,11 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import type { MapColumn, SharedMapColumn, SharedStrColumn, StrColumn, U64Column } from "./columns.ts";
+import type {
+  KeyedMapColumn,
+  SharedMapColumn,
+  SharedStrColumn,
+  StrColumn,
+  U64Column,
+} from "./columns.ts";
 import { decodeRequest } from "./convert.ts";
 import { gatherSorted, hourOf, type Rows } from "./rows.ts";
 
@@ -32,7 +38,7 @@ function logs(times: number[], tag: string, resources = 2): Rows {
 }
 
 function table(rows: Rows): unknown[] {
-  const body = rows.col<StrColumn>("Body"), attrs = rows.col<MapColumn>("LogAttributes");
+  const body = rows.col<StrColumn>("Body"), attrs = rows.col<KeyedMapColumn>("LogAttributes");
   const res = rows.col<SharedMapColumn>("ResourceAttributes"),
     scope = rows.col<SharedMapColumn>("ScopeAttributes");
   const scopeName = rows.col<SharedStrColumn>("ScopeName"),
@@ -77,6 +83,24 @@ Deno.test("resource and scope columns hold each distinct value once, however man
   assertEquals(res.byteLength(), 1000 * 4 + res.distinct.byteLength());
   const gathered = gatherSorted([{ rows: a, indices: Uint32Array.from(times) }]);
   assertEquals(table(gathered), table(a).sort((x, y) => Number((x as [bigint])[0] - (y as [bigint])[0])));
+});
+
+Deno.test("attribute maps store each distinct key list once, also when shapes interleave", () => {
+  const times = Array.from({ length: 1000 }, (_, i) => i);
+  const a = logs(times, "a", 1), b = logs(times, "b", 1);
+  const attrs = a.col<KeyedMapColumn>("LogAttributes");
+  // Records carry i % 3 attributes: three key lists ([], [k0], [k0, k1]) in turn.
+  assertEquals(attrs.lists.length, 3);
+  assertEquals([attrs.get(0), attrs.get(1), attrs.get(5)], [{}, { k0: "1" }, { k0: "5", k1: "6" }]);
+  const gathered = gatherSorted([{ rows: a, indices: Uint32Array.from(times) }, {
+    rows: b,
+    indices: Uint32Array.from(times),
+  }]);
+  const g = gathered.col<KeyedMapColumn>("LogAttributes");
+  assertEquals(g.length, 2000);
+  assertEquals(g.lists.length, 6); // each source's lists, once
+  const byTime = (x: unknown, y: unknown) => Number((x as [bigint])[0] - (y as [bigint])[0]);
+  assertEquals(table(gathered), [...table(a), ...table(b)].sort(byTime));
 });
 
 Deno.test("hourOf() is exact at hour boundaries", () => {

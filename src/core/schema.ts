@@ -29,6 +29,8 @@ export interface ColumnDef {
    * distinct value once (`SharedMapColumn`, `SharedStrColumn`). The output is the same.
    */
   readonly shared?: boolean;
+  /** A map whose rows mostly repeat one key list (attributes): decoded rows store each key list once. */
+  readonly keyed?: boolean;
 }
 
 /** The signals of OTLP. */
@@ -60,6 +62,7 @@ export const SCHEMA_VERSION = "1";
 
 const c = (name: string, type: ValueType): ColumnDef => ({ name, type });
 const shared = (name: string, type: ValueType = "Map"): ColumnDef => ({ name, type, shared: true });
+const keyed = (name: string): ColumnDef => ({ name, type: "Map", keyed: true });
 const nested = (prefix: string, fields: [string, ValueType][]): ColumnDef[] =>
   fields.map(([n, type]) => ({ name: `${prefix}.${n}`, type, list: true }));
 
@@ -83,7 +86,7 @@ const METRICS_HEAD: ColumnDef[] = [
   shared("MetricName", "String"),
   shared("MetricDescription", "String"),
   shared("MetricUnit", "String"),
-  c("Attributes", "Map"),
+  keyed("Attributes"),
   c("StartTimeUnix", "DateTime64(9)"),
   c("TimeUnix", "DateTime64(9)"),
 ];
@@ -117,7 +120,7 @@ export const LOGS: TableDef = {
     shared("ScopeName", "String"),
     shared("ScopeVersion", "LowCardinality(String)"),
     shared("ScopeAttributes"),
-    c("LogAttributes", "Map"),
+    keyed("LogAttributes"),
     c("EventName", "String"),
   ],
 };
@@ -140,7 +143,7 @@ export const TRACES: TableDef = {
     shared("ResourceAttributes"),
     shared("ScopeName", "String"),
     shared("ScopeVersion", "String"),
-    c("SpanAttributes", "Map"),
+    keyed("SpanAttributes"),
     c("Duration", "UInt64"),
     c("StatusCode", "LowCardinality(String)"),
     c("StatusMessage", "String"),

@@ -80,7 +80,7 @@ export function decodeTracesJson(requests: readonly unknown[]): Rows {
       c.spanName.pushString(name);
       c.spanKind.pushAscii(SPAN_KINDS[kind]);
       c.pushEnvelope(ctx);
-      scratch.flushTo(c.spanAttributes);
+      scratch.flushToKeyed(c.spanAttributes);
       c.pushDuration(sLo, sHi, eLo, eHi);
       c.statusCode.pushAscii(STATUS_CODES[code]);
       c.statusMessage.pushString(message);

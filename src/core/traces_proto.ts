@@ -6,6 +6,7 @@
  */
 
 import type {
+  KeyedMapColumn,
   ListColumn,
   MapColumn,
   SharedMapColumn,
@@ -52,7 +53,7 @@ export class TracesColumns {
   readonly resourceAttributes: SharedMapColumn;
   readonly scopeName: SharedStrColumn;
   readonly scopeVersion: SharedStrColumn;
-  readonly spanAttributes: MapColumn;
+  readonly spanAttributes: KeyedMapColumn;
   readonly duration: U64Column;
   readonly statusCode: StrColumn;
   readonly statusMessage: StrColumn;
@@ -84,7 +85,7 @@ export class TracesColumns {
     this.resourceAttributes = this.rows.col<SharedMapColumn>("ResourceAttributes");
     this.scopeName = this.rows.col<SharedStrColumn>("ScopeName");
     this.scopeVersion = this.rows.col<SharedStrColumn>("ScopeVersion");
-    this.spanAttributes = this.rows.col<MapColumn>("SpanAttributes");
+    this.spanAttributes = this.rows.col<KeyedMapColumn>("SpanAttributes");
     this.duration = this.rows.col<U64Column>("Duration");
     this.statusCode = this.rows.col<StrColumn>("StatusCode");
     this.statusMessage = this.rows.col<StrColumn>("StatusMessage");
@@ -272,7 +273,7 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
   r.start = nameS, r.stop = nameE;
   pushUtf8(c.spanName, r, "name");
   pushName(c.spanKind, SPAN_KIND_BYTES[kind]);
-  scratch.flushTo(c.spanAttributes);
+  scratch.flushToKeyed(c.spanAttributes);
   c.pushDuration(sLo, sHi, eLo, eHi);
   if (statusS < 0) {
     pushName(c.statusCode, STATUS_CODE_BYTES[0]);

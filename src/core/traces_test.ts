@@ -10,6 +10,7 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import {
   type Column,
+  KeyedMapColumn,
   ListColumn,
   MapColumn,
   SharedMapColumn,
@@ -35,6 +36,14 @@ function value(col: Column, i: number): Value {
   if (col instanceof U64Column) return col.bigint(i).toString();
   if (col instanceof StrColumn) return col.get(i);
   if (col instanceof SharedMapColumn) return value(col.distinct, col.ids[i]);
+  if (col instanceof KeyedMapColumn) {
+    const first = col.lists.offsets[col.listOf[i]] - col.offsets[i];
+    const out: [string, string][] = [];
+    for (let e = col.offsets[i]; e < col.offsets[i + 1]; e++) {
+      out.push([col.lists.child.get(first + e), col.values.get(e)]);
+    }
+    return out;
+  }
   if (col instanceof SharedStrColumn) return col.get(i);
   if (col instanceof MapColumn) {
     const out: [string, string][] = [];

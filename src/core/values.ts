@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type MapColumn, type SharedMapColumn, StrColumn } from "./columns.ts";
+import { type KeyedMapColumn, type MapColumn, type SharedMapColumn, StrColumn } from "./columns.ts";
 import { DecodeError } from "./errors.ts";
 
 /** AnyValue nesting deeper than this is refused, so hostile input cannot exhaust the stack. */
@@ -170,6 +170,30 @@ export class AttrScratch {
     map.closeRow();
     this.reset();
   }
+
+  /** Like flushTo, for a map that stores each distinct key list once. */
+  flushToKeyed(map: KeyedMapColumn): void {
+    const n = this.keys.length;
+    if (this.order.length < n) this.order = new Int32Array(n * 2);
+    const order = this.order;
+    let ordered = true;
+    for (let i = 1; i < n && ordered; i++) ordered = this.compareKeys(i - 1, i) < 0;
+    let m = n;
+    if (ordered) { for (let i = 0; i < n; i++) order[i] = i; }
+    else m = sortUniqueKeys(order, n, (a, b) => this.compareKeys(a, b));
+    if (this.starts.length < m) this.starts = new Int32Array(m * 2), this.ends = new Int32Array(m * 2);
+    const o = this.keys.offsets;
+    for (let i = 0; i < m; i++) this.starts[i] = o[order[i]], this.ends[i] = o[order[i] + 1];
+    const b = this.keys.bytes;
+    const id = map.listFor(m, b, this.starts, this.ends);
+    for (let i = 0; i < m; i++) map.values.appendRange(this.values, order[i], order[i] + 1);
+    map.closeRow(id);
+    this.reset();
+  }
+
+  /** Key ranges in output order (flushToKeyed). */
+  private starts = new Int32Array(16);
+  private ends = new Int32Array(16);
 
   private compareKeys(a: number, b: number): number {
     const o = this.keys.offsets, bytes = this.keys.bytes;
