@@ -61,7 +61,10 @@ export interface Column {
   readonly length: number;
   /** Appends rows [start, end) of `src`, which must be a column of the same class. */
   appendRange(src: Column, start: number, end: number): void;
-  /** Bytes held by the rows (not the spare capacity): the "decoded data" that batch limits count. */
+  /**
+   * Bytes of the rows in Arrow's plain layout (not the spare capacity; columns that keep shared values or
+   * key lists once count every row's own copy): the "decoded data" that batch limits count.
+   */
   byteLength(): number;
   /** An empty column of the same kind and shape. */
   emptyLike(): Column;
@@ -746,9 +749,20 @@ abstract class SharedColumn<C extends MapColumn | StrColumn> implements Column {
     for (let k = 0; k < rows.length; k++) ids[len + k] = sources[from[k]].ids[rows[k]] + bases[from[k]];
     this.length = len + rows.length;
   }
+  /**
+   * The bytes the rows would hold as a plain column, each with its own copy of its value: batch limits
+   * count rows by what they amount to (and what writing them expands them to), not by how compactly
+   * they are kept.
+   */
   byteLength(): number {
-    return this.length * 4 + this.distinct.byteLength();
+    const d = this.distinct, sizes = new Float64Array(d.length);
+    for (let id = 0; id < d.length; id++) sizes[id] = this.rowBytes(id);
+    let n = 0;
+    for (let i = 0; i < this.length; i++) n += sizes[this.ids[i]];
+    return n;
   }
+  /** Bytes of one row holding distinct value `id`, as a plain column stores it. */
+  protected abstract rowBytes(id: number): number;
   compact(): void {
     this.ids = trimmed(this.ids, this.length);
     this.distinct.compact();
@@ -773,6 +787,11 @@ export class SharedMapColumn extends SharedColumn<MapColumn> {
   }
   emptyLike(): SharedMapColumn {
     return new SharedMapColumn();
+  }
+  protected rowBytes(id: number): number {
+    const d = this.distinct, o = d.offsets, k = d.keys.offsets, v = d.values.offsets;
+    // Offsets: one for the row, one for each entry's key and value.
+    return 4 + (o[id + 1] - o[id]) * 8 + (k[o[id + 1]] - k[o[id]]) + (v[o[id + 1]] - v[o[id]]);
   }
   /** Adds row `row` of `src` as a distinct map and returns its index. */
   addMap(src: MapColumn, row: number): number {
@@ -799,6 +818,9 @@ export class SharedStrColumn extends SharedColumn<StrColumn> {
   }
   emptyLike(): SharedStrColumn {
     return new SharedStrColumn();
+  }
+  protected rowBytes(id: number): number {
+    return 4 + this.distinct.offsets[id + 1] - this.distinct.offsets[id];
   }
   /**
    * Appends `value` as `times` more rows. A value equal to the last distinct one (consecutive scopes and
@@ -943,8 +965,15 @@ export class KeyedMapColumn implements Column {
     this.values.gather(sources.map((m) => m.values), child.from, child.rows);
     this.length = len + n;
   }
+  /** As for SharedColumn: the bytes of the rows as a plain map column, each with its own copy of its keys. */
   byteLength(): number {
-    return this.length * 8 + this.values.byteLength() + this.lists.byteLength();
+    const lo = this.lists.offsets, ko = this.lists.child.offsets, sizes = new Float64Array(this.lists.length);
+    for (let id = 0; id < sizes.length; id++) {
+      sizes[id] = (ko[lo[id + 1]] - ko[lo[id]]) + (lo[id + 1] - lo[id]) * 4;
+    }
+    let n = this.length * 4 + this.values.byteLength();
+    for (let r = 0; r < this.length; r++) n += sizes[this.listOf[r]];
+    return n;
   }
   emptyLike(): KeyedMapColumn {
     return new KeyedMapColumn();
