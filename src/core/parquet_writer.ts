@@ -826,11 +826,11 @@ interface ChunkOutput {
   readonly options: WriterOptions;
 }
 
-/** Writes the column chunk of `leaf` for the `rows` rows of a row group whose values are `v`. */
-function writeChunk(
+/** Writes the column chunk of `leaf` for the `rows` rows of a row group whose values are `v`, yielding between pages. */
+function* writeChunk(
   out: ChunkOutput,
   chunk: { leaf: Leaf; v: LeafValues; rows: number },
-): ChunkMeta {
+): Generator<void, ChunkMeta> {
   const { file, sink, scratch, options } = out, { leaf, v, rows } = chunk;
   const count = valueStart(v, rows);
   const dict = leaf.dictionary ? dictionaryEncode(v, leaf.type, count, scratch) : null;
@@ -918,6 +918,7 @@ function writeChunk(
     add(emitPage(file, sink, start, options, DATA_PAGE, header));
     meta.numValues += levels;
     p0 = p1;
+    if (p0 < rows) yield;
   }
   return meta;
 }
@@ -963,14 +964,14 @@ export class ParquetFileWriter {
   }
 
   /**
-   * `writeOrdered`, awaiting `pause()` after every column chunk (a few milliseconds of work each), so a
-   * server can answer requests while a large batch is being encoded.
+   * `writeOrdered`, awaiting `pause()` after every page (at most 20k rows or 1 MiB of values: a few
+   * milliseconds of work), so a server can answer requests while a large batch is being encoded.
    */
   async writeOrderedAsync(group: GroupRows, pause: () => Promise<void>): Promise<void> {
     for (const _ of this.#steps(group)) await pause();
   }
 
-  /** Writes the row groups of `group`, yielding after each column chunk. */
+  /** Writes the row groups of `group`, yielding after each page. */
   *#steps(group: GroupRows): Generator<void> {
     const size = this.#options.rowGroupRows ?? 131072;
     const n = group.from.length;
@@ -997,7 +998,7 @@ export class ParquetFileWriter {
         valuesOf = leaf.column;
       }
       const v = leaf.part === "key" ? values!.key : values!.value;
-      chunks.push(writeChunk(this.#out, { leaf, v, rows: group.from.length }));
+      chunks.push(yield* writeChunk(this.#out, { leaf, v, rows: group.from.length }));
       yield;
     }
     this.#groups.push({ chunks, rows: group.from.length, offset });
