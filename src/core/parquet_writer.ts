@@ -679,21 +679,28 @@ function statistics(
   switch (type) {
     case "String":
     case "LowCardinality(String)": {
-      const cmp = (x: number, y: number) => {
-        const a = cols[src[x]] as StrColumn, ai = idx[x], b = cols[src[y]] as StrColumn, bi = idx[y];
-        const as = a.offsets[ai],
-          al = a.offsets[ai + 1] - as,
-          bs = b.offsets[bi],
-          bl = b.offsets[bi + 1] - bs;
-        const n = Math.min(al, bl), ab = a.bytes, bb = b.bytes;
-        for (let k = 0; k < n; k++) if (ab[as + k] !== bb[bs + k]) return ab[as + k] - bb[bs + k];
-        return al - bl;
-      };
+      // The current minimum and maximum are kept as (bytes, start, length), so each value is compared
+      // without looking them up again (this loop was 5 % of the server's time).
+      const strs = cols as StrColumn[];
       let min = at(0), max = min;
+      let c = strs[src[min]], i = idx[min];
+      let minB = c.bytes, minS = c.offsets[i], minL = c.offsets[i + 1] - minS;
+      let maxB = minB, maxS = minS, maxL = minL;
       for (let k = 1; k < count; k++) {
         const j = at(k);
-        if (cmp(j, min) < 0) min = j;
-        else if (cmp(j, max) > 0) max = j;
+        c = strs[src[j]], i = idx[j];
+        const b = c.bytes, bs = c.offsets[i], bl = c.offsets[i + 1] - bs;
+        // Below the minimum?
+        let n = bl < minL ? bl : minL, m = 0;
+        while (m < n && b[bs + m] === minB[minS + m]) m++;
+        if (m < n ? b[bs + m] < minB[minS + m] : bl < minL) {
+          min = j, minB = b, minS = bs, minL = bl;
+          continue;
+        }
+        // Above the maximum?
+        n = bl < maxL ? bl : maxL, m = 0;
+        while (m < n && b[bs + m] === maxB[maxS + m]) m++;
+        if (m < n ? b[bs + m] > maxB[maxS + m] : bl > maxL) max = j, maxB = b, maxS = bs, maxL = bl;
       }
       const bytesOf = (j: number) => {
         const c = cols[src[j]] as StrColumn, i = idx[j];
