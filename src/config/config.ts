@@ -263,7 +263,7 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       flagArg: "<size>",
       type: "size",
       default: "134217728 (128MiB)",
-      description: "… or this many bytes.",
+      description: "… or this many bytes of decoded rows (counted as plain Arrow columns hold them).",
     },
     {
       key: "batch.max_age_secs",
