@@ -694,13 +694,13 @@ export class ListColumn<C extends Column = Column> implements Column {
 }
 
 /**
- * Rows that repeat a few distinct values, one per resource, scope or metric: each distinct value is
- * stored once (`distinct`, one row each) and each row holds the index of its value (`ids`). A decoder
+ * Rows that repeat a few distinct values (one per resource, scope or metric; attribute key lists): each
+ * distinct value is stored once (`distinct`, one row each) and each row holds the index of its value (`ids`). A decoder
  * appends a resource's attributes to thousands of rows by writing one number a row, and the Parquet
  * writer encodes each distinct value once. Values no row refers to may remain (after gathers); they are
  * never read.
  */
-abstract class SharedColumn<C extends MapColumn | StrColumn> implements Column {
+abstract class SharedColumn<C extends MapColumn | StrColumn | ListColumn<StrColumn>> implements Column {
   ids: Uint32Array;
   length = 0;
   readonly distinct: C;
@@ -722,7 +722,8 @@ abstract class SharedColumn<C extends MapColumn | StrColumn> implements Column {
     if (times <= 0) return;
     const len = this.length;
     if (len + times > this.ids.length) this.ids = grow(this.ids, len + times);
-    this.ids.fill(id, len, len + times);
+    if (times === 1) this.ids[len] = id; // a row at a time (attribute key lists, metric points): no fill()
+    else this.ids.fill(id, len, len + times);
     this.length = len + times;
   }
   /** Where the values of `src` start in `distinct`, adding them on first use. */
@@ -847,66 +848,49 @@ export class SharedStrColumn extends SharedColumn<StrColumn> {
   }
 }
 
-/**
- * Map(String, String) rows whose key lists repeat: attributes, where instrumentation emits the same keys
- * for record after record. Each distinct (sorted) key list is stored once in `lists`; a row holds the
- * index of its list (`listOf`) and its values (`values`, entries `offsets[r]` to `offsets[r + 1]`, in the
- * order of the list's keys). Decoders compare a row's keys with the last list instead of copying them,
- * and the Parquet writer dictionary-encodes each distinct key once.
- */
-export class KeyedMapColumn implements Column {
-  offsets: Int32Array;
-  listOf: Uint32Array;
-  length = 0;
-  readonly values: StrColumn;
-  /** The distinct key lists, one row each. Lists no row refers to may remain (after gathers). */
-  readonly lists: ListColumn<StrColumn>;
-  /** The list the last row used: the next row most likely has the same keys. */
-  lastList = -1;
-  private bases = new WeakMap<KeyedMapColumn, { base: number; count: number }>();
-
-  constructor(capacity = 64, entriesPerRow = 4) {
-    this.offsets = new Int32Array(Math.max(16, capacity) + 1);
-    this.listOf = new Uint32Array(Math.max(16, capacity));
-    this.values = new StrColumn(capacity * entriesPerRow, 16);
-    this.lists = new ListColumn(new StrColumn(16, 16), 4);
-  }
-
-  expectRows(rows: number, maxJump: number): void {
-    this.offsets = atLeast(this.offsets, rows + 1);
-    this.listOf = atLeast(this.listOf, rows);
-    this.values.expectRowsOf(this, rows, maxJump);
-  }
-
+/** The key lists of a KeyedMapColumn's rows: each distinct (sorted) list once, and one index a row. */
+class KeyLists extends SharedColumn<ListColumn<StrColumn>> {
   /** Lists added lately (a ring), tried after the last row's: records of a few shapes interleave. */
   private recent = new Int32Array(8).fill(-1);
   private recentAt = 0;
 
+  constructor(capacity = 64) {
+    super(capacity, new ListColumn(new StrColumn(16, 16), 4));
+  }
+  emptyLike(): KeyLists {
+    return new KeyLists();
+  }
+  /** A row's keys as a plain map holds them: their bytes and an offset each (the row's offset is the map's). */
+  protected rowBytes(id: number): number {
+    const lo = this.distinct.offsets, ko = this.distinct.child.offsets;
+    return ko[lo[id + 1]] - ko[lo[id]] + (lo[id + 1] - lo[id]) * 4;
+  }
+
   /**
-   * The index of the list holding exactly the keys given as byte ranges of `buf` (`starts[k]` to
-   * `ends[k]`, k < n): the last row's list or one of the lists added lately when they match, else a new one.
+   * Appends a row whose keys are the byte ranges `starts[k]` to `ends[k]` of `buf` (k < n, sorted): it
+   * refers to the last row's list or to one of the lists added lately when they match, else to a new one.
    */
-  listFor(n: number, buf: Uint8Array, starts: Int32Array, ends: Int32Array): number {
-    if (this.listEquals(this.lastList, n, buf, starts, ends)) return this.lastList;
+  pushKeys(n: number, buf: Uint8Array, starts: Int32Array, ends: Int32Array): void {
+    const last = this.length > 0 ? this.ids[this.length - 1] : -1;
+    if (this.listEquals(last, n, buf, starts, ends)) return this.pushId(last, 1);
     const recent = this.recent;
     for (let i = 0; i < recent.length; i++) {
       const id = recent[i];
-      if (id >= 0 && id !== this.lastList && this.listEquals(id, n, buf, starts, ends)) return id;
+      if (id >= 0 && id !== last && this.listEquals(id, n, buf, starts, ends)) return this.pushId(id, 1);
     }
-    const keys = this.lists.child;
+    const lists = this.distinct, keys = lists.child;
     for (let i = 0; i < n; i++) keys.pushBytes(buf, starts[i], ends[i]);
-    this.lists.closeRow();
-    const id = this.lists.length - 1;
-    recent[this.recentAt] = id;
+    lists.closeRow();
+    recent[this.recentAt] = lists.length - 1;
     this.recentAt = (this.recentAt + 1) % recent.length;
-    return id;
+    this.pushId(lists.length - 1, 1);
   }
 
   /** Whether list `id` holds exactly the keys given as byte ranges of `buf`. */
   private listEquals(id: number, n: number, buf: Uint8Array, starts: Int32Array, ends: Int32Array): boolean {
-    const lo = this.lists.offsets;
+    const lo = this.distinct.offsets;
     if (id < 0 || lo[id + 1] - lo[id] !== n) return false;
-    const keys = this.lists.child, ko = keys.offsets, kb = keys.bytes;
+    const keys = this.distinct.child, ko = keys.offsets, kb = keys.bytes;
     for (let i = 0, e = lo[id]; i < n; i++, e++) {
       const s = starts[i], len = ends[i] - s, at = ko[e];
       if (ko[e + 1] - at !== len) return false;
@@ -914,84 +898,95 @@ export class KeyedMapColumn implements Column {
     }
     return true;
   }
+}
 
-  /** Closes the current row: list `id`, and the values appended since the last row. */
-  closeRow(id: number): void {
+/**
+ * Map(String, String) rows whose key lists repeat: attributes, where instrumentation emits the same keys
+ * for record after record. Each distinct (sorted) key list is stored once (`keyLists`); a row holds the
+ * index of its list and its values (`values`, entries `offsets[r]` to `offsets[r + 1]`, in the order of
+ * the list's keys). Decoders compare a row's keys with recent lists instead of copying them, and the
+ * Parquet writer dictionary-encodes each distinct key once.
+ */
+export class KeyedMapColumn implements Column {
+  offsets: Int32Array;
+  length = 0;
+  readonly values: StrColumn;
+  readonly keyLists: KeyLists;
+
+  constructor(capacity = 64, entriesPerRow = 4) {
+    this.offsets = new Int32Array(Math.max(16, capacity) + 1);
+    this.values = new StrColumn(capacity * entriesPerRow, 16);
+    this.keyLists = new KeyLists(capacity);
+  }
+
+  /** The distinct key lists, one row each. Lists no row refers to may remain (after gathers). */
+  get lists(): ListColumn<StrColumn> {
+    return this.keyLists.distinct;
+  }
+
+  expectRows(rows: number, maxJump: number): void {
+    this.offsets = atLeast(this.offsets, rows + 1);
+    this.keyLists.expectRows(rows);
+    this.values.expectRowsOf(this, rows, maxJump);
+  }
+
+  /**
+   * Closes the current row: the values appended since the last row, under the keys given as byte ranges of
+   * `buf` (`starts[k]` to `ends[k]`, k < n, sorted and one a value).
+   */
+  closeRow(n: number, buf: Uint8Array, starts: Int32Array, ends: Int32Array): void {
+    this.keyLists.pushKeys(n, buf, starts, ends);
     const len = this.length;
     if (len + 2 > this.offsets.length) this.offsets = grow(this.offsets, len + 2);
-    if (len + 1 > this.listOf.length) this.listOf = grow(this.listOf, len + 1);
     this.offsets[len + 1] = this.values.length;
-    this.listOf[len] = id;
-    this.lastList = id;
     this.length = len + 1;
   }
 
-  /** Where the lists of `src` start in `lists`, adding them on first use. */
-  private baseOf(src: KeyedMapColumn): number {
-    const known = this.bases.get(src), count = src.lists.length;
-    if (known && known.count === count) return known.base;
-    const base = this.lists.length;
-    this.lists.appendRange(src.lists, 0, count);
-    this.bases.set(src, { base, count });
-    this.lastList = -1;
-    this.recent.fill(-1);
-    return base;
-  }
   appendRange(src: KeyedMapColumn, start: number, end: number): void {
-    const base = this.baseOf(src), n = end - start, len = this.length;
+    this.keyLists.appendRange(src.keyLists, start, end);
+    const n = end - start, len = this.length;
     const from = src.offsets[start], delta = this.values.length - from;
     this.values.appendRange(src.values, from, src.offsets[end]);
     if (len + n + 1 > this.offsets.length) this.offsets = grow(this.offsets, len + n + 1);
-    if (len + n > this.listOf.length) this.listOf = grow(this.listOf, len + n);
-    for (let i = 0; i < n; i++) {
-      this.offsets[len + i + 1] = src.offsets[start + i + 1] + delta;
-      this.listOf[len + i] = src.listOf[start + i] + base;
-    }
+    for (let i = 1; i <= n; i++) this.offsets[len + i] = src.offsets[start + i] + delta;
     this.length = len + n;
   }
   gather(sources: readonly KeyedMapColumn[], from: Uint32Array, rows: Uint32Array): void {
-    const bases = sources.map((s) => this.baseOf(s));
+    this.keyLists.gather(sources.map((s) => s.keyLists), from, rows);
     const child = expand((i) => sources[i].offsets, from, rows);
     const len = this.length, n = rows.length;
     if (len + n + 1 > this.offsets.length) this.offsets = grow(this.offsets, len + n + 1);
-    if (len + n > this.listOf.length) this.listOf = grow(this.listOf, len + n);
     let at = this.values.length;
     for (let k = 0; k < n; k++) {
-      const s = sources[from[k]], r = rows[k];
-      at += s.offsets[r + 1] - s.offsets[r];
+      const o = sources[from[k]].offsets, r = rows[k];
+      at += o[r + 1] - o[r];
       this.offsets[len + k + 1] = at;
-      this.listOf[len + k] = s.listOf[r] + bases[from[k]];
     }
     this.values.gather(sources.map((m) => m.values), child.from, child.rows);
     this.length = len + n;
   }
   /** As for SharedColumn: the bytes of the rows as a plain map column, each with its own copy of its keys. */
   byteLength(): number {
-    const lo = this.lists.offsets, ko = this.lists.child.offsets, sizes = new Float64Array(this.lists.length);
-    for (let id = 0; id < sizes.length; id++) {
-      sizes[id] = (ko[lo[id + 1]] - ko[lo[id]]) + (lo[id + 1] - lo[id]) * 4;
-    }
-    let n = this.length * 4 + this.values.byteLength();
-    for (let r = 0; r < this.length; r++) n += sizes[this.listOf[r]];
-    return n;
+    return this.length * 4 + this.values.byteLength() + this.keyLists.byteLength();
   }
   emptyLike(): KeyedMapColumn {
     return new KeyedMapColumn();
   }
   compact(): void {
     this.offsets = trimmed(this.offsets, this.length + 1);
-    this.listOf = trimmed(this.listOf, this.length);
     this.values.compact();
-    this.lists.compact();
-    this.bases = new WeakMap();
+    this.keyLists.compact();
+  }
+  /** Index of row r's first key in `lists.child`. */
+  firstKey(r: number): number {
+    return this.lists.offsets[this.keyLists.ids[r]];
   }
   /** The rows as a plain MapColumn (the Arrow conversion). */
   toMapColumn(): MapColumn {
     const out = new MapColumn(this.length, 1);
-    const lo = this.lists.offsets;
     for (let r = 0; r < this.length; r++) {
-      const id = this.listOf[r];
-      out.keys.appendRange(this.lists.child, lo[id], lo[id + 1]);
+      const k = this.firstKey(r), n = this.offsets[r + 1] - this.offsets[r];
+      out.keys.appendRange(this.lists.child, k, k + n);
       out.values.appendRange(this.values, this.offsets[r], this.offsets[r + 1]);
       out.closeRow();
     }
@@ -1000,9 +995,9 @@ export class KeyedMapColumn implements Column {
   /** Row i as a plain object (tests). */
   get(i: number): Record<string, string> {
     const out: Record<string, string> = {};
-    const first = this.lists.offsets[this.listOf[i]];
+    const shift = this.firstKey(i) - this.offsets[i];
     for (let e = this.offsets[i]; e < this.offsets[i + 1]; e++) {
-      out[this.lists.child.get(first + e - this.offsets[i])] = this.values.get(e);
+      out[this.lists.child.get(e + shift)] = this.values.get(e);
     }
     return out;
   }

@@ -359,7 +359,7 @@ function columnValues(
     const keyIdx = scratch.u32(2, x.idx.length);
     for (let k = 0, j = 0; k < rows.length; k++) {
       const m = maps[from[k]], r = rows[k];
-      const shift = m.lists.offsets[m.listOf[r]] - m.offsets[r];
+      const shift = m.firstKey(r) - m.offsets[r];
       for (const end = x.start[k + 1]; j < end; j++) keyIdx[j] = x.idx[j] + shift;
     }
     return {

@@ -109,9 +109,8 @@ export class ProtoAttrScratch {
     if (this.ks.length < m) this.ks = new Int32Array(m * 2), this.ke = new Int32Array(m * 2);
     const ks = this.ks, ke = this.ke;
     for (let i = 0; i < m; i++) ks[i] = e[order[i] * 4], ke[i] = e[order[i] * 4 + 1];
-    const id = map.listFor(m, buf, ks, ke);
     if (m > 0) this.writeValues(map.values, m);
-    map.closeRow(id);
+    map.closeRow(m, buf, ks, ke);
     this.reset();
   }
 

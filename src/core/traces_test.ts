@@ -37,10 +37,10 @@ function value(col: Column, i: number): Value {
   if (col instanceof StrColumn) return col.get(i);
   if (col instanceof SharedMapColumn) return value(col.distinct, col.ids[i]);
   if (col instanceof KeyedMapColumn) {
-    const first = col.lists.offsets[col.listOf[i]] - col.offsets[i];
+    const shift = col.firstKey(i) - col.offsets[i];
     const out: [string, string][] = [];
     for (let e = col.offsets[i]; e < col.offsets[i + 1]; e++) {
-      out.push([col.lists.child.get(first + e), col.values.get(e)]);
+      out.push([col.lists.child.get(e + shift), col.values.get(e)]);
     }
     return out;
   }

@@ -148,21 +148,16 @@ export class AttrScratch {
 
   /** Sorts, de-duplicates and appends the entries as one row of `map`, then resets. */
   flushTo(map: MapColumn): void {
-    const n = this.keys.length;
-    let ordered = true;
-    for (let i = 1; i < n && ordered; i++) ordered = this.compareKeys(i - 1, i) < 0;
-    if (ordered) {
+    const n = this.keys.length, m = this.sortedCount();
+    if (m < 0) {
       // Already sorted and unique (the usual case): one bulk copy.
       if (n > 0) {
         map.keys.appendRange(this.keys, 0, n);
         map.values.appendRange(this.values, 0, n);
       }
     } else {
-      if (this.order.length < n) this.order = new Int32Array(n * 2);
-      const order = this.order;
-      const m = sortUniqueKeys(order, n, (a, b) => this.compareKeys(a, b));
       for (let i = 0; i < m; i++) {
-        const k = order[i];
+        const k = this.order[i];
         map.keys.appendRange(this.keys, k, k + 1);
         map.values.appendRange(this.values, k, k + 1);
       }
@@ -174,21 +169,31 @@ export class AttrScratch {
   /** Like flushTo, for a map that stores each distinct key list once. */
   flushToKeyed(map: KeyedMapColumn): void {
     const n = this.keys.length;
-    if (this.order.length < n) this.order = new Int32Array(n * 2);
-    const order = this.order;
+    let m = this.sortedCount();
+    if (m < 0) {
+      if (this.order.length < n) this.order = new Int32Array(n * 2);
+      for (let i = 0; i < n; i++) this.order[i] = i;
+      m = n;
+    }
+    const order = this.order, o = this.keys.offsets;
+    if (this.starts.length < m) this.starts = new Int32Array(m * 2), this.ends = new Int32Array(m * 2);
+    for (let i = 0; i < m; i++) this.starts[i] = o[order[i]], this.ends[i] = o[order[i] + 1];
+    for (let i = 0; i < m; i++) map.values.appendRange(this.values, order[i], order[i] + 1);
+    map.closeRow(m, this.keys.bytes, this.starts, this.ends);
+    this.reset();
+  }
+
+  /**
+   * -1 when the keys already strictly increase (`order` is then not filled); else sorts and de-duplicates
+   * the entries into `order` and returns how many remain.
+   */
+  private sortedCount(): number {
+    const n = this.keys.length;
     let ordered = true;
     for (let i = 1; i < n && ordered; i++) ordered = this.compareKeys(i - 1, i) < 0;
-    let m = n;
-    if (ordered) { for (let i = 0; i < n; i++) order[i] = i; }
-    else m = sortUniqueKeys(order, n, (a, b) => this.compareKeys(a, b));
-    if (this.starts.length < m) this.starts = new Int32Array(m * 2), this.ends = new Int32Array(m * 2);
-    const o = this.keys.offsets;
-    for (let i = 0; i < m; i++) this.starts[i] = o[order[i]], this.ends[i] = o[order[i] + 1];
-    const b = this.keys.bytes;
-    const id = map.listFor(m, b, this.starts, this.ends);
-    for (let i = 0; i < m; i++) map.values.appendRange(this.values, order[i], order[i] + 1);
-    map.closeRow(id);
-    this.reset();
+    if (ordered) return -1;
+    if (this.order.length < n) this.order = new Int32Array(n * 2);
+    return sortUniqueKeys(this.order, n, (a, b) => this.compareKeys(a, b));
   }
 
   /** Key ranges in output order (flushToKeyed). */
