@@ -257,7 +257,10 @@ class LeafValues {
 class Scratch {
   #u32 = [new Uint32Array(0), new Uint32Array(0), new Uint32Array(0), new Uint32Array(0), new Uint32Array(0)];
   #i32 = [new Int32Array(0), new Int32Array(0)];
-  /** Uint32 buffer `slot` (0-1: first expansion, 2-3: second expansion, 4: dictionary indices). */
+  /**
+   * Uint32 buffer `slot`: 0-1 the first expansion (or a shared string column's ids), 2-3 the second
+   * expansion (or a shared map's row ids, a keyed map's key indices), 4 dictionary indices.
+   */
   u32(slot: number, n: number): Uint32Array {
     if (this.#u32[slot].length < n) {
       this.#u32[slot] = new Uint32Array(Math.max(n, this.#u32[slot].length * 2));
@@ -298,29 +301,17 @@ function expandRows(
   return { start, src, idx };
 }
 
-/** Like expandRows, for rows that name one of their source's distinct maps: entries index `maps`. */
-function expandShared(
-  cols: SharedMapColumn[],
+/** Per row of the group, the index of its value among its source's distinct values (shared columns). */
+function distinctIds(
+  cols: readonly { ids: Uint32Array }[],
   from: Uint32Array,
   rows: Uint32Array,
   scratch: Scratch,
-): { start: Int32Array; src: Uint32Array; idx: Uint32Array } {
-  const n = rows.length;
-  const start = scratch.i32(0, n + 1);
-  let total = 0;
-  for (let k = 0; k < n; k++) {
-    const c = cols[from[k]], o = c.distinct.offsets, id = c.ids[rows[k]];
-    start[k] = total;
-    total += o[id + 1] - o[id];
-  }
-  start[n] = total;
-  const src = scratch.u32(0, total), idx = scratch.u32(1, total);
-  let j = 0;
-  for (let k = 0; k < n; k++) {
-    const s = from[k], c = cols[s], o = c.distinct.offsets, id = c.ids[rows[k]];
-    for (let e = o[id], end = o[id + 1]; e < end; e++) src[j] = s, idx[j++] = e;
-  }
-  return { start, src, idx };
+  slot: number,
+): Uint32Array {
+  const ids = scratch.u32(slot, rows.length);
+  for (let k = 0; k < rows.length; k++) ids[k] = cols[from[k]].ids[rows[k]];
+  return ids;
 }
 
 /** Builds the value order of every leaf of one column (a map's key and value leaves share it). */
@@ -334,8 +325,7 @@ function columnValues(
   const cols = sources.map((s) => s.columns[column]);
   if (def.type !== "Map" && !def.list && def.shared) {
     const strs = cols as SharedStrColumn[];
-    const idx = scratch.u32(1, rows.length);
-    for (let k = 0; k < rows.length; k++) idx[k] = strs[from[k]].ids[rows[k]];
+    const idx = distinctIds(strs, from, rows, scratch, 1);
     const v = new LeafValues(strs.map((c) => c.distinct), from, idx, null, null, null, true);
     return { key: v, value: v };
   }
@@ -344,9 +334,10 @@ function columnValues(
     return { key: v, value: v };
   }
   if (!def.list && def.shared) {
-    const shared = cols as SharedMapColumn[];
-    const x = expandShared(shared, from, rows, scratch);
-    const maps = shared.map((m) => m.distinct);
+    // Rows expand to the entries of their distinct maps (slot 2: expandRows uses slots 0 and 1).
+    const maps = (cols as SharedMapColumn[]).map((m) => m.distinct);
+    const ids = distinctIds(cols as SharedMapColumn[], from, rows, scratch, 2);
+    const x = expandRows(maps.map((m) => m.offsets), from, ids, scratch, 0);
     return {
       key: new LeafValues(maps.map((m) => m.keys), x.src, x.idx, x.start, null, null, true),
       value: new LeafValues(maps.map((m) => m.values), x.src, x.idx, x.start, null, null, true),
