@@ -49,12 +49,9 @@ export function createColumn(def: ColumnDef, capacity = 64): Column {
       case "Float64":
         return new F64Column(n);
       case "Map":
-        if (def.list) return new MapColumn(n, 8);
-        return def.shared
-          ? new SharedMapColumn(n)
-          : def.keyed
-          ? new KeyedMapColumn(n, 8)
-          : new MapColumn(n, 8);
+        if (def.shared && !def.list) return new SharedMapColumn(n);
+        if (def.keyed && !def.list) return new KeyedMapColumn(n, 8);
+        return new MapColumn(n, 8);
     }
   };
   return def.list ? new ListColumn(scalar(), capacity) : scalar();
