@@ -902,92 +902,73 @@ class KeyLists extends SharedColumn<ListColumn<StrColumn>> {
 
 /**
  * Map(String, String) rows whose key lists repeat: attributes, where instrumentation emits the same keys
- * for record after record. Each distinct (sorted) key list is stored once (`keyLists`); a row holds the
- * index of its list and its values (`values`, entries `offsets[r]` to `offsets[r + 1]`, in the order of
- * the list's keys). Decoders compare a row's keys with recent lists instead of copying them, and the
- * Parquet writer dictionary-encodes each distinct key once.
+ * for record after record. Each distinct (sorted) key list is stored once (`keyLists`, an index a row);
+ * the values are a list a row (`values`), in the order of the row's keys. Decoders compare a row's keys
+ * with recent lists instead of copying them, and the Parquet writer dictionary-encodes each distinct key
+ * once.
  */
 export class KeyedMapColumn implements Column {
-  offsets: Int32Array;
-  length = 0;
-  readonly values: StrColumn;
+  readonly values: ListColumn<StrColumn>;
   readonly keyLists: KeyLists;
 
   constructor(capacity = 64, entriesPerRow = 4) {
-    this.offsets = new Int32Array(Math.max(16, capacity) + 1);
-    this.values = new StrColumn(capacity * entriesPerRow, 16);
+    this.values = new ListColumn(new StrColumn(capacity * entriesPerRow, 16), capacity);
     this.keyLists = new KeyLists(capacity);
   }
 
+  get length(): number {
+    return this.values.length;
+  }
   /** The distinct key lists, one row each. Lists no row refers to may remain (after gathers). */
   get lists(): ListColumn<StrColumn> {
     return this.keyLists.distinct;
   }
 
   expectRows(rows: number, maxJump: number): void {
-    this.offsets = atLeast(this.offsets, rows + 1);
+    this.values.expectRows(rows);
+    this.values.child.expectRowsOf(this.values, rows, maxJump);
     this.keyLists.expectRows(rows);
-    this.values.expectRowsOf(this, rows, maxJump);
   }
 
   /**
-   * Closes the current row: the values appended since the last row, under the keys given as byte ranges of
-   * `buf` (`starts[k]` to `ends[k]`, k < n, sorted and one a value).
+   * Closes the current row: the values appended to `values.child` since the last row, under the keys given
+   * as byte ranges of `buf` (`starts[k]` to `ends[k]`, k < n, sorted and one a value).
    */
   closeRow(n: number, buf: Uint8Array, starts: Int32Array, ends: Int32Array): void {
     this.keyLists.pushKeys(n, buf, starts, ends);
-    const len = this.length;
-    if (len + 2 > this.offsets.length) this.offsets = grow(this.offsets, len + 2);
-    this.offsets[len + 1] = this.values.length;
-    this.length = len + 1;
+    this.values.closeRow();
   }
 
   appendRange(src: KeyedMapColumn, start: number, end: number): void {
     this.keyLists.appendRange(src.keyLists, start, end);
-    const n = end - start, len = this.length;
-    const from = src.offsets[start], delta = this.values.length - from;
-    this.values.appendRange(src.values, from, src.offsets[end]);
-    if (len + n + 1 > this.offsets.length) this.offsets = grow(this.offsets, len + n + 1);
-    for (let i = 1; i <= n; i++) this.offsets[len + i] = src.offsets[start + i] + delta;
-    this.length = len + n;
+    this.values.appendRange(src.values, start, end);
   }
   gather(sources: readonly KeyedMapColumn[], from: Uint32Array, rows: Uint32Array): void {
     this.keyLists.gather(sources.map((s) => s.keyLists), from, rows);
-    const child = expand((i) => sources[i].offsets, from, rows);
-    const len = this.length, n = rows.length;
-    if (len + n + 1 > this.offsets.length) this.offsets = grow(this.offsets, len + n + 1);
-    let at = this.values.length;
-    for (let k = 0; k < n; k++) {
-      const o = sources[from[k]].offsets, r = rows[k];
-      at += o[r + 1] - o[r];
-      this.offsets[len + k + 1] = at;
-    }
-    this.values.gather(sources.map((m) => m.values), child.from, child.rows);
-    this.length = len + n;
+    this.values.gather(sources.map((s) => s.values), from, rows);
   }
   /** As for SharedColumn: the bytes of the rows as a plain map column, each with its own copy of its keys. */
   byteLength(): number {
-    return this.length * 4 + this.values.byteLength() + this.keyLists.byteLength();
+    return this.values.byteLength() + this.keyLists.byteLength();
   }
   emptyLike(): KeyedMapColumn {
     return new KeyedMapColumn();
   }
   compact(): void {
-    this.offsets = trimmed(this.offsets, this.length + 1);
     this.values.compact();
     this.keyLists.compact();
   }
-  /** Index of row r's first key in `lists.child`. */
-  firstKey(r: number): number {
-    return this.lists.offsets[this.keyLists.ids[r]];
+  /** How far row r's keys (in `lists.child`) lie from its values (in `values.child`). */
+  keyShift(r: number): number {
+    return this.lists.offsets[this.keyLists.ids[r]] - this.values.offsets[r];
   }
   /** The rows as a plain MapColumn (the Arrow conversion). */
   toMapColumn(): MapColumn {
-    const out = new MapColumn(this.length, 1);
+    const out = new MapColumn(this.length, 1), o = this.values.offsets;
     for (let r = 0; r < this.length; r++) {
-      const k = this.firstKey(r), n = this.offsets[r + 1] - this.offsets[r];
-      out.keys.appendRange(this.lists.child, k, k + n);
-      out.values.appendRange(this.values, this.offsets[r], this.offsets[r + 1]);
+      const shift = this.keyShift(r);
+      out.keys.appendRange(this.lists.child, o[r] + shift, o[r + 1] + shift);
+      out.values.appendRange(this.values.child, o[r], o[r + 1]);
       out.closeRow();
     }
     return out;
@@ -995,10 +976,8 @@ export class KeyedMapColumn implements Column {
   /** Row i as a plain object (tests). */
   get(i: number): Record<string, string> {
     const out: Record<string, string> = {};
-    const shift = this.firstKey(i) - this.offsets[i];
-    for (let e = this.offsets[i]; e < this.offsets[i + 1]; e++) {
-      out[this.lists.child.get(e + shift)] = this.values.get(e);
-    }
+    const o = this.values.offsets, shift = this.keyShift(i);
+    for (let e = o[i]; e < o[i + 1]; e++) out[this.lists.child.get(e + shift)] = this.values.child.get(e);
     return out;
   }
 }

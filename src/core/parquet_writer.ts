@@ -345,17 +345,16 @@ function columnValues(
   }
   if (!def.list && def.keyed) {
     const maps = cols as KeyedMapColumn[];
-    const x = expandRows(maps.map((m) => m.offsets), from, rows, scratch, 0);
+    const x = expandRows(maps.map((m) => m.values.offsets), from, rows, scratch, 0);
     // Entry e of row r has the key at the same place in the row's list.
     const keyIdx = scratch.u32(2, x.idx.length);
     for (let k = 0, j = 0; k < rows.length; k++) {
-      const m = maps[from[k]], r = rows[k];
-      const shift = m.firstKey(r) - m.offsets[r];
+      const shift = maps[from[k]].keyShift(rows[k]);
       for (const end = x.start[k + 1]; j < end; j++) keyIdx[j] = x.idx[j] + shift;
     }
     return {
       key: new LeafValues(maps.map((m) => m.lists.child), x.src, keyIdx, x.start, null, null, true),
-      value: new LeafValues(maps.map((m) => m.values), x.src, x.idx, x.start),
+      value: new LeafValues(maps.map((m) => m.values.child), x.src, x.idx, x.start),
     };
   }
   if (!def.list) {

@@ -109,7 +109,7 @@ export class ProtoAttrScratch {
     if (this.ks.length < m) this.ks = new Int32Array(m * 2), this.ke = new Int32Array(m * 2);
     const ks = this.ks, ke = this.ke;
     for (let i = 0; i < m; i++) ks[i] = e[order[i] * 4], ke[i] = e[order[i] * 4 + 1];
-    if (m > 0) this.writeValues(map.values, m);
+    if (m > 0) this.writeValues(map.values.child, m);
     map.closeRow(m, buf, ks, ke);
     this.reset();
   }

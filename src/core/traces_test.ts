@@ -37,11 +37,9 @@ function value(col: Column, i: number): Value {
   if (col instanceof StrColumn) return col.get(i);
   if (col instanceof SharedMapColumn) return value(col.distinct, col.ids[i]);
   if (col instanceof KeyedMapColumn) {
-    const shift = col.firstKey(i) - col.offsets[i];
+    const o = col.values.offsets, shift = col.keyShift(i);
     const out: [string, string][] = [];
-    for (let e = col.offsets[i]; e < col.offsets[i + 1]; e++) {
-      out.push([col.lists.child.get(e + shift), col.values.get(e)]);
-    }
+    for (let e = o[i]; e < o[i + 1]; e++) out.push([col.lists.child.get(e + shift), col.values.child.get(e)]);
     return out;
   }
   if (col instanceof SharedStrColumn) return col.get(i);

@@ -178,7 +178,7 @@ export class AttrScratch {
     const order = this.order, o = this.keys.offsets;
     if (this.starts.length < m) this.starts = new Int32Array(m * 2), this.ends = new Int32Array(m * 2);
     for (let i = 0; i < m; i++) this.starts[i] = o[order[i]], this.ends[i] = o[order[i] + 1];
-    for (let i = 0; i < m; i++) map.values.appendRange(this.values, order[i], order[i] + 1);
+    for (let i = 0; i < m; i++) map.values.child.appendRange(this.values, order[i], order[i] + 1);
     map.closeRow(m, this.keys.bytes, this.starts, this.ends);
     this.reset();
   }
