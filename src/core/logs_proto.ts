@@ -13,7 +13,7 @@ import type {
   U8Column,
 } from "./columns.ts";
 import { DecodeError } from "./errors.ts";
-import { addKeyValue, pushAnyValue, pushUtf8 } from "./proto_values.ts";
+import { addKeyValue, pushAnyValue, pushStringValue, pushUtf8 } from "./proto_values.ts";
 import { countProtoItems, expectRows, type ScopeContext, walkProtoRequest } from "./proto_request.ts";
 import { Rows } from "./rows.ts";
 import { LOGS } from "./schema.ts";
@@ -215,7 +215,7 @@ function decodeLogRecord(
   pushUtf8(c.severityText, r, "severityText");
   c.severityNumber.push(severity);
   if (bodyS < 0) c.body.pushEmpty();
-  else {
+  else if (!pushStringValue(c.body, buf, bodyS, bodyE)) {
     try {
       pushAnyValue(c.body, buf, bodyS, bodyE);
     } catch (e) {

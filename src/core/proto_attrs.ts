@@ -1,30 +1,47 @@
 /**
  * Scratch space for one protobuf attribute list. It keeps byte ranges into the request instead of
  * copies: keys and string values (nearly every value) are copied once, straight into the output map,
- * when the list is complete. Other values are rendered to text on arrival, into a buffer of their own.
+ * when the list is complete. Small ints, bools and the usual doubles are written as text at that point
+ * too, from what the entry kept; other values are rendered to text on arrival, into a buffer of their own.
  *
  * @module
  */
 
 import { copyBytes, type KeyedMapColumn, type MapColumn, StrColumn, viewOf } from "./columns.ts";
-import { sortUniqueKeys } from "./values.ts";
+import {
+  SHORT_DOUBLE_TEXT_MAX,
+  sortUniqueKeys,
+  UINT_TEXT_MAX,
+  writeShortDouble,
+  writeUint,
+} from "./values.ts";
 
 const EMPTY = new Uint8Array(0);
+const TRUE = new TextEncoder().encode("true"), FALSE = new TextEncoder().encode("false");
+
+/** What an entry's value is (`kinds`), and so what its value start and end hold. */
+const RANGE = 0, // a range of the request: start, end
+  RENDERED = 1, // row `start` of `rendered`
+  UINT = 2, // the integer `start`
+  BOOL = 3, // `start` is 1 for true, 0 for false
+  DOUBLE = 4; // the little-endian double at `start` of the request, which isShortDouble accepts
 
 /**
  * Entries of one attribute list in arrival order. `flushTo` sorts the keys (by UTF-8 bytes), keeps the
  * last value of a repeated key and closes one map row, exactly like `AttrScratch`.
  */
 export class ProtoAttrScratch {
-  /** Values rendered to text (everything but strings), referenced by row from the entries. */
+  /** Values rendered to text on arrival (the kinds not written at flush), referenced by row from the entries. */
   readonly rendered = new StrColumn(64, 16);
   private buf: Uint8Array = EMPTY;
-  /** Per entry: key start, key end, value start, value end; a negative value start -r-1 is rendered row r. */
+  /** Per entry: key start, key end, value start, value end (what they hold depends on `kinds`). */
   private ent = new Int32Array(64 * 4);
+  /** Per entry, what its value is: RANGE, RENDERED, UINT, BOOL or DOUBLE. */
+  private kinds = new Uint8Array(64);
   /** Per entry: the key's first 8 bytes (zero-padded) as two big-endian words, which decide most comparisons. */
   private pre = new Uint32Array(64 * 2);
   private n = 0;
-  /** Bytes of all keys and of all range values added (an upper bound on what `write` copies). */
+  /** Bytes of all keys, and at most the bytes of all values but rendered ones (bounds on what `write` writes). */
   private keyBytes = 0;
   private valueBytes = 0;
   /** The entries to write, in output order. */
@@ -48,10 +65,44 @@ export class ProtoAttrScratch {
 
   /** Adds an entry whose key and value are ranges of `buf` (already checked to be UTF-8). */
   addRange(buf: Uint8Array, ks: number, ke: number, vs: number, ve: number): void {
+    this.add(buf, ks, ke, RANGE, vs, ve, ve - vs);
+  }
+
+  /** Adds an entry whose key is a range of `buf` and whose value is the last row of `rendered`. */
+  addRendered(buf: Uint8Array, ks: number, ke: number): void {
+    this.add(buf, ks, ke, RENDERED, this.rendered.length - 1, 0, 0);
+  }
+
+  /** Adds an entry whose value is the integer `v` (0 to 2^32 - 1), written as decimal digits. */
+  addUint(buf: Uint8Array, ks: number, ke: number, v: number): void {
+    this.add(buf, ks, ke, UINT, v, 0, UINT_TEXT_MAX);
+  }
+
+  /** Adds an entry whose value is a bool, written as true or false. */
+  addBool(buf: Uint8Array, ks: number, ke: number, v: boolean): void {
+    this.add(buf, ks, ke, BOOL, v ? 1 : 0, 0, 5);
+  }
+
+  /** Adds an entry whose value is the little-endian double at `buf[at]`, which `isShortDouble` accepts. */
+  addDouble(buf: Uint8Array, ks: number, ke: number, at: number): void {
+    this.add(buf, ks, ke, DOUBLE, at, 0, SHORT_DOUBLE_TEXT_MAX);
+  }
+
+  /** `maxBytes`: the most bytes the value's text takes (rendered values are counted apart). */
+  private add(
+    buf: Uint8Array,
+    ks: number,
+    ke: number,
+    kind: number,
+    vs: number,
+    ve: number,
+    maxBytes: number,
+  ): void {
     const n = this.n;
     if (n * 4 + 4 > this.ent.length) this.growEntries();
     const e = this.ent, i = n * 4;
     e[i] = ks, e[i + 1] = ke, e[i + 2] = vs, e[i + 3] = ve;
+    this.kinds[n] = kind;
     let p0 = 0, p1 = 0;
     const len = ke - ks;
     if (len >= 8) {
@@ -63,20 +114,16 @@ export class ProtoAttrScratch {
     }
     this.pre[n * 2] = p0, this.pre[n * 2 + 1] = p1;
     this.keyBytes += len;
-    if (vs >= 0) this.valueBytes += ve - vs;
+    this.valueBytes += maxBytes;
     this.buf = buf;
     this.n = n + 1;
   }
 
-  /** Adds an entry whose key is a range of `buf` and whose value is the last row of `rendered`. */
-  addRendered(buf: Uint8Array, ks: number, ke: number): void {
-    this.addRange(buf, ks, ke, -this.rendered.length, 0);
-  }
-
   private growEntries(): void {
     const ent = new Int32Array(this.ent.length * 2), pre = new Uint32Array(this.pre.length * 2);
-    ent.set(this.ent), pre.set(this.pre);
-    this.ent = ent, this.pre = pre;
+    const kinds = new Uint8Array(this.kinds.length * 2);
+    ent.set(this.ent), pre.set(this.pre), kinds.set(this.kinds);
+    this.ent = ent, this.pre = pre, this.kinds = kinds;
   }
 
   /** Sorts, de-duplicates and appends the entries as one row of `map`, then resets. */
@@ -120,7 +167,7 @@ export class ProtoAttrScratch {
 
   /** Appends the values of the first `m` entries of `order` to `values`. */
   private writeValues(values: StrColumn, m: number): void {
-    const e = this.ent, order = this.order, buf = this.buf;
+    const e = this.ent, kinds = this.kinds, order = this.order, buf = this.buf;
     const r = this.rendered, rb = r.bytes, ro = r.offsets;
     let va = values.reserve(this.valueBytes + ro[r.length]);
     values.reserveRows(m);
@@ -128,11 +175,25 @@ export class ProtoAttrScratch {
     const vv = values.dataView(), bv = viewOf(buf), rv = r.dataView();
     let vl = values.length;
     for (let i = 0; i < m; i++) {
-      const k = order[i] * 4;
-      const vs = e[k + 2];
-      va = vs >= 0
-        ? copyBytes(vb, vv, va, buf, bv, vs, e[k + 3])
-        : copyBytes(vb, vv, va, rb, rv, ro[-vs - 1], ro[-vs]);
+      const j = order[i], vs = e[j * 4 + 2];
+      switch (kinds[j]) {
+        case RANGE:
+          va = copyBytes(vb, vv, va, buf, bv, vs, e[j * 4 + 3]);
+          break;
+        case UINT:
+          va = writeUint(vb, va, vs);
+          break;
+        case BOOL: {
+          const text = vs ? TRUE : FALSE;
+          for (let k = 0; k < text.length; k++) vb[va++] = text[k];
+          break;
+        }
+        case DOUBLE:
+          va = writeShortDouble(vb, va, bv.getFloat64(vs, true));
+          break;
+        default:
+          va = copyBytes(vb, vv, va, rb, rv, ro[vs], ro[vs + 1]);
+      }
       vo[++vl] = va;
     }
     values.length = vl;

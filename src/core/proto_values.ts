@@ -8,7 +8,19 @@
 import { MapColumn, type StrColumn } from "./columns.ts";
 import { DecodeError } from "./errors.ts";
 import type { ProtoAttrScratch } from "./proto_attrs.ts";
-import { jsonDouble, MAX_ANY_VALUE_DEPTH, PreparedMap, pushBase64, toBase64, tooDeep } from "./values.ts";
+import {
+  isShortDouble,
+  jsonDouble,
+  MAX_ANY_VALUE_DEPTH,
+  PreparedMap,
+  pushBase64,
+  SHORT_DOUBLE_TEXT_MAX,
+  toBase64,
+  tooDeep,
+  UINT_TEXT_MAX,
+  writeShortDouble,
+  writeUint,
+} from "./values.ts";
 import { I64, int64ToDecimal, isAscii, isUtf8, LEN, VARINT, WireReader, wrongWireType } from "./wire.ts";
 
 const textDecoder = new TextDecoder();
@@ -69,45 +81,13 @@ function readAnyValue(buf: Uint8Array, start: number, end: number): void {
   anyKind = kind, anyS = vs, anyE = ve, anyNum = num, anyLo = lo, anyHi = hi;
 }
 
-/** Renders the value readAnyValue found (in `buf`) as text and appends it to `out`. */
-/**
- * Appends `String(d)` as bytes, writing the usual values (at most three decimals, below 1e9 in magnitude:
- * durations, ratios, prices) digit by digit instead of through a string. Exactly `String(d)` for every
- * double (`proto_values_test.ts` compares them on 400k+ values).
- */
+/** Appends `String(d)` as bytes: the usual values digit by digit (`writeShortDouble`), others through a string. */
 export function pushDouble(out: StrColumn, d: number): void {
-  const m = Math.round(d * 1000);
-  // Below 1e9 neighbouring doubles lie closer than 1e-3, so when m / 1000 is d, m·10^-3 is the only
-  // decimal of at most three places that rounds to d: the shortest one, which String(d) writes out
-  // without an exponent at these magnitudes. (-0 and 0 both give "0"; NaN fails the test.)
-  if (!(d > -1e9 && d < 1e9 && m / 1000 === d)) return out.pushAscii(String(d));
-  const a = m < 0 ? -m : m;
-  const whole = Math.floor(a / 1000);
-  let frac = a - whole * 1000, fd = 3;
-  if (frac === 0) fd = 0;
-  else if (frac % 100 === 0) frac /= 100, fd = 1;
-  else if (frac % 10 === 0) frac /= 10, fd = 2;
-  let wd = 1;
-  for (let x = whole; x >= 10; x = Math.floor(x / 10)) wd++;
-  const neg = m < 0 ? 1 : 0;
-  const len = neg + wd + (fd > 0 ? fd + 1 : 0);
-  const at = out.reserve(len), b = out.bytes;
-  if (neg) b[at] = 45; // "-"
-  let v = whole;
-  for (let j = at + neg + wd - 1; j >= at + neg; j--) {
-    b[j] = 48 + (v % 10);
-    v = Math.floor(v / 10);
-  }
-  if (fd > 0) {
-    b[at + neg + wd] = 46; // "."
-    for (let j = at + len - 1; j > at + neg + wd; j--) {
-      b[j] = 48 + (frac % 10);
-      frac = Math.floor(frac / 10);
-    }
-  }
-  out.commit(at + len);
+  if (!isShortDouble(d)) return out.pushAscii(String(d));
+  out.commit(writeShortDouble(out.bytes, out.reserve(SHORT_DOUBLE_TEXT_MAX), d));
 }
 
+/** Renders the value readAnyValue found (in `buf`) as text and appends it to `out`. */
 function renderAnyValue(out: StrColumn, buf: Uint8Array): void {
   switch (anyKind) {
     case 0:
@@ -128,6 +108,24 @@ function renderAnyValue(out: StrColumn, buf: Uint8Array): void {
         anyKind === 5 ? arrayJson(buf, anyS, anyE, 1) : kvlistJson(buf, anyS, anyE, 1),
       );
   }
+}
+
+/**
+ * Appends the AnyValue message in `buf[start, end)` when it is just a stringValue shorter than 16 KiB
+ * holding valid UTF-8, which log bodies nearly always are, and returns true; else appends nothing and
+ * returns false (pushAnyValue then reads it, and raises any error).
+ */
+export function pushStringValue(out: StrColumn, buf: Uint8Array, start: number, end: number): boolean {
+  if (end - start < 2 || buf[start] !== 0x0a) return false;
+  let p = start + 2, n = buf[start + 1];
+  if (n >= 0x80) {
+    const b = buf[p++];
+    if (b >= 0x80 || p > end) return false;
+    n = (n & 0x7f) | (b << 7);
+  }
+  if (p + n !== end || !isUtf8(buf, p, end)) return false;
+  out.pushBytes(buf, p, end);
+  return true;
 }
 
 /** Renders the AnyValue message in `buf[start, end)` as text and appends it to `out`. */
@@ -258,14 +256,7 @@ function smallVarint(buf: Uint8Array, start: number, end: number): number {
 
 /** Appends a non-negative integer below 2^32 as decimal digits. */
 function pushUint(out: StrColumn, v: number): void {
-  let digits = 1;
-  for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
-  const at = out.reserve(digits), b = out.bytes;
-  for (let j = at + digits - 1; j >= at; j--) {
-    b[j] = 48 + (v % 10);
-    v = Math.floor(v / 10);
-  }
-  out.commit(at + digits);
+  out.commit(writeUint(out.bytes, out.reserve(UINT_TEXT_MAX), v));
 }
 
 /** Adds one KeyValue message (`buf[start, end)`) to the scratch. */
@@ -287,20 +278,21 @@ export function addKeyValue(scratch: ProtoAttrScratch, buf: Uint8Array, start: n
         case 0x18: { // intValue below 2^28 (at most four varint bytes, the last one ending the value)
           const v = smallVarint(buf, ke + 3, end);
           if (v >= 0 && isAscii(buf, ks, ke)) {
-            pushUint(scratch.rendered, v);
-            return scratch.addRendered(buf, ks, ke);
+            return scratch.addUint(buf, ks, ke, v);
           }
           break;
         }
         case 0x10: // boolValue
           if (ke + 4 === end && buf[ke + 3] < 0x80 && isAscii(buf, ks, ke)) {
-            scratch.rendered.pushAscii(buf[ke + 3] !== 0 ? "true" : "false");
-            return scratch.addRendered(buf, ks, ke);
+            return scratch.addBool(buf, ks, ke, buf[ke + 3] !== 0);
           }
           break;
         case 0x21: // doubleValue
           if (ke + 11 === end && isAscii(buf, ks, ke)) {
-            pushDouble(scratch.rendered, ANY_READER.reset(buf, ke + 3, end).double());
+            // Usual doubles are written when the list is flushed, straight from the request's bytes.
+            const d = ANY_READER.reset(buf, ke + 3, end).double();
+            if (isShortDouble(d)) return scratch.addDouble(buf, ks, ke, ke + 3);
+            pushDouble(scratch.rendered, d);
             return scratch.addRendered(buf, ks, ke);
           }
       }

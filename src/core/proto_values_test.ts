@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { StrColumn } from "./columns.ts";
-import { pushDouble } from "./proto_values.ts";
+import { KeyedMapColumn, StrColumn } from "./columns.ts";
+import { addKeyValue, pushDouble } from "./proto_values.ts";
+import { ProtoAttrScratch } from "./proto_attrs.ts";
 
 /** Doubles whose text the fast path writes itself, and the ones it must leave to String(). */
 function* doubles(): Generator<number> {
@@ -70,4 +71,46 @@ Deno.test("pushDouble() writes exactly what String() writes, for every kind of d
     n++;
   }
   assert.ok(n > 400_000, `${n} values`);
+});
+
+/** A KeyValue message: key (field 1) and an AnyValue (field 2) holding `value` (already a field of it). */
+function keyValue(key: string, value: number[]): Uint8Array {
+  const k = [...new TextEncoder().encode(key)];
+  return new Uint8Array([0x0a, k.length, ...k, 0x12, value.length, ...value]);
+}
+const doubleField = (d: number): number[] => [0x21, ...new Uint8Array(new Float64Array([d]).buffer)];
+function varintField(field: number, v: number): number[] {
+  const out = [field << 3];
+  for (; v >= 0x80; v = Math.floor(v / 128)) out.push((v & 0x7f) | 0x80);
+  return [...out, v];
+}
+
+Deno.test("attribute values written when the list is flushed are the text String() gives", () => {
+  // Ints, bools and doubles take the fast path's deferred writes (or, for unusual doubles, the rendered
+  // buffer); a list mixes them with strings, and their keys arrive out of order.
+  const values: [number[], string][] = [];
+  for (const d of [0, -0, 1.5, -250.125, 999999999.999, 0.1 + 0.2, 1e21, NaN, 5e-324, 123456.7]) {
+    values.push([doubleField(d), String(d)]);
+  }
+  for (const v of [0, 7, 200, 65535, 2 ** 28 - 1, 2 ** 28, 2 ** 32 - 1]) {
+    values.push([varintField(3, v), String(v)]);
+  }
+  values.push([varintField(2, 1), "true"], [varintField(2, 0), "false"], [varintField(2, 5), "true"]);
+  values.push([[0x0a, 3, 0x61, 0x62, 0x63], "abc"]);
+  const scratch = new ProtoAttrScratch();
+  const map = new KeyedMapColumn();
+  for (let round = 0; round < 2; round++) {
+    // One request buffer holds every KeyValue, as the scratch's ranges require.
+    const expected: Record<string, string> = {};
+    const kvs = values.map(([field, text], i) => {
+      const key = `k${String(values.length - i).padStart(2, "0")}`;
+      expected[key] = text;
+      return keyValue(key, field);
+    });
+    const buf = new Uint8Array(kvs.reduce((n, kv) => n + kv.length, 0));
+    let at = 0;
+    for (const kv of kvs) buf.set(kv, at), addKeyValue(scratch, buf, at, at += kv.length);
+    scratch.flushToKeyed(map);
+    assert.deepEqual(map.get(round), expected);
+  }
 });

@@ -37,6 +37,53 @@ export function pushHexId(col: StrColumn, src: Uint8Array, start: number, end: n
   else col.commit(at + (end - start) * 2);
 }
 
+/** Longest text `writeUint` writes (2^32 - 1 has ten digits). */
+export const UINT_TEXT_MAX = 10;
+
+/** Writes a non-negative integer below 2^32 as decimal digits at `b[at]`; returns the end. */
+export function writeUint(b: Uint8Array, at: number, v: number): number {
+  let digits = 1;
+  for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
+  for (let j = at + digits - 1; j >= at; j--) {
+    b[j] = 48 + (v % 10);
+    v = Math.floor(v / 10);
+  }
+  return at + digits;
+}
+
+/**
+ * Whether `writeShortDouble` can write `d`: the usual values, at most three decimals and below 1e9 in
+ * magnitude (durations, ratios, prices). Below 1e9 neighbouring doubles lie closer than 1e-3, so when
+ * round(d·1000) / 1000 is d, that decimal of at most three places is the only one that rounds to d: the
+ * shortest one, which String(d) writes out without an exponent at these magnitudes. (NaN fails the test.)
+ */
+export function isShortDouble(d: number): boolean {
+  return d > -1e9 && d < 1e9 && Math.round(d * 1000) / 1000 === d;
+}
+
+/** Longest text `writeShortDouble` writes ("-999999999.999"). */
+export const SHORT_DOUBLE_TEXT_MAX = 14;
+
+/** Writes `String(d)` of a double that `isShortDouble` accepts at `b[at]`, digit by digit; returns the end. */
+export function writeShortDouble(b: Uint8Array, at: number, d: number): number {
+  const m = Math.round(d * 1000);
+  const a = m < 0 ? -m : m; // -0 and 0 both give "0"
+  const whole = Math.floor(a / 1000);
+  let frac = a - whole * 1000, fd = 3;
+  if (frac === 0) fd = 0;
+  else if (frac % 100 === 0) frac /= 100, fd = 1;
+  else if (frac % 10 === 0) frac /= 10, fd = 2;
+  if (m < 0) b[at++] = 45; // "-"
+  at = writeUint(b, at, whole);
+  if (fd === 0) return at;
+  b[at] = 46; // "."
+  for (let j = at + fd; j > at; j--) {
+    b[j] = 48 + (frac % 10);
+    frac = Math.floor(frac / 10);
+  }
+  return at + fd + 1;
+}
+
 /** Lowercase hex of bytes. */
 export function toHex(bytes: Uint8Array): string {
   let s = "";
