@@ -106,8 +106,8 @@ export class ProtoAttrScratch {
     let p0 = 0, p1 = 0;
     const len = ke - ks;
     if (len >= 8) {
-      p0 = ((buf[ks] << 24) | (buf[ks + 1] << 16) | (buf[ks + 2] << 8) | buf[ks + 3]) >>> 0;
-      p1 = ((buf[ks + 4] << 24) | (buf[ks + 5] << 16) | (buf[ks + 6] << 8) | buf[ks + 7]) >>> 0;
+      const v = viewOf(buf);
+      p0 = v.getUint32(ks), p1 = v.getUint32(ks + 4);
     } else {
       for (let k = 0; k < 4; k++) p0 = p0 * 256 + (k < len ? buf[ks + k] : 0);
       for (let k = 4; k < 8; k++) p1 = p1 * 256 + (k < len ? buf[ks + k] : 0);

@@ -44,9 +44,16 @@ export const UINT_TEXT_MAX = 10;
 export function writeUint(b: Uint8Array, at: number, v: number): number {
   let digits = 1;
   for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
-  for (let j = at + digits - 1; j >= at; j--) {
+  let j = at + digits - 1;
+  // Beyond 2^31 `| 0` would wrap: those digits go through floating-point division first.
+  for (; v > 0x7fffffff; j--) {
     b[j] = 48 + (v % 10);
     v = Math.floor(v / 10);
+  }
+  for (; j >= at; j--) {
+    const q = (v / 10) | 0;
+    b[j] = 48 + v - q * 10;
+    v = q;
   }
   return at + digits;
 }
