@@ -44,6 +44,25 @@ export function copyBytes(
   return at;
 }
 
+/**
+ * Whether `a[as, as + len)` and `b[bs, bs + len)` hold the same bytes; `av` and `bv` are views of exactly
+ * `a` and `b`. Four bytes at a time (keys are 10-30 bytes), then the rest.
+ */
+export function rangeEquals(
+  a: Uint8Array,
+  av: DataView,
+  as: number,
+  b: Uint8Array,
+  bv: DataView,
+  bs: number,
+  len: number,
+): boolean {
+  let i = 0;
+  for (; i + 4 <= len; i += 4) if (av.getInt32(as + i) !== bv.getInt32(bs + i)) return false;
+  for (; i < len; i++) if (a[as + i] !== b[bs + i]) return false;
+  return true;
+}
+
 const NO_VIEW = new DataView(new ArrayBuffer(0));
 
 // The view of the last source array asked for: copies come by the thousand from one request.
@@ -870,20 +889,33 @@ class KeyLists extends SharedColumn<ListColumn<StrColumn>> {
    * Appends a row whose keys are the byte ranges `starts[k]` to `ends[k]` of `buf` (k < n, sorted): it
    * refers to the last row's list or to one of the lists added lately when they match, else to a new one.
    */
-  pushKeys(n: number, buf: Uint8Array, starts: Int32Array, ends: Int32Array): void {
+  pushKeys(n: number, buf: Uint8Array, starts: Int32Array, ends: Int32Array): number {
     const last = this.length > 0 ? this.ids[this.length - 1] : -1;
-    if (this.listEquals(last, n, buf, starts, ends)) return this.pushId(last, 1);
+    let id = last;
+    if (!this.listEquals(last, n, buf, starts, ends)) id = this.recentOrNew(last, n, buf, starts, ends);
+    this.pushId(id, 1);
+    return id;
+  }
+
+  /** The id of one of the lists added lately (but `last`) with exactly these keys, else of a new list. */
+  private recentOrNew(
+    last: number,
+    n: number,
+    buf: Uint8Array,
+    starts: Int32Array,
+    ends: Int32Array,
+  ): number {
     const recent = this.recent;
     for (let i = 0; i < recent.length; i++) {
       const id = recent[i];
-      if (id >= 0 && id !== last && this.listEquals(id, n, buf, starts, ends)) return this.pushId(id, 1);
+      if (id >= 0 && id !== last && this.listEquals(id, n, buf, starts, ends)) return id;
     }
     const lists = this.distinct, keys = lists.child;
     for (let i = 0; i < n; i++) keys.pushBytes(buf, starts[i], ends[i]);
     lists.closeRow();
     recent[this.recentAt] = lists.length - 1;
     this.recentAt = (this.recentAt + 1) % recent.length;
-    this.pushId(lists.length - 1, 1);
+    return lists.length - 1;
   }
 
   /** Whether list `id` holds exactly the keys given as byte ranges of `buf`. */
@@ -894,11 +926,7 @@ class KeyLists extends SharedColumn<ListColumn<StrColumn>> {
     const kv = keys.dataView(), bv = viewOf(buf);
     for (let i = 0, e = lo[id]; i < n; i++, e++) {
       const s = starts[i], len = ends[i] - s, at = ko[e];
-      if (ko[e + 1] - at !== len) return false;
-      // Four bytes at a time (keys are 10-30 bytes), then the rest.
-      let b = 0;
-      for (; b + 4 <= len; b += 4) if (kv.getInt32(at + b) !== bv.getInt32(s + b)) return false;
-      for (; b < len; b++) if (kb[at + b] !== buf[s + b]) return false;
+      if (ko[e + 1] - at !== len || !rangeEquals(kb, kv, at, buf, bv, s, len)) return false;
     }
     return true;
   }
@@ -938,8 +966,14 @@ export class KeyedMapColumn implements Column {
    * Closes the current row: the values appended to `values.child` since the last row, under the keys given
    * as byte ranges of `buf` (`starts[k]` to `ends[k]`, k < n, sorted and one a value).
    */
-  closeRow(n: number, buf: Uint8Array, starts: Int32Array, ends: Int32Array): void {
-    this.keyLists.pushKeys(n, buf, starts, ends);
+  closeRow(n: number, buf: Uint8Array, starts: Int32Array, ends: Int32Array): number {
+    const id = this.keyLists.pushKeys(n, buf, starts, ends);
+    this.values.closeRow();
+    return id;
+  }
+  /** Closes the current row under key list `id`, which closeRow returned for an earlier row of this column. */
+  closeRowWithList(id: number): void {
+    this.keyLists.pushId(id, 1);
     this.values.closeRow();
   }
 

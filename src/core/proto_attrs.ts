@@ -7,7 +7,7 @@
  * @module
  */
 
-import { copyBytes, type KeyedMapColumn, type MapColumn, StrColumn, viewOf } from "./columns.ts";
+import { copyBytes, type KeyedMapColumn, type MapColumn, rangeEquals, StrColumn, viewOf } from "./columns.ts";
 import {
   SHORT_DOUBLE_TEXT_MAX,
   sortUniqueKeys,
@@ -52,43 +52,69 @@ export class ProtoAttrScratch {
    */
   private lastN = -1;
 
+  // The last list flushed to a keyed map, which the next records of a request nearly always repeat (same
+  // keys, same order): its keys in arrival order (a copy, so already checked), how many entries were
+  // written (the first of `order`, which only a later list changes) and the map's id of its key list.
+  private knownMap: KeyedMapColumn | undefined;
+  private knownKeys = new StrColumn(16, 16);
+  private knownM = 0;
+  private knownId = -1;
+  /** Entries from the first that were added as known: their keys equal the known keys at their index. */
+  private matched = 0;
+
   /** Number of entries added since the last reset. */
   get length(): number {
     return this.n;
   }
 
   reset(): void {
-    this.n = 0;
+    this.n = this.matched = 0;
     this.keyBytes = this.valueBytes = 0;
     this.rendered.length = 0;
   }
 
+  /**
+   * Whether the next entry's key, `buf[ks, ke)`, is the known list's key at its index, every entry before
+   * it having been added as known too. Such a key is already checked to be UTF-8; add the entry with
+   * `known` set to this answer.
+   */
+  knows(buf: Uint8Array, ks: number, ke: number): boolean {
+    const n = this.n, k = this.knownKeys;
+    if (this.matched !== n || n >= k.length) return false;
+    const at = k.offsets[n];
+    return k.offsets[n + 1] - at === ke - ks &&
+      rangeEquals(k.bytes, k.dataView(), at, buf, viewOf(buf), ks, ke - ks);
+  }
+
   /** Adds an entry whose key and value are ranges of `buf` (already checked to be UTF-8). */
-  addRange(buf: Uint8Array, ks: number, ke: number, vs: number, ve: number): void {
-    this.add(buf, ks, ke, RANGE, vs, ve, ve - vs);
+  addRange(buf: Uint8Array, ks: number, ke: number, vs: number, ve: number, known = false): void {
+    this.add(buf, ks, ke, RANGE, vs, ve, ve - vs, known);
   }
 
   /** Adds an entry whose key is a range of `buf` and whose value is the last row of `rendered`. */
-  addRendered(buf: Uint8Array, ks: number, ke: number): void {
-    this.add(buf, ks, ke, RENDERED, this.rendered.length - 1, 0, 0);
+  addRendered(buf: Uint8Array, ks: number, ke: number, known = false): void {
+    this.add(buf, ks, ke, RENDERED, this.rendered.length - 1, 0, 0, known);
   }
 
   /** Adds an entry whose value is the integer `v` (0 to 2^32 - 1), written as decimal digits. */
-  addUint(buf: Uint8Array, ks: number, ke: number, v: number): void {
-    this.add(buf, ks, ke, UINT, v, 0, UINT_TEXT_MAX);
+  addUint(buf: Uint8Array, ks: number, ke: number, v: number, known: boolean): void {
+    this.add(buf, ks, ke, UINT, v, 0, UINT_TEXT_MAX, known);
   }
 
   /** Adds an entry whose value is a bool, written as true or false. */
-  addBool(buf: Uint8Array, ks: number, ke: number, v: boolean): void {
-    this.add(buf, ks, ke, BOOL, v ? 1 : 0, 0, 5);
+  addBool(buf: Uint8Array, ks: number, ke: number, v: boolean, known: boolean): void {
+    this.add(buf, ks, ke, BOOL, v ? 1 : 0, 0, 5, known);
   }
 
   /** Adds an entry whose value is the little-endian double at `buf[at]`, which `isShortDouble` accepts. */
-  addDouble(buf: Uint8Array, ks: number, ke: number, at: number): void {
-    this.add(buf, ks, ke, DOUBLE, at, 0, SHORT_DOUBLE_TEXT_MAX);
+  addDouble(buf: Uint8Array, ks: number, ke: number, at: number, known: boolean): void {
+    this.add(buf, ks, ke, DOUBLE, at, 0, SHORT_DOUBLE_TEXT_MAX, known);
   }
 
-  /** `maxBytes`: the most bytes the value's text takes (rendered values are counted apart). */
+  /**
+   * `maxBytes`: the most bytes the value's text takes (rendered values are counted apart). `known`: what
+   * `knows` answered for this key. Known entries get their key prefix only if the list turns out new.
+   */
   private add(
     buf: Uint8Array,
     ks: number,
@@ -97,14 +123,25 @@ export class ProtoAttrScratch {
     vs: number,
     ve: number,
     maxBytes: number,
+    known: boolean,
   ): void {
     const n = this.n;
     if (n * 4 + 4 > this.ent.length) this.growEntries();
     const e = this.ent, i = n * 4;
     e[i] = ks, e[i + 1] = ke, e[i + 2] = vs, e[i + 3] = ve;
     this.kinds[n] = kind;
+    this.buf = buf;
+    if (known) this.matched = n + 1;
+    else this.setPrefix(n);
+    this.keyBytes += ke - ks;
+    this.valueBytes += maxBytes;
+    this.n = n + 1;
+  }
+
+  /** Stores the first 8 bytes of entry i's key, zero-padded, as two big-endian words. */
+  private setPrefix(i: number): void {
+    const buf = this.buf, ks = this.ent[i * 4], len = this.ent[i * 4 + 1] - ks;
     let p0 = 0, p1 = 0;
-    const len = ke - ks;
     if (len >= 8) {
       const v = viewOf(buf);
       p0 = v.getUint32(ks), p1 = v.getUint32(ks + 4);
@@ -112,11 +149,7 @@ export class ProtoAttrScratch {
       for (let k = 0; k < 4; k++) p0 = p0 * 256 + (k < len ? buf[ks + k] : 0);
       for (let k = 4; k < 8; k++) p1 = p1 * 256 + (k < len ? buf[ks + k] : 0);
     }
-    this.pre[n * 2] = p0, this.pre[n * 2 + 1] = p1;
-    this.keyBytes += len;
-    this.valueBytes += maxBytes;
-    this.buf = buf;
-    this.n = n + 1;
+    this.pre[i * 2] = p0, this.pre[i * 2 + 1] = p1;
   }
 
   private growEntries(): void {
@@ -128,6 +161,7 @@ export class ProtoAttrScratch {
 
   /** Sorts, de-duplicates and appends the entries as one row of `map`, then resets. */
   flushTo(map: MapColumn): void {
+    this.knownMap = undefined; // `order` changes
     const m = this.ordered();
     if (m > 0) this.write(map, m);
     map.closeRow();
@@ -137,6 +171,7 @@ export class ProtoAttrScratch {
   /** Sorts and de-duplicates the entries into `order`; returns how many remain. */
   private ordered(): number {
     const n = this.n;
+    for (let i = 0; i < this.matched; i++) this.setPrefix(i);
     if (this.order.length < n) this.order = new Int32Array(n * 2);
     const order = this.order;
     let m = n;
@@ -149,25 +184,43 @@ export class ProtoAttrScratch {
     return m;
   }
 
-  /** Like flushTo, for a map that stores each distinct key list once: keys are compared, values copied. */
+  /**
+   * Like flushTo, for a map that stores each distinct key list once: keys are compared, values copied. A
+   * list whose keys are all known (the last list flushed to `map`, in the same order) reuses its order
+   * and key list without sorting or comparing again.
+   */
   flushToKeyed(map: KeyedMapColumn): void {
+    const n = this.n;
+    if (map === this.knownMap && this.matched === n && n === this.knownKeys.length) {
+      if (this.knownM > 0) this.writeValues(map.values.child, this.order, this.knownM);
+      map.closeRowWithList(this.knownId);
+      return this.reset();
+    }
     const m = this.ordered();
     const e = this.ent, order = this.order, buf = this.buf;
     if (this.ks.length < m) this.ks = new Int32Array(m * 2), this.ke = new Int32Array(m * 2);
     const ks = this.ks, ke = this.ke;
     for (let i = 0; i < m; i++) ks[i] = e[order[i] * 4], ke[i] = e[order[i] * 4 + 1];
-    if (m > 0) this.writeValues(map.values.child, m);
-    map.closeRow(m, buf, ks, ke);
+    if (m > 0) this.writeValues(map.values.child, order, m);
+    this.remember(map, map.closeRow(m, buf, ks, ke), m);
     this.reset();
+  }
+
+  /** Makes the list just flushed to `map` (the first `m` entries of `order` written, key list `id`) the known one. */
+  private remember(map: KeyedMapColumn, id: number, m: number): void {
+    const n = this.n, e = this.ent, buf = this.buf, k = this.knownKeys;
+    k.length = 0;
+    for (let i = 0; i < n; i++) k.pushBytes(buf, e[i * 4], e[i * 4 + 1]);
+    this.knownMap = map, this.knownId = id, this.knownM = m;
   }
 
   /** Key ranges of the entries in output order (flushToKeyed). */
   private ks = new Int32Array(16);
   private ke = new Int32Array(16);
 
-  /** Appends the values of the first `m` entries of `order` to `values`. */
-  private writeValues(values: StrColumn, m: number): void {
-    const e = this.ent, kinds = this.kinds, order = this.order, buf = this.buf;
+  /** Appends the values of the entries `order[0, m)` to `values`. */
+  private writeValues(values: StrColumn, order: Int32Array, m: number): void {
+    const e = this.ent, kinds = this.kinds, buf = this.buf;
     const r = this.rendered, rb = r.bytes, ro = r.offsets;
     let va = values.reserve(this.valueBytes + ro[r.length]);
     values.reserveRows(m);
@@ -213,7 +266,7 @@ export class ProtoAttrScratch {
       ko[++kl] = ka;
     }
     keys.length = kl;
-    this.writeValues(map.values, m);
+    this.writeValues(map.values, order, m);
   }
 
   /** Sorts and de-duplicates the entries into `order`; a method of its own, so that only this path allocates the comparator. */

@@ -270,31 +270,38 @@ export function addKeyValue(scratch: ProtoAttrScratch, buf: Uint8Array, start: n
       kl < 0x80 && ke + 4 <= end && buf[ke] === 0x12 && buf[ke + 1] < 0x80 && buf[ke + 1] + ke + 2 === end
     ) {
       switch (buf[ke + 2]) {
-        case 0x0a: // stringValue; the bytes between key and string are below 0x80 too
-          if (buf[ke + 3] + ke + 4 === end && isAscii(buf, ks, end)) {
-            return scratch.addRange(buf, ks, ke, ke + 4, end);
-          }
-          break;
-        case 0x18: { // intValue below 2^28 (at most four varint bytes, the last one ending the value)
-          const v = smallVarint(buf, ke + 3, end);
-          if (v >= 0 && isAscii(buf, ks, ke)) {
-            return scratch.addUint(buf, ks, ke, v);
+        case 0x0a: { // stringValue; the bytes between key and string are below 0x80 too
+          if (buf[ke + 3] + ke + 4 !== end) break;
+          // A known key (the previous list's, at this index) is checked already: only the string is.
+          const known = scratch.knows(buf, ks, ke);
+          if (isAscii(buf, known ? ke + 4 : ks, end)) {
+            return scratch.addRange(buf, ks, ke, ke + 4, end, known);
           }
           break;
         }
-        case 0x10: // boolValue
-          if (ke + 4 === end && buf[ke + 3] < 0x80 && isAscii(buf, ks, ke)) {
-            return scratch.addBool(buf, ks, ke, buf[ke + 3] !== 0);
-          }
+        case 0x18: { // intValue below 2^28 (at most four varint bytes, the last one ending the value)
+          const v = smallVarint(buf, ke + 3, end);
+          if (v < 0) break;
+          const known = scratch.knows(buf, ks, ke);
+          if (known || isAscii(buf, ks, ke)) return scratch.addUint(buf, ks, ke, v, known);
           break;
-        case 0x21: // doubleValue
-          if (ke + 11 === end && isAscii(buf, ks, ke)) {
-            // Usual doubles are written when the list is flushed, straight from the request's bytes.
-            const d = ANY_READER.reset(buf, ke + 3, end).double();
-            if (isShortDouble(d)) return scratch.addDouble(buf, ks, ke, ke + 3);
-            pushDouble(scratch.rendered, d);
-            return scratch.addRendered(buf, ks, ke);
-          }
+        }
+        case 0x10: { // boolValue
+          if (ke + 4 !== end || buf[ke + 3] >= 0x80) break;
+          const known = scratch.knows(buf, ks, ke);
+          if (known || isAscii(buf, ks, ke)) return scratch.addBool(buf, ks, ke, buf[ke + 3] !== 0, known);
+          break;
+        }
+        case 0x21: { // doubleValue
+          if (ke + 11 !== end) break;
+          const known = scratch.knows(buf, ks, ke);
+          if (!known && !isAscii(buf, ks, ke)) break;
+          // Usual doubles are written when the list is flushed, straight from the request's bytes.
+          const d = ANY_READER.reset(buf, ke + 3, end).double();
+          if (isShortDouble(d)) return scratch.addDouble(buf, ks, ke, ke + 3, known);
+          pushDouble(scratch.rendered, d);
+          return scratch.addRendered(buf, ks, ke, known);
+        }
       }
     }
   }

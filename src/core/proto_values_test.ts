@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { KeyedMapColumn, StrColumn } from "./columns.ts";
+import { encodeJson, encodeProtobuf, type LogsRequest } from "../../bench/data.ts";
+import { KeyedMapColumn, MapColumn, StrColumn } from "./columns.ts";
+import { decodeRequest } from "./convert.ts";
+import type { Rows } from "./rows.ts";
 import { addKeyValue, pushDouble } from "./proto_values.ts";
 import { ProtoAttrScratch } from "./proto_attrs.ts";
 
@@ -113,4 +116,86 @@ Deno.test("attribute values written when the list is flushed are the text String
     scratch.flushToKeyed(map);
     assert.deepEqual(map.get(round), expected);
   }
+});
+
+Deno.test("protobuf attribute lists that repeat, reorder, repeat a key or change shape decode as JSON does", () => {
+  // Each record's list is compared with the one before it (the decoder reuses a repeated list's order and
+  // key list): repeats, reorderings, prefixes, duplicates, empty lists and values off the fast path.
+  const s = (key: string, v: string) => ({ key, value: { stringValue: v } });
+  const i = (key: string, v: number) => ({ key, value: { intValue: String(v) } });
+  const b = (key: string, v: boolean) => ({ key, value: { boolValue: v } });
+  const d = (key: string, v: number) => ({ key, value: { doubleValue: v } });
+  const lists = [
+    [s("http.route", "/a"), i("status", 200), b("ok", true), d("ms", 1.5)],
+    [s("http.route", "/b"), i("status", 404), b("ok", false), d("ms", 2.25)],
+    [s("http.route", "/c"), i("status", 500), b("ok", false), d("ms", 0)],
+    [d("ms", 3), s("http.route", "/d"), i("status", 201), b("ok", true)],
+    [s("http.route", "/e"), i("status", 200), b("ok", true), d("ms", 4)],
+    [s("http.route", "/f"), i("status", 200)],
+    [s("http.route", "/g"), i("status", 200), b("ok", true), s("z", "last")],
+    [s("dup", "first"), s("dup", "second"), i("status", 1)],
+    [s("dup", "third"), s("dup", "fourth"), i("status", 2)],
+    [],
+    [],
+    [s("http.route", "/h"), i("status", 200), b("ok", true), d("ms", 1 / 3)],
+    [s("http.route", "/é"), i("status", -7), b("ok", true), d("ms", 1 / 3)],
+    [s("http.route", "/i"), i("status", 2 ** 40), b("ok", true), d("ms", 5)],
+    [s("http.route", "/j"), i("status", 200), b("ok", true), d("ms", 6)],
+  ];
+  const time = (n: number) => String(1_700_000_000_000_000_000n + BigInt(n));
+  const request: LogsRequest = {
+    resourceLogs: [{
+      resource: { attributes: [s("service.name", "svc")] },
+      scopeLogs: [{
+        scope: { name: "scope", version: "1" },
+        logRecords: lists.map((attributes, n) => ({
+          timeUnixNano: time(n),
+          observedTimeUnixNano: time(n),
+          severityNumber: 9,
+          severityText: "INFO",
+          body: { stringValue: `record ${n}` },
+          attributes,
+          flags: 0,
+        })),
+      }],
+      schemaUrl: "",
+    }],
+  };
+  const fromProto = decodeRequest("logs", encodeProtobuf("logs", request), { format: "protobuf" }).tables[0];
+  const fromJson = decodeRequest("logs", encodeJson(request), { format: "json" }).tables[0];
+  const attrs = (rows: Rows) => {
+    const col = rows.col<KeyedMapColumn>("LogAttributes");
+    return Array.from({ length: rows.length }, (_, r) => col.get(r));
+  };
+  assert.equal(fromProto.length, lists.length);
+  assert.deepEqual(attrs(fromProto), attrs(fromJson));
+  assert.deepEqual(attrs(fromProto)[8], { dup: "fourth", status: "2" });
+  assert.deepEqual(attrs(fromProto)[3], { "http.route": "/d", ms: "3", ok: "true", status: "201" });
+  // Distinct key lists: route/status/ok/ms, route/status, route/status/ok/z, dup/status, none.
+  assert.equal(fromProto.col<KeyedMapColumn>("LogAttributes").lists.length, 5);
+});
+
+Deno.test("a list flushed to a plain map in between does not disturb the repeated keyed list", () => {
+  const scratch = new ProtoAttrScratch(), keyed = new KeyedMapColumn(), plain = new MapColumn();
+  const kvs = [
+    keyValue("b", [0x18, 1]),
+    keyValue("a", [0x18, 2]),
+    keyValue("d", [0x18, 3]),
+    keyValue("c", [0x18, 4]),
+  ];
+  const buf = new Uint8Array(kvs.reduce((n, kv) => n + kv.length, 0));
+  const at = [0];
+  for (const kv of kvs) buf.set(kv, at[at.length - 1]), at.push(at[at.length - 1] + kv.length);
+  const add = (...entries: number[]) => entries.forEach((i) => addKeyValue(scratch, buf, at[i], at[i + 1]));
+  add(0, 1), scratch.flushToKeyed(keyed);
+  add(2, 3, 1), scratch.flushTo(plain);
+  add(0, 1), scratch.flushToKeyed(keyed);
+  assert.deepEqual([keyed.get(0), plain.get(0), keyed.get(1)], [{ a: "2", b: "1" }, {
+    a: "2",
+    c: "4",
+    d: "3",
+  }, {
+    a: "2",
+    b: "1",
+  }]);
 });
