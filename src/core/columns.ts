@@ -58,7 +58,7 @@ export function rangeEquals(
   len: number,
 ): boolean {
   let i = 0;
-  for (; i + 4 <= len; i += 4) if (av.getInt32(as + i) !== bv.getInt32(bs + i)) return false;
+  for (; i + 4 <= len; i += 4) if (av.getInt32(as + i, true) !== bv.getInt32(bs + i, true)) return false;
   for (; i < len; i++) if (a[as + i] !== b[bs + i]) return false;
   return true;
 }

@@ -5,6 +5,7 @@ import { decodeRequest } from "./convert.ts";
 import type { Rows } from "./rows.ts";
 import { addKeyValue, pushDouble } from "./proto_values.ts";
 import { ProtoAttrScratch } from "./proto_attrs.ts";
+import { UINT_TEXT_MAX, writeUint } from "./values.ts";
 
 /** Doubles whose text the fast path writes itself, and the ones it must leave to String(). */
 function* doubles(): Generator<number> {
@@ -198,4 +199,22 @@ Deno.test("a list flushed to a plain map in between does not disturb the repeate
     a: "2",
     b: "1",
   }]);
+});
+
+Deno.test("writeUint() writes the decimal digits String() writes, from 0 to 2^32 - 1", () => {
+  const b = new Uint8Array(UINT_TEXT_MAX + 2), dec = new TextDecoder();
+  const values = [
+    ...Array.from({ length: 100_001 }, (_, v) => v),
+    999_999,
+    1_000_000,
+    2 ** 31 - 1,
+    2 ** 31,
+    2 ** 32 - 1,
+  ];
+  for (const v of values) {
+    const end = writeUint(b, 1, v);
+    if (dec.decode(b.subarray(1, end)) !== String(v)) {
+      assert.fail(`writeUint(${v}) wrote ${dec.decode(b.subarray(1, end))}`);
+    }
+  }
 });

@@ -25,13 +25,12 @@ export function pushHexId(col: StrColumn, src: Uint8Array, start: number, end: n
   if (start === end) return col.pushEmpty();
   // Written first, committed only when some byte is not zero: one pass over the id.
   const at = col.reserve((end - start) * 2);
-  const b = col.bytes;
+  const view = col.dataView();
   let any = 0;
   for (let i = start, j = at; i < end; i++, j += 2) {
-    const v = src[i], h = HEX_PAIRS[v];
+    const v = src[i];
     any |= v;
-    b[j] = h & 0xff;
-    b[j + 1] = h >>> 8;
+    view.setUint16(j, HEX_PAIRS[v], true);
   }
   if (any === 0) col.pushEmpty();
   else col.commit(at + (end - start) * 2);
@@ -42,6 +41,14 @@ export const UINT_TEXT_MAX = 10;
 
 /** Writes a non-negative integer below 2^32 as decimal digits at `b[at]`; returns the end. */
 export function writeUint(b: Uint8Array, at: number, v: number): number {
+  if (v < 1000) {
+    // Status codes, counts, ports: written without counting digits first.
+    if (v < 10) return b[at] = 48 + v, at + 1;
+    const h = (v / 100) | 0, r = v - h * 100, t = (r / 10) | 0;
+    if (h !== 0) b[at++] = 48 + h;
+    b[at] = 48 + t, b[at + 1] = 48 + r - t * 10;
+    return at + 2;
+  }
   let digits = 1;
   for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
   let j = at + digits - 1;
