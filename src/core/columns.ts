@@ -63,6 +63,29 @@ export function rangeEquals(
   return true;
 }
 
+/**
+ * copyBytes for ranges shorter than COPY_LOOP_MAX that also says whether every byte copied is ASCII:
+ * one pass for text that must be checked (log bodies) instead of a check and then a copy.
+ */
+export function copyAscii(
+  dst: Uint8Array,
+  dv: DataView,
+  at: number,
+  src: Uint8Array,
+  sv: DataView,
+  start: number,
+  end: number,
+): boolean {
+  let bits = 0, i = start;
+  for (; i + 8 <= end; i += 8, at += 8) {
+    const lo = sv.getUint32(i, true), hi = sv.getUint32(i + 4, true);
+    dv.setUint32(at, lo, true), dv.setUint32(at + 4, hi, true);
+    bits |= lo | hi;
+  }
+  for (; i < end; i++) bits |= dst[at++] = src[i];
+  return (bits & 0x80808080) === 0;
+}
+
 const NO_VIEW = new DataView(new ArrayBuffer(0));
 
 // The view of the last source array asked for: copies come by the thousand from one request.

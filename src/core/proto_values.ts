@@ -5,7 +5,7 @@
  * @module
  */
 
-import { MapColumn, type StrColumn } from "./columns.ts";
+import { COPY_LOOP_MAX, copyAscii, MapColumn, type StrColumn, viewOf } from "./columns.ts";
 import { DecodeError } from "./errors.ts";
 import type { ProtoAttrScratch } from "./proto_attrs.ts";
 import {
@@ -123,8 +123,18 @@ export function pushStringValue(out: StrColumn, buf: Uint8Array, start: number, 
     if (b >= 0x80 || p > end) return false;
     n = (n & 0x7f) | (b << 7);
   }
-  if (p + n !== end || !isUtf8(buf, p, end)) return false;
-  out.pushBytes(buf, p, end);
+  if (p + n !== end) return false;
+  if (n >= COPY_LOOP_MAX) {
+    if (!isUtf8(buf, p, end)) return false;
+    out.pushBytes(buf, p, end);
+    return true;
+  }
+  // Copied and checked in one pass; committed only if it is UTF-8 (nearly always ASCII).
+  const at = out.reserve(n);
+  if (!copyAscii(out.bytes, out.dataView(), at, buf, viewOf(buf), p, end) && !isUtf8(buf, p, end)) {
+    return false;
+  }
+  out.commit(at + n);
   return true;
 }
 

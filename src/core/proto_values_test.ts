@@ -3,7 +3,7 @@ import { encodeJson, encodeProtobuf, type LogsRequest } from "../../bench/data.t
 import { KeyedMapColumn, MapColumn, StrColumn } from "./columns.ts";
 import { decodeRequest } from "./convert.ts";
 import type { Rows } from "./rows.ts";
-import { addKeyValue, pushDouble } from "./proto_values.ts";
+import { addKeyValue, pushDouble, pushStringValue } from "./proto_values.ts";
 import { ProtoAttrScratch } from "./proto_attrs.ts";
 import { UINT_TEXT_MAX, writeUint } from "./values.ts";
 
@@ -217,4 +217,32 @@ Deno.test("writeUint() writes the decimal digits String() writes, from 0 to 2^32
       assert.fail(`writeUint(${v}) wrote ${dec.decode(b.subarray(1, end))}`);
     }
   }
+});
+
+Deno.test("pushStringValue() appends valid UTF-8 strings and leaves anything else to pushAnyValue", () => {
+  const col = new StrColumn();
+  const anyString = (bytes: number[]) =>
+    new Uint8Array([0x0a, ...varintField(0, bytes.length).slice(1), ...bytes]);
+  const text = (s: string) => [...new TextEncoder().encode(s)];
+  const ok = [
+    "",
+    "plain ascii body of a log line",
+    "héllo wörld ✓",
+    "x".repeat(127),
+    "y".repeat(128),
+    "z".repeat(5000),
+  ];
+  for (const s of ok) {
+    const v = anyString(text(s));
+    assert.equal(pushStringValue(col, v, 0, v.length), true, s);
+    assert.equal(col.get(col.length - 1), s);
+  }
+  const before = { length: col.length, end: col.offsets[col.length] };
+  for (const bad of [[0x61, 0xff, 0x62], [0xc3], [...text("a".repeat(200)), 0x80], [0xed, 0xa0, 0x80]]) {
+    const v = anyString(bad);
+    assert.equal(pushStringValue(col, v, 0, v.length), false);
+  }
+  const intValue = new Uint8Array([0x18, 5]);
+  assert.equal(pushStringValue(col, intValue, 0, intValue.length), false);
+  assert.deepEqual({ length: col.length, end: col.offsets[col.length] }, before);
 });
