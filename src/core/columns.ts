@@ -878,6 +878,20 @@ export class SharedStrColumn extends SharedColumn<StrColumn> {
     if (!same) s.pushBytes(value, 0, value.length);
     this.pushId(s.length - 1, times);
   }
+  /** Per value of a small fixed set (pushEnum), its index in `distinct`; -1 before its first use. */
+  private enumIds = new Int32Array(16).fill(-1);
+  /**
+   * Appends one row holding value number `k` (below 16) of a small fixed set, such as span kinds, whose
+   * text is `value`: each is stored once, at first use, and referred to by its index from then on.
+   */
+  pushEnum(k: number, value: Uint8Array): void {
+    let id = this.enumIds[k];
+    if (id < 0) {
+      this.distinct.pushBytes(value, 0, value.length);
+      id = this.enumIds[k] = this.distinct.length - 1;
+    }
+    this.pushId(id, 1);
+  }
   /** The rows as a plain StrColumn (the Arrow conversion). */
   toStrColumn(): StrColumn {
     const out = new StrColumn(this.length, 1);

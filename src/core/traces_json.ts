@@ -78,11 +78,11 @@ export function decodeTracesJson(requests: readonly unknown[]): Rows {
       pushHexId(c.parentSpanId, parentSpanId, 0, parentSpanId.length);
       c.traceState.pushString(traceState);
       c.spanName.pushString(name);
-      c.spanKind.pushAscii(SPAN_KINDS[kind]);
+      c.pushSpanKind(kind);
       c.pushEnvelope(ctx);
       scratch.flushToKeyed(c.spanAttributes);
       c.pushDuration(sLo, sHi, eLo, eHi);
-      c.statusCode.pushAscii(STATUS_CODES[code]);
+      c.pushStatusCode(code);
       c.statusMessage.pushString(message);
       // A failure below leaves a partial row; callers discard the whole request's Rows on any error.
       for (let i = 0; i < events.length; i++) within(`events[${i}]`, () => pushEvent(c, asObject(events[i])));

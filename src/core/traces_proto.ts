@@ -48,14 +48,14 @@ export class TracesColumns {
   readonly parentSpanId: StrColumn;
   readonly traceState: StrColumn;
   readonly spanName: StrColumn;
-  readonly spanKind: StrColumn;
+  readonly spanKind: SharedStrColumn;
   readonly serviceName: SharedStrColumn;
   readonly resourceAttributes: SharedMapColumn;
   readonly scopeName: SharedStrColumn;
   readonly scopeVersion: SharedStrColumn;
   readonly spanAttributes: KeyedMapColumn;
   readonly duration: U64Column;
-  readonly statusCode: StrColumn;
+  readonly statusCode: SharedStrColumn;
   readonly statusMessage: StrColumn;
   readonly eventsTimestamp: ListColumn<U64Column>;
   readonly eventsName: ListColumn<StrColumn>;
@@ -80,14 +80,14 @@ export class TracesColumns {
     this.parentSpanId = this.rows.col<StrColumn>("ParentSpanId");
     this.traceState = this.rows.col<StrColumn>("TraceState");
     this.spanName = this.rows.col<StrColumn>("SpanName");
-    this.spanKind = this.rows.col<StrColumn>("SpanKind");
+    this.spanKind = this.rows.col<SharedStrColumn>("SpanKind");
     this.serviceName = this.rows.col<SharedStrColumn>("ServiceName");
     this.resourceAttributes = this.rows.col<SharedMapColumn>("ResourceAttributes");
     this.scopeName = this.rows.col<SharedStrColumn>("ScopeName");
     this.scopeVersion = this.rows.col<SharedStrColumn>("ScopeVersion");
     this.spanAttributes = this.rows.col<KeyedMapColumn>("SpanAttributes");
     this.duration = this.rows.col<U64Column>("Duration");
-    this.statusCode = this.rows.col<StrColumn>("StatusCode");
+    this.statusCode = this.rows.col<SharedStrColumn>("StatusCode");
     this.statusMessage = this.rows.col<StrColumn>("StatusMessage");
     this.eventsTimestamp = this.rows.col<ListColumn<U64Column>>("Events.Timestamp");
     this.eventsName = this.rows.col<ListColumn<StrColumn>>("Events.Name");
@@ -107,6 +107,15 @@ export class TracesColumns {
   }
 
   /** Closes the Events.* and Links.* list rows: the entries pushed since the last span belong to it. */
+  /** Appends the name of SpanKind `kind` (0-5). */
+  pushSpanKind(kind: number): void {
+    this.spanKind.pushEnum(kind, SPAN_KIND_BYTES[kind]);
+  }
+  /** Appends the name of Status.StatusCode `code` (0-2). */
+  pushStatusCode(code: number): void {
+    this.statusCode.pushEnum(code, STATUS_CODE_BYTES[code]);
+  }
+
   closeLists(): void {
     this.eventsTimestamp.closeRow();
     this.eventsName.closeRow();
@@ -154,10 +163,6 @@ function checkId(start: number, end: number, size: number, field: string): void 
   if (end - start !== size && end !== start) {
     throw new DecodeError(`must be ${size} bytes, got ${end - start}`, field);
   }
-}
-
-function pushName(col: StrColumn, name: Uint8Array): void {
-  col.pushBytes(name, 0, name.length);
 }
 
 function rethrow(e: unknown, segment: string): never {
@@ -272,11 +277,11 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
   pushUtf8(c.traceState, r, "traceState");
   r.start = nameS, r.stop = nameE;
   pushUtf8(c.spanName, r, "name");
-  pushName(c.spanKind, SPAN_KIND_BYTES[kind]);
+  c.pushSpanKind(kind);
   scratch.flushToKeyed(c.spanAttributes);
   c.pushDuration(sLo, sHi, eLo, eHi);
   if (statusS < 0) {
-    pushName(c.statusCode, STATUS_CODE_BYTES[0]);
+    c.pushStatusCode(0);
     c.statusMessage.pushEmpty();
   } else {
     try {
@@ -310,7 +315,7 @@ function decodeStatus(c: TracesColumns, buf: Uint8Array, start: number, end: num
   }
   r.start = msgS, r.stop = msgE;
   pushUtf8(c.statusMessage, r, "message");
-  pushName(c.statusCode, STATUS_CODE_BYTES[code]);
+  c.pushStatusCode(code);
 }
 
 function decodeEvent(c: TracesColumns, buf: Uint8Array, start: number, end: number): void {
