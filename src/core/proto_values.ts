@@ -30,8 +30,27 @@ const KV_READER = new WireReader(new Uint8Array(0));
 
 /** Appends a protobuf string field after checking it is UTF-8. */
 export function pushUtf8(col: StrColumn, r: WireReader, field: string): void {
-  if (!isUtf8(r.buf, r.start, r.stop)) throw new DecodeError("invalid UTF-8", field);
-  col.pushBytes(r.buf, r.start, r.stop);
+  if (!pushIfUtf8(col, r.buf, r.start, r.stop)) throw new DecodeError("invalid UTF-8", field);
+}
+
+/**
+ * Appends `buf[start, end)` as a row of `out` if it is UTF-8 and returns true; else appends nothing and
+ * returns false. Text of 8 bytes up to COPY_LOOP_MAX is copied and checked in one pass, and committed
+ * only if it was all ASCII or passes the full check.
+ */
+function pushIfUtf8(out: StrColumn, buf: Uint8Array, start: number, end: number): boolean {
+  const n = end - start;
+  if (n < 8 || n >= COPY_LOOP_MAX) {
+    if (!isUtf8(buf, start, end)) return false;
+    out.pushBytes(buf, start, end);
+    return true;
+  }
+  const at = out.reserve(n);
+  if (!copyAscii(out.bytes, out.dataView(), at, buf, viewOf(buf), start, end) && !isUtf8(buf, start, end)) {
+    return false;
+  }
+  out.commit(at + n);
+  return true;
 }
 
 /** Reads the current length-delimited value as a UTF-8 string. */
@@ -123,19 +142,7 @@ export function pushStringValue(out: StrColumn, buf: Uint8Array, start: number, 
     if (b >= 0x80 || p > end) return false;
     n = (n & 0x7f) | (b << 7);
   }
-  if (p + n !== end) return false;
-  if (n >= COPY_LOOP_MAX) {
-    if (!isUtf8(buf, p, end)) return false;
-    out.pushBytes(buf, p, end);
-    return true;
-  }
-  // Copied and checked in one pass; committed only if it is UTF-8 (nearly always ASCII).
-  const at = out.reserve(n);
-  if (!copyAscii(out.bytes, out.dataView(), at, buf, viewOf(buf), p, end) && !isUtf8(buf, p, end)) {
-    return false;
-  }
-  out.commit(at + n);
-  return true;
+  return p + n === end && pushIfUtf8(out, buf, p, end);
 }
 
 /** Renders the AnyValue message in `buf[start, end)` as text and appends it to `out`. */
