@@ -22,7 +22,7 @@ const TRUE = new TextEncoder().encode("true"), FALSE = new TextEncoder().encode(
 /** What an entry's value is (`kinds`), and so what its value start and end hold. */
 const RANGE = 0, // a range of the request: start, end
   RENDERED = 1, // row `start` of `rendered`
-  UINT = 2, // the integer `start`
+  UINT = 2, // the integer `start` (unsigned)
   BOOL = 3, // `start` is 1 for true, 0 for false
   DOUBLE = 4; // the little-endian double at `start` of the request, which isShortDouble accepts
 
@@ -96,7 +96,7 @@ export class ProtoAttrScratch {
     this.add(buf, ks, ke, RENDERED, this.rendered.length - 1, 0, 0, known);
   }
 
-  /** Adds an entry whose value is the integer `v` (0 to 2^32 - 1), written as decimal digits. */
+  /** Adds an entry whose value is the integer `v` (0 to 2^32 - 1; kept as int32 bits), written as decimal digits. */
   addUint(buf: Uint8Array, ks: number, ke: number, v: number, known: boolean): void {
     this.add(buf, ks, ke, UINT, v, 0, UINT_TEXT_MAX, known);
   }
@@ -234,7 +234,7 @@ export class ProtoAttrScratch {
           va = copyBytes(vb, vv, va, buf, bv, vs, e[j * 4 + 3]);
           break;
         case UINT:
-          va = writeUint(vb, va, vs);
+          va = writeUint(vb, va, vs >>> 0);
           break;
         case BOOL: {
           const text = vs ? TRUE : FALSE;

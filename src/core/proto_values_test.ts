@@ -117,6 +117,11 @@ Deno.test("attribute values written when the list is flushed are the text String
     scratch.flushToKeyed(map);
     assert.deepEqual(map.get(round), expected);
   }
+  // Ints up to 2^32 - 1 are kept in an Int32Array slot: the top bit must not turn them negative.
+  const key = new TextEncoder().encode("big");
+  scratch.addUint(key, 0, key.length, 2 ** 32 - 1, false);
+  scratch.flushToKeyed(map);
+  assert.deepEqual(map.get(2), { big: "4294967295" });
 });
 
 Deno.test("protobuf attribute lists that repeat, reorder, repeat a key or change shape decode as JSON does", () => {
