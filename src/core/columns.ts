@@ -586,14 +586,6 @@ export class StrColumn implements Column {
   get(i: number): string {
     return decoder.decode(this.bytes.subarray(this.offsets[i], this.offsets[i + 1]));
   }
-  /** Whether rows i and j hold the same bytes. */
-  equalRows(i: number, j: number): boolean {
-    const a = this.offsets[i], al = this.offsets[i + 1] - a;
-    const b = this.offsets[j], bl = this.offsets[j + 1] - b;
-    if (al !== bl) return false;
-    for (let k = 0; k < al; k++) if (this.bytes[a + k] !== this.bytes[b + k]) return false;
-    return true;
-  }
 }
 
 const decoder = new TextDecoder();
@@ -873,6 +865,8 @@ export class SharedStrColumn extends SharedColumn<StrColumn> {
     if (times <= 0) return;
     const s = this.distinct, n = s.length;
     const o = n > 0 ? s.offsets[n - 1] : 0, size = n > 0 ? s.offsets[n] - o : -1;
+    // A byte loop, not rangeEquals: `value` is a subarray of its own, and a DataView of it would push the
+    // request's view out of viewOf's one-entry cache (metrics decode 1.6x slower, measured).
     let same = size === value.length;
     for (let i = 0; same && i < size; i++) same = s.bytes[o + i] === value[i];
     if (!same) s.pushBytes(value, 0, value.length);
