@@ -1,0 +1,210 @@
+/**
+ * HTTP on Deno from our own accept loop, because `Deno.serve` (2.9) can neither survive an accept error
+ * nor time out a connection:
+ *
+ * - when `accept` fails with EMFILE ("Too many open files"), `Deno.serve` rejects its `finished` promise
+ *   (the process exits on the unhandled rejection) and drops its listener and every open connection; the
+ *   `node:http` and `node:net` servers of Deno stop accepting for good, silently;
+ * - it has no idle, header or keep-alive timeout: an idle or half-sent connection stays open forever
+ *   (measured: 70 s and counting), so a thousand idle clients exhaust `ulimit -n 1024`.
+ *
+ * Here `Deno.listen` accepts (an accept error is logged, the oldest idle connection is closed to free a
+ * descriptor, and accepting resumes after a short back-off), and each connection is served by
+ * `Deno.serveHttp`, the connection-level HTTP server Deno still ships (deprecated and left out of its
+ * types, hence the cast; where it is missing we fall back to `Deno.serve` and warn). Each connection is
+ * either busy (a request in progress, bounded by the handler's own body timeout and minimum rate) or
+ * waiting for the next request's headers, which must be complete within `headerTimeoutMs` after accept
+ * and within `idleTimeoutMs` after each response; otherwise it is closed.
+ *
+ * @module
+ */
+
+/** The part of `Deno.HttpConn` used here. */
+interface HttpConn extends AsyncIterable<RequestEvent> {
+  nextRequest(): Promise<RequestEvent | null>;
+  close(): void;
+}
+
+interface RequestEvent {
+  readonly request: Request;
+  respondWith(response: Response | Promise<Response>): Promise<void>;
+}
+
+/** Options of {@link serveConnections}. */
+export interface ConnectionServerOptions {
+  hostname: string;
+  /** 0 means any free port. */
+  port: number;
+  /** Time from accept until the first request's headers are complete; then the connection is closed. */
+  headerTimeoutMs: number;
+  /** Time from a response until the next request's headers are complete; then the connection is closed. */
+  idleTimeoutMs: number;
+  /** Called for each failed accept (EMFILE, ENFILE, ENOBUFS, …), before the back-off. Default: none. */
+  onAcceptError?: (error: unknown, stats: ConnectionStats) => void;
+}
+
+/** Counters of a {@link ConnectionServer}. */
+export interface ConnectionStats {
+  /** Connections open now. */
+  open: number;
+  /** Of those, waiting for a request's headers. */
+  idle: number;
+  accepted: number;
+  /** Connections closed for taking longer than the header or idle timeout. */
+  timedOut: number;
+  /** Idle connections closed early to free a descriptor after an accept error. */
+  evicted: number;
+  acceptErrors: number;
+}
+
+/** A running server. */
+export interface ConnectionServer {
+  /** `host:port` it listens on (IPv6 in brackets). */
+  readonly address: string;
+  stats(): ConnectionStats;
+  /** Stops accepting, closes idle connections and waits for requests in progress. Idempotent. */
+  stop(): Promise<void>;
+}
+
+type ServeHttp = (conn: Deno.Conn) => HttpConn;
+
+/** `Deno.serveHttp` when this Deno still has it. */
+export function denoServeHttp(): ServeHttp | undefined {
+  const f = (globalThis as unknown as { Deno?: { serveHttp?: unknown } }).Deno?.serveHttp;
+  return typeof f === "function" ? f as ServeHttp : undefined;
+}
+
+const BACKOFF_MIN_MS = 10;
+const BACKOFF_MAX_MS = 1000;
+
+interface Connection {
+  readonly http: HttpConn;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  closed: boolean;
+}
+
+/** Serves `handler` on `hostname:port`; see the module comment. Requires `Deno.serveHttp` ({@link denoServeHttp}). */
+export function serveConnections(
+  handler: (request: Request) => Promise<Response>,
+  options: ConnectionServerOptions,
+): ConnectionServer {
+  const serveHttp = denoServeHttp();
+  if (!serveHttp) throw new Error("Deno.serveHttp is not available in this Deno");
+  const listener = Deno.listen({ hostname: options.hostname, port: options.port });
+  const addr = listener.addr as Deno.NetAddr;
+  const open = new Set<Connection>();
+  // Waiting connections in the order they started to wait: the first is the one idle the longest.
+  const idle = new Set<Connection>();
+  const running = new Set<Promise<void>>();
+  const counts = { accepted: 0, timedOut: 0, evicted: 0, acceptErrors: 0 };
+  let stopping = false;
+
+  const stats = (): ConnectionStats => ({ open: open.size, idle: idle.size, ...counts });
+
+  const close = (c: Connection) => {
+    if (c.closed) return;
+    c.closed = true;
+    clearTimeout(c.timer);
+    idle.delete(c);
+    try {
+      c.http.close();
+    } catch {
+      // already closed by the peer
+    }
+  };
+
+  const wait = (c: Connection, ms: number) => {
+    idle.add(c);
+    c.timer = setTimeout(() => {
+      counts.timedOut++;
+      close(c);
+    }, ms);
+  };
+
+  const busy = (c: Connection) => {
+    clearTimeout(c.timer);
+    idle.delete(c);
+  };
+
+  const serve = async (conn: Deno.Conn) => {
+    let http: HttpConn;
+    try {
+      http = serveHttp(conn);
+    } catch {
+      try {
+        conn.close();
+      } catch {
+        // gone
+      }
+      return;
+    }
+    const c: Connection = { http, timer: undefined, closed: false };
+    open.add(c);
+    try {
+      for (let first = true; !stopping; first = false) {
+        wait(c, first ? options.headerTimeoutMs : options.idleTimeoutMs);
+        let event: RequestEvent | null;
+        try {
+          event = await http.nextRequest();
+        } catch {
+          break; // closed by a timeout, by stop(), or the client sent garbage
+        }
+        busy(c);
+        if (event === null || c.closed) break;
+        // The handler answers every failure itself; a rejection here means the client went away.
+        await event.respondWith(handler(event.request)).catch(() => {});
+      }
+    } finally {
+      close(c);
+      open.delete(c);
+    }
+  };
+
+  const acceptLoop = async () => {
+    let backoff = BACKOFF_MIN_MS;
+    while (!stopping) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (e) {
+        if (stopping || e instanceof Deno.errors.BadResource) break;
+        counts.acceptErrors++;
+        // Out of descriptors: the client idle the longest gives its one up, so a working client gets in.
+        const oldest = idle.values().next();
+        if (!oldest.done) {
+          counts.evicted++;
+          close(oldest.value);
+        }
+        options.onAcceptError?.(e, stats());
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
+        continue;
+      }
+      backoff = BACKOFF_MIN_MS;
+      counts.accepted++;
+      const p = serve(conn).finally(() => running.delete(p));
+      running.add(p);
+    }
+  };
+  const accepting = acceptLoop();
+
+  let stopped: Promise<void> | undefined;
+  return {
+    address: `${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`,
+    stats,
+    stop: () =>
+      stopped ??= (async () => {
+        stopping = true;
+        try {
+          listener.close();
+        } catch {
+          // already closed
+        }
+        await accepting;
+        for (const c of [...idle]) close(c);
+        // Requests in progress finish (their reads are bounded by the handler's timeouts); their
+        // connections then close instead of waiting for another request.
+        while (running.size) await Promise.allSettled([...running]);
+      })(),
+  };
+}
