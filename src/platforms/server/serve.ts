@@ -69,9 +69,9 @@ const ACCEPT_ERROR_LOG_MS = 10_000;
  * says why). Both survive accept errors (EMFILE) and close idle and slow-header connections:
  *
  * - Bun (uSockets) keeps accepting after EMFILE by itself. Its `idleTimeout` (at most 255 s) closes kept-alive
- *   connections; a new connection must complete its headers within uWS's fixed ~10 s. A request in progress
- *   gets `request_timeout_secs` + 5 s of silence (`server.timeout`), so Bun never cuts a request our own
- *   body timeout and minimum rate are still judging.
+ *   connections (uSockets checks every 4 s, so it may take up to 4 s longer); a new connection must complete its
+ *   headers within uWS's fixed ~10 s. A request in progress may be silent for `request_timeout_secs` + 5 s
+ *   (`server.timeout`), so Bun never cuts a request our own body timeout and minimum rate still judge.
  * - Deno: see `serveConnections`.
  */
 function listen(
@@ -93,15 +93,21 @@ function listen(
   }).Bun;
   if (bun) {
     const requestIdle = Math.min(255, Math.ceil(config.server.requestTimeoutSecs) + 5);
+    const idle = Math.max(1, Math.min(255, Math.ceil(config.server.idleTimeoutSecs)));
     const server = bun.serve({
       hostname,
       port,
-      fetch: (request: Request) => {
+      fetch: async (request: Request) => {
+        // The socket keeps the last timeout set: back to the idle one once the answer is ready.
         server.timeout(request, requestIdle);
-        return handler(request);
+        try {
+          return await handler(request);
+        } finally {
+          server.timeout(request, idle);
+        }
       },
       maxRequestBodySize: config.server.maxPayloadBytes + 1024,
-      idleTimeout: Math.max(1, Math.min(255, Math.ceil(config.server.idleTimeoutSecs))),
+      idleTimeout: idle,
     });
     onListen(`${bracket(hostname)}:${server.port}`);
     return { stop: () => server.stop(false) };
