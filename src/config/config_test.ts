@@ -62,6 +62,10 @@ Deno.test("resolveConfig() gives the documented defaults", async () => {
       maxPayloadBytes: 67108864,
       maxInflightBytes: 268435456,
       requestTimeoutSecs: 30,
+      minBodyRateBytesPerSec: 1024,
+      bodyRateGraceSecs: 5,
+      headerTimeoutSecs: 10,
+      idleTimeoutSecs: 60,
       instanceId: "",
     },
     storage: {
