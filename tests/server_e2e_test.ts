@@ -1452,7 +1452,9 @@ Deno.test("a compressed body is charged to the in-flight budget as it inflates (
   try {
     let sent = false;
     // The budget is charged by bytes that arrived, not by the declared length: send 2 MiB of 3, then stall.
-    const stalled = rawExchange(server.server.address, postHead("/v1/logs", 3 * MiB), [new Uint8Array(2 * MiB)], {
+    const stalled = rawExchange(server.server.address, postHead("/v1/logs", 3 * MiB), [
+      new Uint8Array(2 * MiB),
+    ], {
       onSent: () => sent = true,
     });
     await waitFor("the stalled upload to be admitted", () => sent && ingest.stats().inflightBytes >= 2 * MiB);

@@ -243,7 +243,8 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       } catch (e) {
         if (
           e instanceof BodyTooLargeError || e instanceof ReadTimeoutError || e instanceof SyntaxError ||
-          e instanceof UnsupportedEncodingError || e instanceof OverloadedError || e instanceof UnavailableError
+          e instanceof UnsupportedEncodingError || e instanceof OverloadedError ||
+          e instanceof UnavailableError
         ) throw e;
         throw new BodyReadError(`cannot read the request body: ${(e as Error)?.message ?? e}`, { cause: e });
       } finally {

@@ -132,39 +132,45 @@ for (const runtime of ["deno", "bun"] as const) {
         void server.exited.then(() => exited = true);
         const baseline = server.openFiles();
 
-        await t.step("the flood runs the server out of descriptors; it survives and closes them all", async () => {
-          const conns: Deno.Conn[] = [];
-          let peak = 0;
-          const sampler = setInterval(() => peak = Math.max(peak, server!.openFiles() || 0), 20);
-          try {
-            for (let i = 0; i < FLOOD; i++) conns.push(await Deno.connect(hostPort(url)));
-            // Every connection is left idle; the server must close each one itself.
-            const results = await Promise.all(conns.map((c) => readUntilClosed(c, 60_000)));
-            const closed = results.filter((r) => r.closed).length;
-            assert.equal(closed, FLOOD, `connections closed by the server: ${closed} of ${FLOOD}`);
-            assert.ok(
-              results.every((r) => r.text === ""),
-              "an idle connection gets no answer, only a close",
-            );
-          } finally {
-            clearInterval(sampler);
-            for (const c of conns) {
-              try {
-                c.close();
-              } catch {
-                // closed
+        await t.step(
+          "the flood runs the server out of descriptors; it survives and closes them all",
+          async () => {
+            const conns: Deno.Conn[] = [];
+            let peak = 0;
+            const sampler = setInterval(() => peak = Math.max(peak, server!.openFiles() || 0), 20);
+            try {
+              for (let i = 0; i < FLOOD; i++) conns.push(await Deno.connect(hostPort(url)));
+              // Every connection is left idle; the server must close each one itself.
+              const results = await Promise.all(conns.map((c) => readUntilClosed(c, 60_000)));
+              const closed = results.filter((r) => r.closed).length;
+              assert.equal(closed, FLOOD, `connections closed by the server: ${closed} of ${FLOOD}`);
+              assert.ok(
+                results.every((r) => r.text === ""),
+                "an idle connection gets no answer, only a close",
+              );
+            } finally {
+              clearInterval(sampler);
+              for (const c of conns) {
+                try {
+                  c.close();
+                } catch {
+                  // closed
+                }
               }
             }
-          }
-          assert.ok(peak >= FD_LIMIT - 8, `the flood reached the descriptor limit: peak ${peak} of ${FD_LIMIT}`);
-          assert.equal(exited, false, `the server is still running:\n${server!.output().slice(-2000)}`);
-          assert.ok(await waitForStatus(`${url}/health`), "/health answers again");
-          assert.equal(await post(url), 200, "a valid request is accepted again");
-          await waitFor("descriptors to return to the baseline", () => server!.openFiles() <= baseline + 4);
-          if (runtime === "deno") {
-            assert.match(server!.output(), /cannot accept connections/, "the accept error was logged");
-          }
-        });
+            assert.ok(
+              peak >= FD_LIMIT - 8,
+              `the flood reached the descriptor limit: peak ${peak} of ${FD_LIMIT}`,
+            );
+            assert.equal(exited, false, `the server is still running:\n${server!.output().slice(-2000)}`);
+            assert.ok(await waitForStatus(`${url}/health`), "/health answers again");
+            assert.equal(await post(url), 200, "a valid request is accepted again");
+            await waitFor("descriptors to return to the baseline", () => server!.openFiles() <= baseline + 4);
+            if (runtime === "deno") {
+              assert.match(server!.output(), /cannot accept connections/, "the accept error was logged");
+            }
+          },
+        );
 
         await t.step("slow headers: closed before they are complete, unanswered", async () => {
           const conn = await Deno.connect(hostPort(url));
@@ -186,7 +192,10 @@ for (const runtime of ["deno", "bun"] as const) {
           const { text, closed } = await answer;
           conn.close();
           assert.ok(closed, "the server closed the connection");
-          assert.ok(sent < head.length, `closed before the headers were complete (${sent} of ${head.length} bytes)`);
+          assert.ok(
+            sent < head.length,
+            `closed before the headers were complete (${sent} of ${head.length} bytes)`,
+          );
           assert.equal(text, "", "no answer to a request whose headers never completed");
         });
 
