@@ -62,7 +62,10 @@ export interface ConnectionServer {
   /** `host:port` it listens on (IPv6 in brackets). */
   readonly address: string;
   stats(): ConnectionStats;
-  /** Stops accepting, closes idle connections and waits for requests in progress. Idempotent. */
+  /**
+   * Stops accepting, waits for requests in progress (each answer then closes its connection) and closes
+   * idle connections. Idempotent.
+   */
   stop(): Promise<void>;
 }
 
@@ -76,6 +79,12 @@ export function denoServeHttp(): ServeHttp | undefined {
 
 const BACKOFF_MIN_MS = 10;
 const BACKOFF_MAX_MS = 1000;
+/**
+ * While stopping, how long a waiting connection is kept. `respondWith` resolves once hyper has the response,
+ * not once it is written; the write happens while the connection is polled for the next request, so closing a
+ * connection the moment its response is handed over could lose the response.
+ */
+const DRAIN_MS = 250;
 
 interface Connection {
   readonly http: HttpConn;
@@ -115,8 +124,9 @@ export function serveConnections(
 
   const wait = (c: Connection, ms: number) => {
     idle.add(c);
+    clearTimeout(c.timer);
     c.timer = setTimeout(() => {
-      counts.timedOut++;
+      if (!stopping) counts.timedOut++;
       close(c);
     }, ms);
   };
@@ -124,6 +134,18 @@ export function serveConnections(
   const busy = (c: Connection) => {
     clearTimeout(c.timer);
     idle.delete(c);
+  };
+
+  // Once stopping, each answer ends its connection (hyper closes it after writing the response).
+  const closeIfStopping = (response: Response) => {
+    if (stopping) {
+      try {
+        response.headers.set("connection", "close");
+      } catch {
+        // immutable headers: the drain timer closes the connection instead
+      }
+    }
+    return response;
   };
 
   const serve = async (conn: Deno.Conn) => {
@@ -141,8 +163,8 @@ export function serveConnections(
     const c: Connection = { http, timer: undefined, closed: false };
     open.add(c);
     try {
-      for (let first = true; !stopping; first = false) {
-        wait(c, first ? options.headerTimeoutMs : options.idleTimeoutMs);
+      for (let first = true;; first = false) {
+        wait(c, stopping ? DRAIN_MS : first ? options.headerTimeoutMs : options.idleTimeoutMs);
         let event: RequestEvent | null;
         try {
           event = await http.nextRequest();
@@ -152,7 +174,7 @@ export function serveConnections(
         busy(c);
         if (event === null || c.closed) break;
         // The handler answers every failure itself; a rejection here means the client went away.
-        await event.respondWith(handler(event.request)).catch(() => {});
+        await event.respondWith(handler(event.request).then(closeIfStopping)).catch(() => {});
       }
     } finally {
       close(c);
@@ -201,7 +223,7 @@ export function serveConnections(
           // already closed
         }
         await accepting;
-        for (const c of [...idle]) close(c);
+        for (const c of [...idle]) wait(c, DRAIN_MS);
         // Requests in progress finish (their reads are bounded by the handler's timeouts); their
         // connections then close instead of waiting for another request.
         while (running.size) await Promise.allSettled([...running]);
