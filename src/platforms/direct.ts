@@ -113,6 +113,8 @@ export function createDirectHandler(
     sink,
     maxPayloadBytes: config.server.maxPayloadBytes,
     readTimeoutMs: config.server.requestTimeoutSecs * 1000,
+    minBodyRateBytesPerSec: config.server.minBodyRateBytesPerSec,
+    bodyRateGraceMs: config.server.bodyRateGraceSecs * 1000,
     inflateSync: options.inflateSync,
     onError: (error, request) =>
       log.error("unexpected error", { path: new URL(request.url).pathname, error: String(error) }),
