@@ -21,7 +21,7 @@ import { createDirectHandler, randomInstanceId, resolvePlatformConfig } from "..
 import { createLogger } from "../server/log.ts";
 import { loadParquetWasm } from "../wasm.ts";
 import { nodeInflateSync } from "../node_codecs.ts";
-import { eventToRequest, type LambdaHttpEvent, toLambdaResult } from "./events.ts";
+import { handleEvent, type LambdaHttpEvent } from "./events.ts";
 import { runRuntime, RuntimeClient } from "./runtime.ts";
 
 /**
@@ -91,8 +91,7 @@ async function main(): Promise<void> {
   }
   await runRuntime(client, async (event, context) => {
     if (context.traceId) process.env._X_AMZN_TRACE_ID = context.traceId;
-    const response = await handler(eventToRequest(event as LambdaHttpEvent));
-    return await toLambdaResult(response, event as LambdaHttpEvent);
+    return await handleEvent(event as LambdaHttpEvent, handler);
   }, {
     onError: (error, context) =>
       log.error("invocation failed", { requestId: context.requestId, error: String(error) }),
