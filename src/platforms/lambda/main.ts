@@ -5,7 +5,9 @@
  * invocation's Parquet files are written before its response is posted, because Lambda may freeze the
  * process right after it: nothing is buffered across invocations.
  *
- * Serves HTTP events of API Gateway (HTTP API and REST), Function URLs and ALB target groups.
+ * Serves HTTP events of API Gateway (HTTP API and REST), Function URLs and ALB target groups. A token is
+ * required (`OTLP2PARQUET_AUTH_TOKEN`), unless `OTLP2PARQUET_AUTH=none` says the integration authenticates
+ * callers itself (a Function URL with IAM auth); without either, every request gets 503.
  *
  * @module
  */
