@@ -64,6 +64,7 @@ Deno.test("resolveConfig() gives the documented defaults", async () => {
       requestTimeoutSecs: 30,
       instanceId: "",
     },
+    auth: { mode: "none", token: undefined, tokens: [] },
     storage: {
       backend: "fs",
       path: "./data",
@@ -82,6 +83,8 @@ Deno.test("SETTINGS maps every key onto the Config and documents its actual defa
   const { config } = await resolveConfig({});
   const derived = new Set([
     "server.instance_id",
+    "auth.mode",
+    "auth.tokens",
     "storage.s3.region",
     "storage.s3.force_path_style",
     "storage.azblob.endpoint",

@@ -9,6 +9,7 @@
 import { type Decoded, decodeRequest, type Format } from "../core/convert.ts";
 import type { Signal } from "../core/schema.ts";
 import { OverloadedError, UnavailableError } from "../ingest/errors.ts";
+import { type AuthOptions, createAuthCheck, OPEN_PATHS } from "./auth.ts";
 import { BodyTooLargeError, type InflateSync, readBody, UnsupportedEncodingError } from "./body.ts";
 import { exportResponse, type ResponseEncoding, statusResponse } from "./otlp_response.ts";
 
@@ -36,6 +37,8 @@ export interface HandlerOptions {
   onError?: (error: unknown, request: Request) => void;
   /** A runtime's one-call gzip/deflate inflater (see `readBody`); default: `DecompressionStream`. */
   inflateSync?: InflateSync;
+  /** Token authentication of every path but `/health` and `/ready` (see `auth.ts`). Default: none. */
+  auth?: AuthOptions;
 }
 
 interface Route {
@@ -93,12 +96,17 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
   const maxPayload = options.maxPayloadBytes ?? 64 * 1024 * 1024;
   const readTimeout = options.readTimeoutMs ?? 30_000;
   const { sink } = options;
+  const authCheck = options.auth && createAuthCheck(options.auth);
 
   return async (request: Request): Promise<Response> => {
     const url = new URL(request.url);
     const route = ROUTES[url.pathname];
     const format = formatOf(request.headers.get("content-type"));
     const encoding: ResponseEncoding = format === "protobuf" ? "protobuf" : "json";
+    if (authCheck && !OPEN_PATHS.has(url.pathname)) {
+      const refused = await authCheck(request, encoding);
+      if (refused) return refused;
+    }
     if (!route) {
       if (url.pathname === "/health" && (request.method === "GET" || request.method === "HEAD")) {
         return new Response("ok\n", { headers: { "content-type": "text/plain" } });

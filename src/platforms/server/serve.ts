@@ -55,6 +55,11 @@ async function instanceId(config: Config, walDir: string | undefined): Promise<s
   return random;
 }
 
+/** Whether a listen host is reachable only from this machine. */
+function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
 /** Serves a handler with the runtime's own server. */
 function listen(
   handler: (r: Request) => Promise<Response>,
@@ -153,6 +158,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     maxPayloadBytes: config.server.maxPayloadBytes,
     readTimeoutMs: config.server.requestTimeoutSecs * 1000,
     inflateSync: nodeInflateSync,
+    auth: config.auth.mode === "token" ? { tokens: config.auth.tokens } : undefined,
     onError: (error, request) =>
       log.error("unexpected error", { path: new URL(request.url).pathname, error: String(error) }),
   });
@@ -168,6 +174,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     instance: id,
   });
   for (const line of describeConfig(config).split("\n")) if (line.trim()) log.info(line);
+  if (config.auth.mode === "none" && !isLoopback(config.server.hostname)) {
+    log.warn(
+      `listening on ${address} without authentication: anyone who reaches it can write; ` +
+        "set OTLP2PARQUET_AUTH_TOKEN (see docs/deploy.md#authentication)",
+    );
+  }
   let stopping: Promise<void> | undefined;
   let done!: () => void;
   const finished = new Promise<void>((r) => done = r);
