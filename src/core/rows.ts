@@ -237,3 +237,88 @@ export function gatherRange(order: BatchOrder, start = 0, end = order.from.lengt
 export function gatherSorted(selections: readonly RowSelection[]): Rows {
   return gatherRange(sortBatch(selections));
 }
+
+/** The rows one request holds for one partition: table, service and event hour. */
+export interface PartitionRows {
+  readonly rows: Rows;
+  /** Index into `rows.parts`. */
+  readonly part: number;
+  /** The partition's row indices, in row order. */
+  readonly indices: Uint32Array;
+}
+
+/** What one request may store; every limit is off when absent. */
+export interface PartitionLimits {
+  /** At most this many (table, service, hour) partitions; the records of the others are refused. */
+  readonly maxPartitions?: number;
+  /** Refuse records whose event time is before this (milliseconds since the epoch). */
+  readonly earliestMs?: number;
+  /** Refuse records whose event time is after this (milliseconds since the epoch). */
+  readonly latestMs?: number;
+}
+
+/** A request's partitions after {@linkcode limitPartitions}. */
+export interface LimitedPartitions {
+  /** The partitions kept, in table and first-appearance order. */
+  readonly parts: PartitionRows[];
+  /** Records kept. */
+  readonly records: number;
+  /** Records refused for an event time outside `[earliestMs, latestMs]`. */
+  readonly outsideWindow: number;
+  /** Records refused because their partition was beyond `maxPartitions`. */
+  readonly overCap: number;
+  /** Partitions the request had within the window (kept or not). */
+  readonly partitions: number;
+}
+
+const HOUR_MS = 3_600_000;
+
+/**
+ * Applies a request's limits to its decoded rows: first the event-time window, record by record, then the
+ * partition cap. Beyond the cap the largest partitions are kept (ties: the first to appear), so the fewest
+ * records are refused. Without a window nothing is read per record: only partitions are counted; with one,
+ * only the rows of the (at most two) hours that straddle a window edge are looked at one by one.
+ */
+export function limitPartitions(tables: readonly Rows[], limits: PartitionLimits = {}): LimitedPartitions {
+  const earliest = limits.earliestMs ?? -Infinity, latest = limits.latestMs ?? Infinity;
+  const windowed = earliest > -Infinity || latest < Infinity;
+  let outsideWindow = 0;
+  const candidates: PartitionRows[] = [];
+  for (const rows of tables) {
+    rows.rowsByPartition().forEach((all, part) => {
+      let indices = all;
+      if (windowed && indices.length) {
+        const start = rows.parts[part].hour * HOUR_MS, end = start + HOUR_MS;
+        if (end <= earliest || start > latest) indices = indices.subarray(0, 0);
+        else if (start < earliest || end > latest) indices = withinWindow(rows, indices, earliest, latest);
+        outsideWindow += all.length - indices.length;
+      }
+      if (indices.length) candidates.push({ rows, part, indices });
+    });
+  }
+  const max = limits.maxPartitions ?? Infinity;
+  let parts = candidates, overCap = 0;
+  if (candidates.length > max) {
+    const order = candidates.map((_, i) => i).sort((a, b) =>
+      candidates[b].indices.length - candidates[a].indices.length || a - b
+    );
+    const keep = new Uint8Array(candidates.length);
+    for (let k = 0; k < max; k++) keep[order[k]] = 1;
+    parts = candidates.filter((c, i) => keep[i] || (overCap += c.indices.length, false));
+  }
+  let records = 0;
+  for (const p of parts) records += p.indices.length;
+  return { parts, records, outsideWindow, overCap, partitions: candidates.length };
+}
+
+/** The indices whose event time lies in `[earliest, latest]` ms (to within 256 ns, which a window ignores). */
+function withinWindow(rows: Rows, indices: Uint32Array, earliest: number, latest: number): Uint32Array {
+  const words = rows.time.words;
+  const out = new Uint32Array(indices.length);
+  let n = 0;
+  for (const i of indices) {
+    const ms = (words[i * 2 + 1] * 4294967296 + words[i * 2]) / 1e6;
+    if (ms >= earliest && ms <= latest) out[n++] = i;
+  }
+  return out.subarray(0, n);
+}

@@ -63,6 +63,7 @@ Deno.test("DirectSink.accept() writes every file of the request before it resolv
     retries: 0,
     failures: 0,
     inflightBytes: 0,
+    rejected: 0,
   });
   assert.equal(sink.ready(), true);
 });

@@ -9,6 +9,13 @@
  * overwrite, never a duplicate) and everything else is batched again. A log segment is deleted only
  * when every request in it has all its rows in confirmed objects.
  *
+ * Memory is bounded by what is admitted: open batches hold at most `maxBytes` of decoded rows in at most
+ * `maxOpenBatches` batches (beyond either, batches are cut early); cut batches wait to be encoded in a queue
+ * of at most `maxQueuedBytes` and `maxOpenBatches` batches, and encoded objects wait for the store up to
+ * `maxPendingBytes`. While the queue or the objects waiting are over their bound, `admit` refuses new
+ * requests (503) before their bodies are read or decoded. Each request may open at most
+ * `limits.maxPartitions` partitions (see `request_limits.ts`).
+ *
  * @module
  */
 
@@ -21,10 +28,11 @@ import {
   type Format,
   type ParquetFile,
 } from "../core/convert.ts";
-import type { Partition, Rows } from "../core/rows.ts";
+import type { Partition, PartitionRows, Rows } from "../core/rows.ts";
 import type { Signal, TableDef } from "../core/schema.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
 import { OverloadedError, UnavailableError } from "./errors.ts";
+import { checkLimits, limitRequest, type Rejection, type RequestLimits } from "./request_limits.ts";
 import { type Wal, WalFullError } from "./wal.ts";
 
 /** Minimal structured logger the platform supplies. */
@@ -59,6 +67,18 @@ export interface IngestOptions {
   maxInflightBytes?: number;
   /** Bound on encoded objects waiting for the store; beyond it requests get 503. Default 256 MiB. */
   maxPendingBytes?: number;
+  /**
+   * Bound on open batches; opening one more first cuts the oldest (written early, as a smaller object).
+   * Also the bound on batches waiting to be encoded (beyond it, 503 before decoding). Default 1024.
+   */
+  maxOpenBatches?: number;
+  /**
+   * Bound on the decoded bytes of batches cut but not yet encoded (they wait for the one encoder);
+   * beyond it requests get 503 before their bodies are read. Default 128 MiB.
+   */
+  maxQueuedBytes?: number;
+  /** What one request may store: partitions, event-time window. Default: 128 partitions, no window. */
+  limits?: RequestLimits;
   /** Parquet writer and object key settings (set `instanceId`). */
   files?: FileOptions;
   log?: Logger;
@@ -70,7 +90,13 @@ export interface IngestOptions {
   now?: () => number;
 }
 
-const KIND_REQUEST = 1, KIND_INTENT = 2, KIND_COMMIT = 3;
+/**
+ * Log record kinds. KIND_REQUEST_AT (newer) also holds the arrival time, so that a replay applies the same
+ * event-time window as the answer did; KIND_REQUEST records (older logs) replay without a window.
+ */
+const KIND_REQUEST = 1, KIND_INTENT = 2, KIND_COMMIT = 3, KIND_REQUEST_AT = 4;
+/** [signal, format, arrival ms as a float64 LE] before the body of a KIND_REQUEST_AT record. */
+const REQUEST_AT_HEAD = 10;
 
 /** A macrotask turn: pending I/O runs first. `setImmediate`, not `setTimeout(0)`, which Deno clamps (~2 ms). */
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -117,6 +143,11 @@ export interface IngestStats {
   bufferedBytes: number;
   pendingBytes: number;
   inflightBytes: number;
+  /** Records refused by the request limits (partition cap, event-time window). */
+  rejected: number;
+  /** Batches cut and waiting to be encoded (the one being encoded included), and their decoded bytes. */
+  queuedBatches: number;
+  queuedBytes: number;
 }
 
 /** The batching, durable ingest. Create with `Ingest.start`, which replays the log first. */
@@ -129,6 +160,9 @@ export class Ingest {
   private readonly maxAgeMs: number;
   private readonly maxInflight: number;
   private readonly maxPending: number;
+  private readonly maxOpen: number;
+  private readonly maxQueued: number;
+  private readonly limits: RequestLimits;
   private readonly files: FileOptions;
   private readonly log: Logger;
   private readonly retryInitial: number;
@@ -142,13 +176,23 @@ export class Ingest {
   private bufferedBytes = 0;
   private pendingBytes = 0;
   private inflightBytes = 0;
+  private queuedBytes = 0;
+  private queuedBatches = 0;
+  private lastRejectLog = -Infinity;
   /** Bytes of request records being appended to the log now. */
   private loggingBytes = 0;
   private localSeq = 0;
   private storeHealthy = true;
   private stopping = false;
   private timer: ReturnType<typeof setInterval> | undefined;
-  private readonly counters = { requests: 0, records: 0, objects: 0, objectRows: 0, writeRetries: 0 };
+  private readonly counters = {
+    requests: 0,
+    records: 0,
+    objects: 0,
+    objectRows: 0,
+    writeRetries: 0,
+    rejected: 0,
+  };
 
   private constructor(options: IngestOptions) {
     this.store = options.store;
@@ -159,6 +203,12 @@ export class Ingest {
     this.maxAgeMs = options.maxAgeMs ?? 60_000;
     this.maxInflight = options.maxInflightBytes ?? 256 * 1024 * 1024;
     this.maxPending = options.maxPendingBytes ?? 256 * 1024 * 1024;
+    this.maxOpen = options.maxOpenBatches ?? 1024;
+    this.maxQueued = options.maxQueuedBytes ?? 128 * 1024 * 1024;
+    if (!Number.isInteger(this.maxOpen) || this.maxOpen < 1) {
+      throw new RangeError(`maxOpenBatches must be a positive integer, got ${this.maxOpen}`);
+    }
+    this.limits = checkLimits(options.limits ?? {});
     this.files = options.files ?? {};
     this.log = options.log ?? silentLogger;
     this.retryInitial = options.retry?.initialMs ?? 200;
@@ -190,6 +240,13 @@ export class Ingest {
     if (this.pendingBytes > this.maxPending) {
       throw new UnavailableError("the object store is not keeping up or unreachable; retry later", 10);
     }
+    // Refused here, before the body is read and decoded: decoded rows would only add to the backlog.
+    if (this.encodeBehind()) {
+      throw new UnavailableError(
+        `encoding is behind (${this.queuedBatches} batches, ${this.queuedBytes} bytes waiting); retry later`,
+        2,
+      );
+    }
     const n = Math.max(0, Math.min(bytes, this.maxInflight));
     if (this.inflightBytes + n > this.maxInflight && this.inflightBytes > 0) {
       throw new OverloadedError(`too much data in flight (${this.inflightBytes} bytes); retry later`, 1);
@@ -204,7 +261,12 @@ export class Ingest {
   /** Whether new data can be accepted now. */
   ready(): boolean {
     return !this.stopping && this.pendingBytes <= this.maxPending && this.storeHealthy &&
-      !this.logFull(0);
+      !this.encodeBehind() && !this.logFull(0);
+  }
+
+  /** Whether the batches waiting to be encoded are over their bound. */
+  private encodeBehind(): boolean {
+    return this.queuedBytes > this.maxQueued || this.queuedBatches > this.maxOpen;
   }
 
   /** Whether a request record of `bytes` would take the log past `maxLogBytes`. */
@@ -218,27 +280,44 @@ export class Ingest {
 
   /**
    * Accepts a decoded request. Resolves when a 200 may be sent: after the fsync of its log record
-   * (durable mode), or at once (without a log).
+   * (durable mode), or at once (without a log); with the records the request limits refused, for
+   * `partial_success`.
    */
   async accept(
     request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
-  ): Promise<void> {
+  ): Promise<Rejection> {
     if (this.stopping) throw new UnavailableError("shutting down", 5);
     const { decoded } = request;
+    const now = this.now();
+    for (const rows of decoded.tables) rows.compact(); // kept until written: drop the decoders' spare capacity
+    const limited = limitRequest(decoded, this.limits, now);
     this.counters.requests++;
-    this.counters.records += decoded.records;
+    this.counters.records += limited.records;
+    this.counters.rejected += limited.rejected;
+    if (limited.rejected && now - this.lastRejectLog >= 60_000) {
+      // At most once a minute: the client is told in `partial_success`; the log only says it happens.
+      this.lastRejectLog = now;
+      this.log.warn("records refused by the request limits (reported to the client)", {
+        signal: request.signal,
+        reason: limited.rejectMessage,
+      });
+    }
+    const rejection = { rejected: limited.rejected, rejectMessage: limited.rejectMessage };
+    if (!limited.records) return rejection;
     let seq: number;
     if (this.wal) {
-      // The record is [signal, format] + the body, written from the body's own buffer.
-      const head = new Uint8Array([SIGNALS.indexOf(request.signal), FORMATS.indexOf(request.format)]);
+      // The record is [signal, format, arrival time] + the body, written from the body's own buffer.
+      const head = new Uint8Array(REQUEST_AT_HEAD);
+      head[0] = SIGNALS.indexOf(request.signal), head[1] = FORMATS.indexOf(request.format);
+      new DataView(head.buffer).setFloat64(2, now, true);
       const payload = [head, request.body];
-      const length = 2 + request.body.length;
+      const length = REQUEST_AT_HEAD + request.body.length;
       if (this.logFull(length)) {
         throw new UnavailableError("write-ahead log full (waiting for the object store); retry later", 10);
       }
       this.loggingBytes += length;
       try {
-        seq = await this.wal.append(KIND_REQUEST, payload);
+        seq = await this.wal.append(KIND_REQUEST_AT, payload);
       } catch (e) {
         if (e instanceof WalFullError) {
           throw new UnavailableError(`write-ahead log full (${e.message}); retry later`, 10, { cause: e });
@@ -250,34 +329,34 @@ export class Ingest {
     } else {
       seq = ++this.localSeq;
     }
-    this.add(seq, decoded);
+    this.add(seq, limited.parts);
+    return rejection;
   }
 
-  /** Adds a request's rows to the open batches and starts the flushes that are due. */
-  private add(seq: number, decoded: Decoded, skip?: Set<string>): void {
+  /** Adds a request's partitions (after its limits) to the open batches and starts the flushes that are due. */
+  private add(seq: number, parts: readonly PartitionRows[], skip?: Set<string>): void {
     let count = 0;
-    for (const rows of decoded.tables) {
-      rows.compact(); // kept until its batches are written: drop the decoders' spare capacity
-      const byPart = rows.rowsByPartition();
-      const perRow = rows.length ? rows.byteLength() / rows.length : 0;
-      rows.parts.forEach((part, p) => {
-        const indices = byPart[p];
-        if (!indices.length) return;
-        const id = batchId(rows.def.name, part);
-        if (skip?.has(`${seq}\u0000${id}`)) return;
-        let batch = this.batches.get(id);
-        if (!batch) {
-          batch = { id, table: rows.def, part, members: [], rows: 0, bytes: 0, openedAt: this.now() };
-          this.batches.set(id, batch);
-        }
-        const bytes = Math.ceil(perRow * indices.length);
-        batch.members.push({ seq, rows, indices, bytes });
-        batch.rows += indices.length;
-        batch.bytes += bytes;
-        this.bufferedBytes += bytes;
-        count++;
-        if (batch.rows >= this.maxRows || batch.bytes >= this.maxBytes) this.flush(batch);
-      });
+    const perRow = new Map<Rows, number>();
+    for (const { rows, part: p, indices } of parts) {
+      const part = rows.parts[p];
+      const id = batchId(rows.def.name, part);
+      if (skip?.has(`${seq}\u0000${id}`)) continue;
+      let batch = this.batches.get(id);
+      if (!batch) {
+        // Too many open batches: cut the oldest (the map keeps opening order), a smaller object early.
+        if (this.batches.size >= this.maxOpen) this.flush(this.batches.values().next().value!);
+        batch = { id, table: rows.def, part, members: [], rows: 0, bytes: 0, openedAt: this.now() };
+        this.batches.set(id, batch);
+      }
+      let per = perRow.get(rows);
+      if (per === undefined) perRow.set(rows, per = rows.length ? rows.byteLength() / rows.length : 0);
+      const bytes = Math.ceil(per * indices.length);
+      batch.members.push({ seq, rows, indices, bytes });
+      batch.rows += indices.length;
+      batch.bytes += bytes;
+      this.bufferedBytes += bytes;
+      count++;
+      if (batch.rows >= this.maxRows || batch.bytes >= this.maxBytes) this.flush(batch);
     }
     if (this.wal) {
       if (count) this.outstanding.set(seq, (this.outstanding.get(seq) ?? 0) + count);
@@ -370,6 +449,8 @@ export class Ingest {
    * encodes would only raise the peak.
    */
   private encode(batch: Batch): Promise<ParquetFile> {
+    // Until it is encoded, a batch's rows count against the queue's bound (`admit` refuses beyond it).
+    this.queuedBatches++, this.queuedBytes += batch.bytes;
     // Encoding yields to the event loop after every page, so requests keep being read and answered
     // while large batches are written (p99 under the protobuf load: ~720 ms with a yield per column
     // chunk, ~270 ms with one per page).
@@ -378,7 +459,9 @@ export class Ingest {
         ...this.files,
         pause: yieldToEventLoop,
       })
-    );
+    ).finally(() => {
+      this.queuedBatches--, this.queuedBytes -= batch.bytes;
+    });
     this.encoding = run.catch(() => undefined);
     return run;
   }
@@ -446,7 +529,10 @@ export class Ingest {
   /** Replays the write-ahead log: see the module doc. */
   private async replay(): Promise<{ requests: number; records: number; redone: number }> {
     if (!this.wal) return { requests: 0, records: 0, redone: 0 };
-    const requests = new Map<number, { signal: Signal; format: Format; body: Uint8Array }>();
+    const requests = new Map<
+      number,
+      { signal: Signal; format: Format; body: Uint8Array; at: number | undefined }
+    >();
     const intents: Intent[] = [];
     const committed = new Set<string>();
     for (const rec of this.wal.replayed()) {
@@ -455,6 +541,15 @@ export class Ingest {
           signal: SIGNALS[rec.payload[0]],
           format: FORMATS[rec.payload[1]],
           body: rec.payload.subarray(2),
+          at: undefined,
+        });
+      } else if (rec.kind === KIND_REQUEST_AT) {
+        const p = rec.payload;
+        requests.set(rec.seq, {
+          signal: SIGNALS[p[0]],
+          format: FORMATS[p[1]],
+          body: p.subarray(REQUEST_AT_HEAD),
+          at: new DataView(p.buffer, p.byteOffset, REQUEST_AT_HEAD).getFloat64(2, true),
         });
       } else if (rec.kind === KIND_INTENT) intents.push(JSON.parse(decoder.decode(rec.payload)));
       else if (rec.kind === KIND_COMMIT) committed.add(JSON.parse(decoder.decode(rec.payload)).key);
@@ -463,13 +558,17 @@ export class Ingest {
       await this.releaseLog();
       return { requests: 0, records: 0, redone: 0 };
     }
-    const decoded = new Map<number, Decoded>();
+    // Each request is limited as its answer was (same partitions, same window around its arrival time),
+    // so a replay stores exactly the records the client was told were accepted.
+    const decoded = new Map<number, PartitionRows[]>();
     let records = 0;
     for (const [seq, r] of requests) {
       try {
         const d = decodeRequest(r.signal, r.body, { format: r.format });
-        decoded.set(seq, d);
-        records += d.records;
+        for (const rows of d.tables) rows.compact();
+        const limited = limitRequest(d, this.limits, r.at);
+        decoded.set(seq, limited.parts);
+        records += limited.records;
       } catch (e) {
         this.log.error("a logged request no longer decodes; skipping it", { seq, error: String(e) });
       }
@@ -491,13 +590,13 @@ export class Ingest {
       const members: Member[] = [];
       let table: TableDef | undefined;
       for (const seq of intent.members) {
-        const d = decoded.get(seq);
-        const rows = d?.tables.find((t) => t.def.name === intent.table);
-        if (!rows) continue;
-        const p = rows.parts.findIndex((x) => x.service === intent.service && x.hour === intent.hour);
-        if (p < 0) continue;
-        table = rows.def;
-        members.push({ seq, rows, indices: rows.rowsByPartition()[p], bytes: 0 });
+        const found = decoded.get(seq)?.find(({ rows, part }) =>
+          rows.def.name === intent.table && rows.parts[part].service === intent.service &&
+          rows.parts[part].hour === intent.hour
+        );
+        if (!found) continue;
+        table = found.rows.def;
+        members.push({ seq, rows: found.rows, indices: found.indices, bytes: 0 });
       }
       if (!table || !members.length) continue;
       for (const m of members) this.outstanding.set(m.seq, (this.outstanding.get(m.seq) ?? 0) + 1);
@@ -555,6 +654,8 @@ export class Ingest {
       bufferedBytes: this.bufferedBytes,
       pendingBytes: this.pendingBytes,
       inflightBytes: this.inflightBytes,
+      queuedBatches: this.queuedBatches,
+      queuedBytes: this.queuedBytes,
     };
   }
 }
