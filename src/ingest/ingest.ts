@@ -148,6 +148,8 @@ export interface IngestStats {
   /** Batches cut and waiting to be encoded (the one being encoded included), and their decoded bytes. */
   queuedBatches: number;
   queuedBytes: number;
+  /** Decoded bytes of the requests that open or waiting batches hold (each request whole). */
+  heldBytes: number;
 }
 
 /** The batching, durable ingest. Create with `Ingest.start`, which replays the log first. */
@@ -176,7 +178,16 @@ export class Ingest {
   private bufferedBytes = 0;
   private pendingBytes = 0;
   private inflightBytes = 0;
-  private queuedBytes = 0;
+  /**
+   * The decoded rows of each request still referenced by an open batch (`open`) or a batch waiting to be
+   * encoded (`queued`), with their full size: a request's rows are one buffer shared by all its partitions,
+   * so it stays in memory, whole, while any of them does.
+   */
+  private readonly held = new Map<Rows, { bytes: number; open: number; queued: number }>();
+  /** Bytes of the rows referenced by open batches; flushing keeps it at most `maxBytes`. */
+  private openHeldBytes = 0;
+  /** Bytes of the rows referenced by open or waiting batches: what batching holds in memory. */
+  private heldBytes = 0;
   private queuedBatches = 0;
   private lastRejectLog = -Infinity;
   /** Bytes of request records being appended to the log now. */
@@ -243,7 +254,7 @@ export class Ingest {
     // Refused here, before the body is read and decoded: decoded rows would only add to the backlog.
     if (this.encodeBehind()) {
       throw new UnavailableError(
-        `encoding is behind (${this.queuedBatches} batches, ${this.queuedBytes} bytes waiting); retry later`,
+        `encoding is behind (${this.queuedBatches} batches, ${this.queuedBytes()} bytes waiting); retry later`,
         2,
       );
     }
@@ -266,7 +277,33 @@ export class Ingest {
 
   /** Whether the batches waiting to be encoded are over their bound. */
   private encodeBehind(): boolean {
-    return this.queuedBytes > this.maxQueued || this.queuedBatches > this.maxOpen;
+    return this.queuedBytes() > this.maxQueued || this.queuedBatches > this.maxOpen;
+  }
+
+  /** Bytes of rows held only for batches waiting to be encoded. */
+  private queuedBytes(): number {
+    return this.heldBytes - this.openHeldBytes;
+  }
+
+  /** Counts a reference to `rows` from an open batch (`open`) or a batch waiting to be encoded. */
+  private retain(rows: Rows, open: boolean): void {
+    let h = this.held.get(rows);
+    if (!h) {
+      h = { bytes: rows.byteLength(), open: 0, queued: 0 };
+      this.held.set(rows, h);
+      this.heldBytes += h.bytes;
+    }
+    if (open && h.open++ === 0) this.openHeldBytes += h.bytes;
+    if (!open) h.queued++;
+  }
+
+  /** Drops a reference taken by {@linkcode retain}. */
+  private unretain(rows: Rows, open: boolean): void {
+    const h = this.held.get(rows);
+    if (!h) return;
+    if (open && --h.open === 0) this.openHeldBytes -= h.bytes;
+    if (!open) h.queued--;
+    if (h.open === 0 && h.queued === 0) this.held.delete(rows), this.heldBytes -= h.bytes;
   }
 
   /** Whether a request record of `bytes` would take the log past `maxLogBytes`. */
@@ -352,6 +389,7 @@ export class Ingest {
       if (per === undefined) perRow.set(rows, per = rows.length ? rows.byteLength() / rows.length : 0);
       const bytes = Math.ceil(per * indices.length);
       batch.members.push({ seq, rows, indices, bytes });
+      this.retain(rows, true);
       batch.rows += indices.length;
       batch.bytes += bytes;
       this.bufferedBytes += bytes;
@@ -362,12 +400,18 @@ export class Ingest {
       if (count) this.outstanding.set(seq, (this.outstanding.get(seq) ?? 0) + count);
       else void this.releaseLog();
     }
-    // All open batches together stay under maxBytes: flush the largest until they do, together with every
-    // batch holding rows of the same requests. A request's decoded rows are one buffer shared by the
-    // batches of its services; flushing one of them alone would free nothing while the others hold it.
-    while (this.bufferedBytes > this.maxBytes && this.batches.size) {
-      let largest: Batch | undefined;
-      for (const b of this.batches.values()) if (!largest || b.bytes > largest.bytes) largest = b;
+    // The rows open batches hold stay under maxBytes: flush the batch holding the most until they do,
+    // together with every batch holding rows of the same requests. A request's decoded rows are one buffer
+    // shared by the batches of its partitions, and it is held whole until the last of them is encoded: so
+    // rows are counted whole (a batch whose other partitions were written long ago still holds them all),
+    // and flushing one of the batches alone would free nothing while the others hold it.
+    while (this.openHeldBytes > this.maxBytes && this.batches.size) {
+      let largest: Batch | undefined, most = -1;
+      for (const b of this.batches.values()) {
+        let holds = 0;
+        for (const m of b.members) holds += this.held.get(m.rows)?.bytes ?? 0;
+        if (holds > most) largest = b, most = holds;
+      }
       const shared = new Set(largest!.members.map((m) => m.rows));
       for (const b of [...this.batches.values()]) {
         if (b === largest || b.members.some((m) => shared.has(m.rows))) this.flush(b);
@@ -385,6 +429,9 @@ export class Ingest {
     if (this.batches.get(batch.id) !== batch) return;
     this.batches.delete(batch.id);
     this.bufferedBytes -= batch.bytes;
+    // The encode queue takes the rows over (and `encode` releases them) before the open references go.
+    for (const m of batch.members) this.retain(m.rows, false);
+    for (const m of batch.members) this.unretain(m.rows, true);
     const p = this.writeBatch(batch).catch((e) => {
       this.log.error("batch lost from memory (still in the write-ahead log if enabled)", {
         error: String(e),
@@ -450,7 +497,9 @@ export class Ingest {
    */
   private encode(batch: Batch): Promise<ParquetFile> {
     // Until it is encoded, a batch's rows count against the queue's bound (`admit` refuses beyond it).
-    this.queuedBatches++, this.queuedBytes += batch.bytes;
+    // The callers (`flush`, the replay's redo) retained its rows as queued; released once encoded.
+    const members = batch.members.slice();
+    this.queuedBatches++;
     // Encoding yields to the event loop after every page, so requests keep being read and answered
     // while large batches are written (p99 under the protobuf load: ~720 ms with a yield per column
     // chunk, ~270 ms with one per page).
@@ -460,7 +509,8 @@ export class Ingest {
         pause: yieldToEventLoop,
       })
     ).finally(() => {
-      this.queuedBatches--, this.queuedBytes -= batch.bytes;
+      this.queuedBatches--;
+      for (const m of members) this.unretain(m.rows, false);
     });
     this.encoding = run.catch(() => undefined);
     return run;
@@ -600,6 +650,7 @@ export class Ingest {
       }
       if (!table || !members.length) continue;
       for (const m of members) this.outstanding.set(m.seq, (this.outstanding.get(m.seq) ?? 0) + 1);
+      for (const m of members) this.retain(m.rows, false);
       const batch: Batch = {
         id,
         table,
@@ -655,7 +706,8 @@ export class Ingest {
       pendingBytes: this.pendingBytes,
       inflightBytes: this.inflightBytes,
       queuedBatches: this.queuedBatches,
-      queuedBytes: this.queuedBytes,
+      queuedBytes: this.queuedBytes(),
+      heldBytes: this.heldBytes,
     };
   }
 }

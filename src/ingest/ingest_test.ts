@@ -257,3 +257,38 @@ Deno.test("Ingest replay refuses the same records as the answer did: window arou
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Ingest counts a request's rows whole while any of its batches is open", async () => {
+  const store = new MemoryStore();
+  // Each request: 100 records in one hour (a batch cut at once: maxRows) and one record in the next hour,
+  // whose batch stays open and so keeps every request's whole buffer alive.
+  const make = () => hoursRequest([...Array(100).fill(BASE_HOUR), BASE_HOUR + 1]);
+  const probe = make().decoded.tables[0];
+  probe.compact();
+  const whole = probe.byteLength();
+  const { ingest } = await Ingest.start({
+    store,
+    maxRows: 100,
+    maxBytes: 3 * whole,
+    maxAgeMs: 3_600_000,
+    files: { instanceId: "test" },
+  });
+  try {
+    for (let i = 0; i < 10; i++) {
+      await ingest.accept(make());
+      const { heldBytes, queuedBytes } = ingest.stats();
+      assert.ok(heldBytes - queuedBytes <= 3 * whole, `open batches hold ${heldBytes - queuedBytes} bytes`);
+    }
+    // The one-record batch was written early because of what it held, not what it counted (1% of it).
+    // 10 batches of the full hour, and the small one's at every fourth request (4 × whole > 3 × whole),
+    // its rows of requests 9 and 10 still open. (Identical requests make identical objects, under one key.)
+    await until(() => ingest.stats().objects === 12);
+    assert.equal(ingest.stats().openBatches, 1);
+    assert.equal(ingest.stats().bufferedBytes < whole / 10, true);
+    await ingest.flushAll();
+    assert.equal(ingest.stats().heldBytes, 0);
+    assert.equal(ingest.stats().objectRows, 1010);
+  } finally {
+    await ingest.close();
+  }
+});
