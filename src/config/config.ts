@@ -62,6 +62,7 @@ export interface Config {
     readonly maxPartitionsPerRequest: number;
     readonly maxOpenBatches: number;
     readonly maxQueuedBytes: number;
+    readonly maxPendingBytes: number;
     /** Undefined: no limit. */
     readonly acceptPastSecs: number | undefined;
     readonly acceptFutureSecs: number | undefined;
@@ -304,6 +305,13 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       description: "Decoded bytes of batches waiting to be encoded; beyond it, 503 before bodies are read.",
     },
     {
+      key: "batch.max_pending_bytes",
+      env: "OTLP2PARQUET_BATCH_MAX_PENDING_BYTES",
+      type: "size",
+      default: "268435456 (256MiB)",
+      description: "Encoded objects waiting for (or retrying against) the store; beyond it, 503.",
+    },
+    {
       key: "batch.accept_past_secs",
       env: "OTLP2PARQUET_BATCH_ACCEPT_PAST_SECS",
       type: "seconds",
@@ -407,6 +415,7 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "batch.max_partitions_per_request": 128,
   "batch.max_open_batches": 1024,
   "batch.max_queued_bytes": 128 * MiB,
+  "batch.max_pending_bytes": 256 * MiB,
   "batch.accept_past_secs": undefined,
   "batch.accept_future_secs": undefined,
   "durability.mode": "wal",
@@ -763,6 +772,7 @@ function build(chosen: Map<string, Chosen>): Config {
       maxPartitionsPerRequest: v("batch.max_partitions_per_request"),
       maxOpenBatches: v("batch.max_open_batches"),
       maxQueuedBytes: v("batch.max_queued_bytes"),
+      maxPendingBytes: v("batch.max_pending_bytes"),
       acceptPastSecs: v("batch.accept_past_secs"),
       acceptFutureSecs: v("batch.accept_future_secs"),
     },

@@ -79,6 +79,7 @@ Deno.test("resolveConfig() gives the documented defaults", async () => {
       maxPartitionsPerRequest: 128,
       maxOpenBatches: 1024,
       maxQueuedBytes: 134217728,
+      maxPendingBytes: 268435456,
       acceptPastSecs: undefined,
       acceptFutureSecs: undefined,
     },

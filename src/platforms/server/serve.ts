@@ -138,6 +138,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     maxInflightBytes: config.server.maxInflightBytes,
     maxOpenBatches: config.batch.maxOpenBatches,
     maxQueuedBytes: config.batch.maxQueuedBytes,
+    maxPendingBytes: config.batch.maxPendingBytes,
     limits: limitsOf(config.batch),
     files,
     log,
