@@ -91,8 +91,9 @@ export interface IngestOptions {
 }
 
 /**
- * Log record kinds. KIND_REQUEST_AT (newer) also holds the arrival time, so that a replay applies the same
- * event-time window as the answer did; KIND_REQUEST records (older logs) replay without a window.
+ * Log record kinds. KIND_REQUEST_AT also holds the arrival time, so that a replay applies the same
+ * event-time window as the answer did; it is written only while a window is configured, so that the log
+ * stays readable by earlier versions otherwise. KIND_REQUEST records replay without a window.
  */
 const KIND_REQUEST = 1, KIND_INTENT = 2, KIND_COMMIT = 3, KIND_REQUEST_AT = 4;
 /** [signal, format, arrival ms as a float64 LE] before the body of a KIND_REQUEST_AT record. */
@@ -343,18 +344,19 @@ export class Ingest {
     if (!limited.records) return rejection;
     let seq: number;
     if (this.wal) {
-      // The record is [signal, format, arrival time] + the body, written from the body's own buffer.
-      const head = new Uint8Array(REQUEST_AT_HEAD);
+      // The record is [signal, format(, arrival time)] + the body, written from the body's own buffer.
+      const windowed = this.limits.acceptPastMs !== undefined || this.limits.acceptFutureMs !== undefined;
+      const head = new Uint8Array(windowed ? REQUEST_AT_HEAD : 2);
       head[0] = SIGNALS.indexOf(request.signal), head[1] = FORMATS.indexOf(request.format);
-      new DataView(head.buffer).setFloat64(2, now, true);
+      if (windowed) new DataView(head.buffer).setFloat64(2, now, true);
       const payload = [head, request.body];
-      const length = REQUEST_AT_HEAD + request.body.length;
+      const length = head.length + request.body.length;
       if (this.logFull(length)) {
         throw new UnavailableError("write-ahead log full (waiting for the object store); retry later", 10);
       }
       this.loggingBytes += length;
       try {
-        seq = await this.wal.append(KIND_REQUEST_AT, payload);
+        seq = await this.wal.append(windowed ? KIND_REQUEST_AT : KIND_REQUEST, payload);
       } catch (e) {
         if (e instanceof WalFullError) {
           throw new UnavailableError(`write-ahead log full (${e.message}); retry later`, 10, { cause: e });

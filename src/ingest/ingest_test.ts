@@ -5,6 +5,7 @@ import { MemoryStore } from "../storage/memory_store.ts";
 import { createHandler } from "../http/handler.ts";
 import { UnavailableError } from "./errors.ts";
 import { Ingest } from "./ingest.ts";
+import type { RequestLimits } from "./request_limits.ts";
 import { BASE_HOUR, consecutiveHours, hoursRequest } from "./testdata/spread_requests.ts";
 import { Wal } from "./wal.ts";
 
@@ -216,12 +217,17 @@ class DownStore extends MemoryStore {
   }
 }
 
-Deno.test("Ingest replay refuses the same records as the answer did: window around the logged arrival, cap", async () => {
+/**
+ * Accepts `hours` (one record each) with `limits` while the store is down, so the records stay only in the
+ * log, then replays the log ten hours later; returns the refused count and the hours (UTC) stored.
+ */
+async function acceptThenReplay(
+  limits: RequestLimits,
+  hours: number[],
+): Promise<{ rejected: number; replayed: number; stored: string[]; rows: number }> {
   const dir = await Deno.makeTempDir({ prefix: "o2p-ingest-limits-" });
   const arrival = (BASE_HOUR + 10) * 3_600_000;
-  const limits = { maxPartitions: 2, acceptPastMs: 3 * 3_600_000 };
   try {
-    // First run: the store is down, so the accepted records stay only in the log.
     const first = await Ingest.start({
       store: new DownStore(),
       wal: await Wal.open({ dir, maxBytes: 1 << 24, sync: false }),
@@ -231,14 +237,9 @@ Deno.test("Ingest replay refuses the same records as the answer did: window arou
       maxAgeMs: 3_600_000,
       files: { instanceId: "test" },
     });
-    // Hours 0 and 1 are outside the window; of hours 7, 8 (two records) and 9, the cap keeps 8 and 7.
-    const out = await first.ingest.accept(
-      hoursRequest([BASE_HOUR, BASE_HOUR + 1, ...consecutiveHours(3, BASE_HOUR + 7), BASE_HOUR + 8]),
-    );
-    assert.equal(out.rejected, 3);
+    const out = await first.ingest.accept(hoursRequest(hours));
     assert.equal((await first.ingest.close({ deadlineMs: 50 })).flushed, false);
-
-    // Second run, ten hours later: the window is applied around the logged arrival, not around now.
+    // Second run, ten hours later: a window applies around the logged arrival, not around now.
     const store = new MemoryStore();
     const second = await Ingest.start({
       store,
@@ -248,14 +249,36 @@ Deno.test("Ingest replay refuses the same records as the answer did: window arou
       maxAgeMs: 3_600_000,
       files: { instanceId: "test" },
     });
-    assert.equal(second.replayed.records, 3);
     await second.ingest.close();
-    const hours = (await store.list("")).map((k) => /hour=(\d+)/.exec(k)![1]).sort();
-    assert.deepEqual(hours, ["05", "06"]);
-    assert.equal(second.ingest.stats().objectRows, 3);
+    return {
+      rejected: out.rejected,
+      replayed: second.replayed.records,
+      stored: (await store.list("")).map((k) => /hour=(\d+)/.exec(k)![1]).sort(),
+      rows: second.ingest.stats().objectRows,
+    };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+Deno.test("Ingest replay refuses the same records as the answer did: window around the logged arrival, cap", async () => {
+  // Hours 0 and 1 are outside the window; of hours 7, 8 (two records) and 9, the cap keeps 8 and 7.
+  const out = await acceptThenReplay(
+    { maxPartitions: 2, acceptPastMs: 3 * 3_600_000 },
+    [BASE_HOUR, BASE_HOUR + 1, ...consecutiveHours(3, BASE_HOUR + 7), BASE_HOUR + 8],
+  );
+  // BASE_HOUR is 22:00: hours 7 and 8 after it are 05:00 and 06:00.
+  assert.deepEqual(out, { rejected: 3, replayed: 3, stored: ["05", "06"], rows: 3 });
+});
+
+Deno.test("Ingest replay without a window applies the same partition cap", async () => {
+  const out = await acceptThenReplay({ maxPartitions: 2 }, [
+    BASE_HOUR,
+    BASE_HOUR + 1,
+    BASE_HOUR + 1,
+    BASE_HOUR + 2,
+  ]);
+  assert.deepEqual(out, { rejected: 1, replayed: 3, stored: ["22", "23"], rows: 3 });
 });
 
 Deno.test("Ingest counts a request's rows whole while any of its batches is open", async () => {
