@@ -3,7 +3,11 @@
  * the real server with small bounds and the issue's amplifying inputs at CI size:
  *
  * - many requests from 2 clients, each a few KiB of gzip holding millions of empty log records (the
- *   decoded rows are far larger than the body; they land in one partition, batches and the encode queue);
+ *   decoded rows are far larger than the body and the in-flight budget: this case needs decoded bytes to
+ *   be charged to the budget as they are produced);
+ * - many requests from 2 clients, each of 100,000 empty records (within the budget), faster than the
+ *   single encoder writes them: batches waiting to be encoded are bounded, the excess gets 503 before it
+ *   is decoded (without that bound this case grew past 450 MiB);
  * - 20,000 records each in a different hour: at most `batch.max_partitions_per_request` objects per
  *   request, the rest refused in `partial_success`.
  *
@@ -196,6 +200,39 @@ Deno.test({
       // Every answer is one a client keeps its data on (200) or retries (413 is the documented size refusal).
       for (const s of statuses.keys()) assert.ok([200, 413, 429, 503].includes(s), `status ${s}`);
       await checkAfter("empty records", server, restKiB, statuses);
+      assert.equal(await server.stop(), 0);
+    } finally {
+      await server.kill();
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "hostile memory: 2 clients keeping the encoder behind (each request within the budget) stay within the bounds",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = Deno.makeTempDirSync({ prefix: "o2p-hostile-queue-" });
+    const { server, restKiB } = await start(dir);
+    try {
+      // 100,000 empty records: 200 KB inflated, about 6 MiB decoded, well within the in-flight budget each;
+      // but many of them at once make rows faster than the single encoder writes them.
+      const body = gzipSync(emptyRecords(100_000));
+      const statuses = new Map<number, number>();
+      let missingRetryAfter = 0;
+      const client = async () => {
+        for (let i = 0; i < 40; i++) {
+          const r = await post(server, body);
+          statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+          if (r.status === 503 && !r.retryAfter) missingRetryAfter++;
+        }
+      };
+      await Promise.all([client(), client()]);
+      for (const s of statuses.keys()) assert.ok([200, 429, 503].includes(s), `status ${s}`);
+      assert.equal(missingRetryAfter, 0, "503 without Retry-After");
+      await checkAfter("encoder behind", server, restKiB, statuses);
       assert.equal(await server.stop(), 0);
     } finally {
       await server.kill();
