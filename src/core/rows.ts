@@ -289,7 +289,8 @@ export function limitPartitions(tables: readonly Rows[], limits: PartitionLimits
   const counted = tables.map((rows) => {
     const n = rows.parts.length, part = rows.partOf.values;
     const counts = new Uint32Array(n);
-    for (let i = 0; i < rows.length; i++) counts[part[i]]++;
+    if (n === 1) counts[0] = rows.length; // the common case: one service, one hour
+    else for (let i = 0; i < rows.length; i++) counts[part[i]]++;
     let edge: Uint8Array | undefined;
     if (windowed) {
       edge = new Uint8Array(n);
@@ -325,6 +326,13 @@ export function limitPartitions(tables: readonly Rows[], limits: PartitionLimits
   counted.forEach(({ rows, edge }, t) => {
     const mine = kept.filter((c) => c.t === t);
     if (!mine.length) return;
+    if (mine.length === 1 && mine[0].n === rows.length) {
+      // Every row in one partition: no need to look at any.
+      const all = new Uint32Array(rows.length);
+      for (let i = 0; i < all.length; i++) all[i] = i;
+      parts.push({ rows, part: mine[0].p, indices: all });
+      return;
+    }
     const slot = new Int32Array(rows.parts.length).fill(-1);
     const out = mine.map((c, k) => (slot[c.p] = k, new Uint32Array(c.n)));
     const fill = new Uint32Array(mine.length);
