@@ -210,7 +210,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "hostile memory: 2 clients keeping the encoder behind (each request within the budget) stay within the bounds",
+    "hostile memory: 2 clients keeping the encoder behind (each request within the budget) get 503s, not memory",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
