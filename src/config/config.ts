@@ -69,6 +69,13 @@ export interface Config {
     readonly maxRows: number;
     readonly maxBytes: number;
     readonly maxAgeSecs: number;
+    readonly maxPartitionsPerRequest: number;
+    readonly maxOpenBatches: number;
+    readonly maxQueuedBytes: number;
+    readonly maxPendingBytes: number;
+    /** Undefined: no limit. */
+    readonly acceptPastSecs: number | undefined;
+    readonly acceptFutureSecs: number | undefined;
   };
   readonly durability: {
     readonly mode: DurabilityMode;
@@ -312,6 +319,51 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       description: "… or when its oldest row is this old.",
     },
     {
+      key: "batch.max_partitions_per_request",
+      env: "OTLP2PARQUET_BATCH_MAX_PARTITIONS_PER_REQUEST",
+      type: "count",
+      default: "128",
+      description:
+        "Partitions (table, service, event hour) one request may write; records of the smallest others are refused in `partial_success`.",
+    },
+    {
+      key: "batch.max_open_batches",
+      env: "OTLP2PARQUET_BATCH_MAX_OPEN_BATCHES",
+      type: "count",
+      default: "1024",
+      description:
+        "Open batches; one more cuts the oldest early. Also bounds batches waiting to be encoded (503 beyond).",
+    },
+    {
+      key: "batch.max_queued_bytes",
+      env: "OTLP2PARQUET_BATCH_MAX_QUEUED_BYTES",
+      type: "size",
+      default: "134217728 (128MiB)",
+      description: "Decoded bytes of batches waiting to be encoded; beyond it, 503 before bodies are read.",
+    },
+    {
+      key: "batch.max_pending_bytes",
+      env: "OTLP2PARQUET_BATCH_MAX_PENDING_BYTES",
+      type: "size",
+      default: "268435456 (256MiB)",
+      description: "Encoded objects waiting for (or retrying against) the store; beyond it, 503.",
+    },
+    {
+      key: "batch.accept_past_secs",
+      env: "OTLP2PARQUET_BATCH_ACCEPT_PAST_SECS",
+      type: "seconds",
+      default: "(no limit)",
+      description:
+        "Refuse records (in `partial_success`) whose event time is more than this before arrival. A backfill sets none.",
+    },
+    {
+      key: "batch.accept_future_secs",
+      env: "OTLP2PARQUET_BATCH_ACCEPT_FUTURE_SECS",
+      type: "seconds",
+      default: "(no limit)",
+      description: "Refuse records (in `partial_success`) whose event time is more than this after arrival.",
+    },
+    {
       key: "durability.mode",
       env: "OTLP2PARQUET_DURABILITY",
       flag: "--durability",
@@ -400,6 +452,12 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "batch.max_rows": 200_000,
   "batch.max_bytes": 128 * MiB,
   "batch.max_age_secs": 60,
+  "batch.max_partitions_per_request": 128,
+  "batch.max_open_batches": 1024,
+  "batch.max_queued_bytes": 128 * MiB,
+  "batch.max_pending_bytes": 256 * MiB,
+  "batch.accept_past_secs": undefined,
+  "batch.accept_future_secs": undefined,
   "durability.mode": "wal",
   "durability.wal_dir": undefined,
   "durability.wal_max_bytes": 2048 * MiB,
@@ -799,6 +857,12 @@ function build(chosen: Map<string, Chosen>): Config {
       maxRows: v("batch.max_rows"),
       maxBytes: v("batch.max_bytes"),
       maxAgeSecs: v("batch.max_age_secs"),
+      maxPartitionsPerRequest: v("batch.max_partitions_per_request"),
+      maxOpenBatches: v("batch.max_open_batches"),
+      maxQueuedBytes: v("batch.max_queued_bytes"),
+      maxPendingBytes: v("batch.max_pending_bytes"),
+      acceptPastSecs: v("batch.accept_past_secs"),
+      acceptFutureSecs: v("batch.accept_future_secs"),
     },
     durability: {
       mode: v("durability.mode"),
@@ -1070,6 +1134,14 @@ export function describeConfig(config: Config): string {
       batch.enabled
         ? `on: ${batch.maxRows} rows, ${formatSize(batch.maxBytes)} or ${batch.maxAgeSecs}s, whichever first`
         : "off: one write per request",
+    ],
+    [
+      "requests",
+      `each at most ${batch.maxPartitionsPerRequest} partitions; event times ${
+        batch.acceptPastSecs === undefined && batch.acceptFutureSecs === undefined
+          ? "any"
+          : `from now-${batch.acceptPastSecs ?? "∞"}s to now+${batch.acceptFutureSecs ?? "∞"}s`
+      }`,
     ],
     [
       "durability",

@@ -20,8 +20,13 @@ export interface Sink {
    * UnavailableError (503). Returns the release function.
    */
   admit(bytes: number): () => void;
-  /** Stores a decoded request durably; resolves only once a 200 may be sent. */
-  accept(request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded }): Promise<void>;
+  /**
+   * Stores a decoded request durably; resolves only once a 200 may be sent, with the records its limits
+   * refused (partition cap, event-time window), which the answer reports in `partial_success`.
+   */
+  accept(
+    request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
+  ): Promise<{ rejected: number; rejectMessage: string } | void>;
   /** Whether data can be accepted now (for `/ready`). */
   ready(): Promise<boolean> | boolean;
 }
@@ -181,10 +186,12 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       // A compressed body can inflate far past its guess: reserve the rest now that its size is known.
       if (body.length > reserved) releases.push(sink.admit(body.length - reserved));
       const decoded = decodeRequest(route.signal, body, { format });
-      if (decoded.records > 0) await sink.accept({ signal: route.signal, format, body, decoded });
+      const refused = decoded.records > 0
+        ? await sink.accept({ signal: route.signal, format, body, decoded })
+        : undefined;
       const { body: out, contentType } = exportResponse(route.signal, encoding, {
-        rejected: decoded.rejected,
-        message: decoded.rejectMessage,
+        rejected: decoded.rejected + (refused?.rejected ?? 0),
+        message: [decoded.rejectMessage, refused?.rejectMessage].filter(Boolean).join("; "),
       });
       return new Response(out as Uint8Array<ArrayBuffer>, {
         status: 200,

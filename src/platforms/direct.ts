@@ -20,6 +20,7 @@ import type { InflateSync } from "../http/body.ts";
 import { createHandler } from "../http/handler.ts";
 import { DirectSink } from "../ingest/direct_sink.ts";
 import type { Logger } from "../ingest/ingest.ts";
+import { limitsOf } from "../ingest/request_limits.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
 
 /** Host-specific defaults applied under the `OTLP2PARQUET_*` variables. */
@@ -117,6 +118,7 @@ export function createDirectHandler(
       rowGroupRows: config.parquet.rowGroupRows,
     },
     maxInflightBytes: config.server.maxInflightBytes,
+    limits: limitsOf(config.batch),
     log,
   });
   return createHandler({

@@ -15,6 +15,7 @@ import { createHandler } from "../../http/handler.ts";
 import { DirectSink } from "../../ingest/direct_sink.ts";
 import { Ingest, type Logger } from "../../ingest/ingest.ts";
 import { Wal } from "../../ingest/wal.ts";
+import { limitsOf } from "../../ingest/request_limits.ts";
 import type { ObjectStore } from "../../storage/object_store.ts";
 import { opendalOptions } from "../../storage/from_config.ts";
 import { createOpendalStore } from "../../storage/opendal_store.ts";
@@ -140,6 +141,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     maxBytes: config.batch.maxBytes,
     maxAgeMs: config.batch.maxAgeSecs * 1000,
     maxInflightBytes: config.server.maxInflightBytes,
+    maxOpenBatches: config.batch.maxOpenBatches,
+    maxQueuedBytes: config.batch.maxQueuedBytes,
+    maxPendingBytes: config.batch.maxPendingBytes,
+    limits: limitsOf(config.batch),
     files,
     log,
   });
@@ -150,9 +155,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       redoneWrites: replayed.redone,
     });
   }
-  const sink = config.batch.enabled
-    ? ingest
-    : new DirectSink(store, { files, maxInflightBytes: config.server.maxInflightBytes, log });
+  const sink = config.batch.enabled ? ingest : new DirectSink(store, {
+    files,
+    maxInflightBytes: config.server.maxInflightBytes,
+    limits: limitsOf(config.batch),
+    log,
+  });
   const handler = createHandler({
     sink,
     maxPayloadBytes: config.server.maxPayloadBytes,
