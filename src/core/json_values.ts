@@ -96,10 +96,10 @@ function tooLong(s: string, name: string): never {
  * ("1.5") are refused. Only text of at most MAX_NUMBER_CHARS characters is read, and only results of
  * at most 20 digits are built, so the work is bounded whatever the input.
  */
-function integerText(s: string, name: string): string {
+function integerText(s: string, name: string, what = "an integer"): string {
   if (s.length > MAX_NUMBER_CHARS) tooLong(s, name);
   const m = NUMBER_TEXT.exec(s);
-  if (!m) throw new DecodeError(`expected an integer, got ${quote(s)}`, name);
+  if (!m) throw new DecodeError(`expected ${what}, got ${quote(s)}`, name);
   const frac = m[3] ?? "";
   let digits = (m[2] + frac).replace(/^0+/, "");
   if (digits === "") return "0";
@@ -107,11 +107,11 @@ function integerText(s: string, name: string): string {
   if (shift < 0) {
     const keep = digits.length + shift;
     if (keep <= 0 || !/^0*$/.test(digits.slice(keep))) {
-      throw new DecodeError(`expected an integer, got ${quote(s)}`, name);
+      throw new DecodeError(`expected ${what}, got ${quote(s)}`, name);
     }
     digits = digits.slice(0, keep);
   } else if (shift > 0) {
-    if (digits.length + shift > U64_MAX.length) throw new DecodeError(`${quote(s)} does not fit in 64 bits`, name);
+    if (digits.length + shift > U64_MAX.length) throw new DecodeError(`${s} does not fit in 64 bits`, name);
     digits += "0".repeat(shift);
   }
   return m[1] === "-" ? "-" + digits : digits;
@@ -133,9 +133,10 @@ export function u64(v: unknown, name: string): void {
   }
   if (typeof v === "string") {
     // The usual case (plain digits, as encoders write timestamps) skips the general grammar.
-    const t = CANONICAL_U64.test(v) ? v : integerText(v, name);
+    const t = CANONICAL_U64.test(v) ? v : integerText(v, name, "an unsigned 64-bit integer");
     if (t[0] === "-") throw new DecodeError(`expected an unsigned 64-bit integer, got ${quote(v)}`, name);
-    if (!atMost(t, U64_MAX)) throw new DecodeError(`${quote(v)} does not fit in 64 bits`, name);
+    // v has at most MAX_NUMBER_CHARS characters here: shown whole.
+    if (!atMost(t, U64_MAX)) throw new DecodeError(`${v} does not fit in 64 bits`, name);
     if (t.length <= 15) {
       const n = Number(t);
       u64Out.lo = n % 4294967296 >>> 0, u64Out.hi = Math.floor(n / 4294967296) >>> 0;
@@ -159,9 +160,9 @@ export function i64Text(v: unknown, name: string): string {
     return Number.isSafeInteger(v) ? String(v) : BigInt(v).toString();
   }
   if (typeof v === "string") {
-    const t = integerText(v, name);
+    const t = integerText(v, name, "a 64-bit integer");
     if (!(t[0] === "-" ? atMost(t.slice(1), I64_MIN_ABS) : atMost(t, I64_MAX))) {
-      throw new DecodeError(`${quote(v)} does not fit in 64 bits`, name);
+      throw new DecodeError(`${v} does not fit in 64 bits`, name);
     }
     return t;
   }

@@ -10,7 +10,7 @@ import { type Decoded, decodeRequest, type Format } from "../core/convert.ts";
 import type { Signal } from "../core/schema.ts";
 import { OverloadedError, UnavailableError } from "../ingest/errors.ts";
 import { BodyTooLargeError, type InflateSync, readBody, UnsupportedEncodingError } from "./body.ts";
-import { exportResponse, type ResponseEncoding, statusResponse } from "./otlp_response.ts";
+import { exportResponse, fallbackResponse, type ResponseEncoding, statusResponse } from "./otlp_response.ts";
 
 /** What accepts decoded requests: the batching ingest on servers, a direct writer on Lambda and Workers. */
 export interface Sink {
@@ -63,7 +63,9 @@ const FORMATS: Readonly<Record<string, Format>> = {
 /** The request's body format from its Content-Type (parameters ignored), or undefined. */
 export function formatOf(contentType: string | null): Format | undefined {
   if (!contentType) return undefined;
-  return FORMATS[contentType.split(";")[0].trim().toLowerCase()];
+  const name = contentType.split(";")[0].trim().toLowerCase();
+  // Own properties only: "constructor" or "__proto__" are no formats.
+  return Object.hasOwn(FORMATS, name) ? FORMATS[name] : undefined;
 }
 
 class ReadTimeoutError extends Error {}
@@ -71,8 +73,19 @@ class ReadTimeoutError extends Error {}
 /** The body stream failed (the client went away mid-upload): the client's problem, not a 500. */
 class BodyReadError extends Error {}
 
-/** Maps any failure to its response: the one place where errors become HTTP statuses. */
+/**
+ * Maps any failure to its response: the one place where errors become HTTP statuses. Messages are cut
+ * short by `statusResponse`; this function cannot throw (a failure here answers a fixed tiny 500).
+ */
 export function failureResponse(error: unknown, encoding: ResponseEncoding): Response {
+  try {
+    return responseFor(error, encoding);
+  } catch {
+    return fallbackResponse();
+  }
+}
+
+function responseFor(error: unknown, encoding: ResponseEncoding): Response {
   if (error instanceof OverloadedError) {
     return statusResponse(429, error.message, { encoding, retryAfterSecs: error.retryAfterSecs });
   }
