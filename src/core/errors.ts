@@ -95,7 +95,9 @@ export class DecodeError extends SyntaxError {
   private refresh(): void {
     const where = this.path ? `field ${this.path}: ` : "";
     this.message = capText(
-      this.signal ? `cannot decode ${this.signal} request: ${where}${this.problem}` : `${where}${this.problem}`,
+      this.signal
+        ? `cannot decode ${this.signal} request: ${where}${this.problem}`
+        : `${where}${this.problem}`,
     );
   }
 }

@@ -67,7 +67,9 @@ export function exportResponse(
       : {};
     return { body: encoder.encode(JSON.stringify(body)), contentType: "application/json" };
   }
-  if (!partial || partial.rejected <= 0) return { body: new Uint8Array(0), contentType: "application/x-protobuf" };
+  if (!partial || partial.rejected <= 0) {
+    return { body: new Uint8Array(0), contentType: "application/x-protobuf" };
+  }
   // Export*ServiceResponse { ExportXPartialSuccess partial_success = 1; }
   const inner = varintAndText(partial.rejected, encoder.encode(message));
   const body = new Uint8Array(1 + varintSize(inner.length) + inner.length);
@@ -125,5 +127,8 @@ export function statusResponse(
 
 /** The response of last resort: 500 with a fixed JSON Status; nothing in it can fail. */
 export function fallbackResponse(): Response {
-  return new Response(FALLBACK_JSON.slice(), { status: 500, headers: { "content-type": "application/json" } });
+  return new Response(FALLBACK_JSON.slice(), {
+    status: 500,
+    headers: { "content-type": "application/json" },
+  });
 }
