@@ -1,0 +1,125 @@
+/**
+ * Reads back the Parquet files a fuzz run wrote, with DuckDB and with ClickHouse (chDB): whatever the
+ * server accepts is stored, so every file must open in both and decode in every column, or it would
+ * break every later query over its table. Files are kept per table in one folder and read in one query
+ * per table (DuckDB) and one call for all tables (chDB, which is slow to start); only when a read fails
+ * are the files read one by one, to name the broken one.
+ *
+ * @module
+ */
+
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ParquetFile } from "../../src/core/convert.ts";
+import { openClickHouse, sqlString } from "../support/clickhouse.ts";
+import { openDuckDb } from "../support/duckdb.ts";
+
+/** A folder of Parquet files from a fuzz run, by table. */
+export class FuzzFiles {
+  readonly dir = mkdtempSync(join(tmpdir(), "o2p-fuzz-files-"));
+  /** Rows written, by table. */
+  readonly rows = new Map<string, number>();
+  /** Files written, by table. */
+  readonly files = new Map<string, string[]>();
+
+  /** What produced each file (a case description), by path: failures name it. */
+  readonly notes = new Map<string, string>();
+
+  /** Keeps one encoded file; `note` says what produced it. */
+  add(file: ParquetFile, note = ""): void {
+    const folder = join(this.dir, file.table);
+    const list = this.files.get(file.table) ?? [];
+    if (list.length === 0) mkdirSync(folder, { recursive: true });
+    const path = join(folder, `${list.length}.parquet`);
+    writeFileSync(path, file.bytes);
+    list.push(path);
+    this.notes.set(path, note);
+    this.files.set(file.table, list);
+    this.rows.set(file.table, (this.rows.get(file.table) ?? 0) + file.rows);
+  }
+
+  /** Files kept, all tables. */
+  get count(): number {
+    let n = 0;
+    for (const list of this.files.values()) n += list.length;
+    return n;
+  }
+
+  /**
+   * Reads every file with DuckDB and chDB, decoding every column of every row; throws naming the first
+   * file a reader cannot read, or a row count that differs from what was written.
+   */
+  async readBack(): Promise<void> {
+    if (this.count === 0) return;
+    const db = await openDuckDb();
+    try {
+      for (const [table, paths] of this.files) {
+        const src = (list: string[]) => `read_parquet([${list.map(sqlString).join(",")}])`;
+        // Casting every column to text decodes every page, dictionaries included.
+        const query = (list: string[]) =>
+          `SELECT count(*) AS n, max(length(CAST(COLUMNS(*) AS VARCHAR))) FROM ${src(list)}`;
+        let n: number;
+        try {
+          n = Number((await db.rows(query(paths)))[0].n);
+        } catch (e) {
+          for (const path of paths) {
+            await db.rows(query([path])).catch((err) => {
+              throw new Error(
+                `DuckDB cannot read ${path} (${this.notes.get(path)}): ${(err as Error).message}`,
+              );
+            });
+          }
+          throw e;
+        }
+        if (n !== this.rows.get(table)) {
+          throw new Error(`DuckDB reads ${n} rows of ${table}, ${this.rows.get(table)} written`);
+        }
+      }
+    } finally {
+      db.close();
+    }
+    const ch = openClickHouse();
+    try {
+      const src = (glob: string) => `file(${sqlString(glob)}, Parquet) SETTINGS use_hive_partitioning = 0`;
+      // cityHash64 of all columns decodes every value.
+      const part = (table: string, glob: string) =>
+        `SELECT ${sqlString(table)} AS t, count() AS n, sum(cityHash64(*)) AS h FROM ${src(glob)}`;
+      const tables = [...this.files.keys()];
+      let counts: { t: string; n: number }[];
+      try {
+        counts = ch.rows<{ t: string; n: number }>(
+          tables.map((t) => part(t, join(this.dir, t, "*.parquet"))).join(" UNION ALL "),
+        );
+      } catch (e) {
+        for (const [table, paths] of this.files) {
+          for (const path of paths) {
+            try {
+              ch.rows(part(table, path));
+            } catch (err) {
+              throw new Error(
+                `chDB cannot read ${path} (${this.notes.get(path)}): ${(err as Error).message}`,
+              );
+            }
+          }
+        }
+        throw e;
+      }
+      for (const { t, n } of counts) {
+        if (Number(n) !== this.rows.get(t)) {
+          throw new Error(`chDB reads ${n} rows of ${t}, ${this.rows.get(t)} written`);
+        }
+      }
+      if (counts.length !== tables.length) {
+        throw new Error(`chDB read ${counts.length} of ${tables.length} tables`);
+      }
+    } finally {
+      ch.close();
+    }
+  }
+
+  /** Removes the folder. */
+  remove(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
