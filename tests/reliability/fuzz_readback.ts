@@ -12,19 +12,37 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ParquetFile } from "../../src/core/convert.ts";
-import { openClickHouse, sqlString } from "../support/clickhouse.ts";
-import { openDuckDb } from "../support/duckdb.ts";
+
+/** What a FuzzFiles holds, as a Worker can post it. */
+export interface FuzzFilesSnapshot {
+  dir: string;
+  files: [string, string[]][];
+  rows: [string, number][];
+  notes: [string, string][];
+}
 
 /** A folder of Parquet files from a fuzz run, by table. */
 export class FuzzFiles {
-  readonly dir = mkdtempSync(join(tmpdir(), "o2p-fuzz-files-"));
+  readonly dir: string;
   /** Rows written, by table. */
-  readonly rows = new Map<string, number>();
+  readonly rows: Map<string, number>;
   /** Files written, by table. */
-  readonly files = new Map<string, string[]>();
-
+  readonly files: Map<string, string[]>;
   /** What produced each file (a case description), by path: failures name it. */
-  readonly notes = new Map<string, string>();
+  readonly notes: Map<string, string>;
+
+  /** A new, empty folder; or the files of `snapshot` (written in a Worker, say). */
+  constructor(snapshot?: FuzzFilesSnapshot) {
+    this.dir = snapshot?.dir ?? mkdtempSync(join(tmpdir(), "o2p-fuzz-files-"));
+    this.files = new Map(snapshot?.files);
+    this.rows = new Map(snapshot?.rows);
+    this.notes = new Map(snapshot?.notes);
+  }
+
+  /** The files kept, to post to another thread. */
+  snapshot(): FuzzFilesSnapshot {
+    return { dir: this.dir, files: [...this.files], rows: [...this.rows], notes: [...this.notes] };
+  }
 
   /** Keeps one encoded file; `note` says what produced it. */
   add(file: ParquetFile, note = ""): void {
@@ -52,6 +70,9 @@ export class FuzzFiles {
    */
   async readBack(): Promise<void> {
     if (this.count === 0) return;
+    // Imported here: the files may be written in a Worker that has no use for the readers.
+    const { openDuckDb } = await import("../support/duckdb.ts");
+    const { openClickHouse, sqlString } = await import("../support/clickhouse.ts");
     const db = await openDuckDb();
     try {
       for (const [table, paths] of this.files) {
