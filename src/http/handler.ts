@@ -109,7 +109,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
 
   return async (request: Request): Promise<Response> => {
     const url = new URL(request.url);
-    const route = ROUTES[url.pathname];
+    const route = Object.hasOwn(ROUTES, url.pathname) ? ROUTES[url.pathname] : undefined;
     const format = formatOf(request.headers.get("content-type"));
     const encoding: ResponseEncoding = format === "protobuf" ? "protobuf" : "json";
     if (!route) {
