@@ -162,3 +162,19 @@ Deno.test("DecodeError caps its problem, its path and its message however deep t
   assert.ok(e.path.length <= MAX_MESSAGE_CHARS);
   assert.ok(e.message.length <= MAX_MESSAGE_CHARS);
 });
+
+Deno.test("prototype names as content type, content coding or path are unknown names, never a 500", async () => {
+  const handler = createHandler({ sink });
+  const send = (path: string, headers: Record<string, string>) =>
+    handler(new Request(`http://localhost${path}`, { method: "POST", headers, body: "{}" }));
+  for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
+    assert.equal((await send("/v1/logs", { "content-type": name })).status, 415, `content-type ${name}`);
+    const coded = await send("/v1/logs", { "content-type": "application/json", "content-encoding": name });
+    assert.equal(coded.status, 400, `content-encoding ${name}`); // UnsupportedEncodingError
+    assert.equal(
+      (await send(`/${name}`, { "content-type": "application/json" })).status,
+      404,
+      `path /${name}`,
+    );
+  }
+});
