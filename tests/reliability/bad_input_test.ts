@@ -574,6 +574,10 @@ Deno.test({
       );
       console.log(`http fuzz: ${[...counts].map(([s, n]) => `${s}: ${n}`).join(", ")}`);
       assert.equal(await server.stop(), 0);
+      // The server wrote what it accepted when it stopped: every file must read back whole.
+      const files = FuzzFiles.inFolder(join(dir, "data"));
+      await files.readBack();
+      console.log(`http fuzz: ${files.count} stored files read back by DuckDB and chDB`);
       assert.ok(!/unexpected error/.test(server.output()), problems(server.output()));
     } finally {
       await server.kill();

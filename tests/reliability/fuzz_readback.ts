@@ -8,15 +8,17 @@
  * @module
  */
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ParquetFile } from "../../src/core/convert.ts";
+import { TABLES } from "../../src/core/schema.ts";
 
 /** What a FuzzFiles holds, as a Worker can post it. */
 export interface FuzzFilesSnapshot {
   dir: string;
   files: [string, string[]][];
+  folders: [string, string][];
   rows: [string, number][];
   notes: [string, string][];
 }
@@ -28,6 +30,8 @@ export class FuzzFiles {
   readonly rows: Map<string, number>;
   /** Files written, by table. */
   readonly files: Map<string, string[]>;
+  /** The folder holding each table's files (at any depth below it), by table. */
+  readonly folders: Map<string, string>;
   /** What produced each file (a case description), by path: failures name it. */
   readonly notes: Map<string, string>;
 
@@ -35,20 +39,50 @@ export class FuzzFiles {
   constructor(snapshot?: FuzzFilesSnapshot) {
     this.dir = snapshot?.dir ?? mkdtempSync(join(tmpdir(), "o2p-fuzz-files-"));
     this.files = new Map(snapshot?.files);
+    this.folders = new Map(snapshot?.folders);
     this.rows = new Map(snapshot?.rows);
     this.notes = new Map(snapshot?.notes);
   }
 
   /** The files kept, to post to another thread. */
   snapshot(): FuzzFilesSnapshot {
-    return { dir: this.dir, files: [...this.files], rows: [...this.rows], notes: [...this.notes] };
+    return {
+      dir: this.dir,
+      files: [...this.files],
+      folders: [...this.folders],
+      rows: [...this.rows],
+      notes: [...this.notes],
+    };
+  }
+
+  /**
+   * The Parquet files a server stored under `root` (a filesystem store: `{table path}/{service}/…`), by
+   * table; their row counts are not known, so only whether they read is checked.
+   */
+  static inFolder(root: string): FuzzFiles {
+    const files = new FuzzFiles({ dir: root, files: [], folders: [], rows: [], notes: [] });
+    const walk = (dir: string, out: string[]) => {
+      if (!existsSync(dir)) return;
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        if (e.isDirectory()) walk(join(dir, e.name), out);
+        else if (e.name.endsWith(".parquet")) out.push(join(dir, e.name));
+      }
+    };
+    for (const def of TABLES) {
+      const paths: string[] = [];
+      walk(join(root, def.path), paths);
+      if (paths.length > 0) {
+        files.files.set(def.name, paths), files.folders.set(def.name, join(root, def.path));
+      }
+    }
+    return files;
   }
 
   /** Keeps one encoded file; `note` says what produced it. */
   add(file: ParquetFile, note = ""): void {
     const folder = join(this.dir, file.table);
     const list = this.files.get(file.table) ?? [];
-    if (list.length === 0) mkdirSync(folder, { recursive: true });
+    if (list.length === 0) mkdirSync(folder, { recursive: true }), this.folders.set(file.table, folder);
     const path = join(folder, `${list.length}.parquet`);
     writeFileSync(path, file.bytes);
     list.push(path);
@@ -66,7 +100,7 @@ export class FuzzFiles {
 
   /**
    * Reads every file with DuckDB and chDB, decoding every column of every row; throws naming the first
-   * file a reader cannot read, or a row count that differs from what was written.
+   * file a reader cannot read, or a row count that differs from what was written (when it is known).
    */
   async readBack(): Promise<void> {
     if (this.count === 0) return;
@@ -76,7 +110,8 @@ export class FuzzFiles {
     const db = await openDuckDb();
     try {
       for (const [table, paths] of this.files) {
-        const src = (list: string[]) => `read_parquet([${list.map(sqlString).join(",")}])`;
+        const src = (list: string[]) =>
+          `read_parquet([${list.map(sqlString).join(",")}], hive_partitioning = false)`;
         // Casting every column to text decodes every page, dictionaries included.
         const query = (list: string[]) =>
           `SELECT count(*) AS n, max(length(CAST(COLUMNS(*) AS VARCHAR))) FROM ${src(list)}`;
@@ -93,7 +128,7 @@ export class FuzzFiles {
           }
           throw e;
         }
-        if (n !== this.rows.get(table)) {
+        if (this.rows.has(table) && n !== this.rows.get(table)) {
           throw new Error(`DuckDB reads ${n} rows of ${table}, ${this.rows.get(table)} written`);
         }
       }
@@ -110,7 +145,7 @@ export class FuzzFiles {
       let counts: { t: string; n: number }[];
       try {
         counts = ch.rows<{ t: string; n: number }>(
-          tables.map((t) => part(t, join(this.dir, t, "*.parquet"))).join(" UNION ALL "),
+          tables.map((t) => part(t, join(this.folders.get(t)!, "**", "*.parquet"))).join(" UNION ALL "),
         );
       } catch (e) {
         for (const [table, paths] of this.files) {
@@ -127,7 +162,7 @@ export class FuzzFiles {
         throw e;
       }
       for (const { t, n } of counts) {
-        if (Number(n) !== this.rows.get(t)) {
+        if (this.rows.has(t) && Number(n) !== this.rows.get(t)) {
           throw new Error(`chDB reads ${n} rows of ${t}, ${this.rows.get(t)} written`);
         }
       }
