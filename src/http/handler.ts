@@ -197,7 +197,11 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       });
     } catch (error) {
       const response = failureResponse(error, encoding);
-      if (response.status === 500) options.onError?.(error, request);
+      try {
+        if (response.status === 500) options.onError?.(error, request);
+      } catch {
+        // A failing reporter must not leave the request unanswered.
+      }
       return response;
     } finally {
       for (const release of releases) release();

@@ -178,3 +178,25 @@ Deno.test("prototype names as content type, content coding or path are unknown n
     );
   }
 });
+
+Deno.test("a failure whose reporting fails still gets its 500, with a small body", async () => {
+  const failing: Sink = { ...sink, accept: () => Promise.reject(new Error("x".repeat(1_000_000))) };
+  const handler = createHandler({
+    sink: failing,
+    onError: () => {
+      throw new Error("reporter down");
+    },
+  });
+  const body = new TextEncoder().encode(JSON.stringify({
+    resourceLogs: [{ scopeLogs: [{ logRecords: [{ body: { stringValue: "a" } }] }] }],
+  }));
+  const response = await handler(
+    new Request("http://localhost/v1/logs", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    }),
+  );
+  assert.equal(response.status, 500);
+  assert.equal(JSON.parse(await response.text()).message, "internal error");
+});
