@@ -294,33 +294,33 @@ function anyJsonText(o: JsonObject, name: string, depth: number): string | undef
   else if (depth > MAX_ANY_VALUE_DEPTH) tooDeep();
   const leaf = jsonLeaf(o, name);
   if (leaf !== undefined) {
-    renderBudget.text(leaf.length);
+    renderBudget.text(leaf.length, name);
     return leaf;
   }
   const arr = objectField(o, "arrayValue", "array_value");
   if (arr) {
-    renderBudget.text(2);
+    renderBudget.text(2, name);
     const values = arrayField(arr, "values");
     const parts = new Array<string>(values.length);
     for (let i = 0; i < values.length; i++) {
-      renderBudget.element();
+      renderBudget.element(name);
       parts[i] = element(values[i], `${name}.arrayValue.values[${i}]`, depth + 1);
     }
     return `[${parts.join(",")}]`;
   }
   const kv = objectField(o, "kvlistValue", "kvlist_value");
   if (kv) {
-    renderBudget.text(2);
+    renderBudget.text(2, name);
     const entries = new Map<string, string>();
     const list = arrayField(kv, "values");
     for (let i = 0; i < list.length; i++) {
       const e = list[i];
-      renderBudget.element();
+      renderBudget.element(name);
       if (typeof e !== "object" || e === null || Array.isArray(e)) {
         throw new DecodeError("expected a KeyValue object", `${name}.kvlistValue.values[${i}]`);
       }
       const key = stringField(e, "key"), quoted = JSON.stringify(key);
-      renderBudget.text(quoted.length);
+      renderBudget.text(quoted.length, name);
       entries.delete(key); // the last value of a repeated key wins
       entries.set(key, `${quoted}:${element(e.value, `${name}.kvlistValue.values[${i}].value`, depth + 1)}`);
     }

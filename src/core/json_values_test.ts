@@ -227,12 +227,12 @@ Deno.test("pushJsonAnyValue() refuses arrays and kvlists past the element cap, c
   pushJsonAnyValue(col, flat(MAX_ANY_VALUE_ELEMENTS), "body");
   assert.equal(col.get(0).length, MAX_ANY_VALUE_ELEMENTS * 2 + 1);
   let e = refusal(() => pushJsonAnyValue(col, flat(MAX_ANY_VALUE_ELEMENTS + 1), "body"));
-  assert.match(e.message, new RegExp(`more than ${MAX_ANY_VALUE_ELEMENTS} elements`));
+  assert.equal(e.message, `field body: AnyValue holds more than ${MAX_ANY_VALUE_ELEMENTS} elements`);
   // Two levels of half the cap each pass it together.
   const half = MAX_ANY_VALUE_ELEMENTS / 2;
   const nested = { arrayValue: { values: [flat(half), flat(half)] } };
   e = refusal(() => pushJsonAnyValue(col, nested, "body"));
-  assert.match(e.message, /elements/);
+  assert.equal(e.path, "body.arrayValue.values[1]");
   // kvlists too; the count starts again with each value.
   const kv = (n: number) => ({
     kvlistValue: {
@@ -252,6 +252,7 @@ Deno.test("pushJsonAnyValue() refuses arrays and kvlists whose text passes the c
     pushJsonAnyValue(col, { arrayValue: { values: [0, 1, 2, 3].map(() => ({ stringValue: s })) } }, "body")
   );
   assert.match(e.message, new RegExp(`more than ${MAX_ANY_VALUE_CHARS} characters`));
+  assert.match(e.path, /^body\.arrayValue\.values\[\d\]$/);
   assert.ok(e.message.length <= MAX_MESSAGE_CHARS);
   assert.equal(col.length, 0);
   // Keys count too.

@@ -37,18 +37,18 @@ export class RenderBudget {
   start(): void {
     this.chars = 0, this.elements = 0;
   }
-  /** Counts `n` characters of text. */
-  text(n: number): void {
+  /** Counts `n` characters of text; `path` names the value in an error (decoders that build paths). */
+  text(n: number, path = ""): void {
     if ((this.chars += n) > MAX_ANY_VALUE_CHARS) {
-      throw new DecodeError(`AnyValue renders to more than ${MAX_ANY_VALUE_CHARS} characters`);
+      throw new DecodeError(`AnyValue renders to more than ${MAX_ANY_VALUE_CHARS} characters`, path);
     }
   }
   /** Counts one element or entry, and its separator. */
-  element(): void {
+  element(path = ""): void {
     if (++this.elements > MAX_ANY_VALUE_ELEMENTS) {
-      throw new DecodeError(`AnyValue holds more than ${MAX_ANY_VALUE_ELEMENTS} elements`);
+      throw new DecodeError(`AnyValue holds more than ${MAX_ANY_VALUE_ELEMENTS} elements`, path);
     }
-    this.text(2);
+    this.text(2, path);
   }
 }
 
