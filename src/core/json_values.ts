@@ -301,10 +301,11 @@ function anyJsonText(o: JsonObject, name: string, depth: number): string | undef
   if (arr) {
     renderBudget.text(2, name);
     const values = arrayField(arr, "values");
-    const parts = new Array<string>(values.length);
+    // Grown as elements pass the budget, not sized by the input up front.
+    const parts: string[] = [];
     for (let i = 0; i < values.length; i++) {
       renderBudget.element(name);
-      parts[i] = element(values[i], `${name}.arrayValue.values[${i}]`, depth + 1);
+      parts.push(element(values[i], `${name}.arrayValue.values[${i}]`, depth + 1));
     }
     return `[${parts.join(",")}]`;
   }
