@@ -171,6 +171,7 @@ export function i64Text(v: unknown, name: string): string {
 
 /** A signed 64-bit integer as a float64. */
 export function i64Number(v: unknown, name: string): number {
+  if (Number.isSafeInteger(v)) return (v as number) === 0 ? 0 : v as number; // the usual case, no text; no -0
   return Number(i64Text(v, name));
 }
 
