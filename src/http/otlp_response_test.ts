@@ -100,8 +100,12 @@ Deno.test("exportResponse() cuts a partial-success message too and encodes it in
 
 const sink: Sink = { admit: () => () => {}, accept: () => Promise.resolve(), ready: () => true };
 
-async function post(body: Uint8Array, contentType: string, gzip = false): Promise<Response> {
-  const handler = createHandler({ sink });
+async function post(
+  body: Uint8Array,
+  contentType: string,
+  gzip = false,
+  handler = createHandler({ sink }),
+): Promise<Response> {
   return await handler(
     new Request("http://localhost/v1/logs", {
       method: "POST",
@@ -190,13 +194,7 @@ Deno.test("a failure whose reporting fails still gets its 500, with a small body
   const body = new TextEncoder().encode(JSON.stringify({
     resourceLogs: [{ scopeLogs: [{ logRecords: [{ body: { stringValue: "a" } }] }] }],
   }));
-  const response = await handler(
-    new Request("http://localhost/v1/logs", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body,
-    }),
-  );
+  const response = await post(body, "application/json", false, handler);
   assert.equal(response.status, 500);
   assert.equal(JSON.parse(await response.text()).message, "internal error");
 });
