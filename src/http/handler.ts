@@ -9,8 +9,9 @@
 import { type Decoded, decodeRequest, type Format } from "../core/convert.ts";
 import type { Signal } from "../core/schema.ts";
 import { OverloadedError, UnavailableError } from "../ingest/errors.ts";
+import { type AuthOptions, createAuthCheck, OPEN_PATHS } from "./auth.ts";
 import { BodyTooLargeError, type InflateSync, readBody, UnsupportedEncodingError } from "./body.ts";
-import { exportResponse, type ResponseEncoding, statusResponse } from "./otlp_response.ts";
+import { exportResponse, fallbackResponse, type ResponseEncoding, statusResponse } from "./otlp_response.ts";
 
 /** What accepts decoded requests: the batching ingest on servers, a direct writer on Lambda and Workers. */
 export interface Sink {
@@ -19,8 +20,13 @@ export interface Sink {
    * UnavailableError (503). Returns the release function.
    */
   admit(bytes: number): () => void;
-  /** Stores a decoded request durably; resolves only once a 200 may be sent. */
-  accept(request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded }): Promise<void>;
+  /**
+   * Stores a decoded request durably; resolves only once a 200 may be sent, with the records its limits
+   * refused (partition cap, event-time window), which the answer reports in `partial_success`.
+   */
+  accept(
+    request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
+  ): Promise<{ rejected: number; rejectMessage: string } | void>;
   /** Whether data can be accepted now (for `/ready`). */
   ready(): Promise<boolean> | boolean;
 }
@@ -44,6 +50,8 @@ export interface HandlerOptions {
   onError?: (error: unknown, request: Request) => void;
   /** A runtime's one-call gzip/deflate inflater (see `readBody`); default: `DecompressionStream`. */
   inflateSync?: InflateSync;
+  /** Token authentication of every path but `/health` and `/ready` (see `auth.ts`). Default: none. */
+  auth?: AuthOptions;
 }
 
 interface Route {
@@ -71,7 +79,9 @@ const FORMATS: Readonly<Record<string, Format>> = {
 /** The request's body format from its Content-Type (parameters ignored), or undefined. */
 export function formatOf(contentType: string | null): Format | undefined {
   if (!contentType) return undefined;
-  return FORMATS[contentType.split(";")[0].trim().toLowerCase()];
+  const name = contentType.split(";")[0].trim().toLowerCase();
+  // Own properties only: "constructor" or "__proto__" are no formats.
+  return Object.hasOwn(FORMATS, name) ? FORMATS[name] : undefined;
 }
 
 class ReadTimeoutError extends Error {}
@@ -135,8 +145,19 @@ class BudgetCharge {
 /** The body stream failed (the client went away mid-upload): the client's problem, not a 500. */
 class BodyReadError extends Error {}
 
-/** Maps any failure to its response: the one place where errors become HTTP statuses. */
+/**
+ * Maps any failure to its response: the one place where errors become HTTP statuses. Messages are cut
+ * short by `statusResponse`; this function cannot throw (a failure here answers a fixed tiny 500).
+ */
 export function failureResponse(error: unknown, encoding: ResponseEncoding): Response {
+  try {
+    return responseFor(error, encoding);
+  } catch {
+    return fallbackResponse();
+  }
+}
+
+function responseFor(error: unknown, encoding: ResponseEncoding): Response {
   if (error instanceof OverloadedError) {
     return statusResponse(429, error.message, { encoding, retryAfterSecs: error.retryAfterSecs });
   }
@@ -161,12 +182,17 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
   // Often enough to close a trickler soon after its grace ends, rarely enough to cost nothing.
   const rateCheckMs = Math.min(1000, Math.max(100, rateGrace / 4));
   const { sink } = options;
+  const authCheck = options.auth && createAuthCheck(options.auth);
 
   return async (request: Request): Promise<Response> => {
     const url = new URL(request.url);
-    const route = ROUTES[url.pathname];
+    const route = Object.hasOwn(ROUTES, url.pathname) ? ROUTES[url.pathname] : undefined;
     const format = formatOf(request.headers.get("content-type"));
     const encoding: ResponseEncoding = format === "protobuf" ? "protobuf" : "json";
+    if (authCheck && !OPEN_PATHS.has(url.pathname)) {
+      const refused = await authCheck(request, encoding);
+      if (refused) return refused;
+    }
     if (!route) {
       if (url.pathname === "/health" && (request.method === "GET" || request.method === "HEAD")) {
         return new Response("ok\n", { headers: { "content-type": "text/plain" } });
@@ -252,10 +278,12 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         clearInterval(rateTimer);
       }
       const decoded = decodeRequest(route.signal, body, { format });
-      if (decoded.records > 0) await sink.accept({ signal: route.signal, format, body, decoded });
+      const refused = decoded.records > 0
+        ? await sink.accept({ signal: route.signal, format, body, decoded })
+        : undefined;
       const { body: out, contentType } = exportResponse(route.signal, encoding, {
-        rejected: decoded.rejected,
-        message: decoded.rejectMessage,
+        rejected: decoded.rejected + (refused?.rejected ?? 0),
+        message: [decoded.rejectMessage, refused?.rejectMessage].filter(Boolean).join("; "),
       });
       return new Response(out as Uint8Array<ArrayBuffer>, {
         status: 200,
@@ -265,7 +293,11 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       const response = failureResponse(error, encoding);
       // The rest of an abandoned body is never read, so the connection cannot carry another request.
       if (error instanceof ReadTimeoutError) response.headers.set("connection", "close");
-      if (response.status === 500) options.onError?.(error, request);
+      try {
+        if (response.status === 500) options.onError?.(error, request);
+      } catch {
+        // A failing reporter must not leave the request unanswered.
+      }
       return response;
     } finally {
       for (const release of releases) release();
