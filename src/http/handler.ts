@@ -115,6 +115,11 @@ class BudgetCharge {
     return this.#raw;
   }
 
+  /** Bytes of the budget held now. */
+  get held(): number {
+    return this.#held;
+  }
+
   read(bytes: number): void {
     this.#raw += bytes;
     this.#cover(this.#raw);
