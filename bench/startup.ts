@@ -174,9 +174,12 @@ if (import.meta.main) {
       warm: { type: "string", default: "20" },
       exe: { type: "string" },
       bootstrap: { type: "string" },
+      /** `server`, `lambda` or both (default): e.g. an older build that has only one of the modes. */
+      modes: { type: "string", default: "server,lambda" },
     },
   });
   const runs = Number(values.runs), warm = Number(values.warm);
+  const modes = new Set(values.modes.split(","));
   const dir = `${OUT}/startup`;
   Deno.mkdirSync(dir, { recursive: true });
   const exe = values.exe ?? `${dir}/otlp2parquet`;
@@ -190,23 +193,27 @@ if (import.meta.main) {
   // Interleaved, so a burst of load on a shared machine spreads over every variant alike.
   for (let i = 0; i < runs; i++) {
     console.error(`startup: run ${i + 1}/${runs}`);
-    for (const e of [exe, bootstrap]) {
-      servers[e].push(await serverRun(e));
-      lambdas[e].push(await lambdaRun(e, warm));
+    for (const e of new Set([exe, bootstrap])) {
+      if (modes.has("server")) servers[e].push(await serverRun(e));
+      if (modes.has("lambda")) lambdas[e].push(await lambdaRun(e, warm));
     }
   }
-  for (const [name, e] of [["`dist/otlp2parquet`", exe], ["`bootstrap` (`--lambda`)", bootstrap]]) {
+  const spread = (xs: number[]) => `${ms(median(xs))} (${ms(Math.min(...xs))}-${ms(Math.max(...xs))})`;
+  const names = exe === bootstrap
+    ? [[`\`${exe}\``, exe]]
+    : [[`\`${values.exe ?? "dist/otlp2parquet"}\``, exe], [
+      `\`${values.bootstrap ?? "bootstrap (--lambda)"}\``,
+      bootstrap,
+    ]];
+  for (const [name, e] of names) {
     const s = servers[e], l = lambdas[e];
-    const firsts = s.map((r) => r.firstAnswerMs), colds = l.map((r) => r.coldStartMs);
-    const warms = l.flatMap((r) => r.warmMs);
+    const warms = l.flatMap((r) => r.warmMs).sort((a, b) => a - b);
     rows.push(
-      `| ${name} | ${ms(median(firsts))} (${ms(Math.min(...firsts))}-${ms(Math.max(...firsts))}) | ${
-        mib(median(s.map((r) => r.idleRss)))
-      } | ${ms(median(colds))} (${ms(Math.min(...colds))}-${ms(Math.max(...colds))}) | ${
-        ms(median(warms))
-      } (p90 ${ms(warms.sort((a, b) => a - b)[Math.floor(warms.length * 0.9)])}) | ${
-        mib(median(l.map((r) => r.idleRss)))
-      } |`,
+      `| ${name} | ${s.length ? spread(s.map((r) => r.firstAnswerMs)) : "-"} | ${
+        s.length ? mib(median(s.map((r) => r.idleRss))) : "-"
+      } | ${l.length ? spread(l.map((r) => r.coldStartMs)) : "-"} | ${
+        l.length ? `${ms(median(warms))} (p90 ${ms(warms[Math.floor(warms.length * 0.9)])})` : "-"
+      } | ${l.length ? mib(median(l.map((r) => r.idleRss))) : "-"} |`,
     );
   }
   const load = Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
@@ -221,8 +228,7 @@ if (import.meta.main) {
     "",
     "| artefact | raw | gzip |",
     "| --- | ---: | ---: |",
-    sizeRow("`dist/otlp2parquet`", exe),
-    sizeRow("`bootstrap` (`--lambda`)", bootstrap),
+    ...names.map(([name, e]) => sizeRow(name, e)),
     "",
   ].join("\n");
   console.log(report);
