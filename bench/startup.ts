@@ -139,6 +139,7 @@ async function lambdaRun(exe: string, warm: number): Promise<LambdaRun> {
     AWS_LAMBDA_RUNTIME_API: api.address,
     OTLP2PARQUET_STORAGE_BACKEND: "fs",
     OTLP2PARQUET_STORAGE_PATH: out,
+    OTLP2PARQUET_AUTH: "none",
   });
   try {
     const outcome = await first;

@@ -118,13 +118,19 @@ function parquetFiles(dir: string): string[] {
   return readdirSync(dir, { recursive: true }).map(String).filter((f) => f.endsWith(".parquet"));
 }
 
+const TOKEN = "binary-test-token-0123456789";
+
 function functionUrlEvent(path: string, body?: Uint8Array): unknown {
   return {
     version: "2.0",
     routeKey: "$default",
     rawPath: path,
     rawQueryString: "",
-    headers: { "content-type": "application/x-protobuf", host: "abc.lambda-url.us-east-1.on.aws" },
+    headers: {
+      "content-type": "application/x-protobuf",
+      host: "abc.lambda-url.us-east-1.on.aws",
+      authorization: `Bearer ${TOKEN}`,
+    },
     requestContext: {
       domainName: "abc.lambda-url.us-east-1.on.aws",
       http: { method: body ? "POST" : "GET", path },
@@ -176,6 +182,7 @@ Deno.test("dist/otlp2parquet with AWS_LAMBDA_RUNTIME_API set processes an invoca
     AWS_LAMBDA_RUNTIME_API: api.address,
     OTLP2PARQUET_STORAGE_BACKEND: "fs",
     OTLP2PARQUET_STORAGE_PATH: join(cwd, "out"),
+    OTLP2PARQUET_AUTH_TOKEN: TOKEN,
     // A listen address it must not use: the Lambda loop never serves HTTP.
     OTLP2PARQUET_LISTEN_ADDR: "127.0.0.1:1",
   }, cwd);
@@ -210,6 +217,8 @@ Deno.test("dist/otlp2parquet on Lambda writes S3 over fetch with the role's cred
     AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
     AWS_SESSION_TOKEN: "session",
     AWS_REGION: "us-east-1",
+    // As behind a Function URL with IAM auth.
+    OTLP2PARQUET_AUTH: "none",
   }, cwd);
   try {
     const outcome = await api.invoke(functionUrlEvent("/v1/logs", LOGS));
