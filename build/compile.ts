@@ -59,7 +59,8 @@ const ENTRY = "src/platforms/server/bun_entry.ts";
 /**
  * Bun's flags for the single executable. `--bytecode` ships JavaScriptCore bytecode instead of source,
  * which measured about a third less time before the first line runs (BENCHMARKS.md, "Start-up and cold
- * start"); ESM keeps the entry's top-level `await`.
+ * start"); ESM keeps the entry's top-level `await`. The executable embeds the source too, which Bun runs
+ * should the bytecode not fit (the arm64 cross-build could not be run on this x86_64 machine).
  */
 function compileArgs(target: string, outfile: string, defines: string[] = []): string[] {
   return [
