@@ -7,7 +7,8 @@
  *   (VmRSS) one second later, idle;
  * - Lambda: under a fake Runtime API on loopback, time from spawn to the first invocation's response
  *   posted (init plus a `GET /health` event: the cold start), then the latency of warm invocations (a
- *   81-record protobuf logs export each, written to an fs folder), and the idle VmRSS after them;
+ *   81-record protobuf logs export each, written to an fs folder), and the idle VmRSS after the cold
+ *   invocation and after the warm ones;
  * - artefact sizes: raw, and gzip (about what the Lambda zip weighs).
  *
  * Medians of `--runs` (default 10) runs. Prints a markdown report and writes `.bench/startup.md`.
@@ -126,7 +127,10 @@ function functionUrlEvent(path: string, body?: Uint8Array): unknown {
 
 interface LambdaRun {
   coldStartMs: number;
+  /** VmRSS idle after the cold invocation: what a new instance holds. */
+  initRss: number;
   warmMs: number[];
+  /** VmRSS idle after the warm invocations (the GC heap grows with work before it collects). */
   idleRss: number;
 }
 
@@ -145,6 +149,8 @@ async function lambdaRun(exe: string, warm: number): Promise<LambdaRun> {
     const outcome = await first;
     const coldStartMs = performance.now() - p.started;
     if (outcome.body.statusCode !== 200) throw new Error(`cold invocation: ${JSON.stringify(outcome.body)}`);
+    await sleep(500);
+    const initRss = rssBytes(p.child.pid);
     const warmMs: number[] = [];
     const event = functionUrlEvent("/v1/logs", LOGS);
     for (let i = 0; i < warm; i++) {
@@ -154,7 +160,7 @@ async function lambdaRun(exe: string, warm: number): Promise<LambdaRun> {
       if (r.body.statusCode !== 200) throw new Error(`warm invocation: ${JSON.stringify(r.body)}`);
     }
     await sleep(1000);
-    return { coldStartMs, warmMs, idleRss: rssBytes(p.child.pid) };
+    return { coldStartMs, initRss, warmMs, idleRss: rssBytes(p.child.pid) };
   } finally {
     await p.stop();
     await api.close();
@@ -214,7 +220,9 @@ if (import.meta.main) {
         s.length ? mib(median(s.map((r) => r.idleRss))) : "-"
       } | ${l.length ? spread(l.map((r) => r.coldStartMs)) : "-"} | ${
         l.length ? `${ms(median(warms))} (p90 ${ms(warms[Math.floor(warms.length * 0.9)])})` : "-"
-      } | ${l.length ? mib(median(l.map((r) => r.idleRss))) : "-"} |`,
+      } | ${
+        l.length ? `${mib(median(l.map((r) => r.initRss)))} / ${mib(median(l.map((r) => r.idleRss)))}` : "-"
+      } |`,
     );
   }
   const load = Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
@@ -223,7 +231,7 @@ if (import.meta.main) {
       new Date().toISOString().slice(0, 16)
     }Z, ${runs} runs, load average ${load})`,
     "",
-    "| executable | server: spawn → first /health 200, median (min-max) | server idle RSS | Lambda: spawn → first response posted | Lambda warm invocation (81-record logs export) | Lambda idle RSS |",
+    "| executable | server: spawn → first /health 200, median (min-max) | server idle RSS | Lambda: spawn → first response posted | Lambda warm invocation (81-record logs export) | Lambda idle RSS: after init / after the warm ones |",
     "| --- | ---: | ---: | ---: | ---: | ---: |",
     ...rows,
     "",
