@@ -18,10 +18,10 @@
 
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
-import { FakeRuntimeApi } from "../tests/support/fake_runtime_api.ts";
+import { FakeRuntimeApi, functionUrlEvent } from "../tests/support/fake_runtime_api.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const OUT = `${ROOT}/.bench`;
@@ -113,18 +113,6 @@ async function serverRun(exe: string): Promise<ServerRun> {
   }
 }
 
-function functionUrlEvent(path: string, body?: Uint8Array): unknown {
-  return {
-    version: "2.0",
-    rawPath: path,
-    rawQueryString: "",
-    headers: { "content-type": "application/x-protobuf", host: "x.lambda-url.us-east-1.on.aws" },
-    requestContext: { http: { method: body ? "POST" : "GET", path } },
-    body: body ? btoa(String.fromCharCode(...body)) : undefined,
-    isBase64Encoded: body !== undefined,
-  };
-}
-
 interface LambdaRun {
   coldStartMs: number;
   /** VmRSS idle after the cold invocation: what a new instance holds. */
@@ -138,7 +126,7 @@ async function lambdaRun(exe: string, warm: number): Promise<LambdaRun> {
   const api = new FakeRuntimeApi();
   const out = mkdtempSync(join(tmpdir(), "otlp2parquet-startup-out-"));
   // Queued before the spawn: Lambda hands the first event over as soon as the runtime asks.
-  const first = api.invoke(functionUrlEvent("/health"));
+  const first = api.invoke(functionUrlEvent("/health", new Uint8Array(), "", "GET"));
   const p = spawn(exe, {
     AWS_LAMBDA_RUNTIME_API: api.address,
     OTLP2PARQUET_STORAGE_BACKEND: "fs",
@@ -152,7 +140,7 @@ async function lambdaRun(exe: string, warm: number): Promise<LambdaRun> {
     await sleep(500);
     const initRss = rssBytes(p.child.pid);
     const warmMs: number[] = [];
-    const event = functionUrlEvent("/v1/logs", LOGS);
+    const event = functionUrlEvent("/v1/logs", LOGS, "application/x-protobuf");
     for (let i = 0; i < warm; i++) {
       const t = performance.now();
       const r = await api.invoke(event);
@@ -189,8 +177,9 @@ if (import.meta.main) {
   const modes = new Set(values.modes.split(","));
   const dir = `${OUT}/startup`;
   Deno.mkdirSync(dir, { recursive: true });
-  const exe = values.exe ?? `${dir}/otlp2parquet`;
-  const bootstrap = values.bootstrap ?? `${dir}/bootstrap`;
+  // Absolute: each run starts in its own empty folder.
+  const exe = resolve(values.exe ?? `${dir}/otlp2parquet`);
+  const bootstrap = resolve(values.bootstrap ?? `${dir}/bootstrap`);
   if (!values.exe) await build(["--outfile", exe]);
   if (!values.bootstrap) await build(["--lambda", "--no-zip", "--outfile", bootstrap]);
 

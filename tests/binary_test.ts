@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FakeRuntimeApi } from "./support/fake_runtime_api.ts";
+import { FakeRuntimeApi, functionUrlEvent } from "./support/fake_runtime_api.ts";
 import { startS3Server } from "./support/s3_server.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -120,24 +120,12 @@ function parquetFiles(dir: string): string[] {
 
 const TOKEN = "binary-test-token-0123456789";
 
-function functionUrlEvent(path: string, body?: Uint8Array): unknown {
-  return {
-    version: "2.0",
-    routeKey: "$default",
-    rawPath: path,
-    rawQueryString: "",
-    headers: {
-      "content-type": "application/x-protobuf",
-      host: "abc.lambda-url.us-east-1.on.aws",
-      authorization: `Bearer ${TOKEN}`,
-    },
-    requestContext: {
-      domainName: "abc.lambda-url.us-east-1.on.aws",
-      http: { method: body ? "POST" : "GET", path },
-    },
-    body: body ? btoa(String.fromCharCode(...body)) : undefined,
-    isBase64Encoded: body !== undefined,
-  };
+/** A Function URL event carrying the token. */
+function event(path: string, body?: Uint8Array): unknown {
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  return body
+    ? functionUrlEvent(path, body, "application/x-protobuf", "POST", auth)
+    : functionUrlEvent(path, new Uint8Array(), "", "GET", auth);
 }
 
 const NO_LAMBDA = /Lambda runtime started/;
@@ -187,11 +175,11 @@ Deno.test("dist/otlp2parquet with AWS_LAMBDA_RUNTIME_API set processes an invoca
     OTLP2PARQUET_LISTEN_ADDR: "127.0.0.1:1",
   }, cwd);
   try {
-    const outcome = await api.invoke(functionUrlEvent("/v1/logs", LOGS));
+    const outcome = await api.invoke(event("/v1/logs", LOGS));
     assert.equal(outcome.kind, "response", runtime.output());
     assert.equal(outcome.body.statusCode, 200);
     assert.equal(parquetFiles(join(cwd, "out")).length > 0, true, "Parquet written before the response");
-    const health = await api.invoke(functionUrlEvent("/health"));
+    const health = await api.invoke(event("/health"));
     assert.equal(health.body.statusCode, 200);
     assert.match(runtime.output(), NO_LAMBDA);
     assert.doesNotMatch(runtime.output(), /listening on/);
@@ -221,7 +209,7 @@ Deno.test("dist/otlp2parquet on Lambda writes S3 over fetch with the role's cred
     OTLP2PARQUET_AUTH: "none",
   }, cwd);
   try {
-    const outcome = await api.invoke(functionUrlEvent("/v1/logs", LOGS));
+    const outcome = await api.invoke(event("/v1/logs", LOGS));
     assert.equal(outcome.kind, "response", runtime.output());
     assert.equal(outcome.body.statusCode, 200, runtime.output());
     const listing = await (await fetch(`${s3.endpoint}/${s3.bucket}?list-type=2&prefix=lambda/logs/`)).text();

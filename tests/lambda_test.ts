@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { openDuckDb } from "./support/duckdb.ts";
-import { FakeRuntimeApi } from "./support/fake_runtime_api.ts";
+import { FakeRuntimeApi, functionUrlEvent } from "./support/fake_runtime_api.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const DATA = new URL("../../shared/testdata/otlp2parquet-rust/", import.meta.url);
@@ -64,30 +64,6 @@ function fsEnv(api: FakeRuntimeApi, dir: string): Record<string, string> {
 }
 
 // ---- events ----
-
-function functionUrlEvent(path: string, body: Uint8Array, contentType: string, method = "POST"): unknown {
-  return {
-    version: "2.0",
-    routeKey: "$default",
-    rawPath: path,
-    rawQueryString: "",
-    headers: {
-      "content-type": contentType,
-      host: "abc123.lambda-url.us-east-1.on.aws",
-      "x-forwarded-proto": "https",
-    },
-    requestContext: {
-      domainName: "abc123.lambda-url.us-east-1.on.aws",
-      http: { method, path, protocol: "HTTP/1.1", sourceIp: "127.0.0.1", userAgent: "test" },
-      requestId: "r",
-      routeKey: "$default",
-      stage: "$default",
-      timeEpoch: Date.now(),
-    },
-    body: method === "GET" ? undefined : b64(body),
-    isBase64Encoded: method !== "GET",
-  };
-}
 
 function httpApiEvent(
   stage: string,

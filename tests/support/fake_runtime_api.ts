@@ -3,6 +3,7 @@
  * tests that run a custom runtime as a subprocess: `invoke` queues an event and resolves with what the
  * runtime posted for it.
  */
+import { Buffer } from "node:buffer";
 
 /** What the runtime posted for an invocation. */
 export interface Outcome {
@@ -113,4 +114,39 @@ export class FakeRuntimeApi {
     }
     return new Response("not found", { status: 404 });
   }
+}
+
+/**
+ * A Function URL event (payload format 2.0) for `path`: the body base64-encoded, except for `GET`.
+ * `headers` are added to the event's (e.g. `authorization`).
+ */
+export function functionUrlEvent(
+  path: string,
+  body: Uint8Array,
+  contentType: string,
+  method = "POST",
+  headers: Record<string, string> = {},
+): unknown {
+  return {
+    version: "2.0",
+    routeKey: "$default",
+    rawPath: path,
+    rawQueryString: "",
+    headers: {
+      "content-type": contentType,
+      host: "abc123.lambda-url.us-east-1.on.aws",
+      "x-forwarded-proto": "https",
+      ...headers,
+    },
+    requestContext: {
+      domainName: "abc123.lambda-url.us-east-1.on.aws",
+      http: { method, path, protocol: "HTTP/1.1", sourceIp: "127.0.0.1", userAgent: "test" },
+      requestId: "r",
+      routeKey: "$default",
+      stage: "$default",
+      timeEpoch: Date.now(),
+    },
+    body: method === "GET" ? undefined : Buffer.from(body).toString("base64"),
+    isBase64Encoded: method !== "GET",
+  };
 }
