@@ -60,6 +60,8 @@ export interface Config {
     readonly maxBytes: number;
     readonly maxAgeSecs: number;
   };
+  /** The Cloudflare Workers batcher (a Durable Object); nothing else reads it. */
+  readonly batcher: { readonly shards: number };
   readonly durability: {
     readonly mode: DurabilityMode;
     readonly walDir: string;
@@ -275,6 +277,13 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       description: "… or when its oldest row is this old.",
     },
     {
+      key: "batcher.shards",
+      env: "OTLP2PARQUET_BATCHER_SHARDS",
+      type: "count",
+      default: "1",
+      description: "Workers only: batching Durable Objects, chosen per request by its signal and main service.",
+    },
+    {
       key: "durability.mode",
       env: "OTLP2PARQUET_DURABILITY",
       flag: "--durability",
@@ -360,6 +369,7 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "batch.max_rows": 200_000,
   "batch.max_bytes": 128 * MiB,
   "batch.max_age_secs": 60,
+  "batcher.shards": 1,
   "durability.mode": "wal",
   "durability.wal_dir": undefined,
   "durability.wal_max_bytes": 2048 * MiB,
@@ -712,6 +722,7 @@ function build(chosen: Map<string, Chosen>): Config {
       maxBytes: v("batch.max_bytes"),
       maxAgeSecs: v("batch.max_age_secs"),
     },
+    batcher: { shards: v("batcher.shards") },
     durability: {
       mode: v("durability.mode"),
       walDir: v("durability.wal_dir"),

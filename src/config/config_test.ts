@@ -72,6 +72,7 @@ Deno.test("resolveConfig() gives the documented defaults", async () => {
       azblob: { container: undefined, account: undefined, endpoint: undefined },
     },
     batch: { enabled: true, maxRows: 200000, maxBytes: 134217728, maxAgeSecs: 60 },
+    batcher: { shards: 1 },
     durability: { mode: "wal", walDir: "./data/.wal", walMaxBytes: 2147483648 },
     log: { level: "info", format: "text" },
     parquet: { compression: "zstd", rowGroupRows: 131072 },

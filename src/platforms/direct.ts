@@ -17,7 +17,7 @@ import {
   type StorageBackend,
 } from "../config/mod.ts";
 import type { InflateSync } from "../http/body.ts";
-import { createHandler } from "../http/handler.ts";
+import { createHandler, type Sink } from "../http/handler.ts";
 import { DirectSink } from "../ingest/direct_sink.ts";
 import type { Logger } from "../ingest/ingest.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
@@ -93,14 +93,15 @@ export function randomInstanceId(): string {
 
 /**
  * The OTLP/HTTP handler writing each request to `store` before answering. `inflateSync`: the runtime's
- * one-call gzip/deflate inflater, where it has one (not on Workers).
+ * one-call gzip/deflate inflater, where it has one (not on Workers). `sink`: what takes the requests
+ * instead of a {@linkcode DirectSink} over `store` (Workers' batching Durable Object).
  */
 export function createDirectHandler(
   store: ObjectStore,
-  options: { config: Config; log: Logger; inflateSync?: InflateSync },
+  options: { config: Config; log: Logger; inflateSync?: InflateSync; sink?: Sink },
 ): (request: Request) => Promise<Response> {
   const { config, log } = options;
-  const sink = new DirectSink(store, {
+  const sink = options.sink ?? new DirectSink(store, {
     files: {
       instanceId: config.server.instanceId,
       compression: config.parquet.compression,

@@ -18,11 +18,16 @@ import { statusResponse } from "../../http/otlp_response.ts";
 import { type R2BucketLike, R2Store } from "../../storage/r2_store.ts";
 import { createDirectHandler, randomInstanceId, resolvePlatformConfig } from "../direct.ts";
 import { createLogger } from "../server/log.ts";
+import { BatcherSink, type DurableObjectNamespaceLike } from "./batcher_sink.ts";
+
+export { OtlpBatcher } from "./batcher.ts";
 
 /** The bindings the worker reads. */
 export interface WorkerEnv {
   /** The R2 bucket binding. */
   BUCKET: R2BucketLike;
+  /** The `OtlpBatcher` Durable Object namespace: when bound, requests are batched there (`batcher.ts`). */
+  BATCHER?: DurableObjectNamespaceLike;
   /** `OTLP2PARQUET_*` variables; everything else is ignored. */
   [name: string]: unknown;
 }
@@ -53,7 +58,15 @@ async function start(env: WorkerEnv): Promise<Handler> {
   initParquet(parquetWasm as WebAssembly.Module);
   const store = new R2Store(env.BUCKET, { prefix: config.storage.s3.prefix });
   log.info("otlp2parquet worker started", { store: store.description, instance: config.server.instanceId });
-  return createDirectHandler(store, { config, log });
+  // With the batcher bound, each request is stored in it and written later with others; without, each
+  // request is written to R2 as its own objects before the answer.
+  const sink = env.BATCHER
+    ? new BatcherSink(env.BATCHER, {
+      shards: config.batcher.shards,
+      maxInflightBytes: config.server.maxInflightBytes,
+    })
+    : undefined;
+  return createDirectHandler(store, { config, log, sink });
 }
 
 /** The module worker. */
