@@ -90,6 +90,8 @@ export const ALARM_BODY_BUDGET = 32 * 1024 * 1024;
  * would not fit in an object's memory.
  */
 export const BATCHER_DEFAULTS: Readonly<Record<string, string>> = { OTLP2PARQUET_BATCH_MAX_BYTES: "16MiB" };
+/** An alarm may fire this early (the runtime keeps whole milliseconds): what is due by then runs. */
+const ALARM_SLACK_MS = 5;
 /** Set first in every alarm run, so a run that dies (CPU or memory limit) is followed by another. */
 const FALLBACK_ALARM_MS = 30_000;
 /** Where flushes that exhausted their attempts put the request bodies, inside the bucket's prefix. */
@@ -172,8 +174,9 @@ export class OtlpBatcher {
       this.#stored = Number(
         sql.exec<{ n: number | null }>("SELECT sum(bytes) AS n FROM requests").one().n ?? 0,
       );
-      // Whatever an earlier life left stored is written by the alarm, even if no request comes again.
-      if (this.#stored > 0 && (await ctx.storage.getAlarm()) === null) await ctx.storage.setAlarm(Date.now());
+      // Whatever an earlier life left stored is written by the alarm, even if no request comes again; an
+      // earlier life may have died in an alarm run, leaving only its fallback: run now instead.
+      if (this.#stored > 0) await ctx.storage.setAlarm(Date.now());
     });
   }
 
@@ -266,10 +269,11 @@ export class OtlpBatcher {
     }
     let budget = ALARM_BODY_BUDGET;
     const now = Date.now();
+    setup.log.debug("batcher alarm", { stored: this.#stored });
     try {
       const pending = storage.sql.exec<{ id: number }>(
         "SELECT id FROM flushes WHERE next_at <= ? ORDER BY id",
-        now,
+        now + ALARM_SLACK_MS,
       ).toArray();
       for (const { id } of pending) {
         if (budget <= 0) break;
@@ -456,7 +460,7 @@ export class OtlpBatcher {
           retryable ? 1 : 0,
           failures,
           retryable ? 1 : 0,
-          Date.now() + delay / 2 + Math.random() * delay / 2,
+          Math.ceil(Date.now() + delay / 2 + Math.random() * delay / 2),
           String(error),
           id,
         )
@@ -533,7 +537,8 @@ export class OtlpBatcher {
   #reschedule(setup: Setup, more: boolean): Promise<void> {
     const { storage } = this.#ctx;
     const sql = storage.sql;
-    const now = Date.now();
+    // Never the millisecond of the alarm being handled: the runtime clears that one when the run ends.
+    const now = Date.now() + 1;
     if (more) return storage.setAlarm(now);
     const pending = sql.exec<{ at: number | null; down: number | null }>(
       "SELECT min(next_at) AS at, max(store_down) AS down FROM flushes",
@@ -552,6 +557,7 @@ export class OtlpBatcher {
       if (this.#stored > 0) return storage.setAlarm(now + FALLBACK_ALARM_MS);
       return storage.deleteAlarm();
     }
+    setup.log.debug("batcher alarm set", { in: Math.max(now, next) - now });
     return storage.setAlarm(Math.max(now, next));
   }
 }
