@@ -8,7 +8,7 @@
  * and checks that every record is there exactly once, in few objects.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
@@ -28,6 +28,8 @@ import {
 
 /** 2025-11-26T09:40:00Z: all records in one hour, so one (table, service, hour) batch per service. */
 const T0 = 1764150000000000000n;
+
+const TOKEN = "batcher-test-token";
 
 /** A JSON logs request of one record per body, all from `service`. */
 function logsRequest(service: string, bodies: string[], time = T0): string {
@@ -135,7 +137,7 @@ async function setMode(mf: Miniflare, mode: string): Promise<void> {
 async function send(mf: Miniflare, body: string): Promise<void> {
   const response = await mf.dispatchFetch("http://otlp.example.com/v1/logs", {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
     body,
   });
   const text = await response.text();
@@ -195,7 +197,12 @@ function batcherTest(name: string, fn: (setup: Setup) => Promise<void>): void {
       const outdir = await buildBundle();
       const persist = mkdtempSync(join(tmpdir(), "otlp2parquet-batcher-"));
       try {
-        await fn({ outdir, persist, bindings: { OTLP2PARQUET_LOG_LEVEL: Deno.env.get("LOG") ?? "warn" } });
+        // A token as a deployment has one (Workers refuse to serve without); `LOG=debug` shows the batcher's log.
+        const bindings = {
+          OTLP2PARQUET_AUTH_TOKEN: TOKEN,
+          OTLP2PARQUET_LOG_LEVEL: Deno.env.get("LOG") ?? "warn",
+        };
+        await fn({ outdir, persist, bindings });
       } finally {
         rmSync(outdir, { recursive: true, force: true });
         rmSync(persist, { recursive: true, force: true });
@@ -353,4 +360,60 @@ batcherTest("Workers batcher gives a batch up to dead-letter/ only after bounded
   } finally {
     await mf.dispose();
   }
+});
+
+Deno.test({
+  name:
+    "deploy/cloudflare/wrangler.toml passes wrangler deploy --dry-run with the bucket, the batcher and its migration",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    // `npm ci` installs the pinned wrangler; WRANGLER names another one.
+    const wrangler = Deno.env.get("WRANGLER") ??
+      new URL("../node_modules/.bin/wrangler", import.meta.url).pathname;
+    assert.ok(
+      existsSync(wrangler),
+      `${wrangler} is missing: run npm ci (wrangler is a pinned devDependency)`,
+    );
+    const outdir = await buildBundle();
+    // The template's own layout: deploy/cloudflare/wrangler.toml uploads ../../dist/workers/.
+    const root = mkdtempSync(join(tmpdir(), "otlp2parquet-wrangler-"));
+    try {
+      mkdirSync(join(root, "deploy/cloudflare"), { recursive: true });
+      mkdirSync(join(root, "dist"));
+      cpSync(outdir, join(root, "dist/workers"), { recursive: true });
+      const toml = readFileSync(new URL("../deploy/cloudflare/wrangler.toml", import.meta.url), "utf8");
+      writeFileSync(join(root, "deploy/cloudflare/wrangler.toml"), toml);
+      const { code, stdout, stderr } = await new Deno.Command(wrangler, {
+        args: [
+          "deploy",
+          "--dry-run",
+          "--outdir",
+          join(root, "out"),
+          "--config",
+          "deploy/cloudflare/wrangler.toml",
+        ],
+        cwd: root,
+        env: { WRANGLER_SEND_METRICS: "false", CI: "true", HOME: root, XDG_CONFIG_HOME: root },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+      assert.equal(code, 0, text);
+      assert.match(text, /parquet_wasm_bg\.wasm\s*│\s*compiled-wasm/);
+      assert.match(text, /env\.BATCHER \(OtlpBatcher\)\s+Durable Object/);
+      assert.match(text, /env\.BUCKET \(otel-parquet\)\s+R2 Bucket/);
+      assert.match(text, /--dry-run: exiting now/);
+      // The token is a secret, never a plain var of the template; the class the binding names is exported.
+      assert.doesNotMatch(toml, /^\s*OTLP2PARQUET_AUTH_TOKENS?\s*=/m);
+      assert.match(toml, /new_sqlite_classes = \["OtlpBatcher"\]/);
+      assert.match(
+        readFileSync(join(root, "out/worker.js"), "utf8"),
+        /export\{[^}]*\bas OtlpBatcher\b|export\{[^}]*\bOtlpBatcher\b/,
+      );
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+      rmSync(root, { recursive: true, force: true });
+    }
+  },
 });

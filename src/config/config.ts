@@ -281,7 +281,8 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       env: "OTLP2PARQUET_BATCHER_SHARDS",
       type: "count",
       default: "1",
-      description: "Workers only: batching Durable Objects, chosen per request by its signal and main service.",
+      description:
+        "Workers only: batching Durable Objects, chosen per request by its signal and main service.",
     },
     {
       key: "durability.mode",

@@ -1,11 +1,14 @@
 /**
- * Cloudflare Workers module worker: the OTLP/HTTP handler over the R2 binding `BUCKET`. Each request's
- * Parquet files are in R2 before the 200 is sent (an isolate's memory outlives no request reliably).
- * parquet-wasm arrives as a compiled `WebAssembly.Module` (wrangler's `CompiledWasm` rule) and is
+ * Cloudflare Workers module worker: the OTLP/HTTP handler over the R2 binding `BUCKET`. Without a
+ * batcher, each request's Parquet files are in R2 before the 200 is sent (an isolate's memory outlives no
+ * request reliably). parquet-wasm arrives as a compiled `WebAssembly.Module` (wrangler's `CompiledWasm` rule) and is
  * initialised on the first request; configuration comes from the `OTLP2PARQUET_*` variables of `env`.
  *
- * Build with `deno task build --workers` (→ `dist/workers/`), deploy with wrangler (see `wrangler.toml`
- * beside this file and `docs/deploy.md`).
+ * With the Durable Object `OtlpBatcher` (exported here) bound as `BATCHER`, requests are handed to it and
+ * written later in batches (`batcher.ts`); without it, each request is written as its own objects.
+ *
+ * Build with `deno task build --workers` (→ `dist/workers/`), deploy with wrangler
+ * (`deploy/cloudflare/wrangler.toml`, `docs/deploy.md`).
  *
  * @module
  */
