@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
 import type { BatcherStats } from "../src/platforms/workers/batcher.ts";
-import type { DurableObjectNamespaceLike } from "../src/platforms/workers/batcher_sink.ts";
+import { type DurableObjectNamespaceLike, shardOf } from "../src/platforms/workers/batcher_sink.ts";
 import type { R2BucketLike } from "../src/storage/r2_store.ts";
 import { openDuckDb } from "./support/duckdb.ts";
 import {
@@ -361,6 +361,54 @@ batcherTest("Workers batcher gives a batch up to dead-letter/ only after bounded
     await mf.dispose();
   }
 });
+
+batcherTest(
+  "Workers batcher shards by signal and main service; a request spanning services stays whole",
+  async (setup) => {
+    setup.bindings.OTLP2PARQUET_BATCHER_SHARDS = "4";
+    setup.bindings.OTLP2PARQUET_BATCH_MAX_AGE_SECS = "1";
+    const mf = start(setup);
+    try {
+      const services = ["s0", "s1", "s2", "s3", "s4", "s5"];
+      const all: string[] = [];
+      for (let round = 0; round < 3; round++) {
+        for (const service of services) {
+          const body = `rec-${all.length}`;
+          all.push(body);
+          await send(mf, logsRequest(service, [body]));
+        }
+      }
+      // "side" comes only within requests whose main service is s0: its rows go where s0's go.
+      const spanning = JSON.parse(logsRequest("s0", ["rec-span-0", "rec-span-1"]));
+      spanning.resourceLogs.push(JSON.parse(logsRequest("side", ["rec-span-2"])).resourceLogs[0]);
+      await send(mf, JSON.stringify(spanning));
+      all.push("rec-span-0", "rec-span-1", "rec-span-2");
+      for (let shard = 0; shard < 4; shard++) {
+        await until(`shard ${shard} written`, async () => (await stats(mf, shard)).storedBytes === 0);
+      }
+      const { keys, counts } = await bodies(await bucket(mf, false));
+      assertExactlyOnce(counts, all);
+      // Which batcher wrote each service: one per service, the same for services of one shard.
+      const writer = new Map<string, Set<string>>();
+      for (const key of keys) {
+        const [, service, instance] = /^logs\/([^/]+)\/.*-(b[0-9a-f]{12})-[0-9a-f]{16}\.parquet$/.exec(key)!;
+        writer.set(service, (writer.get(service) ?? new Set()).add(instance));
+      }
+      const shardOfService = (service: string) => shardOf("logs", [["otel_logs", service, 0, 1, 1]], 4);
+      for (const a of services) {
+        assert.equal(writer.get(a)?.size, 1, `${a}: ${[...writer.get(a) ?? []]}`);
+        for (const b of services) {
+          const same = [...writer.get(a)!][0] === [...writer.get(b)!][0];
+          assert.equal(same, shardOfService(a) === shardOfService(b), `${a} and ${b}`);
+        }
+      }
+      assert.deepEqual(writer.get("side"), writer.get("s0"));
+      assert.ok(new Set(services.map(shardOfService)).size >= 2, "the services use more than one shard");
+    } finally {
+      await mf.dispose();
+    }
+  },
+);
 
 Deno.test({
   name:
