@@ -49,8 +49,9 @@ function logsRequest(service: string, bodies: string[], time = T0): string {
 /**
  * A worker in front of the real bucket `REAL`: `fetch /?mode=…` sets what the next data writes do.
  * `fail-once`: the next PUT fails with R2's retryable internal error; `denied`: every PUT outside
- * `dead-letter/` fails with a permanent error; `stall-after-put`: the next PUT is stored, then its answer
- * never comes (the batcher is stopped while waiting).
+ * `dead-letter/` fails with a permanent error; `down`: every PUT fails with the retryable error;
+ * `stall-after-put`: the next PUT is stored, then its answer never comes (the batcher is stopped while
+ * waiting).
  */
 const FAULTY_BUCKET = `
 import { WorkerEntrypoint } from "cloudflare:workers";
@@ -65,6 +66,7 @@ export class FaultyBucket extends WorkerEntrypoint {
       throw new Error("put: We encountered an internal error. Please try again. (10001)");
     }
     if (mode === "denied" && !key.startsWith("dead-letter/")) throw new Error("put: Access denied. (10003)");
+    if (mode === "down") throw new Error("put: We encountered an internal error. Please try again. (10001)");
     const written = await this.env.REAL.put(key, value);
     if (mode === "stall-after-put") await scheduler.wait(600000);
     return meta(written);
@@ -361,6 +363,58 @@ batcherTest("Workers batcher gives a batch up to dead-letter/ only after bounded
     await mf.dispose();
   }
 });
+
+batcherTest(
+  "Workers batcher refuses with 503 at its storage bound while R2 is down, then drains",
+  async (setup) => {
+    // 64 KiB of stored bodies at most; batches of 32 KiB; requests of one 10 kB record.
+    Object.assign(setup.bindings, {
+      OTLP2PARQUET_WAL_MAX_BYTES: "64KiB",
+      OTLP2PARQUET_BATCH_MAX_BYTES: "32KiB",
+      OTLP2PARQUET_MAX_PAYLOAD_BYTES: "32KiB",
+      OTLP2PARQUET_BATCH_MAX_AGE_SECS: "2",
+    });
+    const mf = start(setup, true);
+    try {
+      await setMode(mf, "down");
+      const pad = "x".repeat(10_000);
+      const accepted: string[] = [];
+      let refused: Response | undefined;
+      for (let i = 0; i < 20 && !refused; i++) {
+        const body = `rec-${i}-${pad}`;
+        const response = await mf.dispatchFetch("http://otlp.example.com/v1/logs", {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
+          body: logsRequest("checkout", [body]),
+        });
+        if (response.status === 200) accepted.push(body), await response.arrayBuffer();
+        else refused = response as unknown as Response;
+      }
+      assert.ok(refused, "never refused");
+      assert.equal(refused.status, 503);
+      assert.equal(refused.headers.get("retry-after"), "10");
+      assert.match(((await refused.json()) as { message: string }).message, /batcher storage full/);
+      // Refused at the bound: what is stored stays within it, and nothing reached R2.
+      const held = await stats(mf);
+      assert.ok(
+        held.storedBytes <= 64 * 1024 && held.storedBytes + 10_000 > 64 * 1024 - 1024,
+        JSON.stringify(held),
+      );
+      assert.ok(accepted.length >= 5, String(accepted.length));
+      await setMode(mf, "ok");
+      // Back below the bound once R2 takes writes again: accepted again, and everything drains.
+      await until("the stored requests written", async () => (await stats(mf)).storedBytes === 0);
+      accepted.push("rec-after");
+      await send(mf, logsRequest("checkout", ["rec-after"]));
+      await until("the last request written", async () => (await stats(mf)).storedBytes === 0);
+      const { counts } = await bodies(await bucket(mf, true));
+      assertExactlyOnce(counts, accepted);
+      assert.ok((await stats(mf)).retries >= 1);
+    } finally {
+      await mf.dispose();
+    }
+  },
+);
 
 batcherTest(
   "Workers batcher shards by signal and main service; a request spanning services stays whole",
