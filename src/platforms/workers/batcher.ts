@@ -197,6 +197,8 @@ export class OtlpBatcher {
     } catch (error) {
       return refusal(400, `not a batcher message: ${(error as Error).message}`, 0);
     }
+    // A request without partitions would be stored with nothing to ever release it.
+    if (!meta.parts.length) return refusal(400, "not a batcher message: no partitions", 0);
     const limit = setup.config.durability.walMaxBytes;
     if (this.#stored > 0 && this.#stored + body.length > limit) {
       return refusal(503, `batcher storage full (${this.#stored} bytes waiting for R2); retry later`, 10);
