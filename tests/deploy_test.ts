@@ -27,7 +27,13 @@ async function startDeploy(env: Record<string, string>): Promise<DeployProcess> 
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "src/platforms/deploy/main.ts"],
     cwd: ROOT.pathname,
-    env: { OTLP2PARQUET_LISTEN_ADDR: "127.0.0.1:0", OTLP2PARQUET_LOG_LEVEL: "debug", ...env },
+    // Deploy requires a token by default: the tests that are not about authentication opt out.
+    env: {
+      OTLP2PARQUET_LISTEN_ADDR: "127.0.0.1:0",
+      OTLP2PARQUET_LOG_LEVEL: "debug",
+      OTLP2PARQUET_AUTH: "none",
+      ...env,
+    },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -174,4 +180,74 @@ Deno.test("Deploy entry refuses to start without S3 credentials", async () => {
   }).output();
   assert.equal(code, 2);
   assert.match(new TextDecoder().decode(stderr), /AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set/);
+});
+
+const TOKEN = "deploy-token-4b5c6d7e8f90";
+const NEXT = "deploy-token-next-a1b2c3d4";
+const basic = (user: string, password: string) => `Basic ${btoa(`${user}:${password}`)}`;
+
+Deno.test("Deploy entry reads the token: right, rotated, wrong and missing, Bearer and Basic; none is a 503", async () => {
+  const s3 = await startS3Server();
+  const bucket = bucketOf(s3);
+  let deploy: DeployProcess | undefined;
+  let bare: DeployProcess | undefined;
+  try {
+    deploy = await startDeploy({
+      ...s3Env(s3),
+      OTLP2PARQUET_AUTH: "",
+      OTLP2PARQUET_AUTH_TOKEN: TOKEN,
+      OTLP2PARQUET_AUTH_TOKENS: NEXT,
+    });
+    const post = (url: string, path: string, file: string, headers: Record<string, string>) =>
+      fetch(`${url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: read(file),
+      });
+    for (
+      const authorization of [`Bearer ${TOKEN}`, `Bearer ${NEXT}`, basic("otel", TOKEN), basic("", NEXT)]
+    ) {
+      const ok = await post(deploy.url, "/v1/logs", "log.json", { authorization });
+      assert.equal(ok.status, 200, authorization);
+      await ok.body?.cancel();
+    }
+    for (
+      const headers of [{}, { authorization: `Bearer ${TOKEN}x` }, {
+        authorization: basic("otel", "x"),
+      }] as Record<
+        string,
+        string
+      >[]
+    ) {
+      const refused = await post(deploy.url, "/v1/traces", "trace.json", headers);
+      assert.equal(refused.status, 401, JSON.stringify(headers));
+      assert.match(refused.headers.get("www-authenticate") ?? "", /^Bearer realm="otlp2parquet", Basic/);
+      assert.equal(((await refused.json()) as { code: number }).code, 16);
+    }
+    // Only the accepted logs reached the bucket.
+    const keys = await bucket.list("otel/");
+    assert.ok(keys.length > 0 && keys.every((k) => k.startsWith("otel/logs/")), keys.join("\n"));
+    assert.ok(!deploy.output().includes(TOKEN), "a token in the log");
+
+    bare = await startDeploy({ ...s3Env(s3), OTLP2PARQUET_AUTH: "" });
+    const misconfigured = await post(bare.url, "/v1/logs", "log.json", { authorization: `Bearer ${TOKEN}` });
+    assert.equal(misconfigured.status, 503);
+    assert.deepEqual(await misconfigured.json(), {
+      code: 14,
+      message: "otlp2parquet is misconfigured: see its log",
+    });
+    const health = await fetch(`${bare.url}/health`);
+    assert.equal(await health.text(), "ok\n");
+    assert.match(bare.output(), /no authentication token is set/);
+    assert.deepEqual(await bucket.list("otel/"), keys);
+  } catch (error) {
+    throw new Error(
+      `${(error as Error).message}\n--- deploy output ---\n${deploy?.output()}\n${bare?.output() ?? ""}`,
+      { cause: error },
+    );
+  } finally {
+    await deploy?.stop();
+    await bare?.stop();
+    await s3.stop();
+  }
 });

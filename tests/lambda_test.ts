@@ -168,6 +168,8 @@ function fsEnv(api: FakeRuntimeApi, dir: string): Record<string, string> {
     OTLP2PARQUET_STORAGE_BACKEND: "fs",
     OTLP2PARQUET_STORAGE_PATH: dir,
     OTLP2PARQUET_LOG_LEVEL: "debug",
+    // Lambda requires a token by default; the authentication tests at the end set one.
+    OTLP2PARQUET_AUTH: "none",
   };
 }
 
@@ -466,5 +468,121 @@ Deno.test("Lambda bootstrap built by Bun serves invocations from an empty folder
     }
   } finally {
     rmSync(build, { recursive: true, force: true });
+  }
+});
+
+// ---- authentication and malformed events ----
+
+const TOKEN = "lambda-token-5e1f0c9a7b3d";
+const NEXT = "lambda-token-rotated-2c8e";
+
+/** `event` with `headers` added to its single-value headers. */
+function withHeaders(event: unknown, headers: Record<string, string>): unknown {
+  const e = event as { headers: Record<string, string> };
+  return { ...e, headers: { ...e.headers, ...headers } };
+}
+
+Deno.test("Lambda runtime checks the token: right, rotated, wrong and missing, Bearer and Basic", async () => {
+  const launch = (api: FakeRuntimeApi, dir: string) =>
+    startRuntime(
+      Deno.execPath(),
+      ["run", "-A", "src/platforms/lambda/main.ts"],
+      { ...fsEnv(api, dir), OTLP2PARQUET_AUTH: "", OTLP2PARQUET_AUTH_TOKENS: `${TOKEN},${NEXT}` },
+      ROOT.pathname,
+    );
+  await withRuntime(launch, async (api, dir) => {
+    const send = (path: string, file: string, headers: Record<string, string>) =>
+      api.invoke(withHeaders(functionUrlEvent(path, read(file), "application/x-protobuf"), headers));
+    const logs = (headers: Record<string, string>) => send("/v1/logs", "logs.pb", headers);
+    for (
+      const authorization of [
+        `Bearer ${TOKEN}`,
+        `Bearer ${NEXT}`,
+        `Basic ${btoa(`collector:${TOKEN}`)}`,
+        `Basic ${btoa(`:${NEXT}`)}`,
+      ]
+    ) {
+      const ok = await logs({ authorization });
+      assert.equal(ok.body.statusCode, 200, `${authorization}: ${JSON.stringify(ok.body)}`);
+    }
+    for (
+      const headers of [{}, { authorization: `Bearer ${TOKEN}0` }, { authorization: `Basic ${btoa("u:x")}` }]
+    ) {
+      const refused = await send("/v1/metrics", "metrics_mixed.pb", headers as Record<string, string>);
+      assert.equal(refused.kind, "response");
+      assert.equal(refused.body.statusCode, 401, JSON.stringify(headers));
+      const result = refused.body.headers as Record<string, string>;
+      assert.match(result["www-authenticate"], /^Bearer realm="otlp2parquet", Basic/);
+      assert.equal(decodeStatus(unb64(refused.body.body as string)).code, 16);
+    }
+    const health = await api.invoke(functionUrlEvent("/health", new Uint8Array(), "", "GET"));
+    assert.equal(health.body.statusCode, 200);
+
+    // A REST test invocation: `multiValueHeaders` empty, the headers in `headers` only.
+    const rest = restEvent(
+      "/v1/logs",
+      new TextDecoder().decode(read("log.json")),
+      "application/json",
+    ) as Record<
+      string,
+      unknown
+    >;
+    const restOk = await api.invoke({
+      ...rest,
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${TOKEN}` },
+      multiValueHeaders: {},
+    });
+    assert.equal(restOk.body.statusCode, 200, JSON.stringify(restOk.body));
+    assert.equal(restOk.body.body, "{}");
+
+    // A malformed Host, or a header no Request can carry: 400 to the client, not a failed invocation.
+    for (
+      const headers of <Record<string, string>[]> [{ host: "bad host/x" }, { host: "a@b" }, {
+        "x-odd": "a\nb",
+      }]
+    ) {
+      const bad = await logs({ authorization: `Bearer ${TOKEN}`, ...headers });
+      assert.equal(bad.kind, "response", JSON.stringify(headers));
+      assert.equal(bad.body.statusCode, 400, JSON.stringify(headers));
+      assert.match(JSON.parse(bad.body.body as string).message, /malformed (Host )?header/);
+    }
+    // The runtime still serves. Only accepted requests were written: the four identical ones as the same
+    // objects (names end in a hash of the content), the REST one, and no metrics at all.
+    assert.equal(await countRows(dir, "logs"), 81 + 1);
+    assert.deepEqual(parquetFiles(dir).filter((f) => !f.startsWith("logs/")), []);
+  });
+});
+
+Deno.test("Lambda runtime without a token answers 503 (misconfigured), logs why, and keeps /health open", async () => {
+  const launch = (api: FakeRuntimeApi, dir: string) =>
+    startRuntime(
+      Deno.execPath(),
+      ["run", "-A", "src/platforms/lambda/main.ts"],
+      { ...fsEnv(api, dir), OTLP2PARQUET_AUTH: "" },
+      ROOT.pathname,
+    );
+  const api = new FakeRuntimeApi();
+  const dir = mkdtempSync(join(tmpdir(), "otlp2parquet-lambda-"));
+  const runtime = launch(api, dir);
+  try {
+    const refused = await api.invoke(
+      withHeaders(functionUrlEvent("/v1/logs", read("log.json"), "application/json"), {
+        authorization: "Bearer guess",
+      }),
+    );
+    assert.equal(refused.body.statusCode, 503);
+    assert.equal((refused.body.headers as Record<string, string>)["retry-after"], "30");
+    assert.deepEqual(JSON.parse(refused.body.body as string), {
+      code: 14,
+      message: "otlp2parquet is misconfigured: see its log",
+    });
+    const health = await api.invoke(functionUrlEvent("/health", new Uint8Array(), "", "GET"));
+    assert.equal(health.body.statusCode, 200);
+    assert.deepEqual(parquetFiles(dir), []);
+  } finally {
+    const output = await runtime.stop();
+    await api.close();
+    rmSync(dir, { recursive: true, force: true });
+    assert.match(output, /no authentication token is set: every request gets 503/);
   }
 });

@@ -17,7 +17,7 @@ import { type DurableObjectNamespaceLike, shardOf } from "../src/platforms/worke
 import type { R2BucketLike } from "../src/storage/r2_store.ts";
 import { openDuckDb } from "./support/duckdb.ts";
 import {
-  buildBundle,
+  buildWorkersBundle,
   bundleModules,
   COMPATIBILITY_DATE,
   download,
@@ -196,7 +196,7 @@ function batcherTest(name: string, fn: (setup: Setup) => Promise<void>): void {
     sanitizeOps: false,
     sanitizeResources: false,
     async fn() {
-      const outdir = await buildBundle();
+      const outdir = await buildWorkersBundle();
       const persist = mkdtempSync(join(tmpdir(), "otlp2parquet-batcher-"));
       try {
         // A token as a deployment has one (Workers refuse to serve without); `LOG=debug` shows the batcher's log.
@@ -477,7 +477,7 @@ Deno.test({
       existsSync(wrangler),
       `${wrangler} is missing: run npm ci (wrangler is a pinned devDependency)`,
     );
-    const outdir = await buildBundle();
+    const outdir = await buildWorkersBundle();
     // The template's own layout: deploy/cloudflare/wrangler.toml uploads ../../dist/workers/.
     const root = mkdtempSync(join(tmpdir(), "otlp2parquet-wrangler-"));
     try {

@@ -18,6 +18,8 @@ export type DurabilityMode = "wal" | "none";
 export type LogLevel = "error" | "warn" | "info" | "debug";
 /** `text` for people, `json` (one object a line) for log pipelines. */
 export type LogFormat = "text" | "json";
+/** `token`: requests need a token (Bearer, or the Basic password); `none`: no authentication. */
+export type AuthMode = "token" | "none";
 /** Parquet column compression codec. */
 export type ParquetCompression = "zstd" | "snappy" | "gzip" | "lz4_raw" | "none";
 
@@ -35,6 +37,14 @@ export interface Config {
     readonly requestTimeoutSecs: number;
     /** `""` when no source set one and the entry passed none: the caller derives one. */
     readonly instanceId: string;
+  };
+  readonly auth: {
+    /** `token`: every request but `/health` and `/ready` must present one of `tokens`; `none`: no check. */
+    readonly mode: AuthMode;
+    /** `auth.token` as set, or undefined. */
+    readonly token: string | undefined;
+    /** Every accepted token: `auth.token`, then the comma-separated `auth.tokens`, without duplicates. */
+    readonly tokens: readonly string[];
   };
   readonly storage: {
     readonly backend: StorageBackend;
@@ -59,6 +69,13 @@ export interface Config {
     readonly maxRows: number;
     readonly maxBytes: number;
     readonly maxAgeSecs: number;
+    readonly maxPartitionsPerRequest: number;
+    readonly maxOpenBatches: number;
+    readonly maxQueuedBytes: number;
+    readonly maxPendingBytes: number;
+    /** Undefined: no limit. */
+    readonly acceptPastSecs: number | undefined;
+    readonly acceptFutureSecs: number | undefined;
   };
   /** The Cloudflare Workers batcher (a Durable Object); nothing else reads it. */
   readonly batcher: { readonly shards: number };
@@ -100,6 +117,8 @@ export interface Setting {
   /** The default, as documented. */
   readonly default: string;
   readonly description: string;
+  /** The value is a credential: messages never show it. */
+  readonly secret?: boolean;
 }
 
 /** Environment variable naming the TOML file (the `--config` flag wins over it). */
@@ -152,6 +171,31 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       default: '"" (derived at start)',
       description:
         "Part of every object name, unique per instance; letters, digits, `_` and `-`, at most 64.",
+    },
+    {
+      key: "auth.mode",
+      env: "OTLP2PARQUET_AUTH",
+      type: "enum",
+      choices: ["token", "none"],
+      default: "`token` (server: only if a token is set)",
+      description: "`token`: every request but `/health` and `/ready` needs a token; `none`: off on purpose.",
+    },
+    {
+      key: "auth.token",
+      env: "OTLP2PARQUET_AUTH_TOKEN",
+      type: "string",
+      default: "(none)",
+      description:
+        "Accepted as `Authorization: Bearer <token>` or as the Basic auth password (any user name).",
+      secret: true,
+    },
+    {
+      key: "auth.tokens",
+      env: "OTLP2PARQUET_AUTH_TOKENS",
+      type: "string",
+      default: "(none)",
+      description: "More accepted tokens, comma-separated (rotation: add the new one, then drop the old).",
+      secret: true,
     },
     {
       key: "storage.backend",
@@ -277,6 +321,51 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       description: "… or when its oldest row is this old.",
     },
     {
+      key: "batch.max_partitions_per_request",
+      env: "OTLP2PARQUET_BATCH_MAX_PARTITIONS_PER_REQUEST",
+      type: "count",
+      default: "128",
+      description:
+        "Partitions (table, service, event hour) one request may write; records of the smallest others are refused in `partial_success`.",
+    },
+    {
+      key: "batch.max_open_batches",
+      env: "OTLP2PARQUET_BATCH_MAX_OPEN_BATCHES",
+      type: "count",
+      default: "1024",
+      description:
+        "Open batches; one more cuts the oldest early. Also bounds batches waiting to be encoded (503 beyond).",
+    },
+    {
+      key: "batch.max_queued_bytes",
+      env: "OTLP2PARQUET_BATCH_MAX_QUEUED_BYTES",
+      type: "size",
+      default: "134217728 (128MiB)",
+      description: "Decoded bytes of batches waiting to be encoded; beyond it, 503 before bodies are read.",
+    },
+    {
+      key: "batch.max_pending_bytes",
+      env: "OTLP2PARQUET_BATCH_MAX_PENDING_BYTES",
+      type: "size",
+      default: "268435456 (256MiB)",
+      description: "Encoded objects waiting for (or retrying against) the store; beyond it, 503.",
+    },
+    {
+      key: "batch.accept_past_secs",
+      env: "OTLP2PARQUET_BATCH_ACCEPT_PAST_SECS",
+      type: "seconds",
+      default: "(no limit)",
+      description:
+        "Refuse records (in `partial_success`) whose event time is more than this before arrival. A backfill sets none.",
+    },
+    {
+      key: "batch.accept_future_secs",
+      env: "OTLP2PARQUET_BATCH_ACCEPT_FUTURE_SECS",
+      type: "seconds",
+      default: "(no limit)",
+      description: "Refuse records (in `partial_success`) whose event time is more than this after arrival.",
+    },
+    {
       key: "batcher.shards",
       env: "OTLP2PARQUET_BATCHER_SHARDS",
       type: "count",
@@ -355,6 +444,9 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "server.max_inflight_bytes": 256 * MiB,
   "server.request_timeout_secs": 30,
   "server.instance_id": "",
+  "auth.mode": undefined,
+  "auth.token": undefined,
+  "auth.tokens": undefined,
   "storage.backend": "fs",
   "storage.path": "./data",
   "storage.s3.bucket": undefined,
@@ -370,6 +462,12 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "batch.max_rows": 200_000,
   "batch.max_bytes": 128 * MiB,
   "batch.max_age_secs": 60,
+  "batch.max_partitions_per_request": 128,
+  "batch.max_open_batches": 1024,
+  "batch.max_queued_bytes": 128 * MiB,
+  "batch.max_pending_bytes": 256 * MiB,
+  "batch.accept_past_secs": undefined,
+  "batch.accept_future_secs": undefined,
   "batcher.shards": 1,
   "durability.mode": "wal",
   "durability.wal_dir": undefined,
@@ -421,6 +519,12 @@ export interface ConfigSources {
   readTextFile?: (path: string) => Promise<string>;
   /** Instance id used when no source sets `server.instance_id`. Default: none (`""`). */
   instanceId?: string;
+  /**
+   * The host is public by nature (Workers, Lambda, Deno Deploy): `auth.mode` defaults to `token`, and a
+   * missing token is no error here, because the handler then answers 503 (misconfigured) until one is set.
+   * Default false: `auth.mode` is `token` only when a token is set, and `token` without one is an error.
+   */
+  requireAuth?: boolean;
 }
 
 /** The outcome of {@link resolveConfig}. */
@@ -467,7 +571,7 @@ export async function resolveConfig(sources: ConfigSources = {}): Promise<Resolv
   ) => {
     const parsed = parseValue(setting, raw);
     if (parsed instanceof Invalid) {
-      problems.push(`${describe(show(raw))}: ${parsed.expected}`);
+      problems.push(`${describe(setting.secret ? "(value hidden)" : show(raw))}: ${parsed.expected}`);
       invalid.add(setting.key);
     } else {
       chosen.set(setting.key, { value: negate ? !parsed : parsed, source });
@@ -523,7 +627,7 @@ export async function resolveConfig(sources: ConfigSources = {}): Promise<Resolv
     offer(setting, found.raw, setting.flag, (v) => `invalid ${setting.flag} ${v}`, found.negate);
   }
 
-  derive(chosen, env, sources.instanceId, problems, invalid);
+  derive(chosen, env, sources, problems, invalid);
   crossCheck(chosen, problems, invalid);
   if (problems.length > 0) throw new ConfigError(problems);
   return { config: deepFreeze(build(chosen)), warnings };
@@ -587,7 +691,7 @@ function flagValue(
 function derive(
   chosen: Map<string, Chosen>,
   env: Record<string, string | undefined>,
-  instanceId: string | undefined,
+  { instanceId, requireAuth }: ConfigSources,
   problems: string[],
   invalid: Set<string>,
 ): void {
@@ -616,6 +720,14 @@ function derive(
     chosen.get("durability.wal_dir")!.value = get("storage.backend") === "fs"
       ? joinPath(get("storage.path") as string, ".wal")
       : "./data/.wal";
+  }
+  if (unset("auth.mode")) {
+    chosen.set(
+      "auth.mode",
+      requireAuth
+        ? { value: "token", source: "platform default" }
+        : { value: tokensOf(chosen).length ? "token" : "none", source: "default" },
+    );
   }
   if (unset("server.instance_id") && instanceId !== undefined) {
     const parsed = parseValue(BY_KEY.get("server.instance_id")!, instanceId);
@@ -675,6 +787,31 @@ function crossCheck(chosen: Map<string, Chosen>, problems: string[], invalid: Se
       problems.push(`${size("server.max_payload_bytes")} exceeds ${size("durability.wal_max_bytes")}`);
     }
   }
+  if (ok("auth.mode", "auth.token", "auth.tokens")) {
+    const tokens = tokensOf(chosen);
+    const mode = get("auth.mode");
+    // Token values never appear in messages: only their position.
+    tokens.forEach((token, i) => {
+      if (!/^[\x21-\x2b\x2d-\x7e]+$/.test(token)) {
+        problems.push(
+          `auth token ${i + 1} (of ${ways("auth.token")}, then ${ways("auth.tokens")}) has a character ` +
+            "other than visible ASCII: use letters, digits and symbols (no spaces, commas or non-ASCII)",
+        );
+      }
+    });
+    if (mode === "token" && tokens.length === 0 && chosen.get("auth.mode")!.source !== "platform default") {
+      problems.push(
+        `auth.mode is "token" (${from("auth.mode")}) but no token is set (${ways("auth.token")} or ${
+          ways("auth.tokens")
+        })`,
+      );
+    }
+    if (mode === "none" && tokens.length > 0) {
+      problems.push(
+        `auth.mode is "none" (${from("auth.mode")}) but a token is set: remove the token, or the mode`,
+      );
+    }
+  }
   // Otherwise a request of the largest allowed size could never be admitted and would get 429 forever.
   if (
     ok("server.max_payload_bytes", "server.max_inflight_bytes") &&
@@ -682,6 +819,14 @@ function crossCheck(chosen: Map<string, Chosen>, problems: string[], invalid: Se
   ) {
     problems.push(`${size("server.max_payload_bytes")} exceeds ${size("server.max_inflight_bytes")}`);
   }
+}
+
+/** `auth.token`, then `auth.tokens` split at commas: trimmed, without empty entries or duplicates. */
+function tokensOf(chosen: Map<string, Chosen>): string[] {
+  const one = chosen.get("auth.token")!.value as string | undefined;
+  const many = chosen.get("auth.tokens")!.value as string | undefined;
+  const all = [one ?? "", ...(many ?? "").split(",")].map((t) => t.trim()).filter((t) => t !== "");
+  return [...new Set(all)];
 }
 
 function build(chosen: Map<string, Chosen>): Config {
@@ -700,6 +845,7 @@ function build(chosen: Map<string, Chosen>): Config {
       requestTimeoutSecs: v("server.request_timeout_secs"),
       instanceId: v("server.instance_id"),
     },
+    auth: { mode: v("auth.mode"), token: v("auth.token"), tokens: tokensOf(chosen) },
     storage: {
       backend: v("storage.backend"),
       path: v("storage.path"),
@@ -722,6 +868,12 @@ function build(chosen: Map<string, Chosen>): Config {
       maxRows: v("batch.max_rows"),
       maxBytes: v("batch.max_bytes"),
       maxAgeSecs: v("batch.max_age_secs"),
+      maxPartitionsPerRequest: v("batch.max_partitions_per_request"),
+      maxOpenBatches: v("batch.max_open_batches"),
+      maxQueuedBytes: v("batch.max_queued_bytes"),
+      maxPendingBytes: v("batch.max_pending_bytes"),
+      acceptPastSecs: v("batch.accept_past_secs"),
+      acceptFutureSecs: v("batch.accept_future_secs"),
     },
     batcher: { shards: v("batcher.shards") },
     durability: {
@@ -949,7 +1101,7 @@ function deepFreeze<T>(value: T): T {
 
 /**
  * A multi-line summary for the start-up banner. Endpoints lose their user info and query string
- * (SAS tokens live there); nothing else in a {@link Config} is secret.
+ * (SAS tokens live there) and auth tokens are only counted; nothing else in a {@link Config} is secret.
  */
 export function describeConfig(config: Config): string {
   const { server, storage, batch, durability, log, parquet } = config;
@@ -982,12 +1134,26 @@ export function describeConfig(config: Config): string {
       `read timeout ${server.requestTimeoutSecs}s`,
     ],
     ["instance", server.instanceId || "(derived at start)"],
+    [
+      "auth",
+      config.auth.mode === "none"
+        ? "none: anyone who reaches the address can write"
+        : `token (Bearer, or Basic password): ${config.auth.tokens.length} accepted`,
+    ],
     ["storage", where],
     [
       "batching",
       batch.enabled
         ? `on: ${batch.maxRows} rows, ${formatSize(batch.maxBytes)} or ${batch.maxAgeSecs}s, whichever first`
         : "off: one write per request",
+    ],
+    [
+      "requests",
+      `each at most ${batch.maxPartitionsPerRequest} partitions; event times ${
+        batch.acceptPastSecs === undefined && batch.acceptFutureSecs === undefined
+          ? "any"
+          : `from now-${batch.acceptPastSecs ?? "∞"}s to now+${batch.acceptFutureSecs ?? "∞"}s`
+      }`,
     ],
     [
       "durability",

@@ -64,6 +64,7 @@ Deno.test("resolveConfig() gives the documented defaults", async () => {
       requestTimeoutSecs: 30,
       instanceId: "",
     },
+    auth: { mode: "none", token: undefined, tokens: [] },
     storage: {
       backend: "fs",
       path: "./data",
@@ -71,7 +72,18 @@ Deno.test("resolveConfig() gives the documented defaults", async () => {
       gcs: { bucket: undefined },
       azblob: { container: undefined, account: undefined, endpoint: undefined },
     },
-    batch: { enabled: true, maxRows: 200000, maxBytes: 134217728, maxAgeSecs: 60 },
+    batch: {
+      enabled: true,
+      maxRows: 200000,
+      maxBytes: 134217728,
+      maxAgeSecs: 60,
+      maxPartitionsPerRequest: 128,
+      maxOpenBatches: 1024,
+      maxQueuedBytes: 134217728,
+      maxPendingBytes: 268435456,
+      acceptPastSecs: undefined,
+      acceptFutureSecs: undefined,
+    },
     batcher: { shards: 1 },
     durability: { mode: "wal", walDir: "./data/.wal", walMaxBytes: 2147483648 },
     log: { level: "info", format: "text" },
@@ -83,6 +95,8 @@ Deno.test("SETTINGS maps every key onto the Config and documents its actual defa
   const { config } = await resolveConfig({});
   const derived = new Set([
     "server.instance_id",
+    "auth.mode",
+    "auth.tokens",
     "storage.s3.region",
     "storage.s3.force_path_style",
     "storage.azblob.endpoint",

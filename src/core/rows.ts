@@ -237,3 +237,120 @@ export function gatherRange(order: BatchOrder, start = 0, end = order.from.lengt
 export function gatherSorted(selections: readonly RowSelection[]): Rows {
   return gatherRange(sortBatch(selections));
 }
+
+/** The rows one request holds for one partition: table, service and event hour. */
+export interface PartitionRows {
+  readonly rows: Rows;
+  /** Index into `rows.parts`. */
+  readonly part: number;
+  /** The partition's row indices, in row order. */
+  readonly indices: Uint32Array;
+}
+
+/** What one request may store; every limit is off when absent. */
+export interface PartitionLimits {
+  /** At most this many (table, service, hour) partitions; the records of the others are refused. */
+  readonly maxPartitions?: number;
+  /** Refuse records whose event time is before this (milliseconds since the epoch). */
+  readonly earliestMs?: number;
+  /** Refuse records whose event time is after this (milliseconds since the epoch). */
+  readonly latestMs?: number;
+}
+
+/** A request's partitions after {@linkcode limitPartitions}. */
+export interface LimitedPartitions {
+  /** The partitions kept, in table and first-appearance order. */
+  readonly parts: PartitionRows[];
+  /** Records kept. */
+  readonly records: number;
+  /** Records refused for an event time outside `[earliestMs, latestMs]`. */
+  readonly outsideWindow: number;
+  /** Records refused because their partition was beyond `maxPartitions`. */
+  readonly overCap: number;
+  /** Partitions the request had within the window (kept or not). */
+  readonly partitions: number;
+}
+
+const HOUR_MS = 3_600_000;
+
+/**
+ * Applies a request's limits to its decoded rows: first the event-time window, record by record, then the
+ * partition cap. Beyond the cap the largest partitions are kept (ties: the first to appear), so the fewest
+ * records are refused. Partitions are counted before any is gathered, and only the kept ones get index
+ * arrays: a request spread over 20,000 hours costs 20,000 counters, not 20,000 arrays. Without a window
+ * no event time is read; with one, only the rows of hours that straddle a window edge are.
+ */
+export function limitPartitions(tables: readonly Rows[], limits: PartitionLimits = {}): LimitedPartitions {
+  const earliest = limits.earliestMs ?? -Infinity, latest = limits.latestMs ?? Infinity;
+  const windowed = earliest > -Infinity || latest < Infinity;
+  const max = limits.maxPartitions ?? Infinity;
+  let inside = 0, all = 0;
+  // Per table: rows in the window per partition, and which partitions straddle an edge of it.
+  const counted = tables.map((rows) => {
+    const n = rows.parts.length, part = rows.partOf.values;
+    const counts = new Uint32Array(n);
+    if (n === 1) counts[0] = rows.length; // the common case: one service, one hour
+    else for (let i = 0; i < rows.length; i++) counts[part[i]]++;
+    let edge: Uint8Array | undefined;
+    if (windowed) {
+      edge = new Uint8Array(n);
+      let straddling = false;
+      for (let p = 0; p < n; p++) {
+        const start = rows.parts[p].hour * HOUR_MS, end = start + HOUR_MS;
+        if (end <= earliest || start > latest) counts[p] = 0;
+        else if (start < earliest || end > latest) edge[p] = 1, counts[p] = 0, straddling = true;
+      }
+      if (straddling) {
+        const words = rows.time.words;
+        for (let i = 0; i < rows.length; i++) {
+          if (edge[part[i]] && inWindow(words, i, earliest, latest)) counts[part[i]]++;
+        }
+      }
+    }
+    all += rows.length;
+    for (let p = 0; p < n; p++) inside += counts[p];
+    return { rows, counts, edge };
+  });
+  // The partitions with rows left, across tables, in order of appearance; beyond the cap, the largest.
+  const candidates: { t: number; p: number; n: number }[] = [];
+  counted.forEach(({ counts }, t) => counts.forEach((n, p) => n && candidates.push({ t, p, n })));
+  let kept = candidates, overCap = 0;
+  if (candidates.length > max) {
+    const order = candidates.map((_, i) => i).sort((a, b) => candidates[b].n - candidates[a].n || a - b);
+    const keep = new Uint8Array(candidates.length);
+    for (let k = 0; k < max; k++) keep[order[k]] = 1;
+    kept = candidates.filter((c, i) => keep[i] || (overCap += c.n, false));
+  }
+  // Index arrays for the kept partitions only, filled in one pass over each table's rows.
+  const parts: PartitionRows[] = [];
+  counted.forEach(({ rows, edge }, t) => {
+    const mine = kept.filter((c) => c.t === t);
+    if (!mine.length) return;
+    if (mine.length === 1 && mine[0].n === rows.length) {
+      // Every row in one partition: no need to look at any.
+      const all = new Uint32Array(rows.length);
+      for (let i = 0; i < all.length; i++) all[i] = i;
+      parts.push({ rows, part: mine[0].p, indices: all });
+      return;
+    }
+    const slot = new Int32Array(rows.parts.length).fill(-1);
+    const out = mine.map((c, k) => (slot[c.p] = k, new Uint32Array(c.n)));
+    const fill = new Uint32Array(mine.length);
+    const part = rows.partOf.values, words = rows.time.words;
+    for (let i = 0; i < rows.length; i++) {
+      const k = slot[part[i]];
+      if (k < 0 || (edge?.[part[i]] && !inWindow(words, i, earliest, latest))) continue;
+      out[k][fill[k]++] = i;
+    }
+    mine.forEach((c, k) => parts.push({ rows, part: c.p, indices: out[k] }));
+  });
+  let records = 0;
+  for (const p of parts) records += p.indices.length;
+  return { parts, records, outsideWindow: all - inside, overCap, partitions: candidates.length };
+}
+
+/** Whether row `i`'s event time lies in `[earliest, latest]` ms (to within 256 ns, which a window ignores). */
+function inWindow(words: Uint32Array, i: number, earliest: number, latest: number): boolean {
+  const ms = (words[i * 2 + 1] * 4294967296 + words[i * 2]) / 1e6;
+  return ms >= earliest && ms <= latest;
+}

@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import type { KeyedMapColumn, SharedMapColumn, SharedStrColumn, StrColumn, U64Column } from "./columns.ts";
 import { decodeRequest } from "./convert.ts";
-import { gatherSorted, hourOf, type Rows } from "./rows.ts";
+import { gatherSorted, hourOf, limitPartitions, type Rows } from "./rows.ts";
 
 const enc = new TextEncoder();
 
@@ -105,4 +105,64 @@ Deno.test("hourOf() is exact at hour boundaries", () => {
   assertEquals(hourOf(...words(hour)), 472_222);
   assertEquals(hourOf(...words(hour - 1n)), 472_221);
   assertEquals(hourOf(...words(hour + 1n)), 472_222);
+});
+
+/** A logs request of one record per entry of `hours` (hours after a base), for service `svc`. */
+function inHours(hours: number[], minutes = 30): Rows {
+  const body = enc.encode(JSON.stringify({
+    resourceLogs: [{
+      resource: { attributes: [{ key: "service.name", value: { stringValue: "svc" } }] },
+      scopeLogs: [{
+        logRecords: hours.map((h, i) => ({
+          timeUnixNano: String((BASE_HOUR + BigInt(h)) * 3_600_000_000_000n + BigInt(minutes * 60e9 + i)),
+        })),
+      }],
+    }],
+  }));
+  return decodeRequest("logs", body, { format: "json" }).tables[0];
+}
+const BASE_HOUR = 472_222n; // 2023-11-14T22:00Z
+
+Deno.test("limitPartitions() without limits keeps every partition", () => {
+  const rows = inHours([0, 1, 1, 2]);
+  const out = limitPartitions([rows]);
+  assertEquals(out.parts.map((p) => [...p.indices]), [[0], [1, 2], [3]]);
+  assertEquals([out.records, out.outsideWindow, out.overCap, out.partitions], [4, 0, 0, 3]);
+});
+
+Deno.test("limitPartitions() keeps the largest partitions up to the cap, ties by first appearance", () => {
+  // Hour 5 has 3 records, hour 7 has 2, hours 1, 2 and 3 one each.
+  const rows = inHours([1, 5, 2, 7, 5, 3, 7, 5]);
+  const out = limitPartitions([rows], { maxPartitions: 3 });
+  // Kept in their original order: hour 5 (3), hour 7 (2), then the first of the one-record hours (1).
+  assertEquals(out.parts.map((p) => rows.parts[p.part].hour - Number(BASE_HOUR)), [1, 5, 7]);
+  assertEquals([out.records, out.overCap, out.partitions], [6, 2, 5]);
+});
+
+Deno.test("limitPartitions() caps partitions across the tables of one request", () => {
+  const a = inHours([0, 1]), b = inHours([0, 1, 2]);
+  const out = limitPartitions([a, b], { maxPartitions: 4 });
+  assertEquals(out.parts.length, 4);
+  assertEquals([out.records, out.overCap, out.partitions], [4, 1, 5]);
+});
+
+Deno.test("limitPartitions() refuses records outside the window, exactly at its edges", () => {
+  const rows = inHours([0, 1, 1, 2, 3, 9]);
+  const at = (h: number, minutes: number) => (Number(BASE_HOUR) + h) * 3_600_000 + minutes * 60_000;
+  // The window starts inside hour 1 (after its records at :30) and ends inside hour 3 (after its record).
+  const out = limitPartitions([rows], { earliestMs: at(1, 31), latestMs: at(3, 30) + 1 });
+  assertEquals(out.parts.map((p) => [...p.indices]), [[3], [4]]);
+  assertEquals([out.records, out.outsideWindow, out.partitions], [2, 4, 2]);
+  // A window of one millisecond around a record keeps it alone.
+  const edge = limitPartitions([rows], { earliestMs: at(2, 30), latestMs: at(2, 30) + 1 });
+  assertEquals(edge.parts.map((p) => [...p.indices]), [[3]]);
+  assertEquals([edge.records, edge.outsideWindow], [1, 5]);
+});
+
+Deno.test("limitPartitions() applies the window before the cap", () => {
+  const rows = inHours([0, 0, 0, 5, 6, 7]);
+  const at = (h: number) => (Number(BASE_HOUR) + h) * 3_600_000;
+  const out = limitPartitions([rows], { earliestMs: at(5), maxPartitions: 2 });
+  assertEquals(out.parts.map((p) => [...p.indices]), [[3], [4]]);
+  assertEquals([out.records, out.outsideWindow, out.overCap, out.partitions], [2, 3, 1, 3]);
 });

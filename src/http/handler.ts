@@ -9,6 +9,7 @@
 import { type Decoded, decodeRequest, type Format } from "../core/convert.ts";
 import type { Signal } from "../core/schema.ts";
 import { OverloadedError, UnavailableError } from "../ingest/errors.ts";
+import { type AuthOptions, createAuthCheck, OPEN_PATHS } from "./auth.ts";
 import { BodyTooLargeError, type InflateSync, readBody, UnsupportedEncodingError } from "./body.ts";
 import { exportResponse, type ResponseEncoding, statusResponse } from "./otlp_response.ts";
 
@@ -19,8 +20,13 @@ export interface Sink {
    * UnavailableError (503). Returns the release function.
    */
   admit(bytes: number): () => void;
-  /** Stores a decoded request durably; resolves only once a 200 may be sent. */
-  accept(request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded }): Promise<void>;
+  /**
+   * Stores a decoded request durably; resolves only once a 200 may be sent, with the records its limits
+   * refused (partition cap, event-time window), which the answer reports in `partial_success`.
+   */
+  accept(
+    request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
+  ): Promise<{ rejected: number; rejectMessage: string } | void>;
   /** Whether data can be accepted now (for `/ready`). */
   ready(): Promise<boolean> | boolean;
 }
@@ -36,6 +42,8 @@ export interface HandlerOptions {
   onError?: (error: unknown, request: Request) => void;
   /** A runtime's one-call gzip/deflate inflater (see `readBody`); default: `DecompressionStream`. */
   inflateSync?: InflateSync;
+  /** Token authentication of every path but `/health` and `/ready` (see `auth.ts`). Default: none. */
+  auth?: AuthOptions;
 }
 
 interface Route {
@@ -93,12 +101,17 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
   const maxPayload = options.maxPayloadBytes ?? 64 * 1024 * 1024;
   const readTimeout = options.readTimeoutMs ?? 30_000;
   const { sink } = options;
+  const authCheck = options.auth && createAuthCheck(options.auth);
 
   return async (request: Request): Promise<Response> => {
     const url = new URL(request.url);
     const route = ROUTES[url.pathname];
     const format = formatOf(request.headers.get("content-type"));
     const encoding: ResponseEncoding = format === "protobuf" ? "protobuf" : "json";
+    if (authCheck && !OPEN_PATHS.has(url.pathname)) {
+      const refused = await authCheck(request, encoding);
+      if (refused) return refused;
+    }
     if (!route) {
       if (url.pathname === "/health" && (request.method === "GET" || request.method === "HEAD")) {
         return new Response("ok\n", { headers: { "content-type": "text/plain" } });
@@ -173,10 +186,12 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       // A compressed body can inflate far past its guess: reserve the rest now that its size is known.
       if (body.length > reserved) releases.push(sink.admit(body.length - reserved));
       const decoded = decodeRequest(route.signal, body, { format });
-      if (decoded.records > 0) await sink.accept({ signal: route.signal, format, body, decoded });
+      const refused = decoded.records > 0
+        ? await sink.accept({ signal: route.signal, format, body, decoded })
+        : undefined;
       const { body: out, contentType } = exportResponse(route.signal, encoding, {
-        rejected: decoded.rejected,
-        message: decoded.rejectMessage,
+        rejected: decoded.rejected + (refused?.rejected ?? 0),
+        message: [decoded.rejectMessage, refused?.rejectMessage].filter(Boolean).join("; "),
       });
       return new Response(out as Uint8Array<ArrayBuffer>, {
         status: 200,

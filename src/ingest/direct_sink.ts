@@ -9,16 +9,26 @@
  * one (a missing bucket or bad credentials are operator errors that a fix will clear), so OTLP clients
  * keep the data and retry.
  *
+ * One request writes at most `limits.maxPartitions` objects (see `request_limits.ts`), encoded one at a
+ * time per writer as they are written, so at most `concurrency` encoded files are held at once.
+ *
  * @module
  */
 
-import type { Decoded, FileOptions, Format, ParquetFile } from "../core/convert.ts";
-import { toParquetFiles } from "../core/convert.ts";
+import {
+  type Decoded,
+  encodeFile,
+  type FileOptions,
+  type Format,
+  type ParquetFile,
+} from "../core/convert.ts";
+import { gatherSorted } from "../core/rows.ts";
 import type { Signal } from "../core/schema.ts";
 import type { Sink } from "../http/handler.ts";
 import { isRetryableStorageError, type ObjectStore } from "../storage/object_store.ts";
 import { OverloadedError, UnavailableError } from "./errors.ts";
 import { type Logger, silentLogger } from "./ingest.ts";
+import { checkLimits, limitRequest, type Rejection, type RequestLimits } from "./request_limits.ts";
 
 /** Options of {@linkcode DirectSink}. */
 export interface DirectSinkOptions {
@@ -44,6 +54,10 @@ export interface DirectSinkOptions {
   retryAfterSecs?: number;
   /** Where failures are reported. Default: dropped. */
   log?: Logger;
+  /** What one request may store: partitions, event-time window. Default: 128 partitions, no window. */
+  limits?: RequestLimits;
+  /** Milliseconds clock (the event-time window is around it). Default `Date.now`. */
+  now?: () => number;
 }
 
 /** Counters, for logs and tests. */
@@ -60,6 +74,8 @@ export interface DirectSinkStats {
   failures: number;
   /** Bytes currently admitted. */
   inflightBytes: number;
+  /** Records refused by the request limits (partition cap, event-time window). */
+  rejected: number;
 }
 
 /**
@@ -84,8 +100,10 @@ export class DirectSink implements Sink {
   readonly #concurrency: number;
   readonly #retryAfterSecs: number;
   readonly #log: Logger;
+  readonly #limits: RequestLimits;
+  readonly #now: () => number;
   #inflight = 0;
-  readonly #counters = { requests: 0, objects: 0, rows: 0, retries: 0, failures: 0 };
+  readonly #counters = { requests: 0, objects: 0, rows: 0, retries: 0, failures: 0, rejected: 0 };
 
   constructor(store: ObjectStore, options: DirectSinkOptions = {}) {
     this.#store = store;
@@ -97,6 +115,8 @@ export class DirectSink implements Sink {
     this.#concurrency = positive(options.concurrency ?? 4, "concurrency");
     this.#retryAfterSecs = positive(options.retryAfterSecs ?? 5, "retryAfterSecs");
     this.#log = options.log ?? silentLogger;
+    this.#limits = checkLimits(options.limits ?? {});
+    this.#now = options.now ?? Date.now;
   }
 
   /** Reserves `bytes` of the in-flight budget; throws OverloadedError (429) beyond it. */
@@ -115,20 +135,25 @@ export class DirectSink implements Sink {
   }
 
   /**
-   * Converts the request to Parquet files and writes every one of them; resolves once all are stored.
+   * Converts the request to Parquet files (one per partition within its limits) and writes every one of
+   * them; resolves once all are stored, with the records the limits refused (for `partial_success`).
    * Throws UnavailableError (503) when the store cannot take them.
    */
   async accept(
     request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
-  ): Promise<void> {
-    const files = toParquetFiles(request.decoded, this.#files);
+  ): Promise<Rejection> {
+    const limited = limitRequest(request.decoded, this.#limits, this.#now());
+    this.#counters.rejected += limited.rejected;
+    const parts = limited.parts;
     const deadline = Date.now() + this.#retryBudgetMs;
     const errors: unknown[] = [];
     let next = 0;
     const worker = async () => {
       // Once one file has failed for good the request gets 503 anyway: the rest need not be tried.
-      while (next < files.length && errors.length === 0) {
-        const file = files[next++];
+      while (next < parts.length && errors.length === 0) {
+        const { rows, indices } = parts[next++];
+        // Outside the try: an encoding failure is a bug (500), not the store's (503).
+        const file = encodeFile(gatherSorted([{ rows, indices }]), this.#files);
         try {
           await this.#write(file, deadline);
         } catch (error) {
@@ -136,7 +161,7 @@ export class DirectSink implements Sink {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.#concurrency, files.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(this.#concurrency, parts.length) }, worker));
     if (errors.length > 0) {
       this.#counters.failures++;
       const error = errors[0];
@@ -157,6 +182,7 @@ export class DirectSink implements Sink {
       );
     }
     this.#counters.requests++;
+    return { rejected: limited.rejected, rejectMessage: limited.rejectMessage };
   }
 
   /** Always true: each request is answered by its own write, so there is no backlog to refuse on. */

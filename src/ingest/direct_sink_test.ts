@@ -6,6 +6,7 @@ import { MemoryStore } from "../storage/memory_store.ts";
 import { StorageError } from "../storage/object_store.ts";
 import { DirectSink } from "./direct_sink.ts";
 import { OverloadedError, UnavailableError } from "./errors.ts";
+import { BASE_HOUR, consecutiveHours, hoursRequest } from "./testdata/spread_requests.ts";
 
 await loadParquetWasm();
 
@@ -63,6 +64,7 @@ Deno.test("DirectSink.accept() writes every file of the request before it resolv
     retries: 0,
     failures: 0,
     inflightBytes: 0,
+    rejected: 0,
   });
   assert.equal(sink.ready(), true);
 });
@@ -176,4 +178,48 @@ Deno.test("DirectSink behind createHandler(): 200 after the write, 503 with Retr
   assert.equal(denied.status, 503);
   await denied.body?.cancel();
   assert.equal(store.size, 2);
+});
+
+Deno.test("DirectSink.accept() writes at most maxPartitions objects for 20,000 records in 20,000 hours", async () => {
+  const store = new MemoryStore();
+  const sink = new DirectSink(store, { files: { instanceId: "fn-1" } });
+  const out = await sink.accept(hoursRequest(consecutiveHours(20_000)));
+  // The default cap (128): one object per partition kept, the other 19,872 records refused, not dropped silently.
+  assert.equal(store.size, 128);
+  assert.equal(sink.stats().objects, 128);
+  assert.equal(out.rejected, 20_000 - 128);
+  assert.match(out.rejectMessage, /19872 records refused: the request spans 20000 partitions .* at most 128/);
+  assert.equal(sink.stats().rejected, 20_000 - 128);
+});
+
+Deno.test("DirectSink behind createHandler() reports refused records in partial_success", async () => {
+  const store = new MemoryStore();
+  const now = (BASE_HOUR + 10) * 3_600_000;
+  const sink = new DirectSink(store, {
+    limits: { maxPartitions: 5, acceptPastMs: 3 * 3_600_000 },
+    now: () => now,
+  });
+  const handler = createHandler({ sink });
+  // Records at :30 of hours 0..9 and 8..15: those of hours 0..6 are more than 3 h before `now`. Of the 9
+  // partitions left (hours 7..15), the 5 largest are kept: hours 8 and 9 (two records each), then 7, 10, 11.
+  const { body } = hoursRequest([...consecutiveHours(10), ...consecutiveHours(8, BASE_HOUR + 8)]);
+  const response = await handler(
+    new Request("http://x/v1/logs", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    }),
+  );
+  assert.equal(response.status, 200);
+  const answer = await response.json();
+  assert.equal(answer.partialSuccess.rejectedLogRecords, String(7 + 4));
+  assert.match(
+    answer.partialSuccess.errorMessage,
+    /^7 records refused: event time outside the accepted window \(at most 10800 s in the past;/,
+  );
+  assert.match(answer.partialSuccess.errorMessage, /; 4 records refused: the request spans 9 partitions/);
+  const hours = (await store.list("")).map((k) => /day=(\d+)\/hour=(\d+)/.exec(k)!.slice(1).join(":")).sort();
+  // BASE_HOUR is 2023-11-14T22:00Z: hours 7..11 after it are 05:00..09:00 on the 15th.
+  assert.deepEqual(hours, ["15:05", "15:06", "15:07", "15:08", "15:09"]);
+  assert.equal(sink.stats().rows, 7);
 });

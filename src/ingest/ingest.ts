@@ -9,6 +9,13 @@
  * overwrite, never a duplicate) and everything else is batched again. A log segment is deleted only
  * when every request in it has all its rows in confirmed objects.
  *
+ * Memory is bounded by what is admitted: open batches hold at most `maxBytes` of decoded rows in at most
+ * `maxOpenBatches` batches (beyond either, batches are cut early); cut batches wait to be encoded in a queue
+ * of at most `maxQueuedBytes` and `maxOpenBatches` batches, and encoded objects wait for the store up to
+ * `maxPendingBytes`. While the queue or the objects waiting are over their bound, `admit` refuses new
+ * requests (503) before their bodies are read or decoded. Each request may open at most
+ * `limits.maxPartitions` partitions (see `request_limits.ts`).
+ *
  * @module
  */
 
@@ -21,10 +28,11 @@ import {
   type Format,
   type ParquetFile,
 } from "../core/convert.ts";
-import type { Partition, Rows } from "../core/rows.ts";
+import type { Partition, PartitionRows, Rows } from "../core/rows.ts";
 import type { Signal, TableDef } from "../core/schema.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
 import { OverloadedError, UnavailableError } from "./errors.ts";
+import { checkLimits, limitRequest, type Rejection, type RequestLimits } from "./request_limits.ts";
 import { type Wal, WalFullError } from "./wal.ts";
 
 /** Minimal structured logger the platform supplies. */
@@ -59,6 +67,18 @@ export interface IngestOptions {
   maxInflightBytes?: number;
   /** Bound on encoded objects waiting for the store; beyond it requests get 503. Default 256 MiB. */
   maxPendingBytes?: number;
+  /**
+   * Bound on open batches; opening one more first cuts the oldest (written early, as a smaller object).
+   * Also the bound on batches waiting to be encoded (beyond it, 503 before decoding). Default 1024.
+   */
+  maxOpenBatches?: number;
+  /**
+   * Bound on the decoded bytes of batches cut but not yet encoded (they wait for the one encoder);
+   * beyond it requests get 503 before their bodies are read. Default 128 MiB.
+   */
+  maxQueuedBytes?: number;
+  /** What one request may store: partitions, event-time window. Default: 128 partitions, no window. */
+  limits?: RequestLimits;
   /** Parquet writer and object key settings (set `instanceId`). */
   files?: FileOptions;
   log?: Logger;
@@ -70,7 +90,14 @@ export interface IngestOptions {
   now?: () => number;
 }
 
-const KIND_REQUEST = 1, KIND_INTENT = 2, KIND_COMMIT = 3;
+/**
+ * Log record kinds. KIND_REQUEST_AT also holds the arrival time, so that a replay applies the same
+ * event-time window as the answer did; it is written only while a window is configured, so that the log
+ * stays readable by earlier versions otherwise. KIND_REQUEST records replay without a window.
+ */
+const KIND_REQUEST = 1, KIND_INTENT = 2, KIND_COMMIT = 3, KIND_REQUEST_AT = 4;
+/** [signal, format, arrival ms as a float64 LE] before the body of a KIND_REQUEST_AT record. */
+const REQUEST_AT_HEAD = 10;
 
 /** A macrotask turn: pending I/O runs first. `setImmediate`, not `setTimeout(0)`, which Deno clamps (~2 ms). */
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -117,6 +144,13 @@ export interface IngestStats {
   bufferedBytes: number;
   pendingBytes: number;
   inflightBytes: number;
+  /** Records refused by the request limits (partition cap, event-time window). */
+  rejected: number;
+  /** Batches cut and waiting to be encoded (the one being encoded included), and their decoded bytes. */
+  queuedBatches: number;
+  queuedBytes: number;
+  /** Decoded bytes of the requests that open or waiting batches hold (each request whole). */
+  heldBytes: number;
 }
 
 /** The batching, durable ingest. Create with `Ingest.start`, which replays the log first. */
@@ -129,6 +163,9 @@ export class Ingest {
   private readonly maxAgeMs: number;
   private readonly maxInflight: number;
   private readonly maxPending: number;
+  private readonly maxOpen: number;
+  private readonly maxQueued: number;
+  private readonly limits: RequestLimits;
   private readonly files: FileOptions;
   private readonly log: Logger;
   private readonly retryInitial: number;
@@ -142,13 +179,32 @@ export class Ingest {
   private bufferedBytes = 0;
   private pendingBytes = 0;
   private inflightBytes = 0;
+  /**
+   * The decoded rows of each request still referenced by an open batch (`open`) or a batch waiting to be
+   * encoded (`queued`), with their full size: a request's rows are one buffer shared by all its partitions,
+   * so it stays in memory, whole, while any of them does.
+   */
+  private readonly held = new Map<Rows, { bytes: number; open: number; queued: number }>();
+  /** Bytes of the rows referenced by open batches; flushing keeps it at most `maxBytes`. */
+  private openHeldBytes = 0;
+  /** Bytes of the rows referenced by open or waiting batches: what batching holds in memory. */
+  private heldBytes = 0;
+  private queuedBatches = 0;
+  private lastRejectLog = -Infinity;
   /** Bytes of request records being appended to the log now. */
   private loggingBytes = 0;
   private localSeq = 0;
   private storeHealthy = true;
   private stopping = false;
   private timer: ReturnType<typeof setInterval> | undefined;
-  private readonly counters = { requests: 0, records: 0, objects: 0, objectRows: 0, writeRetries: 0 };
+  private readonly counters = {
+    requests: 0,
+    records: 0,
+    objects: 0,
+    objectRows: 0,
+    writeRetries: 0,
+    rejected: 0,
+  };
 
   private constructor(options: IngestOptions) {
     this.store = options.store;
@@ -159,6 +215,12 @@ export class Ingest {
     this.maxAgeMs = options.maxAgeMs ?? 60_000;
     this.maxInflight = options.maxInflightBytes ?? 256 * 1024 * 1024;
     this.maxPending = options.maxPendingBytes ?? 256 * 1024 * 1024;
+    this.maxOpen = options.maxOpenBatches ?? 1024;
+    this.maxQueued = options.maxQueuedBytes ?? 128 * 1024 * 1024;
+    if (!Number.isInteger(this.maxOpen) || this.maxOpen < 1) {
+      throw new RangeError(`maxOpenBatches must be a positive integer, got ${this.maxOpen}`);
+    }
+    this.limits = checkLimits(options.limits ?? {});
     this.files = options.files ?? {};
     this.log = options.log ?? silentLogger;
     this.retryInitial = options.retry?.initialMs ?? 200;
@@ -190,6 +252,13 @@ export class Ingest {
     if (this.pendingBytes > this.maxPending) {
       throw new UnavailableError("the object store is not keeping up or unreachable; retry later", 10);
     }
+    // Refused here, before the body is read and decoded: decoded rows would only add to the backlog.
+    if (this.encodeBehind()) {
+      throw new UnavailableError(
+        `encoding is behind (${this.queuedBatches} batches, ${this.queuedBytes()} bytes waiting); retry later`,
+        2,
+      );
+    }
     const n = Math.max(0, Math.min(bytes, this.maxInflight));
     if (this.inflightBytes + n > this.maxInflight && this.inflightBytes > 0) {
       throw new OverloadedError(`too much data in flight (${this.inflightBytes} bytes); retry later`, 1);
@@ -204,7 +273,38 @@ export class Ingest {
   /** Whether new data can be accepted now. */
   ready(): boolean {
     return !this.stopping && this.pendingBytes <= this.maxPending && this.storeHealthy &&
-      !this.logFull(0);
+      !this.encodeBehind() && !this.logFull(0);
+  }
+
+  /** Whether the batches waiting to be encoded are over their bound. */
+  private encodeBehind(): boolean {
+    return this.queuedBytes() > this.maxQueued || this.queuedBatches > this.maxOpen;
+  }
+
+  /** Bytes of rows held only for batches waiting to be encoded. */
+  private queuedBytes(): number {
+    return this.heldBytes - this.openHeldBytes;
+  }
+
+  /** Counts a reference to `rows` from an open batch (`open`) or a batch waiting to be encoded. */
+  private retain(rows: Rows, open: boolean): void {
+    let h = this.held.get(rows);
+    if (!h) {
+      h = { bytes: rows.byteLength(), open: 0, queued: 0 };
+      this.held.set(rows, h);
+      this.heldBytes += h.bytes;
+    }
+    if (open && h.open++ === 0) this.openHeldBytes += h.bytes;
+    if (!open) h.queued++;
+  }
+
+  /** Drops a reference taken by {@linkcode retain}. */
+  private unretain(rows: Rows, open: boolean): void {
+    const h = this.held.get(rows);
+    if (!h) return;
+    if (open && --h.open === 0) this.openHeldBytes -= h.bytes;
+    if (!open) h.queued--;
+    if (h.open === 0 && h.queued === 0) this.held.delete(rows), this.heldBytes -= h.bytes;
   }
 
   /** Whether a request record of `bytes` would take the log past `maxLogBytes`. */
@@ -218,27 +318,45 @@ export class Ingest {
 
   /**
    * Accepts a decoded request. Resolves when a 200 may be sent: after the fsync of its log record
-   * (durable mode), or at once (without a log).
+   * (durable mode), or at once (without a log); with the records the request limits refused, for
+   * `partial_success`.
    */
   async accept(
     request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
-  ): Promise<void> {
+  ): Promise<Rejection> {
     if (this.stopping) throw new UnavailableError("shutting down", 5);
     const { decoded } = request;
+    const now = this.now();
+    for (const rows of decoded.tables) rows.compact(); // kept until written: drop the decoders' spare capacity
+    const limited = limitRequest(decoded, this.limits, now);
     this.counters.requests++;
-    this.counters.records += decoded.records;
+    this.counters.records += limited.records;
+    this.counters.rejected += limited.rejected;
+    if (limited.rejected && now - this.lastRejectLog >= 60_000) {
+      // At most once a minute: the client is told in `partial_success`; the log only says it happens.
+      this.lastRejectLog = now;
+      this.log.warn("records refused by the request limits (reported to the client)", {
+        signal: request.signal,
+        reason: limited.rejectMessage,
+      });
+    }
+    const rejection = { rejected: limited.rejected, rejectMessage: limited.rejectMessage };
+    if (!limited.records) return rejection;
     let seq: number;
     if (this.wal) {
-      // The record is [signal, format] + the body, written from the body's own buffer.
-      const head = new Uint8Array([SIGNALS.indexOf(request.signal), FORMATS.indexOf(request.format)]);
+      // The record is [signal, format(, arrival time)] + the body, written from the body's own buffer.
+      const windowed = this.limits.acceptPastMs !== undefined || this.limits.acceptFutureMs !== undefined;
+      const head = new Uint8Array(windowed ? REQUEST_AT_HEAD : 2);
+      head[0] = SIGNALS.indexOf(request.signal), head[1] = FORMATS.indexOf(request.format);
+      if (windowed) new DataView(head.buffer).setFloat64(2, now, true);
       const payload = [head, request.body];
-      const length = 2 + request.body.length;
+      const length = head.length + request.body.length;
       if (this.logFull(length)) {
         throw new UnavailableError("write-ahead log full (waiting for the object store); retry later", 10);
       }
       this.loggingBytes += length;
       try {
-        seq = await this.wal.append(KIND_REQUEST, payload);
+        seq = await this.wal.append(windowed ? KIND_REQUEST_AT : KIND_REQUEST, payload);
       } catch (e) {
         if (e instanceof WalFullError) {
           throw new UnavailableError(`write-ahead log full (${e.message}); retry later`, 10, { cause: e });
@@ -250,45 +368,52 @@ export class Ingest {
     } else {
       seq = ++this.localSeq;
     }
-    this.add(seq, decoded);
+    this.add(seq, limited.parts);
+    return rejection;
   }
 
-  /** Adds a request's rows to the open batches and starts the flushes that are due. */
-  private add(seq: number, decoded: Decoded, skip?: Set<string>): void {
+  /** Adds a request's partitions (after its limits) to the open batches and starts the flushes that are due. */
+  private add(seq: number, parts: readonly PartitionRows[], skip?: Set<string>): void {
     let count = 0;
-    for (const rows of decoded.tables) {
-      rows.compact(); // kept until its batches are written: drop the decoders' spare capacity
-      const byPart = rows.rowsByPartition();
-      const perRow = rows.length ? rows.byteLength() / rows.length : 0;
-      rows.parts.forEach((part, p) => {
-        const indices = byPart[p];
-        if (!indices.length) return;
-        const id = batchId(rows.def.name, part);
-        if (skip?.has(`${seq}\u0000${id}`)) return;
-        let batch = this.batches.get(id);
-        if (!batch) {
-          batch = { id, table: rows.def, part, members: [], rows: 0, bytes: 0, openedAt: this.now() };
-          this.batches.set(id, batch);
-        }
-        const bytes = Math.ceil(perRow * indices.length);
-        batch.members.push({ seq, rows, indices, bytes });
-        batch.rows += indices.length;
-        batch.bytes += bytes;
-        this.bufferedBytes += bytes;
-        count++;
-        if (batch.rows >= this.maxRows || batch.bytes >= this.maxBytes) this.flush(batch);
-      });
+    const perRow = new Map<Rows, number>();
+    for (const { rows, part: p, indices } of parts) {
+      const part = rows.parts[p];
+      const id = batchId(rows.def.name, part);
+      if (skip?.has(`${seq}\u0000${id}`)) continue;
+      let batch = this.batches.get(id);
+      if (!batch) {
+        // Too many open batches: cut the oldest (the map keeps opening order), a smaller object early.
+        if (this.batches.size >= this.maxOpen) this.flush(this.batches.values().next().value!);
+        batch = { id, table: rows.def, part, members: [], rows: 0, bytes: 0, openedAt: this.now() };
+        this.batches.set(id, batch);
+      }
+      let per = perRow.get(rows);
+      if (per === undefined) perRow.set(rows, per = rows.length ? rows.byteLength() / rows.length : 0);
+      const bytes = Math.ceil(per * indices.length);
+      batch.members.push({ seq, rows, indices, bytes });
+      this.retain(rows, true);
+      batch.rows += indices.length;
+      batch.bytes += bytes;
+      this.bufferedBytes += bytes;
+      count++;
+      if (batch.rows >= this.maxRows || batch.bytes >= this.maxBytes) this.flush(batch);
     }
     if (this.wal) {
       if (count) this.outstanding.set(seq, (this.outstanding.get(seq) ?? 0) + count);
       else void this.releaseLog();
     }
-    // All open batches together stay under maxBytes: flush the largest until they do, together with every
-    // batch holding rows of the same requests. A request's decoded rows are one buffer shared by the
-    // batches of its services; flushing one of them alone would free nothing while the others hold it.
-    while (this.bufferedBytes > this.maxBytes && this.batches.size) {
-      let largest: Batch | undefined;
-      for (const b of this.batches.values()) if (!largest || b.bytes > largest.bytes) largest = b;
+    // The rows open batches hold stay under maxBytes: flush the batch holding the most until they do,
+    // together with every batch holding rows of the same requests. A request's decoded rows are one buffer
+    // shared by the batches of its partitions, and it is held whole until the last of them is encoded: so
+    // rows are counted whole (a batch whose other partitions were written long ago still holds them all),
+    // and flushing one of the batches alone would free nothing while the others hold it.
+    while (this.openHeldBytes > this.maxBytes && this.batches.size) {
+      let largest: Batch | undefined, most = -1;
+      for (const b of this.batches.values()) {
+        let holds = 0;
+        for (const m of b.members) holds += this.held.get(m.rows)?.bytes ?? 0;
+        if (holds > most) largest = b, most = holds;
+      }
       const shared = new Set(largest!.members.map((m) => m.rows));
       for (const b of [...this.batches.values()]) {
         if (b === largest || b.members.some((m) => shared.has(m.rows))) this.flush(b);
@@ -306,6 +431,9 @@ export class Ingest {
     if (this.batches.get(batch.id) !== batch) return;
     this.batches.delete(batch.id);
     this.bufferedBytes -= batch.bytes;
+    // The encode queue takes the rows over (and `encode` releases them) before the open references go.
+    for (const m of batch.members) this.retain(m.rows, false);
+    for (const m of batch.members) this.unretain(m.rows, true);
     const p = this.writeBatch(batch).catch((e) => {
       this.log.error("batch lost from memory (still in the write-ahead log if enabled)", {
         error: String(e),
@@ -370,6 +498,10 @@ export class Ingest {
    * encodes would only raise the peak.
    */
   private encode(batch: Batch): Promise<ParquetFile> {
+    // Until it is encoded, a batch's rows count against the queue's bound (`admit` refuses beyond it).
+    // The callers (`flush`, the replay's redo) retained its rows as queued; released once encoded.
+    const members = batch.members.slice();
+    this.queuedBatches++;
     // Encoding yields to the event loop after every page, so requests keep being read and answered
     // while large batches are written (p99 under the protobuf load: ~720 ms with a yield per column
     // chunk, ~270 ms with one per page).
@@ -378,7 +510,10 @@ export class Ingest {
         ...this.files,
         pause: yieldToEventLoop,
       })
-    );
+    ).finally(() => {
+      this.queuedBatches--;
+      for (const m of members) this.unretain(m.rows, false);
+    });
     this.encoding = run.catch(() => undefined);
     return run;
   }
@@ -446,7 +581,10 @@ export class Ingest {
   /** Replays the write-ahead log: see the module doc. */
   private async replay(): Promise<{ requests: number; records: number; redone: number }> {
     if (!this.wal) return { requests: 0, records: 0, redone: 0 };
-    const requests = new Map<number, { signal: Signal; format: Format; body: Uint8Array }>();
+    const requests = new Map<
+      number,
+      { signal: Signal; format: Format; body: Uint8Array; at: number | undefined }
+    >();
     const intents: Intent[] = [];
     const committed = new Set<string>();
     for (const rec of this.wal.replayed()) {
@@ -455,6 +593,15 @@ export class Ingest {
           signal: SIGNALS[rec.payload[0]],
           format: FORMATS[rec.payload[1]],
           body: rec.payload.subarray(2),
+          at: undefined,
+        });
+      } else if (rec.kind === KIND_REQUEST_AT) {
+        const p = rec.payload;
+        requests.set(rec.seq, {
+          signal: SIGNALS[p[0]],
+          format: FORMATS[p[1]],
+          body: p.subarray(REQUEST_AT_HEAD),
+          at: new DataView(p.buffer, p.byteOffset, REQUEST_AT_HEAD).getFloat64(2, true),
         });
       } else if (rec.kind === KIND_INTENT) intents.push(JSON.parse(decoder.decode(rec.payload)));
       else if (rec.kind === KIND_COMMIT) committed.add(JSON.parse(decoder.decode(rec.payload)).key);
@@ -463,13 +610,17 @@ export class Ingest {
       await this.releaseLog();
       return { requests: 0, records: 0, redone: 0 };
     }
-    const decoded = new Map<number, Decoded>();
+    // Each request is limited as its answer was (same partitions, same window around its arrival time),
+    // so a replay stores exactly the records the client was told were accepted.
+    const decoded = new Map<number, PartitionRows[]>();
     let records = 0;
     for (const [seq, r] of requests) {
       try {
         const d = decodeRequest(r.signal, r.body, { format: r.format });
-        decoded.set(seq, d);
-        records += d.records;
+        for (const rows of d.tables) rows.compact();
+        const limited = limitRequest(d, this.limits, r.at);
+        decoded.set(seq, limited.parts);
+        records += limited.records;
       } catch (e) {
         this.log.error("a logged request no longer decodes; skipping it", { seq, error: String(e) });
       }
@@ -491,16 +642,17 @@ export class Ingest {
       const members: Member[] = [];
       let table: TableDef | undefined;
       for (const seq of intent.members) {
-        const d = decoded.get(seq);
-        const rows = d?.tables.find((t) => t.def.name === intent.table);
-        if (!rows) continue;
-        const p = rows.parts.findIndex((x) => x.service === intent.service && x.hour === intent.hour);
-        if (p < 0) continue;
-        table = rows.def;
-        members.push({ seq, rows, indices: rows.rowsByPartition()[p], bytes: 0 });
+        const found = decoded.get(seq)?.find(({ rows, part }) =>
+          rows.def.name === intent.table && rows.parts[part].service === intent.service &&
+          rows.parts[part].hour === intent.hour
+        );
+        if (!found) continue;
+        table = found.rows.def;
+        members.push({ seq, rows: found.rows, indices: found.indices, bytes: 0 });
       }
       if (!table || !members.length) continue;
       for (const m of members) this.outstanding.set(m.seq, (this.outstanding.get(m.seq) ?? 0) + 1);
+      for (const m of members) this.retain(m.rows, false);
       const batch: Batch = {
         id,
         table,
@@ -555,6 +707,9 @@ export class Ingest {
       bufferedBytes: this.bufferedBytes,
       pendingBytes: this.pendingBytes,
       inflightBytes: this.inflightBytes,
+      queuedBatches: this.queuedBatches,
+      queuedBytes: this.queuedBytes(),
+      heldBytes: this.heldBytes,
     };
   }
 }

@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { decodeRequest } from "../core/convert.ts";
 import { loadParquetWasm } from "../platforms/wasm.ts";
 import { MemoryStore } from "../storage/memory_store.ts";
+import { createHandler } from "../http/handler.ts";
+import { UnavailableError } from "./errors.ts";
 import { Ingest } from "./ingest.ts";
+import type { RequestLimits } from "./request_limits.ts";
+import { BASE_HOUR, consecutiveHours, hoursRequest } from "./testdata/spread_requests.ts";
+import { Wal } from "./wal.ts";
 
 await loadParquetWasm();
 const enc = new TextEncoder();
@@ -93,6 +98,219 @@ Deno.test("Ingest keeps batches of unrelated requests open when the bound is pas
     assert.equal(ingest.stats().openBatches, 1);
     await until(() => ingest.stats().objects === 1);
     assert.equal((await store.list(""))[0].split("/")[1], "big");
+  } finally {
+    await ingest.close();
+  }
+});
+
+Deno.test("Ingest.accept() opens at most maxPartitions batches for 20,000 records in 20,000 hours", async () => {
+  const store = new MemoryStore();
+  const { ingest } = await Ingest.start({ store, maxAgeMs: 3_600_000, files: { instanceId: "test" } });
+  try {
+    const out = await ingest.accept(hoursRequest(consecutiveHours(20_000)));
+    assert.equal(out.rejected, 20_000 - 128);
+    assert.match(
+      out.rejectMessage,
+      /19872 records refused: the request spans 20000 partitions .* at most 128/,
+    );
+    assert.equal(ingest.stats().openBatches, 128);
+    await ingest.flushAll();
+    assert.equal(store.size, 128);
+    assert.equal(ingest.stats().objectRows, 128);
+    assert.equal(ingest.stats().rejected, 20_000 - 128);
+  } finally {
+    await ingest.close();
+  }
+});
+
+Deno.test("Ingest cuts the oldest open batch when opening one more would pass maxOpenBatches", async () => {
+  const store = new MemoryStore();
+  const { ingest } = await Ingest.start({
+    store,
+    maxOpenBatches: 4,
+    maxAgeMs: 3_600_000,
+    files: { instanceId: "test" },
+  });
+  try {
+    for (let i = 0; i < 10; i++) {
+      await ingest.accept(hoursRequest([BASE_HOUR + i]));
+      assert.ok(ingest.stats().openBatches <= 4, `${ingest.stats().openBatches} open batches`);
+    }
+    // Hours 0..5 were cut early, oldest first; 6..9 are still open.
+    await until(() => ingest.stats().objects === 6);
+    const hours = (await store.list("")).map((k) => /hour=(\d+)/.exec(k)![1]).sort();
+    assert.deepEqual(hours, ["00", "01", "02", "03", "22", "23"]);
+    assert.equal(ingest.stats().openBatches, 4);
+  } finally {
+    await ingest.close();
+  }
+});
+
+Deno.test("Ingest.admit() refuses with 503 before decoding while the encode queue is over its bound", async () => {
+  const store = new MemoryStore();
+  const { ingest } = await Ingest.start({
+    store,
+    maxRows: 10,
+    maxQueuedBytes: 1,
+    maxOpenBatches: 2,
+    maxAgeMs: 3_600_000,
+    files: { instanceId: "test" },
+  });
+  const handler = createHandler({ sink: ingest });
+  const post = (body: string) =>
+    handler(
+      new Request("http://x/v1/logs", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      }),
+    );
+  try {
+    // 20 records in one hour: the batch reaches maxRows and is cut; its rows wait for the encoder.
+    await ingest.accept(hoursRequest(Array(20).fill(BASE_HOUR)));
+    assert.equal(ingest.stats().queuedBatches, 1);
+    assert.ok(ingest.stats().queuedBytes > 1);
+    assert.throws(() => ingest.admit(100), (e) => e instanceof UnavailableError && e.retryAfterSecs === 2);
+    assert.equal(ingest.ready(), false);
+    // Refused before the body is read: an undecodable body gets 503, not 400.
+    const refused = await post("not json");
+    assert.equal(refused.status, 503);
+    assert.equal(refused.headers.get("retry-after"), "2");
+    assert.match((await refused.json()).message, /encoding is behind \(1 batches/);
+    assert.equal(ingest.stats().inflightBytes, 0);
+    // Once encoded, requests are taken again.
+    await until(() => ingest.stats().queuedBatches === 0);
+    assert.equal(ingest.stats().queuedBytes, 0);
+    assert.equal((await post("not json")).status, 400);
+    assert.equal(ingest.ready(), true);
+  } finally {
+    await ingest.close();
+  }
+});
+
+Deno.test("Ingest.admit() refuses while more batches wait to be encoded than maxOpenBatches", async () => {
+  const store = new MemoryStore();
+  const { ingest } = await Ingest.start({
+    store,
+    maxRows: 1,
+    maxOpenBatches: 2,
+    maxAgeMs: 3_600_000,
+    files: { instanceId: "test" },
+  });
+  try {
+    // Three one-record partitions, each cut at once (maxRows 1): three batches queued, the bound is two.
+    await ingest.accept(hoursRequest(consecutiveHours(3)));
+    assert.equal(ingest.stats().queuedBatches, 3);
+    assert.throws(() => ingest.admit(100), UnavailableError);
+    await until(() => ingest.stats().objects === 3);
+    ingest.admit(100)();
+  } finally {
+    await ingest.close();
+  }
+});
+
+/** A store that refuses every write (retryable). */
+class DownStore extends MemoryStore {
+  constructor() {
+    super();
+    this.failWith(Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }));
+  }
+}
+
+/**
+ * Accepts `hours` (one record each) with `limits` while the store is down, so the records stay only in the
+ * log, then replays the log ten hours later; returns the refused count and the hours (UTC) stored.
+ */
+async function acceptThenReplay(
+  limits: RequestLimits,
+  hours: number[],
+): Promise<{ rejected: number; replayed: number; stored: string[]; rows: number }> {
+  const dir = await Deno.makeTempDir({ prefix: "o2p-ingest-limits-" });
+  const arrival = (BASE_HOUR + 10) * 3_600_000;
+  try {
+    const first = await Ingest.start({
+      store: new DownStore(),
+      wal: await Wal.open({ dir, maxBytes: 1 << 24, sync: false }),
+      limits,
+      now: () => arrival,
+      retry: { initialMs: 1, maxMs: 5 },
+      maxAgeMs: 3_600_000,
+      files: { instanceId: "test" },
+    });
+    const out = await first.ingest.accept(hoursRequest(hours));
+    assert.equal((await first.ingest.close({ deadlineMs: 50 })).flushed, false);
+    // Second run, ten hours later: a window applies around the logged arrival, not around now.
+    const store = new MemoryStore();
+    const second = await Ingest.start({
+      store,
+      wal: await Wal.open({ dir, maxBytes: 1 << 24, sync: false }),
+      limits,
+      now: () => arrival + 10 * 3_600_000,
+      maxAgeMs: 3_600_000,
+      files: { instanceId: "test" },
+    });
+    await second.ingest.close();
+    return {
+      rejected: out.rejected,
+      replayed: second.replayed.records,
+      stored: (await store.list("")).map((k) => /hour=(\d+)/.exec(k)![1]).sort(),
+      rows: second.ingest.stats().objectRows,
+    };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("Ingest replay refuses the same records as the answer did: window around the logged arrival, cap", async () => {
+  // Hours 0 and 1 are outside the window; of hours 7, 8 (two records) and 9, the cap keeps 8 and 7.
+  const out = await acceptThenReplay(
+    { maxPartitions: 2, acceptPastMs: 3 * 3_600_000 },
+    [BASE_HOUR, BASE_HOUR + 1, ...consecutiveHours(3, BASE_HOUR + 7), BASE_HOUR + 8],
+  );
+  // BASE_HOUR is 22:00: hours 7 and 8 after it are 05:00 and 06:00.
+  assert.deepEqual(out, { rejected: 3, replayed: 3, stored: ["05", "06"], rows: 3 });
+});
+
+Deno.test("Ingest replay without a window applies the same partition cap", async () => {
+  const out = await acceptThenReplay({ maxPartitions: 2 }, [
+    BASE_HOUR,
+    BASE_HOUR + 1,
+    BASE_HOUR + 1,
+    BASE_HOUR + 2,
+  ]);
+  assert.deepEqual(out, { rejected: 1, replayed: 3, stored: ["22", "23"], rows: 3 });
+});
+
+Deno.test("Ingest counts a request's rows whole while any of its batches is open", async () => {
+  const store = new MemoryStore();
+  // Each request: 100 records in one hour (a batch cut at once: maxRows) and one record in the next hour,
+  // whose batch stays open and so keeps every request's whole buffer alive.
+  const make = () => hoursRequest([...Array(100).fill(BASE_HOUR), BASE_HOUR + 1]);
+  const probe = make().decoded.tables[0];
+  probe.compact();
+  const whole = probe.byteLength();
+  const { ingest } = await Ingest.start({
+    store,
+    maxRows: 100,
+    maxBytes: 3 * whole,
+    maxAgeMs: 3_600_000,
+    files: { instanceId: "test" },
+  });
+  try {
+    for (let i = 0; i < 10; i++) {
+      await ingest.accept(make());
+      const { heldBytes, queuedBytes } = ingest.stats();
+      assert.ok(heldBytes - queuedBytes <= 3 * whole, `open batches hold ${heldBytes - queuedBytes} bytes`);
+    }
+    // The one-record batch was written early because of what it held, not what it counted (1% of it).
+    // 10 batches of the full hour, and the small one's at every fourth request (4 × whole > 3 × whole),
+    // its rows of requests 9 and 10 still open. (Identical requests make identical objects, under one key.)
+    await until(() => ingest.stats().objects === 12);
+    assert.equal(ingest.stats().openBatches, 1);
+    assert.equal(ingest.stats().bufferedBytes < whole / 10, true);
+    await ingest.flushAll();
+    assert.equal(ingest.stats().heldBytes, 0);
+    assert.equal(ingest.stats().objectRows, 1010);
   } finally {
     await ingest.close();
   }

@@ -20,6 +20,7 @@ import type { InflateSync } from "../http/body.ts";
 import { createHandler, type Sink } from "../http/handler.ts";
 import { DirectSink } from "../ingest/direct_sink.ts";
 import type { Logger } from "../ingest/ingest.ts";
+import { limitsOf } from "../ingest/request_limits.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
 
 /** Host-specific defaults applied under the `OTLP2PARQUET_*` variables. */
@@ -46,7 +47,8 @@ export interface PlatformConfigOptions {
 
 /**
  * Resolves the configuration from a host's environment object (non-string entries such as bindings are
- * skipped) with the platform's defaults beneath it.
+ * skipped) with the platform's defaults beneath it. These hosts are public by nature, so a token is
+ * required unless `OTLP2PARQUET_AUTH=none` says otherwise (see {@linkcode createDirectHandler}).
  *
  * @throws {ConfigError} listing every invalid setting.
  */
@@ -83,6 +85,7 @@ export function resolvePlatformConfig(
     env: { ...layered, ...vars },
     instanceId: options.instanceId,
     readTextFile: options.readTextFile,
+    requireAuth: true,
   });
 }
 
@@ -94,13 +97,21 @@ export function randomInstanceId(): string {
 /**
  * The OTLP/HTTP handler writing each request to `store` before answering. `inflateSync`: the runtime's
  * one-call gzip/deflate inflater, where it has one (not on Workers). `sink`: what takes the requests
- * instead of a {@linkcode DirectSink} over `store` (Workers' batching Durable Object).
+ * instead of a {@linkcode DirectSink} over `store` (Workers' batching Durable Object). Without a token
+ * (and without `OTLP2PARQUET_AUTH=none`) it answers every request but `/health` and `/ready` with 503
+ * (misconfigured) and logs why, once, here.
  */
 export function createDirectHandler(
   store: ObjectStore,
   options: { config: Config; log: Logger; inflateSync?: InflateSync; sink?: Sink },
 ): (request: Request) => Promise<Response> {
   const { config, log } = options;
+  if (config.auth.mode === "token" && config.auth.tokens.length === 0) {
+    log.error(
+      "no authentication token is set: every request gets 503 until OTLP2PARQUET_AUTH_TOKEN (or " +
+        "OTLP2PARQUET_AUTH_TOKENS) is set, or OTLP2PARQUET_AUTH=none turns authentication off on purpose",
+    );
+  }
   const sink = options.sink ?? new DirectSink(store, {
     files: {
       instanceId: config.server.instanceId,
@@ -108,6 +119,7 @@ export function createDirectHandler(
       rowGroupRows: config.parquet.rowGroupRows,
     },
     maxInflightBytes: config.server.maxInflightBytes,
+    limits: limitsOf(config.batch),
     log,
   });
   return createHandler({
@@ -115,6 +127,7 @@ export function createDirectHandler(
     maxPayloadBytes: config.server.maxPayloadBytes,
     readTimeoutMs: config.server.requestTimeoutSecs * 1000,
     inflateSync: options.inflateSync,
+    auth: config.auth.mode === "token" ? { tokens: config.auth.tokens } : undefined,
     onError: (error, request) =>
       log.error("unexpected error", { path: new URL(request.url).pathname, error: String(error) }),
   });

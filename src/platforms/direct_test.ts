@@ -73,7 +73,10 @@ Deno.test("randomInstanceId() gives 12 hex digits, different each time", () => {
 
 Deno.test("createDirectHandler() writes with the configured instance id and limits", async () => {
   await loadParquetWasm();
-  const { config } = await resolvePlatformConfig({ OTLP2PARQUET_MAX_PAYLOAD_BYTES: "1KiB" }, {
+  const { config } = await resolvePlatformConfig({
+    OTLP2PARQUET_MAX_PAYLOAD_BYTES: "1KiB",
+    OTLP2PARQUET_AUTH: "none",
+  }, {
     defaults: DEFAULTS,
     instanceId: "fn7",
   });

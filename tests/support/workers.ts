@@ -1,6 +1,6 @@
 /**
- * The Cloudflare Workers bundle under test: built by `build/compile.ts --workers`, loaded by Miniflare into
- * real workerd, with the objects it writes to R2 copied out for DuckDB.
+ * The Cloudflare Workers bundle for tests: built by `build/compile.ts --workers` into a temporary folder,
+ * the Miniflare options that load it into workerd, and the objects it writes to R2 copied out for DuckDB.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -15,8 +15,8 @@ export const COMPATIBILITY_DATE = "2026-04-01";
 /** The compressed size limit of a Worker on the Free plan. */
 export const GZIP_LIMIT = 3 * 1024 * 1024;
 
-/** Builds the bundle into a fresh folder and returns it. */
-export async function buildBundle(): Promise<string> {
+/** Builds the bundle; returns its folder (`worker.js`, `parquet_wasm_bg.wasm`, `size.json`). */
+export async function buildWorkersBundle(): Promise<string> {
   const outdir = mkdtempSync(join(tmpdir(), "otlp2parquet-workers-"));
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "build/compile.ts", "--workers", "--outdir", outdir],
@@ -25,12 +25,12 @@ export async function buildBundle(): Promise<string> {
     stderr: "piped",
   }).output();
   const text = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
-  assert.equal(code, 0, text);
+  if (code !== 0) throw new Error(text);
   assert.match(text, /MiB raw, [\d.]+ MiB gzip/);
   return outdir;
 }
 
-/** The bundle's modules, as Miniflare loads them. */
+/** The bundle's modules in `outdir`, as Miniflare loads them. */
 export function bundleModules(outdir: string) {
   return {
     modulesRoot: outdir,
@@ -42,12 +42,17 @@ export function bundleModules(outdir: string) {
   };
 }
 
+/** Miniflare options for the bundle in `outdir` with an R2 bucket `BUCKET` and `bindings` as its variables. */
+export function workersOptions(outdir: string, bindings: Record<string, string>) {
+  return { ...bundleModules(outdir), r2Buckets: ["BUCKET"], bindings };
+}
+
 /** A bucket through the binding's own API; Miniflare's types of it do not resolve under Deno. */
 export async function r2(mf: Miniflare, binding = "BUCKET", worker?: string): Promise<R2BucketLike> {
   return (await mf.getR2Bucket(binding, worker)) as unknown as R2BucketLike;
 }
 
-/** Every key in the bucket (all pages). */
+/** Every key in the bucket under `prefix` (all pages), sorted. */
 export async function listKeys(bucket: R2BucketLike, prefix = ""): Promise<string[]> {
   const keys: string[] = [];
   let cursor: string | undefined;

@@ -2,7 +2,9 @@
  * Deno Deploy entry: the OTLP/HTTP handler served by `Deno.serve`, writing each request's Parquet files
  * to an S3-compatible bucket over `fetch` (SigV4) before answering; an isolate may be stopped at any
  * moment, so nothing is buffered across requests. Configuration from `OTLP2PARQUET_S3_*` and the
- * standard `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (/ `AWS_SESSION_TOKEN`) variables.
+ * standard `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (/ `AWS_SESSION_TOKEN`) variables. A token is
+ * required (`OTLP2PARQUET_AUTH_TOKEN`, or `OTLP2PARQUET_AUTH_TOKENS` while rotating): without one every
+ * request gets 503 unless `OTLP2PARQUET_AUTH=none` (see docs/deploy.md#authentication).
  *
  * Locally: `deno run -A src/platforms/deploy/main.ts` (listens on `OTLP2PARQUET_LISTEN_ADDR`, default
  * 0.0.0.0:4318; Deploy itself ignores the address).

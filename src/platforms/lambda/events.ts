@@ -4,10 +4,20 @@
  * Application Load Balancer target groups. Bodies arrive as strings, base64 when `isBase64Encoded`;
  * binary response bodies (OTLP protobuf) go back base64-encoded.
  *
+ * The request URL is a fixed origin plus the event's path and query: the handler routes by path only,
+ * and a Host header (the client's to choose) must not decide whether a URL can be built at all.
+ *
  * @module
  */
 
 import { Buffer } from "node:buffer";
+import { statusResponse } from "../../http/otlp_response.ts";
+
+/** The origin of every request built from an event (`.invalid` never resolves: RFC 2606). */
+export const EVENT_ORIGIN = "https://lambda.invalid";
+
+/** RFC 3986 host (reg-name, IPv4 or bracketed IPv6) with an optional port, as a Host header carries it. */
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::\d{1,5})?$/;
 
 /** API Gateway HTTP API or Lambda Function URL event, payload format 2.0. */
 export interface HttpApiV2Event {
@@ -107,43 +117,55 @@ export function eventKind(event: unknown): EventKind {
   );
 }
 
-/** The `Request` an HTTP event describes. */
+/**
+ * The `Request` an HTTP event describes, at {@linkcode EVENT_ORIGIN} plus the event's path and query.
+ *
+ * @throws {TypeError} when the event is not an HTTP event (the invocation fails).
+ * @throws {SyntaxError} when it is one, but malformed: a bad Host header, or a header name or value no
+ * `Request` can carry (the client gets 400, see {@linkcode handleEvent}).
+ */
 export function eventToRequest(event: LambdaHttpEvent): Request {
   const kind = eventKind(event);
   const headers = new Headers();
+  const add = (name: string, value: string, append: boolean) => {
+    try {
+      if (append) headers.append(name, value);
+      else headers.set(name, value);
+    } catch {
+      throw new SyntaxError(`malformed header ${JSON.stringify(name.slice(0, 64))}`);
+    }
+  };
   let method: string;
   let path: string;
   let query: string;
-  let host: string | undefined;
   if (kind === "v2") {
     const e = event as HttpApiV2Event;
     method = e.requestContext.http.method;
     path = stripStage(e.rawPath, e.requestContext.stage);
     query = e.rawQueryString ?? "";
     for (const [name, value] of Object.entries(e.headers ?? {})) {
-      if (value !== undefined) headers.set(name, value);
+      if (value !== undefined) add(name, value, false);
     }
-    if (e.cookies?.length) headers.set("cookie", e.cookies.join("; "));
-    host = e.requestContext.domainName;
+    if (e.cookies?.length) add("cookie", e.cookies.join("; "), false);
   } else {
     const e = event as RestApiV1Event | AlbEvent;
     method = e.httpMethod;
     path = e.path;
-    if (e.multiValueHeaders) {
+    // A REST API test invocation (and some proxies) sends `multiValueHeaders: {}` beside full `headers`.
+    if (e.multiValueHeaders && Object.keys(e.multiValueHeaders).length > 0) {
       for (const [name, values] of Object.entries(e.multiValueHeaders)) {
-        for (const value of values ?? []) headers.append(name, value);
+        for (const value of values ?? []) add(name, value, true);
       }
     } else {
       for (const [name, value] of Object.entries(e.headers ?? {})) {
-        if (value !== undefined) headers.set(name, value);
+        if (value !== undefined) add(name, value, false);
       }
     }
     query = queryOf(e, kind === "alb");
-    host = kind === "v1" ? (e as RestApiV1Event).requestContext?.domainName : undefined;
   }
-  host = headers.get("host") ?? host ?? "lambda.invalid";
-  const scheme = headers.get("x-forwarded-proto") === "http" ? "http" : "https";
-  const url = `${scheme}://${host}${path.startsWith("/") ? "" : "/"}${path}${query ? `?${query}` : ""}`;
+  const host = headers.get("host");
+  if (host !== null && !HOST.test(host)) throw new SyntaxError("malformed Host header");
+  const url = `${EVENT_ORIGIN}${path.startsWith("/") ? "" : "/"}${path}${query ? `?${query}` : ""}`;
 
   const hasBody = method !== "GET" && method !== "HEAD";
   let body: Uint8Array<ArrayBuffer> | undefined;
@@ -155,7 +177,30 @@ export function eventToRequest(event: LambdaHttpEvent): Request {
   // The decoded length, whatever the integration claimed: the handler trusts it for its early 413.
   headers.delete("content-length");
   if (body) headers.set("content-length", String(body.byteLength));
-  return new Request(url, { method, headers, body: body ?? (hasBody ? new Uint8Array(0) : undefined) });
+  try {
+    return new Request(url, { method, headers, body: body ?? (hasBody ? new Uint8Array(0) : undefined) });
+  } catch (error) {
+    // An invalid method or a path no URL can hold: the event's fault, not the runtime's.
+    throw new SyntaxError(`malformed request: ${(error as Error).message}`.slice(0, 200));
+  }
+}
+
+/**
+ * Answers one HTTP event with `handler`, in the result shape of its integration. A malformed event gets
+ * 400 with a `google.rpc.Status`; only an event that is not HTTP at all fails the invocation (TypeError).
+ */
+export async function handleEvent(
+  event: LambdaHttpEvent,
+  handler: (request: Request) => Promise<Response>,
+): Promise<HttpApiV2Result | RestApiV1Result | AlbResult> {
+  let request: Request;
+  try {
+    request = eventToRequest(event);
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+    return await toLambdaResult(statusResponse(400, error.message), event);
+  }
+  return await toLambdaResult(await handler(request), event);
 }
 
 /** The result for `event`'s integration carrying `response`. */

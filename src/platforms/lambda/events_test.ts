@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { eventKind, eventToRequest, type LambdaHttpEvent, toLambdaResult } from "./events.ts";
+import { eventKind, eventToRequest, handleEvent, type LambdaHttpEvent, toLambdaResult } from "./events.ts";
 
 const v2 = (over: Record<string, unknown> = {}): LambdaHttpEvent => ({
   version: "2.0",
@@ -28,8 +28,9 @@ Deno.test("eventKind() tells HTTP API v2, REST v1 and ALB events apart and refus
 Deno.test("eventToRequest() rebuilds URL, headers and the decoded body of a payload 2.0 event", async () => {
   const request = eventToRequest(v2());
   assert.equal(request.method, "POST");
-  // The named stage is not part of the route.
-  assert.equal(request.url, "https://api.example.com/v1/logs?a=1&b=x%20y");
+  // The named stage is not part of the route; the origin is fixed, whatever the Host header says.
+  assert.equal(request.url, "https://lambda.invalid/v1/logs?a=1&b=x%20y");
+  assert.equal(request.headers.get("host"), "api.example.com");
   assert.equal(request.headers.get("cookie"), "c=1; d=2");
   // The length of the decoded body, not the integration's claim.
   assert.equal(request.headers.get("content-length"), "2");
@@ -55,7 +56,7 @@ Deno.test("eventToRequest() reads multi-value headers and query strings of REST 
     body: "{}",
     isBase64Encoded: false,
   });
-  assert.equal(rest.url, "https://abc.execute-api.us-east-1.amazonaws.com/v1/traces?q=a+b&q=c");
+  assert.equal(rest.url, "https://lambda.invalid/v1/traces?q=a+b&q=c");
   assert.equal(rest.headers.get("content-type"), "application/json");
   assert.equal(rest.headers.get("x-a"), "1, 2");
   assert.equal(await rest.text(), "{}");
@@ -69,7 +70,7 @@ Deno.test("eventToRequest() reads multi-value headers and query strings of REST 
     body: "",
     isBase64Encoded: false,
   });
-  assert.equal(alb.url, "http://lb.example.com/v1/logs?q=a%20b");
+  assert.equal(alb.url, "https://lambda.invalid/v1/logs?q=a%20b");
 });
 
 Deno.test("toLambdaResult() base64-encodes binary bodies and shapes headers per integration", async () => {
@@ -109,4 +110,46 @@ Deno.test("toLambdaResult() base64-encodes binary bodies and shapes headers per 
     "set-cookie": ["a=1"],
   });
   assert.equal((multi as { headers?: unknown }).headers, undefined);
+});
+
+Deno.test("eventToRequest() never takes the origin from the Host header, and refuses a malformed one", () => {
+  for (const host of ["evil.example.com:8443", "[::1]:4318", "10.0.0.1"]) {
+    const request = eventToRequest(v2({ headers: { host, "content-type": "application/json" } }));
+    assert.equal(new URL(request.url).origin, "https://lambda.invalid");
+    assert.equal(request.headers.get("host"), host);
+  }
+  for (const host of ["bad host", "a/b", "user@host", "[zz]", "host:port"]) {
+    assert.throws(() => eventToRequest(v2({ headers: { host } })), SyntaxError, host);
+  }
+  assert.throws(() => eventToRequest(v2({ headers: { "x-a": "1\r\n2" } })), SyntaxError);
+  assert.throws(() => eventToRequest(v2({ requestContext: { http: { method: "P O S T" } } })), SyntaxError);
+});
+
+Deno.test("eventToRequest() reads `headers` of a REST event whose `multiValueHeaders` is empty", () => {
+  const request = eventToRequest({
+    httpMethod: "POST",
+    path: "/v1/logs",
+    headers: { "Content-Type": "application/json", Authorization: "Bearer t" },
+    multiValueHeaders: {},
+    requestContext: { stage: "test-invoke-stage" },
+    body: "{}",
+  });
+  assert.equal(request.headers.get("content-type"), "application/json");
+  assert.equal(request.headers.get("authorization"), "Bearer t");
+});
+
+Deno.test("handleEvent() answers a malformed event with 400 and fails only for non-HTTP events", async () => {
+  let called = 0;
+  const handler = () => {
+    called++;
+    return Promise.resolve(new Response("ok"));
+  };
+  const bad = await handleEvent(v2({ headers: { host: "bad host" } }), handler);
+  assert.equal(bad.statusCode, 400);
+  assert.deepEqual(JSON.parse(bad.body), { code: 3, message: "malformed Host header" });
+  assert.equal(called, 0);
+  const ok = await handleEvent(v2(), handler);
+  assert.equal(ok.statusCode, 200);
+  assert.equal(called, 1);
+  await assert.rejects(handleEvent({ hello: 1 } as unknown as LambdaHttpEvent, handler), TypeError);
 });

@@ -5,7 +5,9 @@
  * invocation's Parquet files are written before its response is posted, because Lambda may freeze the
  * process right after it: nothing is buffered across invocations.
  *
- * Serves HTTP events of API Gateway (HTTP API and REST), Function URLs and ALB target groups.
+ * Serves HTTP events of API Gateway (HTTP API and REST), Function URLs and ALB target groups. A token is
+ * required (`OTLP2PARQUET_AUTH_TOKEN`), unless `OTLP2PARQUET_AUTH=none` says the integration authenticates
+ * callers itself (a Function URL with IAM auth); without either, every request gets 503.
  *
  * @module
  */
@@ -21,7 +23,7 @@ import { createDirectHandler, randomInstanceId, resolvePlatformConfig } from "..
 import { createLogger } from "../server/log.ts";
 import { loadParquetWasm } from "../wasm.ts";
 import { nodeInflateSync } from "../node_codecs.ts";
-import { eventToRequest, type LambdaHttpEvent, toLambdaResult } from "./events.ts";
+import { handleEvent, type LambdaHttpEvent } from "./events.ts";
 import { runRuntime, RuntimeClient } from "./runtime.ts";
 
 /**
@@ -91,8 +93,7 @@ async function main(): Promise<void> {
   }
   await runRuntime(client, async (event, context) => {
     if (context.traceId) process.env._X_AMZN_TRACE_ID = context.traceId;
-    const response = await handler(eventToRequest(event as LambdaHttpEvent));
-    return await toLambdaResult(response, event as LambdaHttpEvent);
+    return await handleEvent(event as LambdaHttpEvent, handler);
   }, {
     onError: (error, context) =>
       log.error("invocation failed", { requestId: context.requestId, error: String(error) }),

@@ -15,6 +15,7 @@ import { createHandler } from "../../http/handler.ts";
 import { DirectSink } from "../../ingest/direct_sink.ts";
 import { Ingest, type Logger } from "../../ingest/ingest.ts";
 import { Wal } from "../../ingest/wal.ts";
+import { limitsOf } from "../../ingest/request_limits.ts";
 import type { ObjectStore } from "../../storage/object_store.ts";
 import { opendalOptions } from "../../storage/from_config.ts";
 import { createOpendalStore } from "../../storage/opendal_store.ts";
@@ -53,6 +54,11 @@ async function instanceId(config: Config, walDir: string | undefined): Promise<s
   await mkdir(walDir, { recursive: true });
   await writeFile(file, random + "\n");
   return random;
+}
+
+/** Whether a listen host is reachable only from this machine. */
+function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
 /** Serves a handler with the runtime's own server. */
@@ -135,6 +141,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     maxBytes: config.batch.maxBytes,
     maxAgeMs: config.batch.maxAgeSecs * 1000,
     maxInflightBytes: config.server.maxInflightBytes,
+    maxOpenBatches: config.batch.maxOpenBatches,
+    maxQueuedBytes: config.batch.maxQueuedBytes,
+    maxPendingBytes: config.batch.maxPendingBytes,
+    limits: limitsOf(config.batch),
     files,
     log,
   });
@@ -145,14 +155,18 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       redoneWrites: replayed.redone,
     });
   }
-  const sink = config.batch.enabled
-    ? ingest
-    : new DirectSink(store, { files, maxInflightBytes: config.server.maxInflightBytes, log });
+  const sink = config.batch.enabled ? ingest : new DirectSink(store, {
+    files,
+    maxInflightBytes: config.server.maxInflightBytes,
+    limits: limitsOf(config.batch),
+    log,
+  });
   const handler = createHandler({
     sink,
     maxPayloadBytes: config.server.maxPayloadBytes,
     readTimeoutMs: config.server.requestTimeoutSecs * 1000,
     inflateSync: nodeInflateSync,
+    auth: config.auth.mode === "token" ? { tokens: config.auth.tokens } : undefined,
     onError: (error, request) =>
       log.error("unexpected error", { path: new URL(request.url).pathname, error: String(error) }),
   });
@@ -168,6 +182,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     instance: id,
   });
   for (const line of describeConfig(config).split("\n")) if (line.trim()) log.info(line);
+  if (config.auth.mode === "none" && !isLoopback(config.server.hostname)) {
+    log.warn(
+      `listening on ${address} without authentication: anyone who reaches it can write; ` +
+        "set OTLP2PARQUET_AUTH_TOKEN (see docs/deploy.md#authentication)",
+    );
+  }
   let stopping: Promise<void> | undefined;
   let done!: () => void;
   const finished = new Promise<void>((r) => done = r);

@@ -39,6 +39,7 @@ import { initParquet } from "../../core/parquet.ts";
 import type { RowSelection } from "../../core/rows.ts";
 import { type Signal, tableDef, type TableName } from "../../core/schema.ts";
 import type { Logger } from "../../ingest/ingest.ts";
+import { limitRequest, limitsOf, type RequestLimits } from "../../ingest/request_limits.ts";
 import { isRetryableStorageError } from "../../storage/object_store.ts";
 import { type R2BucketLike, R2Store } from "../../storage/r2_store.ts";
 import { resolvePlatformConfig } from "../direct.ts";
@@ -100,6 +101,7 @@ export const DEAD_LETTER_PREFIX = "dead-letter/";
 const EXTENSIONS: Record<Format, string> = { protobuf: "pb", json: "json", jsonl: "jsonl" };
 
 const SCHEMA = [
+  // `arrived`: when the worker received the request, for the request limits' event-time window.
   `CREATE TABLE IF NOT EXISTS requests(
     id INTEGER PRIMARY KEY, signal TEXT NOT NULL, format TEXT NOT NULL, bytes INTEGER NOT NULL,
     arrived INTEGER NOT NULL)`,
@@ -124,6 +126,7 @@ interface Setup {
   store: R2Store;
   files: FileOptions;
   instanceId: string;
+  limits: RequestLimits;
 }
 
 interface Group {
@@ -189,7 +192,9 @@ export class OtlpBatcher {
     try {
       setup = await this.#configure();
     } catch (error) {
-      return refusal(503, `otlp2parquet batcher is misconfigured: ${(error as Error).message}`, 30);
+      // The details may quote configuration values (secrets among them): the log has them, not the answer.
+      console.error(`otlp2parquet batcher is misconfigured: ${(error as Error).message}`);
+      return refusal(503, "otlp2parquet is misconfigured: see its log", 30);
     }
     let meta, body;
     try {
@@ -214,7 +219,7 @@ export class OtlpBatcher {
         meta.signal,
         meta.format,
         body.length,
-        now,
+        meta.arrived,
       ).one().id;
       for (let n = 0, at = 0; at < body.length; n++, at += CHUNK_BYTES) {
         sql.exec(
@@ -325,6 +330,7 @@ export class OtlpBatcher {
           rowGroupRows: config.parquet.rowGroupRows,
         },
         instanceId: config.server.instanceId,
+        limits: limitsOf(config.batch),
       };
     })().catch((error) => {
       this.#setup = undefined;
@@ -410,9 +416,11 @@ export class OtlpBatcher {
     // Counted before trying, and made durable: an attempt that kills the object still counts.
     sql.exec("UPDATE flushes SET attempts = attempts + 1 WHERE id = ?", id);
     await storage.sync();
-    const members = sql.exec<{ request: number; signal: Signal; format: Format; bytes: number }>(
-      `SELECT p.request AS request, r.signal AS signal, r.format AS format, r.bytes AS bytes
-       FROM parts p JOIN requests r ON r.id = p.request WHERE p.flush = ? ORDER BY p.request`,
+    const members = sql.exec<
+      { request: number; signal: Signal; format: Format; bytes: number; arrived: number }
+    >(
+      `SELECT p.request AS request, r.signal AS signal, r.format AS format, r.bytes AS bytes,
+       r.arrived AS arrived FROM parts p JOIN requests r ON r.id = p.request WHERE p.flush = ? ORDER BY p.request`,
       id,
     ).toArray();
     const deadLetter = flush.attempts + 1 > MAX_ATTEMPTS;
@@ -434,10 +442,13 @@ export class OtlpBatcher {
           const decoded: Decoded = decodeRequest(m.signal, this.#body(m.request, m.bytes), {
             format: m.format,
           });
-          const table = decoded.tables.find((t) => t.def.name === flush.tbl);
-          const p = table?.parts.findIndex((x) => x.service === flush.service && x.hour === flush.hour) ?? -1;
-          if (!table || p < 0) throw new Error(`request ${m.request} has no rows of this batch`);
-          selections.push({ rows: table, indices: table.rowsByPartition()[p] });
+          // The rows the worker's request limits kept, as of the request's arrival: the same selection.
+          const kept = limitRequest(decoded, setup.limits, m.arrived).parts.find(({ rows, part }) =>
+            rows.def.name === flush.tbl && rows.parts[part].service === flush.service &&
+            rows.parts[part].hour === flush.hour
+          );
+          if (!kept) throw new Error(`request ${m.request} has no rows of this batch`);
+          selections.push({ rows: kept.rows, indices: kept.indices });
         }
         if (selections.length) {
           const file = await encodeBatch(selections, setup.files);

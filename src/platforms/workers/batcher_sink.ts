@@ -15,9 +15,16 @@
 
 import type { Decoded, Format } from "../../core/convert.ts";
 import { hash64 } from "../../core/keys.ts";
+import type { PartitionRows } from "../../core/rows.ts";
 import type { Signal } from "../../core/schema.ts";
 import type { Sink } from "../../http/handler.ts";
 import { OverloadedError, UnavailableError } from "../../ingest/errors.ts";
+import {
+  checkLimits,
+  limitRequest,
+  type Rejection,
+  type RequestLimits,
+} from "../../ingest/request_limits.ts";
 
 /** The part of a Durable Object namespace binding (`env.BATCHER`) the worker calls. */
 export interface DurableObjectNamespaceLike {
@@ -32,6 +39,9 @@ export type PartEntry = [table: string, service: string, hour: number, rows: num
 export interface BatcherMeta {
   signal: Signal;
   format: Format;
+  /** When the worker received the request (ms): the batcher applies the request limits as of then. */
+  arrived: number;
+  /** The partitions kept by the request limits (partition cap, event-time window). */
   parts: PartEntry[];
 }
 
@@ -40,18 +50,18 @@ export const BATCHER_ACCEPT_URL = "https://otlp2parquet-batcher/accept";
 
 const encoder = new TextEncoder();
 
-/** The partitions of a decoded request, with the decoded bytes the server's batches would count for them. */
-export function partsOf(decoded: Pick<Decoded, "tables">): PartEntry[] {
-  const parts: PartEntry[] = [];
-  for (const rows of decoded.tables) {
-    const perRow = rows.length ? rows.byteLength() / rows.length : 0;
-    rows.rowsByPartition().forEach((indices, p) => {
-      if (!indices.length) return;
-      const { service, hour } = rows.parts[p];
-      parts.push([rows.def.name, service, hour, indices.length, Math.ceil(perRow * indices.length)]);
-    });
-  }
-  return parts;
+/**
+ * The kept partitions of a request (`limitRequest(…).parts`), with the decoded bytes the server's batches
+ * would count for them.
+ */
+export function partsOf(kept: readonly PartitionRows[]): PartEntry[] {
+  const perRow = new Map<unknown, number>();
+  return kept.map(({ rows, part, indices }): PartEntry => {
+    let each = perRow.get(rows);
+    if (each === undefined) perRow.set(rows, each = rows.length ? rows.byteLength() / rows.length : 0);
+    const { service, hour } = rows.parts[part];
+    return [rows.def.name, service, hour, indices.length, Math.ceil(each * indices.length)];
+  });
 }
 
 /** The shard of a request: a stable hash of its signal and main service, modulo `shards`. */
@@ -84,8 +94,11 @@ export function decodeBatcherMessage(bytes: Uint8Array): { meta: BatcherMeta; bo
   const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, true);
   if (4 + length > bytes.length) throw new SyntaxError("batcher message truncated");
   const meta = JSON.parse(new TextDecoder().decode(bytes.subarray(4, 4 + length))) as BatcherMeta;
-  if (!Array.isArray(meta?.parts) || typeof meta.signal !== "string" || typeof meta.format !== "string") {
-    throw new SyntaxError("batcher message without signal, format and parts");
+  if (
+    !Array.isArray(meta?.parts) || typeof meta.signal !== "string" || typeof meta.format !== "string" ||
+    typeof meta.arrived !== "number"
+  ) {
+    throw new SyntaxError("batcher message without signal, format, arrival time and parts");
   }
   return { meta, body: bytes.subarray(4 + length) };
 }
@@ -96,6 +109,10 @@ export interface BatcherSinkOptions {
   shards?: number;
   /** Bound on the bytes of requests being read, decoded and handed over at once (429 beyond). Default 16 MiB. */
   maxInflightBytes?: number;
+  /** What one request may store (`batch.max_partitions_per_request`, the event-time window). Default `{}`. */
+  limits?: RequestLimits;
+  /** Milliseconds clock. Default `Date.now`. */
+  now?: () => number;
 }
 
 /** A Sink that stores each request in the batching Durable Object before the 200. */
@@ -103,12 +120,16 @@ export class BatcherSink implements Sink {
   readonly #namespace: DurableObjectNamespaceLike;
   readonly #shards: number;
   readonly #maxInflight: number;
+  readonly #limits: RequestLimits;
+  readonly #now: () => number;
   #inflight = 0;
 
   constructor(namespace: DurableObjectNamespaceLike, options: BatcherSinkOptions = {}) {
     this.#namespace = namespace;
     this.#shards = Math.max(1, Math.floor(options.shards ?? 1));
     this.#maxInflight = options.maxInflightBytes ?? 16 * 1024 * 1024;
+    this.#limits = checkLimits(options.limits ?? {});
+    this.#now = options.now ?? Date.now;
   }
 
   /** Reserves `bytes` of the in-flight budget; one request alone is always admitted. */
@@ -124,14 +145,21 @@ export class BatcherSink implements Sink {
     };
   }
 
-  /** Resolves once the batcher has stored the request; 503 (UnavailableError) when it cannot. */
+  /**
+   * Resolves once the batcher has stored the request, with the records the request limits refused (for
+   * `partial_success`); 503 (UnavailableError) when it cannot store it.
+   */
   async accept(
     request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
-  ): Promise<void> {
-    const parts = partsOf(request.decoded);
+  ): Promise<Rejection> {
+    const arrived = this.#now();
+    const limited = limitRequest(request.decoded, this.#limits, arrived);
+    const rejection = { rejected: limited.rejected, rejectMessage: limited.rejectMessage };
+    if (!limited.parts.length) return rejection;
+    const parts = partsOf(limited.parts);
     const shard = shardOf(request.signal, parts, this.#shards);
     const message = encodeBatcherMessage(
-      { signal: request.signal, format: request.format, parts },
+      { signal: request.signal, format: request.format, arrived, parts },
       request.body,
     );
     let response: Response;
@@ -150,7 +178,7 @@ export class BatcherSink implements Sink {
     }
     if (response.ok) {
       await response.body?.cancel();
-      return;
+      return rejection;
     }
     let message_ = `batcher answered ${response.status}`;
     let retryAfter = Number(response.headers.get("retry-after")) || 5;

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
-import { decodeRequest } from "../../core/convert.ts";
+import { type Decoded, decodeRequest } from "../../core/convert.ts";
 import { OverloadedError, UnavailableError } from "../../ingest/errors.ts";
+import { limitRequest } from "../../ingest/request_limits.ts";
 import {
+  type BatcherMeta,
   BatcherSink,
   decodeBatcherMessage,
   type DurableObjectNamespaceLike,
@@ -23,6 +25,9 @@ function logs(records: [service: string, time: bigint][]) {
   return { body, decoded: decodeRequest("logs", body, { format: "json" }) };
 }
 
+/** The partitions a request keeps under the default limits. */
+const kept = (decoded: Decoded) => limitRequest(decoded, {}, undefined).parts;
+
 /** A namespace whose objects answer with `answer` (or throw it), recording what they were sent. */
 function namespace(answer: () => Response) {
   const calls: { name: string; body: Uint8Array }[] = [];
@@ -43,7 +48,7 @@ function namespace(answer: () => Response) {
 
 Deno.test("partsOf() lists each (table, service, hour) of a request with its rows and decoded bytes", () => {
   const { decoded } = logs([["a", T0], ["a", T0 + 1n], ["b", T0], ["a", T0 + HOUR_NS]]);
-  const parts = partsOf(decoded);
+  const parts = partsOf(kept(decoded));
   assert.deepEqual(
     parts.map(([table, service, hour, rows]) => [table, service, hour, rows]),
     [["otel_logs", "a", 490041, 2], ["otel_logs", "b", 490041, 1], ["otel_logs", "a", 490042, 1]],
@@ -55,8 +60,8 @@ Deno.test("partsOf() lists each (table, service, hour) of a request with its row
 });
 
 Deno.test("shardOf() is stable, in range, and follows the service with the most rows", () => {
-  const a = partsOf(logs([["checkout", T0], ["checkout", T0 + 1n], ["cart", T0]]).decoded);
-  const b = partsOf(logs([["checkout", T0]]).decoded);
+  const a = partsOf(kept(logs([["checkout", T0], ["checkout", T0 + 1n], ["cart", T0]]).decoded));
+  const b = partsOf(kept(logs([["checkout", T0]]).decoded));
   for (const shards of [1, 2, 7, 64]) {
     const s = shardOf("logs", a, shards);
     assert.ok(s >= 0 && s < shards);
@@ -71,16 +76,11 @@ Deno.test("shardOf() is stable, in range, and follows the service with the most 
 
 Deno.test("decodeBatcherMessage() reads what encodeBatcherMessage() wrote and refuses broken messages", () => {
   const body = new Uint8Array([1, 2, 3, 0, 255]);
-  const meta = {
-    signal: "logs" as const,
-    format: "protobuf" as const,
-    parts: [["otel_logs", "a", 1, 2, 3]] as [
-      string,
-      string,
-      number,
-      number,
-      number,
-    ][],
+  const meta: BatcherMeta = {
+    signal: "logs",
+    format: "protobuf",
+    arrived: 5,
+    parts: [["otel_logs", "a", 1, 2, 3]],
   };
   const message = encodeBatcherMessage(meta, body);
   const out = decodeBatcherMessage(message);
@@ -97,10 +97,10 @@ Deno.test("BatcherSink.accept() sends the body to the request's shard and resolv
   const { body, decoded } = logs([["checkout", T0]]);
   await sink.accept({ signal: "logs", format: "json", body, decoded });
   assert.equal(calls.length, 1);
-  assert.equal(calls[0].name, `shard-${shardOf("logs", partsOf(decoded), 4)}`);
+  assert.equal(calls[0].name, `shard-${shardOf("logs", partsOf(kept(decoded)), 4)}`);
   const sent = decodeBatcherMessage(calls[0].body);
   assert.deepEqual(sent.body, body);
-  assert.deepEqual(sent.meta.parts, partsOf(decoded));
+  assert.deepEqual(sent.meta.parts, partsOf(kept(decoded)));
 });
 
 Deno.test("BatcherSink.accept() turns refusals and failures of the batcher into 503/429, never a 200", async () => {
@@ -139,4 +139,20 @@ Deno.test("BatcherSink.admit() bounds the bytes in flight and always admits one 
   a();
   b();
   sink.admit(100)();
+});
+
+Deno.test("BatcherSink.accept() applies the request limits: refused records are reported and never sent", async () => {
+  const { ns, calls } = namespace(() => new Response(null, { status: 204 }));
+  const { body, decoded } = logs([["a", T0], ["a", T0 + 1n], ["b", T0]]);
+  const capped = await new BatcherSink(ns, { limits: { maxPartitions: 1 } })
+    .accept({ signal: "logs", format: "json", body, decoded });
+  assert.equal(capped.rejected, 1);
+  assert.match(capped.rejectMessage, /max_partitions_per_request/);
+  assert.deepEqual(decodeBatcherMessage(calls[0].body).meta.parts.map((p) => [p[1], p[3]]), [["a", 2]]);
+  // Ten days after the records' time, with a one-day window: nothing is kept, nothing is sent.
+  const late = Number(T0 / 1_000_000n) + 10 * 86_400_000;
+  const windowed = await new BatcherSink(ns, { limits: { acceptPastMs: 86_400_000 }, now: () => late })
+    .accept({ signal: "logs", format: "json", body, decoded });
+  assert.equal(windowed.rejected, 3);
+  assert.equal(calls.length, 1);
 });

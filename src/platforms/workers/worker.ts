@@ -17,7 +17,9 @@
 import parquetWasm from "parquet-wasm/esm/parquet_wasm_bg.wasm";
 import { ConfigError } from "../../config/mod.ts";
 import { initParquet } from "../../core/parquet.ts";
-import { statusResponse } from "../../http/otlp_response.ts";
+import { misconfiguredResponse } from "../../http/auth.ts";
+import { formatOf } from "../../http/handler.ts";
+import { limitsOf } from "../../ingest/request_limits.ts";
 import { type R2BucketLike, R2Store } from "../../storage/r2_store.ts";
 import { createDirectHandler, randomInstanceId, resolvePlatformConfig } from "../direct.ts";
 import { createLogger } from "../server/log.ts";
@@ -67,6 +69,7 @@ async function start(env: WorkerEnv): Promise<Handler> {
     ? new BatcherSink(env.BATCHER, {
       shards: config.batcher.shards,
       maxInflightBytes: config.server.maxInflightBytes,
+      limits: limitsOf(config.batch),
     })
     : undefined;
   return createDirectHandler(store, { config, log, sink });
@@ -79,11 +82,13 @@ export default {
     try {
       serve = await (handler ??= start(env));
     } catch (error) {
-      // A misconfigured worker answers 503 so that OTLP clients keep the data until it is fixed.
+      // A misconfigured worker answers 503 so that OTLP clients keep the data until it is fixed. The
+      // details quote configuration values, which may be secrets: they go to the log, never to the client.
       console.error(error instanceof Error ? error.message : String(error));
-      return statusResponse(503, `otlp2parquet is misconfigured: ${(error as Error).message}`, {
-        retryAfterSecs: 30,
-      });
+      await request.body?.cancel().catch(() => {});
+      return misconfiguredResponse(
+        formatOf(request.headers.get("content-type")) === "protobuf" ? "protobuf" : "json",
+      );
     }
     return serve(request);
   },
