@@ -227,6 +227,14 @@ batcherTest(
       const all = range(0, 30);
       // Two services, one record each a request: the direct mode would make 30 objects.
       for (const [i, body] of all.entries()) await send(mf, logsRequest(i % 2 ? "checkout" : "cart", [body]));
+      // The token is checked before anything reaches the batcher.
+      const denied = await mf.dispatchFetch("http://otlp.example.com/v1/logs", {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer wrong" },
+        body: logsRequest("cart", ["rec-denied"]),
+      });
+      assert.equal(denied.status, 401);
+      await denied.arrayBuffer();
       await until("every request written", async () => (await stats(mf)).storedBytes === 0);
       const { keys, counts } = await bodies(await bucket(mf, false));
       assert.equal(keys.length, 2, keys.join("\n"));

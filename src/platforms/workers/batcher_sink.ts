@@ -19,6 +19,7 @@ import type { PartitionRows } from "../../core/rows.ts";
 import type { Signal } from "../../core/schema.ts";
 import type { Sink } from "../../http/handler.ts";
 import { OverloadedError, UnavailableError } from "../../ingest/errors.ts";
+import { InflightBudget } from "../../ingest/inflight_budget.ts";
 import {
   checkLimits,
   limitRequest,
@@ -119,30 +120,21 @@ export interface BatcherSinkOptions {
 export class BatcherSink implements Sink {
   readonly #namespace: DurableObjectNamespaceLike;
   readonly #shards: number;
-  readonly #maxInflight: number;
+  readonly #budget: InflightBudget;
   readonly #limits: RequestLimits;
   readonly #now: () => number;
-  #inflight = 0;
 
   constructor(namespace: DurableObjectNamespaceLike, options: BatcherSinkOptions = {}) {
     this.#namespace = namespace;
     this.#shards = Math.max(1, Math.floor(options.shards ?? 1));
-    this.#maxInflight = options.maxInflightBytes ?? 16 * 1024 * 1024;
+    this.#budget = new InflightBudget(options.maxInflightBytes ?? 16 * 1024 * 1024);
     this.#limits = checkLimits(options.limits ?? {});
     this.#now = options.now ?? Date.now;
   }
 
   /** Reserves `bytes` of the in-flight budget; one request alone is always admitted. */
   admit(bytes: number): () => void {
-    const n = Math.max(0, Math.min(bytes, this.#maxInflight));
-    if (this.#inflight > 0 && this.#inflight + n > this.#maxInflight) {
-      throw new OverloadedError(`too much data in flight (${this.#inflight} bytes); retry later`, 1);
-    }
-    this.#inflight += n;
-    let released = false;
-    return () => {
-      if (!released) this.#inflight -= n, released = true;
-    };
+    return this.#budget.admit(bytes);
   }
 
   /**
