@@ -40,6 +40,7 @@ import {
   type U64Column,
   type U8Column,
 } from "./columns.ts";
+import { InternalError } from "./errors.ts";
 import type { Rows } from "./rows.ts";
 import type { ColumnDef, TableDef, ValueType } from "./schema.ts";
 
@@ -113,7 +114,7 @@ function scalarData(type: ValueType, col: Column): Data {
     }
     case "String":
     case "LowCardinality(String)":
-      return strData(col instanceof SharedStrColumn ? col.toStrColumn() : col as StrColumn);
+      return strData(col instanceof SharedStrColumn ? checked(col).toStrColumn() : col as StrColumn);
     case "UInt8": {
       const c = col as U8Column;
       return makeData({ type: new Uint8(), length: c.length, nullCount: 0, data: c.view() });
@@ -144,7 +145,7 @@ function scalarData(type: ValueType, col: Column): Data {
     case "Map": {
       // Arrow has no layout for maps stored once, or keys stored once: expand.
       const c = col instanceof SharedMapColumn || col instanceof KeyedMapColumn
-        ? col.toMapColumn()
+        ? checked(col).toMapColumn()
         : col as MapColumn;
       const n = c.keys.length;
       const entries = makeData({
@@ -162,6 +163,28 @@ function scalarData(type: ValueType, col: Column): Data {
       });
     }
   }
+}
+
+/**
+ * `col` after checking that every row refers to one of its distinct values (and, for keyed maps, to a
+ * key list as long as its values): an index past them (a bug upstream) would be expanded from whatever
+ * lies beyond, into a broken file. Throws an InternalError instead.
+ */
+function checked<C extends SharedStrColumn | SharedMapColumn | KeyedMapColumn>(col: C): C {
+  const shared: { ids: Uint32Array; distinct: { length: number } } = col instanceof KeyedMapColumn
+    ? col.keyLists
+    : col as SharedStrColumn | SharedMapColumn;
+  const ids = shared.ids, size = shared.distinct.length;
+  for (let r = 0; r < col.length; r++) {
+    const id = ids[r];
+    let ok = id < size;
+    if (ok && col instanceof KeyedMapColumn) {
+      const l = col.lists.offsets, v = col.values.offsets;
+      ok = l[id + 1] - l[id] === v[r + 1] - v[r];
+    }
+    if (!ok) throw new InternalError(`dictionary index ${id} out of range (${size} values): nothing written`);
+  }
+  return col;
 }
 
 function columnData(def: ColumnDef, col: Column): Data {

@@ -7,7 +7,7 @@
  */
 
 import { MapColumn, type StrColumn } from "./columns.ts";
-import { DecodeError } from "./errors.ts";
+import { DecodeError, quote } from "./errors.ts";
 import type { Envelope } from "./proto_values.ts";
 import {
   type AttrScratch,
@@ -17,6 +17,7 @@ import {
   MAX_ANY_VALUE_DEPTH,
   PreparedMap,
   pushBase64,
+  renderBudget,
   toBase64,
   tooDeep,
 } from "./values.ts";
@@ -60,9 +61,63 @@ export function stringField(o: JsonObject, camel: string, snake?: string): strin
 /** Low/high words of the last `u64()` / `i64()` result. */
 export const u64Out = { lo: 0, hi: 0 };
 
-const DECIMAL = /^-?[0-9]+$/;
+/**
+ * Numbers given as JSON strings longer than this are refused before they are read: the longest
+ * 64-bit integer has 20 digits and a double's shortest round-trip text 24 characters, so this leaves
+ * room for exponents and redundant zeros while no text can buy much parsing.
+ */
+export const MAX_NUMBER_CHARS = 64;
 
-/** A 64-bit unsigned integer given as a number or a decimal string, into `u64Out`. */
+/**
+ * The number grammar of proto3 JSON for values given as strings: JSON's number syntax (an optional
+ * minus, digits, an optional fraction, an optional exponent), leading zeros allowed. No hex, no
+ * leading "+", no spaces, no "" (Number() would take all of those).
+ */
+const NUMBER_TEXT = /^(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?$/;
+
+/** Decimal digits of 2^63 - 1, 2^63 and 2^64 - 1 (range checks compare text, with no BigInt). */
+const I64_MAX = "9223372036854775807", I64_MIN_ABS = "9223372036854775808", U64_MAX = "18446744073709551615";
+
+/** Plain decimal digits without leading zeros, at most 20 of them: already canonical text. */
+const CANONICAL_U64 = /^(?:0|[1-9][0-9]{0,19})$/;
+
+/** Whether the digits (no sign, no leading zeros) denote at most `max`. */
+function atMost(digits: string, max: string): boolean {
+  return digits.length < max.length || (digits.length === max.length && digits <= max);
+}
+
+function tooLong(s: string, name: string): never {
+  throw new DecodeError(`number text of ${s.length} characters (at most ${MAX_NUMBER_CHARS})`, name);
+}
+
+/**
+ * The integer a JSON string denotes, as canonical decimal text ("-12", "0"): proto3 JSON accepts any
+ * number syntax that denotes an integer in quoted form too ("1e3", "1.50e2", "100.0"); fractions
+ * ("1.5") are refused. Only text of at most MAX_NUMBER_CHARS characters is read, and only results of
+ * at most 20 digits are built, so the work is bounded whatever the input.
+ */
+function integerText(s: string, name: string, what = "an integer"): string {
+  if (s.length > MAX_NUMBER_CHARS) tooLong(s, name);
+  const m = NUMBER_TEXT.exec(s);
+  if (!m) throw new DecodeError(`expected ${what}, got ${quote(s)}`, name);
+  const frac = m[3] ?? "";
+  let digits = (m[2] + frac).replace(/^0+/, "");
+  if (digits === "") return "0";
+  const shift = (m[4] ? Number(m[4]) : 0) - frac.length;
+  if (shift < 0) {
+    const keep = digits.length + shift;
+    if (keep <= 0 || !/^0*$/.test(digits.slice(keep))) {
+      throw new DecodeError(`expected ${what}, got ${quote(s)}`, name);
+    }
+    digits = digits.slice(0, keep);
+  } else if (shift > 0) {
+    if (digits.length + shift > U64_MAX.length) throw new DecodeError(`${s} does not fit in 64 bits`, name);
+    digits += "0".repeat(shift);
+  }
+  return m[1] === "-" ? "-" + digits : digits;
+}
+
+/** A 64-bit unsigned integer given as a number or a string (proto3 JSON), into `u64Out`. */
 export function u64(v: unknown, name: string): void {
   if (v === undefined || v === null) {
     u64Out.lo = 0, u64Out.hi = 0;
@@ -70,80 +125,106 @@ export function u64(v: unknown, name: string): void {
   }
   if (typeof v === "number") {
     if (!Number.isInteger(v) || v < 0) {
-      throw new DecodeError(`expected a non-negative integer, got ${v}`, name);
+      throw new DecodeError(`expected a non-negative integer, got ${quote(v)}`, name);
     }
-    if (v >= 18446744073709551616) throw new DecodeError(`${v} does not fit in 64 bits`, name);
+    if (v >= 18446744073709551616) throw new DecodeError(`${quote(v)} does not fit in 64 bits`, name);
     u64Out.lo = v % 4294967296 >>> 0, u64Out.hi = Math.floor(v / 4294967296) >>> 0;
     return;
   }
-  if (typeof v === "string" && DECIMAL.test(v) && v[0] !== "-") {
-    if (v.length <= 15) {
-      const n = Number(v);
+  if (typeof v === "string") {
+    // The usual case (plain digits, as encoders write timestamps) skips the general grammar.
+    const t = CANONICAL_U64.test(v) ? v : integerText(v, name, "an unsigned 64-bit integer");
+    if (t[0] === "-") throw new DecodeError(`expected an unsigned 64-bit integer, got ${quote(v)}`, name);
+    // v has at most MAX_NUMBER_CHARS characters here: shown whole.
+    if (!atMost(t, U64_MAX)) throw new DecodeError(`${v} does not fit in 64 bits`, name);
+    if (t.length <= 15) {
+      const n = Number(t);
       u64Out.lo = n % 4294967296 >>> 0, u64Out.hi = Math.floor(n / 4294967296) >>> 0;
       return;
     }
-    const b = BigInt(v);
-    if (b >= 1n << 64n) throw new DecodeError(`${v} does not fit in 64 bits`, name);
+    const b = BigInt(t); // at most 20 digits
     u64Out.lo = Number(b & 0xffffffffn), u64Out.hi = Number(b >> 32n);
     return;
   }
-  throw new DecodeError(`expected an unsigned 64-bit integer, got ${JSON.stringify(v)}`, name);
+  throw new DecodeError(`expected an unsigned 64-bit integer, got ${quote(v)}`, name);
 }
 
-/** A signed 64-bit integer as exact decimal text (number or decimal string). */
+/** A signed 64-bit integer (number or string, proto3 JSON) as exact decimal text. */
 export function i64Text(v: unknown, name: string): string {
   if (typeof v === "number") {
-    if (!Number.isInteger(v)) throw new DecodeError(`expected an integer, got ${v}`, name);
+    if (!Number.isInteger(v)) throw new DecodeError(`expected an integer, got ${quote(v)}`, name);
+    if (v < -9223372036854775808 || v >= 9223372036854775808) {
+      throw new DecodeError(`${quote(v)} does not fit in 64 bits`, name);
+    }
+    // A JSON number past 2^53 already lost its low digits in JSON.parse: the double's exact value is kept.
     return Number.isSafeInteger(v) ? String(v) : BigInt(v).toString();
   }
-  if (typeof v === "string" && DECIMAL.test(v)) {
-    const b = BigInt(v);
-    if (b >= 1n << 63n || b < -(1n << 63n)) throw new DecodeError(`${v} does not fit in 64 bits`, name);
-    return b.toString();
+  if (typeof v === "string") {
+    const t = integerText(v, name, "a 64-bit integer");
+    if (!(t[0] === "-" ? atMost(t.slice(1), I64_MIN_ABS) : atMost(t, I64_MAX))) {
+      throw new DecodeError(`${v} does not fit in 64 bits`, name);
+    }
+    return t;
   }
-  throw new DecodeError(`expected a 64-bit integer, got ${JSON.stringify(v)}`, name);
+  throw new DecodeError(`expected a 64-bit integer, got ${quote(v)}`, name);
 }
 
 /** A signed 64-bit integer as a float64. */
 export function i64Number(v: unknown, name: string): number {
+  if (Number.isSafeInteger(v)) return (v as number) === 0 ? 0 : v as number; // the usual case, no text; no -0
   return Number(i64Text(v, name));
 }
 
-/** A uint32 / int32 (number or decimal string); 0 when absent. */
+/** A uint32 / int32 (number or string, proto3 JSON); 0 when absent. */
 export function int32(v: unknown, name: string, signed = false): number {
   if (v === undefined || v === null) return 0;
-  const n = typeof v === "string" && DECIMAL.test(v) ? Number(v) : v;
+  const n = typeof v === "string" ? Number(integerText(v, name)) : v;
   if (typeof n !== "number" || !Number.isInteger(n)) {
-    throw new DecodeError(`expected an integer, got ${JSON.stringify(v)}`, name);
+    throw new DecodeError(`expected an integer, got ${quote(v)}`, name);
   }
   if (signed ? n < -2147483648 || n > 2147483647 : n < 0 || n > 4294967295) {
-    throw new DecodeError(`${n} is out of range`, name);
+    throw new DecodeError(`${quote(v)} is out of range`, name);
   }
-  return n;
+  return n === 0 ? 0 : n; // no -0
 }
 
-/** A double: a number, or "NaN" / "Infinity" / "-Infinity" / a numeric string; 0 when absent. */
+/**
+ * A double: a JSON number, or a string holding "NaN", "Infinity", "-Infinity" or a number in JSON's
+ * syntax (exponents allowed; not hex, not "", not padded with spaces); 0 when absent. Values beyond
+ * the range of a double are refused, not rounded to infinity.
+ */
 export function double(v: unknown, name: string): number {
   if (v === undefined || v === null) return 0;
-  if (typeof v === "number") return v;
+  if (typeof v === "number") {
+    // JSON.parse turns only overflowing literals into infinities.
+    if (!Number.isFinite(v)) throw new DecodeError(`${quote(v)} is out of range for a double`, name);
+    return v;
+  }
   if (typeof v === "string") {
     if (v === "NaN") return NaN;
     if (v === "Infinity") return Infinity;
     if (v === "-Infinity") return -Infinity;
-    const n = Number(v);
-    if (v.trim() !== "" && !Number.isNaN(n)) return n;
+    if (v.length > MAX_NUMBER_CHARS) tooLong(v, name);
+    if (NUMBER_TEXT.test(v)) {
+      const n = Number(v);
+      if (Number.isFinite(n)) return n;
+      throw new DecodeError(`${quote(v)} is out of range for a double`, name);
+    }
   }
-  throw new DecodeError(`expected a number, got ${JSON.stringify(v)}`, name);
+  throw new DecodeError(`expected a number, got ${quote(v)}`, name);
 }
 
 /** A boolean (true/false); false when absent. */
 export function bool(v: unknown, name: string): boolean {
   if (v === undefined || v === null) return false;
-  if (typeof v !== "boolean") throw new DecodeError(`expected true or false, got ${JSON.stringify(v)}`, name);
+  if (typeof v !== "boolean") throw new DecodeError(`expected true or false, got ${quote(v)}`, name);
   return v;
 }
 
-/** An enum given as an integer or by name; names not in the table are refused. */
+/**
+ * An enum given as an integer or by name. Names are looked up among the table's own properties only:
+ * "toString" or "__proto__" are not enum names, whatever Object.prototype holds.
+ */
 export function enumValue(
   v: unknown,
   names: Readonly<Record<string, number>>,
@@ -152,16 +233,15 @@ export function enumValue(
 ): number {
   if (v === undefined || v === null) return 0;
   if (typeof v === "number") {
-    if (!Number.isInteger(v) || v < 0 || v > max) throw new DecodeError(`unknown value ${v}`, name);
+    if (!Number.isInteger(v) || v < 0 || v > max) throw new DecodeError(`unknown value ${quote(v)}`, name);
     return v;
   }
   if (typeof v === "string") {
-    const n = names[v];
-    if (n !== undefined) return n;
-    if (DECIMAL.test(v) && Number(v) <= max && Number(v) >= 0) return Number(v);
-    throw new DecodeError(`unknown value ${JSON.stringify(v)}`, name);
+    if (Object.hasOwn(names, v)) return names[v];
+    if (/^[0-9]{1,10}$/.test(v) && Number(v) <= max) return Number(v);
+    throw new DecodeError(`unknown value ${quote(v)}`, name);
   }
-  throw new DecodeError(`expected an enum name or number, got ${JSON.stringify(v)}`, name);
+  throw new DecodeError(`expected an enum name or number, got ${quote(v)}`, name);
 }
 
 /** A trace or span id: hex (either case) or base64 of exactly `size` bytes; empty → an empty array. */
@@ -173,7 +253,7 @@ export function id(v: unknown, size: number, name: string): Uint8Array {
   const b64 = fromBase64(v);
   if (b64 && b64.length === size) return b64;
   throw new DecodeError(
-    `${JSON.stringify(v)} is neither ${size * 2} hex digits nor base64 of ${size} bytes`,
+    `${quote(v)} is neither ${size * 2} hex digits nor base64 of ${size} bytes`,
     name,
   );
 }
@@ -205,9 +285,55 @@ export function pushJsonAnyValue(out: StrColumn, v: unknown, name: string): void
   return out.pushString(anyJsonText(o, name, 0) ?? "");
 }
 
-/** An AnyValue as JSON text (arrays and kvlists); undefined for an empty AnyValue at the top. */
+/**
+ * An AnyValue as JSON text (arrays and kvlists); undefined for an empty AnyValue at the top. The text
+ * is counted against `renderBudget` as it is built: each leaf, key and bracket pair once, so the count
+ * is at least the length of the text.
+ */
 function anyJsonText(o: JsonObject, name: string, depth: number): string | undefined {
-  if (depth > MAX_ANY_VALUE_DEPTH) tooDeep();
+  if (depth === 0) renderBudget.start();
+  else if (depth > MAX_ANY_VALUE_DEPTH) tooDeep();
+  const leaf = jsonLeaf(o, name);
+  if (leaf !== undefined) {
+    renderBudget.text(leaf.length, name);
+    return leaf;
+  }
+  const arr = objectField(o, "arrayValue", "array_value");
+  if (arr) {
+    renderBudget.text(2, name);
+    const values = arrayField(arr, "values");
+    // Grown as elements pass the budget, not sized by the input up front.
+    const parts: string[] = [];
+    for (let i = 0; i < values.length; i++) {
+      renderBudget.element(name);
+      parts.push(element(values[i], `${name}.arrayValue.values[${i}]`, depth + 1));
+    }
+    return `[${parts.join(",")}]`;
+  }
+  const kv = objectField(o, "kvlistValue", "kvlist_value");
+  if (kv) {
+    renderBudget.text(2, name);
+    const entries = new Map<string, string>();
+    const list = arrayField(kv, "values");
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i];
+      renderBudget.element(name);
+      if (typeof e !== "object" || e === null || Array.isArray(e)) {
+        throw new DecodeError("expected a KeyValue object", `${name}.kvlistValue.values[${i}]`);
+      }
+      const key = stringField(e, "key"), quoted = JSON.stringify(key);
+      renderBudget.text(quoted.length, name);
+      entries.delete(key); // the last value of a repeated key wins
+      entries.set(key, `${quoted}:${element(e.value, `${name}.kvlistValue.values[${i}].value`, depth + 1)}`);
+    }
+    const keys = [...entries.keys()].sort();
+    return `{${keys.map((k) => entries.get(k)).join(",")}}`;
+  }
+  return depth === 0 ? undefined : "null";
+}
+
+/** The JSON text of a scalar AnyValue, or undefined when it holds none (an array, a kvlist or nothing). */
+function jsonLeaf(o: JsonObject, name: string): string | undefined {
   let x: unknown;
   if ((x = field(o, "stringValue", "string_value")) !== undefined) {
     if (typeof x !== "string") throw new DecodeError("expected a string", `${name}.stringValue`);
@@ -221,26 +347,7 @@ function anyJsonText(o: JsonObject, name: string, depth: number): string | undef
     if (!bytes) throw new DecodeError("expected base64", `${name}.bytesValue`);
     return `"${toBase64(bytes)}"`;
   }
-  const arr = objectField(o, "arrayValue", "array_value");
-  if (arr) {
-    const values = arrayField(arr, "values");
-    return `[${values.map((v, i) => element(v, `${name}.arrayValue.values[${i}]`, depth + 1)).join(",")}]`;
-  }
-  const kv = objectField(o, "kvlistValue", "kvlist_value");
-  if (kv) {
-    const entries = new Map<string, string>();
-    arrayField(kv, "values").forEach((e, i) => {
-      if (typeof e !== "object" || e === null || Array.isArray(e)) {
-        throw new DecodeError("expected a KeyValue object", `${name}.kvlistValue.values[${i}]`);
-      }
-      const key = stringField(e, "key");
-      entries.delete(key);
-      entries.set(key, element(e.value, `${name}.kvlistValue.values[${i}].value`, depth + 1));
-    });
-    const keys = [...entries.keys()].sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${entries.get(k)}`).join(",")}}`;
-  }
-  return depth === 0 ? undefined : "null";
+  return undefined;
 }
 
 function element(v: unknown, name: string, depth: number): string {

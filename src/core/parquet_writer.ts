@@ -29,6 +29,7 @@ import type {
 import type { Rows } from "./rows.ts";
 import { type ColumnDef, isIdColumn, type TableDef, type ValueType } from "./schema.ts";
 import { CompactWriter } from "./thrift.ts";
+import { InternalError } from "./errors.ts";
 
 /** Compresses one page; returns the compressed bytes (a new buffer). */
 export type PageCompressor = (page: Uint8Array) => Uint8Array;
@@ -301,17 +302,30 @@ function expandRows(
   return { start, src, idx };
 }
 
-/** Per row of the group, the index of its value among its source's distinct values (shared columns). */
+/**
+ * Per row of the group, the index of its value among its source's distinct values (shared columns).
+ * An index past those values (a bug upstream) would write a file no reader opens, so it throws an
+ * InternalError instead: one comparison a row.
+ */
 function distinctIds(
-  cols: readonly { ids: Uint32Array }[],
+  cols: readonly { ids: Uint32Array; distinct: { length: number } }[],
   from: Uint32Array,
   rows: Uint32Array,
   scratch: Scratch,
   slot: number,
 ): Uint32Array {
   const ids = scratch.u32(slot, rows.length);
-  for (let k = 0; k < rows.length; k++) ids[k] = cols[from[k]].ids[rows[k]];
+  const sizes = cols.map((c) => c.distinct.length);
+  for (let k = 0; k < rows.length; k++) {
+    const s = from[k], id = cols[s].ids[rows[k]];
+    if (!(id < sizes[s])) throw badIndex(id, sizes[s]);
+    ids[k] = id;
+  }
   return ids;
+}
+
+function badIndex(id: number, size: number): InternalError {
+  return new InternalError(`dictionary index ${id} out of range (${size} values): nothing written`);
 }
 
 /** Builds the value order of every leaf of one column (a map's key and value leaves share it). */
@@ -349,7 +363,14 @@ function columnValues(
     // Entry e of row r has the key at the same place in the row's list.
     const keyIdx = scratch.u32(2, x.idx.length);
     for (let k = 0, j = 0; k < rows.length; k++) {
-      const shift = maps[from[k]].keyShift(rows[k]);
+      const map = maps[from[k]], r = rows[k], list = map.keyLists.ids[r];
+      // The row's values and its key list must match one to one, or keys would be read past their list.
+      const lists = map.lists.offsets;
+      if (
+        !(list < map.lists.length) ||
+        lists[list + 1] - lists[list] !== map.values.offsets[r + 1] - map.values.offsets[r]
+      ) throw badIndex(list, map.lists.length);
+      const shift = map.keyShift(r);
       for (const end = x.start[k + 1]; j < end; j++) keyIdx[j] = x.idx[j] + shift;
     }
     return {

@@ -14,7 +14,9 @@ import { readParquet } from "parquet-wasm/esm";
 import { encodeProtobuf, generateLogs, generateMetrics, generateTraces } from "../../bench/data.ts";
 import { openDuckDb } from "../../tests/support/duckdb.ts";
 import { decodeRequest } from "./convert.ts";
-import { initParquet, rowsToParquet } from "./parquet.ts";
+import type { Column, KeyedMapColumn, SharedMapColumn, SharedStrColumn } from "./columns.ts";
+import { InternalError } from "./errors.ts";
+import { initParquet, rowsToParquet, rowsToParquetWasm } from "./parquet.ts";
 import { ParquetFileWriter, writeParquetFile, type WriterOptions } from "./parquet_writer.ts";
 import { gatherRange, type Rows, sortBatch } from "./rows.ts";
 
@@ -267,6 +269,44 @@ Deno.test("ParquetFileWriter writes identical bytes for identical rows, with or 
   assert.equal(arrowRows(plain), arrowRows(writeParquetFile(rows, zstd)));
   assert.throws(() => new ParquetFileWriter(rows.def, { codec: 6 }), TypeError);
 });
+
+Deno.test("both Parquet writers refuse rows whose dictionary index is out of range: an InternalError, no bytes", () => {
+  const span = (kind: number) => ({
+    traceId: "5b8efff798038103d269b633813fc60c",
+    spanId: "eee19b7ec3c1b174",
+    name: "s",
+    kind,
+    startTimeUnixNano: "1700000000000000000",
+    endTimeUnixNano: "1700000000000000001",
+    attributes: [{ key: "k", value: { stringValue: "v" } }],
+  });
+  const body = new TextEncoder().encode(JSON.stringify({
+    resourceSpans: [{
+      resource: { attributes: [{ key: "service.name", value: { stringValue: "svc" } }] },
+      scopeSpans: [{ spans: [span(1), span(2)] }],
+    }],
+  }));
+  // Each case corrupts one shared or keyed column of freshly decoded rows, as a bug upstream could.
+  const cases: [string, (rows: Rows) => void][] = [
+    ["SpanKind", (rows) => (column(rows, "SpanKind") as SharedStrColumn).ids[1] = 2],
+    ["ResourceAttributes", (rows) => (column(rows, "ResourceAttributes") as SharedMapColumn).ids[0] = 7],
+    ["SpanAttributes", (rows) => (column(rows, "SpanAttributes") as KeyedMapColumn).keyLists.ids[1] = 5],
+  ];
+  for (const [name, corrupt] of cases) {
+    const rows = decodeRequest("traces", body, { format: "json" }).tables[0];
+    // Sound rows write with both writers.
+    assert.ok(writeParquetFile(rows, zstd).length > 0);
+    corrupt(rows);
+    let out: Uint8Array | undefined;
+    assert.throws(() => out = writeParquetFile(rows, zstd), InternalError, name);
+    assert.throws(() => out = rowsToParquetWasm(rows), InternalError, name);
+    assert.equal(out, undefined);
+  }
+});
+
+function column(rows: Rows, name: string): Column {
+  return rows.columns[rows.def.columns.findIndex((c) => c.name === name)];
+}
 
 Deno.test("cleanup", () => {
   db.close();

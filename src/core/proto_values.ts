@@ -6,7 +6,7 @@
  */
 
 import { COPY_LOOP_MAX, copyAscii, MapColumn, type StrColumn, viewOf } from "./columns.ts";
-import { DecodeError } from "./errors.ts";
+import { DecodeError, quoteUtf8 } from "./errors.ts";
 import type { ProtoAttrScratch } from "./proto_attrs.ts";
 import {
   isShortDouble,
@@ -14,6 +14,7 @@ import {
   MAX_ANY_VALUE_DEPTH,
   PreparedMap,
   pushBase64,
+  renderBudget,
   SHORT_DOUBLE_TEXT_MAX,
   toBase64,
   tooDeep,
@@ -123,6 +124,7 @@ function renderAnyValue(out: StrColumn, buf: Uint8Array): void {
     case 7:
       return pushBase64(out, buf, anyS, anyE);
     default:
+      renderBudget.start();
       return out.pushString(
         anyKind === 5 ? arrayJson(buf, anyS, anyE, 1) : kvlistJson(buf, anyS, anyE, 1),
       );
@@ -166,11 +168,14 @@ function anyName(field: number): string {
   ];
 }
 
-/** An AnyValue as a JSON value (inside arrays and kvlists). */
+/**
+ * An AnyValue as a JSON value (inside arrays and kvlists). Leaves are counted against `renderBudget`
+ * here, brackets, keys and separators by the containers: the count is at least the text's length.
+ */
 function anyJson(buf: Uint8Array, start: number, end: number, depth: number): string {
   if (depth > MAX_ANY_VALUE_DEPTH) tooDeep();
   const r = new WireReader(buf, start, end);
-  let out = "null";
+  let out = "null", leaf = true;
   while (r.pos < r.end) {
     const tag = r.tag();
     const field = tag >>> 3, wt = tag & 7;
@@ -195,11 +200,11 @@ function anyJson(buf: Uint8Array, start: number, end: number, depth: number): st
         break;
       case 5:
         r.bytesOf(wt, "arrayValue");
-        out = arrayJson(buf, r.start, r.stop, depth + 1);
+        out = arrayJson(buf, r.start, r.stop, depth + 1), leaf = false;
         break;
       case 6:
         r.bytesOf(wt, "kvlistValue");
-        out = kvlistJson(buf, r.start, r.stop, depth + 1);
+        out = kvlistJson(buf, r.start, r.stop, depth + 1), leaf = false;
         break;
       case 7:
         r.bytesOf(wt, "bytesValue");
@@ -207,7 +212,11 @@ function anyJson(buf: Uint8Array, start: number, end: number, depth: number): st
         break;
       default:
         r.skip(wt);
+        leaf = false;
     }
+    // A repeated field renders once more: each rendering counts.
+    if (leaf) renderBudget.text(out.length);
+    leaf = true;
   }
   return out;
 }
@@ -216,11 +225,13 @@ function arrayJson(buf: Uint8Array, start: number, end: number, depth: number): 
   if (depth > MAX_ANY_VALUE_DEPTH) tooDeep();
   const r = new WireReader(buf, start, end);
   const parts: string[] = [];
+  renderBudget.text(2);
   while (r.pos < r.end) {
     const tag = r.tag();
     if (tag >>> 3 === 1) {
       if ((tag & 7) !== LEN) throw wrongWireType("values", tag & 7, LEN);
       r.bytes();
+      renderBudget.element();
       parts.push(anyJson(buf, r.start, r.stop, depth));
     } else r.skip(tag & 7);
   }
@@ -231,6 +242,7 @@ function kvlistJson(buf: Uint8Array, start: number, end: number, depth: number):
   if (depth > MAX_ANY_VALUE_DEPTH) tooDeep();
   const r = new WireReader(buf, start, end);
   const entries = new Map<string, string>();
+  renderBudget.text(2);
   while (r.pos < r.end) {
     const tag = r.tag();
     if (tag >>> 3 !== 1) {
@@ -239,6 +251,7 @@ function kvlistJson(buf: Uint8Array, start: number, end: number, depth: number):
     }
     if ((tag & 7) !== LEN) throw wrongWireType("values", tag & 7, LEN);
     r.bytes();
+    renderBudget.element();
     const kv = new WireReader(buf, r.start, r.stop);
     let key = "", value = "null";
     while (kv.pos < kv.end) {
@@ -251,11 +264,13 @@ function kvlistJson(buf: Uint8Array, start: number, end: number, depth: number):
         value = anyJson(buf, kv.start, kv.stop, depth + 1);
       } else kv.skip(t & 7);
     }
+    const quoted = JSON.stringify(key);
+    renderBudget.text(quoted.length);
     entries.delete(key); // the last value of a repeated key wins
-    entries.set(key, value);
+    entries.set(key, `${quoted}:${value}`);
   }
   const keys = [...entries.keys()].sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${entries.get(k)}`).join(",")}}`;
+  return `{${keys.map((k) => entries.get(k)).join(",")}}`;
 }
 
 /** The varint filling `buf[start, end)` when it is one to four bytes long, else -1. */
@@ -350,10 +365,8 @@ export function addKeyValue(scratch: ProtoAttrScratch, buf: Uint8Array, start: n
       scratch.addRendered(buf, ks, ke);
     }
   } catch (e) {
-    if (e instanceof DecodeError) {
-      const key = textDecoder.decode(buf.subarray(ks, ke));
-      throw e.within(`value`).within(`[${JSON.stringify(key)}]`);
-    }
+    // The key is quoted cut short: it may be megabytes long.
+    if (e instanceof DecodeError) throw e.within(`value`).within(`[${quoteUtf8(buf, ks, ke)}]`);
     throw e;
   }
 }

@@ -5,7 +5,14 @@ import { decodeRequest } from "./convert.ts";
 import type { Rows } from "./rows.ts";
 import { addKeyValue, pushDouble, pushStringValue } from "./proto_values.ts";
 import { ProtoAttrScratch } from "./proto_attrs.ts";
-import { UINT_TEXT_MAX, writeUint } from "./values.ts";
+import { MAX_ANY_VALUE_CHARS, MAX_ANY_VALUE_ELEMENTS, UINT_TEXT_MAX, writeUint } from "./values.ts";
+import { DecodeError } from "./errors.ts";
+import {
+  anyValue as protoAny,
+  keyValue as protoKeyValue,
+  logRecord as protoRecord,
+  logsRequest as protoLogs,
+} from "../../tests/reliability/otlp_proto.ts";
 
 /** Doubles whose text the fast path writes itself, and the ones it must leave to String(). */
 function* doubles(): Generator<number> {
@@ -250,4 +257,48 @@ Deno.test("pushStringValue() appends valid UTF-8 strings and leaves anything els
   const intValue = new Uint8Array([0x18, 5]);
   assert.equal(pushStringValue(col, intValue, 0, intValue.length), false);
   assert.deepEqual({ length: col.length, end: col.offsets[col.length] }, before);
+});
+
+Deno.test("protobuf arrays and kvlists past the AnyValue caps are DecodeErrors naming the field", () => {
+  const request = (body: Uint8Array) =>
+    protoLogs([{ service: "s", records: [protoRecord({ timeMs: 1_700_000_000_000, body })] }]);
+  const refused = (body: Uint8Array): DecodeError => {
+    try {
+      decodeRequest("logs", request(body), { format: "protobuf" });
+    } catch (e) {
+      if (e instanceof DecodeError) return e;
+      throw e;
+    }
+    assert.fail("expected a DecodeError");
+  };
+  const ints = (n: number) => Array.from({ length: n }, () => protoAny.int(1));
+  // At the element cap it decodes; one more, over two levels, does not.
+  const atCap = decodeRequest("logs", request(protoAny.array(ints(MAX_ANY_VALUE_ELEMENTS))), {
+    format: "protobuf",
+  });
+  assert.equal(atCap.records, 1);
+  const half = MAX_ANY_VALUE_ELEMENTS / 2;
+  let e = refused(protoAny.array([protoAny.array(ints(half)), protoAny.array(ints(half))]));
+  assert.match(e.message, /logRecords\[0\]\.body: AnyValue holds more than 65536 elements/);
+  e = refused(protoAny.kvlist(ints(MAX_ANY_VALUE_ELEMENTS + 1).map((v, i) => protoKeyValue(`k${i}`, v))));
+  assert.match(e.message, /more than 65536 elements/);
+  // Control characters render six characters each: two strings of 3 M pass 16 Mi characters.
+  const s = "\u0001".repeat(3_000_000);
+  e = refused(protoAny.array([protoAny.string(s), protoAny.string(s)]));
+  assert.match(
+    e.message,
+    new RegExp(`body: AnyValue renders to more than ${MAX_ANY_VALUE_CHARS} characters`),
+  );
+  // As an attribute value too.
+  const attr = protoRecord({
+    timeMs: 1_700_000_000_000,
+    attributes: [protoKeyValue("a", protoAny.array(ints(MAX_ANY_VALUE_ELEMENTS + 1)))],
+  });
+  try {
+    decodeRequest("logs", protoLogs([{ service: "s", records: [attr] }]), { format: "protobuf" });
+    assert.fail("expected a DecodeError");
+  } catch (err) {
+    assert.ok(err instanceof DecodeError);
+    assert.match(err.message, /attributes\[0\]\["a"\]\.value: AnyValue holds more than/);
+  }
 });

@@ -12,6 +12,49 @@ import { DecodeError } from "./errors.ts";
 /** AnyValue nesting deeper than this is refused, so hostile input cannot exhaust the stack. */
 export const MAX_ANY_VALUE_DEPTH = 64;
 
+/**
+ * An array or kvlist AnyValue whose JSON text would pass this many characters (16 Mi) is refused with
+ * a DecodeError (400). Its text is built as JS strings: the cap keeps each far from V8's string limit
+ * (2^29 characters, a RangeError past it) and bounds the memory one value takes whatever it renders to.
+ */
+export const MAX_ANY_VALUE_CHARS = 16 * 1024 * 1024;
+
+/**
+ * An array or kvlist AnyValue holding more than this many elements and entries, all levels together,
+ * is refused with a DecodeError (400): each element costs JS strings and objects while it is rendered,
+ * many times its 2 bytes on the wire.
+ */
+export const MAX_ANY_VALUE_ELEMENTS = 65536;
+
+/**
+ * What the array or kvlist AnyValue being rendered has used of MAX_ANY_VALUE_CHARS and
+ * MAX_ANY_VALUE_ELEMENTS. Rendering is synchronous and one value at a time, so one instance is shared;
+ * `start` it at the top of each value. The characters counted are at least those of the text.
+ */
+export class RenderBudget {
+  private chars = 0;
+  private elements = 0;
+  start(): void {
+    this.chars = 0, this.elements = 0;
+  }
+  /** Counts `n` characters of text; `path` names the value in an error (decoders that build paths). */
+  text(n: number, path = ""): void {
+    if ((this.chars += n) > MAX_ANY_VALUE_CHARS) {
+      throw new DecodeError(`AnyValue renders to more than ${MAX_ANY_VALUE_CHARS} characters`, path);
+    }
+  }
+  /** Counts one element or entry, and its separator. */
+  element(path = ""): void {
+    if (++this.elements > MAX_ANY_VALUE_ELEMENTS) {
+      throw new DecodeError(`AnyValue holds more than ${MAX_ANY_VALUE_ELEMENTS} elements`, path);
+    }
+    this.text(2, path);
+  }
+}
+
+/** The budget of the AnyValue being rendered (JSON and protobuf decoders alike). */
+export const renderBudget = new RenderBudget();
+
 const HEX = new Array<string>(256);
 /** Per byte value, its two hex digits: the first in the low byte. */
 const HEX_PAIRS = new Uint16Array(256);

@@ -43,7 +43,7 @@ export function parseContentEncoding(value: string | null | undefined): ContentC
   for (const raw of value.split(",")) {
     const name = raw.trim().toLowerCase();
     if (name === "") continue;
-    const coding = CODINGS[name];
+    const coding = Object.hasOwn(CODINGS, name) ? CODINGS[name] : undefined; // not "constructor"
     if (coding === undefined) throw new UnsupportedEncodingError(value);
     if (coding === "identity") continue;
     if (found !== "identity") {

@@ -11,7 +11,7 @@ import type { Signal } from "../core/schema.ts";
 import { OverloadedError, UnavailableError } from "../ingest/errors.ts";
 import { type AuthOptions, createAuthCheck, OPEN_PATHS } from "./auth.ts";
 import { BodyTooLargeError, type InflateSync, readBody, UnsupportedEncodingError } from "./body.ts";
-import { exportResponse, type ResponseEncoding, statusResponse } from "./otlp_response.ts";
+import { exportResponse, fallbackResponse, type ResponseEncoding, statusResponse } from "./otlp_response.ts";
 
 /** What accepts decoded requests: the batching ingest on servers, a direct writer on Lambda and Workers. */
 export interface Sink {
@@ -71,7 +71,9 @@ const FORMATS: Readonly<Record<string, Format>> = {
 /** The request's body format from its Content-Type (parameters ignored), or undefined. */
 export function formatOf(contentType: string | null): Format | undefined {
   if (!contentType) return undefined;
-  return FORMATS[contentType.split(";")[0].trim().toLowerCase()];
+  const name = contentType.split(";")[0].trim().toLowerCase();
+  // Own properties only: "constructor" or "__proto__" are no formats.
+  return Object.hasOwn(FORMATS, name) ? FORMATS[name] : undefined;
 }
 
 class ReadTimeoutError extends Error {}
@@ -79,8 +81,19 @@ class ReadTimeoutError extends Error {}
 /** The body stream failed (the client went away mid-upload): the client's problem, not a 500. */
 class BodyReadError extends Error {}
 
-/** Maps any failure to its response: the one place where errors become HTTP statuses. */
+/**
+ * Maps any failure to its response: the one place where errors become HTTP statuses. Messages are cut
+ * short by `statusResponse`; this function cannot throw (a failure here answers a fixed tiny 500).
+ */
 export function failureResponse(error: unknown, encoding: ResponseEncoding): Response {
+  try {
+    return responseFor(error, encoding);
+  } catch {
+    return fallbackResponse();
+  }
+}
+
+function responseFor(error: unknown, encoding: ResponseEncoding): Response {
   if (error instanceof OverloadedError) {
     return statusResponse(429, error.message, { encoding, retryAfterSecs: error.retryAfterSecs });
   }
@@ -105,7 +118,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
 
   return async (request: Request): Promise<Response> => {
     const url = new URL(request.url);
-    const route = ROUTES[url.pathname];
+    const route = Object.hasOwn(ROUTES, url.pathname) ? ROUTES[url.pathname] : undefined;
     const format = formatOf(request.headers.get("content-type"));
     const encoding: ResponseEncoding = format === "protobuf" ? "protobuf" : "json";
     if (authCheck && !OPEN_PATHS.has(url.pathname)) {
@@ -199,7 +212,11 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       });
     } catch (error) {
       const response = failureResponse(error, encoding);
-      if (response.status === 500) options.onError?.(error, request);
+      try {
+        if (response.status === 500) options.onError?.(error, request);
+      } catch {
+        // A failing reporter must not leave the request unanswered.
+      }
       return response;
     } finally {
       for (const release of releases) release();

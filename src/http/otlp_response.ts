@@ -5,6 +5,7 @@
  * @module
  */
 
+import { capText, MAX_MESSAGE_CHARS } from "../core/errors.ts";
 import type { Signal } from "../core/schema.ts";
 
 /** How a response body is encoded: like the request's. */
@@ -12,18 +13,37 @@ export type ResponseEncoding = "protobuf" | "json";
 
 const encoder = new TextEncoder();
 
-function varint(out: number[], v: number): void {
-  while (v > 0x7f) {
-    out.push((v & 0x7f) | 0x80);
-    v = Math.floor(v / 128);
-  }
-  out.push(v);
+/** A message in a response is cut after this many characters (the core's cap for its errors, too). */
+export const MAX_RESPONSE_MESSAGE_CHARS = MAX_MESSAGE_CHARS;
+
+/** Bytes of a varint. */
+function varintSize(v: number): number {
+  let n = 1;
+  for (; v > 0x7f; v = Math.floor(v / 128)) n++;
+  return n;
 }
 
-function lengthDelimited(out: number[], field: number, bytes: Uint8Array | number[]): void {
-  varint(out, (field << 3) | 2);
-  varint(out, bytes.length);
-  for (const b of bytes) out.push(b);
+/** Writes a varint at `out[at]`; returns the end. */
+function putVarint(out: Uint8Array, at: number, v: number): number {
+  for (; v > 0x7f; v = Math.floor(v / 128)) out[at++] = (v & 0x7f) | 0x80;
+  out[at++] = v;
+  return at;
+}
+
+/**
+ * A protobuf message of one varint field (`number` = 1) and one length-delimited field (`text` = 2),
+ * written straight into one buffer: the shape of both `google.rpc.Status { code, message }` and
+ * `ExportXPartialSuccess { rejected_*, error_message }`.
+ */
+function varintAndText(number: number, text: Uint8Array): Uint8Array<ArrayBuffer> {
+  const size = 1 + varintSize(number) + 1 + varintSize(text.length) + text.length;
+  const out = new Uint8Array(size);
+  let at = putVarint(out, 0, 1 << 3);
+  at = putVarint(out, at, number);
+  at = putVarint(out, at, (2 << 3) | 2);
+  at = putVarint(out, at, text.length);
+  out.set(text, at);
+  return out;
 }
 
 const REJECTED_FIELD: Record<Signal, string> = {
@@ -40,24 +60,21 @@ export function exportResponse(
   encoding: ResponseEncoding,
   partial?: { rejected: number; message: string },
 ): { body: Uint8Array<ArrayBuffer>; contentType: string } {
+  const message = partial ? capText(partial.message) : "";
   if (encoding === "json") {
     const body = partial && partial.rejected > 0
-      ? {
-        partialSuccess: { [REJECTED_FIELD[signal]]: String(partial.rejected), errorMessage: partial.message },
-      }
+      ? { partialSuccess: { [REJECTED_FIELD[signal]]: String(partial.rejected), errorMessage: message } }
       : {};
     return { body: encoder.encode(JSON.stringify(body)), contentType: "application/json" };
   }
-  const out: number[] = [];
-  if (partial && partial.rejected > 0) {
-    // ExportXPartialSuccess { int64 rejected_* = 1; string error_message = 2; }
-    const inner: number[] = [];
-    varint(inner, 1 << 3);
-    varint(inner, partial.rejected);
-    lengthDelimited(inner, 2, encoder.encode(partial.message));
-    lengthDelimited(out, 1, inner);
+  if (!partial || partial.rejected <= 0) {
+    return { body: new Uint8Array(0), contentType: "application/x-protobuf" };
   }
-  return { body: new Uint8Array(out), contentType: "application/x-protobuf" };
+  // Export*ServiceResponse { ExportXPartialSuccess partial_success = 1; }
+  const inner = varintAndText(partial.rejected, encoder.encode(message));
+  const body = new Uint8Array(1 + varintSize(inner.length) + inner.length);
+  body.set(inner, putVarint(body, putVarint(body, 0, (1 << 3) | 2), inner.length));
+  return { body, contentType: "application/x-protobuf" };
 }
 
 /** gRPC status codes used in `google.rpc.Status.code`, by HTTP status. */
@@ -74,28 +91,44 @@ const GRPC_CODE: Record<number, number> = {
   503: 14, // UNAVAILABLE
 };
 
-/** A failure response with a `google.rpc.Status` body. */
+/** A fixed, tiny failure body, for when building the real one failed. */
+const FALLBACK_JSON = encoder.encode('{"code":13,"message":"internal error"}');
+
+/**
+ * A failure response with a `google.rpc.Status` body. The message is cut after
+ * MAX_RESPONSE_MESSAGE_CHARS characters, so the body stays small whatever it quotes; and building the
+ * response cannot throw (bad headers, say, fall back to a fixed 500 body).
+ */
 export function statusResponse(
   httpStatus: number,
   message: string,
   options: { encoding?: ResponseEncoding; retryAfterSecs?: number; headers?: Record<string, string> } = {},
 ): Response {
-  const code = GRPC_CODE[httpStatus] ?? 2; // UNKNOWN
-  const headers = new Headers(options.headers);
-  if (options.retryAfterSecs !== undefined) {
-    headers.set("retry-after", String(Math.max(1, Math.ceil(options.retryAfterSecs))));
+  try {
+    const code = Object.hasOwn(GRPC_CODE, httpStatus) ? GRPC_CODE[httpStatus] : 2; // UNKNOWN
+    const headers = new Headers(options.headers);
+    if (options.retryAfterSecs !== undefined) {
+      headers.set("retry-after", String(Math.max(1, Math.ceil(options.retryAfterSecs))));
+    }
+    const text = capText(String(message));
+    let body: Uint8Array<ArrayBuffer>;
+    if (options.encoding === "protobuf") {
+      body = varintAndText(code, encoder.encode(text));
+      headers.set("content-type", "application/x-protobuf");
+    } else {
+      body = encoder.encode(JSON.stringify({ code, message: text }));
+      headers.set("content-type", "application/json");
+    }
+    return new Response(body, { status: httpStatus, headers });
+  } catch {
+    return fallbackResponse();
   }
-  let body: Uint8Array<ArrayBuffer>;
-  if (options.encoding === "protobuf") {
-    const out: number[] = [];
-    varint(out, 1 << 3);
-    varint(out, code);
-    lengthDelimited(out, 2, encoder.encode(message));
-    body = new Uint8Array(out);
-    headers.set("content-type", "application/x-protobuf");
-  } else {
-    body = encoder.encode(JSON.stringify({ code, message }));
-    headers.set("content-type", "application/json");
-  }
-  return new Response(body, { status: httpStatus, headers });
+}
+
+/** The response of last resort: 500 with a fixed JSON Status; nothing in it can fail. */
+export function fallbackResponse(): Response {
+  return new Response(FALLBACK_JSON.slice(), {
+    status: 500,
+    headers: { "content-type": "application/json" },
+  });
 }

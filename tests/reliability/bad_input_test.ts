@@ -12,6 +12,10 @@ import fc from "fast-check";
 import { runCli } from "../../src/http/test_samples.ts";
 import { corpus, describeCase, mutate, mutationsArb } from "./fuzz_cases.ts";
 import type { FuzzStats } from "./fuzz_worker.ts";
+import { FuzzFiles, type FuzzFilesSnapshot } from "./fuzz_readback.ts";
+
+/** What the fuzz worker reports. */
+type Outcome = { stats: FuzzStats; failure?: string; files: FuzzFilesSnapshot };
 import { prng, seedFor } from "./load.ts";
 import {
   anyValue,
@@ -53,7 +57,7 @@ Deno.test({
     let last: { bytes: Uint8Array; signal: string; format: string } | undefined;
     let lastAt = Date.now();
     try {
-      const outcome = await new Promise<{ stats: FuzzStats; failure?: string }>((resolve, reject) => {
+      const outcome = await new Promise<Outcome>((resolve, reject) => {
         const watchdog = setInterval(() => {
           // No case finished for this long: one hangs.
           if (Date.now() - lastAt > 20_000) {
@@ -96,6 +100,14 @@ Deno.test({
         "the mutations are not varied enough",
       );
       assert.ok(outcome.stats.slowestMs < 2000, `a case took ${outcome.stats.slowestMs} ms`);
+      // What was accepted would be stored: every file must read back whole in DuckDB and ClickHouse.
+      const files = new FuzzFiles(outcome.files);
+      try {
+        await files.readBack();
+        console.log(`decode fuzz: ${files.count} files read back by DuckDB and chDB`);
+      } finally {
+        files.remove();
+      }
     } finally {
       worker.terminate();
     }
@@ -562,6 +574,10 @@ Deno.test({
       );
       console.log(`http fuzz: ${[...counts].map(([s, n]) => `${s}: ${n}`).join(", ")}`);
       assert.equal(await server.stop(), 0);
+      // The server wrote what it accepted when it stopped: every file must read back whole.
+      const files = FuzzFiles.inFolder(join(dir, "data"));
+      await files.readBack();
+      console.log(`http fuzz: ${files.count} stored files read back by DuckDB and chDB`);
       assert.ok(!/unexpected error/.test(server.output()), problems(server.output()));
     } finally {
       await server.kill();

@@ -3,7 +3,8 @@
  * every input before decoding it; the test keeps the last one to report a hang.
  *
  * Message in: `{ seed, runs }`. Messages out: `{ type: "case", bytes }` per case, then
- * `{ type: "done", failure?, stats }`.
+ * `{ type: "done", failure?, stats, files }`: `files` are the Parquet files of every case that decoded,
+ * for the test to read back (FuzzFiles).
  *
  * @module
  */
@@ -15,6 +16,7 @@ import { DecodeError } from "../../src/core/errors.ts";
 import type { Signal } from "../../src/core/schema.ts";
 import { loadParquetWasm } from "../../src/platforms/wasm.ts";
 import { corpus, describeCase, mutate, mutationsArb } from "./fuzz_cases.ts";
+import { FuzzFiles, type FuzzFilesSnapshot } from "./fuzz_readback.ts";
 
 const port = self as unknown as { postMessage(message: unknown): void; onmessage: unknown };
 
@@ -33,6 +35,7 @@ port.onmessage = async (event: MessageEvent<{ seed: number; runs: number }>) => 
   await loadParquetWasm();
   const seeds = corpus();
   const stats: FuzzStats = { runs: 0, decoded: 0, refused: 0, slowestMs: 0 };
+  const files = new FuzzFiles();
   const signals: Signal[] = ["logs", "traces", "metrics"];
   const property = fc.property(
     fc.nat(seeds.length - 1),
@@ -65,7 +68,7 @@ port.onmessage = async (event: MessageEvent<{ seed: number; runs: number }>) => 
           throw new Error(`inconsistent result: ${decoded.records} records, ${rows} rows`);
         }
         // Whatever is accepted is logged and later written: it must encode, or it would poison the log.
-        for (const t of decoded.tables) encodeFile(t);
+        for (const t of decoded.tables) files.add(encodeFile(t), `${s.name}, case ${stats.runs}`);
         stats.decoded++;
       } catch (e) {
         throw new Error(`${(e as Error).message}\n${describeCase(s, mutations, bytes)}`, { cause: e });
@@ -78,6 +81,7 @@ port.onmessage = async (event: MessageEvent<{ seed: number; runs: number }>) => 
   port.postMessage({
     type: "done",
     stats,
+    files: files.snapshot() satisfies FuzzFilesSnapshot,
     failure: details.failed
       ? `${
         details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)
