@@ -7,6 +7,7 @@
  * deno task bench                      # everything
  * deno task bench --quick              # 1k/10k stages, 5 s e2e runs
  * deno task bench --stages-only        # or --e2e-only
+ * deno task bench --startup            # start-up, idle memory, Lambda cold start (bench/startup.ts) only
  * deno task bench --compare-rust --variants protobuf --duration 30
  * ```
  *
@@ -159,6 +160,14 @@ async function runE2e(args: string[]): Promise<string> {
     e2eTable(results),
     "",
   ].join("\n");
+}
+
+if (import.meta.main && Deno.args.includes("--startup")) {
+  // Its own report (bench/startup.ts takes --runs, --warm, --exe, --bootstrap, --modes).
+  const { code } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}/bench/startup.ts`, ...Deno.args.filter((a) => a !== "--startup")],
+  }).spawn().status;
+  Deno.exit(code);
 }
 
 if (import.meta.main) {

@@ -4,11 +4,13 @@
  * Bun's executables need glibc 2.17 only, so they also run on Lambda's `provided.al2`.
  *
  * Usage:
- * - `deno task build [--target bun-linux-x64|bun-linux-arm64] [--outfile dist/otlp2parquet]`: the
- *   server, one self-contained executable (embeds the wasm and OpenDAL's native addon).
- * - `deno task build --lambda [--target bun-linux-arm64] [--outfile dist/lambda/bootstrap]`: the Lambda
- *   custom runtime `bootstrap`, plus `function.zip` beside it when `zip` is installed. arm64 (Graviton)
- *   goes to `dist/lambda-arm64/` by default.
+ * - `deno task build [--target bun-linux-x64|bun-linux-arm64] [--outfile dist/otlp2parquet]`: one
+ *   self-contained executable (embeds the wasm and OpenDAL's native addon, loaded only when the
+ *   configuration uses them). With no arguments it serves HTTP; started by Lambda (`AWS_LAMBDA_RUNTIME_API`
+ *   set) it runs the Runtime API loop, so it is also a Lambda `bootstrap`.
+ * - `deno task build --lambda [--target bun-linux-arm64] [--outfile dist/lambda/bootstrap] [--with-opendal]`:
+ *   the same program trimmed for Lambda (no OpenDAL: S3 over fetch), plus `function.zip` beside it when
+ *   `zip` is installed. arm64 (Graviton) goes to `dist/lambda-arm64/` by default.
  * - `deno task build --workers [--outdir dist/workers]`: the Cloudflare Workers bundle: `worker.js` (ESM,
  *   browser target) and `parquet_wasm_bg.wasm` as a separate CompiledWasm module; prints raw and gzip
  *   sizes and fails above the 3 MiB gzip limit of Workers' free plan.
@@ -51,24 +53,62 @@ function size(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(2)} MiB`;
 }
 
+/** The single executable's entry: the command line, or the Lambda runtime when Lambda starts it. */
+const ENTRY = "src/platforms/server/bun_entry.ts";
+
+/**
+ * Bun's flags for the single executable. `--bytecode` ships JavaScriptCore bytecode instead of source,
+ * which measured about a third less time before the first line runs (BENCHMARKS.md, "Start-up and cold
+ * start"); ESM keeps the entry's top-level `await`. The executable embeds the source too, which Bun runs
+ * should the bytecode not fit (the arm64 cross-build could not be run on this x86_64 machine).
+ */
+function compileArgs(target: string, outfile: string, defines: string[] = []): string[] {
+  return [
+    "build",
+    "--compile",
+    "--minify",
+    "--bytecode",
+    "--format=esm",
+    ...(target ? [`--target=${target}`] : []),
+    ...defines.flatMap((d) => ["--define", d]),
+    ENTRY,
+    "--outfile",
+    outfile,
+  ];
+}
+
+async function warnWithoutOpendalAddon(target: string): Promise<void> {
+  if (!target.startsWith("bun-linux-arm64")) return;
+  try {
+    await readFile("node_modules/@opendal/lib-linux-arm64-gnu/package.json");
+  } catch {
+    console.warn(
+      "warning: @opendal/lib-linux-arm64-gnu is not installed: this executable writes to fs, and to S3 over " +
+        "fetch with credentials in the environment (OpenDAL's gcs and azblob backends are unavailable in it)",
+    );
+  }
+}
+
 async function buildServer(): Promise<void> {
   const target = flag("--target", "");
   const outfile = flag(
     "--outfile",
     target ? `dist/otlp2parquet-${target.replace(/^bun-/, "")}` : "dist/otlp2parquet",
   );
-  await run(BUN, [
-    "build",
-    "--compile",
-    "--minify",
-    ...(target ? [`--target=${target}`] : []),
-    "src/platforms/server/bun_entry.ts",
-    "--outfile",
-    outfile,
-  ]);
-  console.log(`built ${outfile}: run it with no arguments to serve on 0.0.0.0:4318, writing to ./data`);
+  await warnWithoutOpendalAddon(target);
+  await run(BUN, compileArgs(target, outfile));
+  const { size: bytes } = await Deno.stat(outfile);
+  console.log(
+    `built ${outfile} (${size(bytes)}): run it with no arguments to serve on 0.0.0.0:4318, writing to ` +
+      `./data; with AWS_LAMBDA_RUNTIME_API set it is a Lambda bootstrap`,
+  );
 }
 
+/**
+ * The Lambda `bootstrap`: the same entry as the server (it runs the Runtime API loop because Lambda sets
+ * `AWS_LAMBDA_RUNTIME_API`), built without OpenDAL, which Lambda never loads: S3 goes over fetch with the
+ * role's credentials. `--with-opendal` keeps it (for the gcs or azblob backends from Lambda).
+ */
 async function buildLambda(): Promise<void> {
   const target = flag("--target", "bun-linux-x64");
   if (!/^bun-linux-(x64|arm64)/.test(target)) {
@@ -78,28 +118,13 @@ async function buildLambda(): Promise<void> {
   const arm = target.startsWith("bun-linux-arm64");
   const outfile = flag("--outfile", arm ? "dist/lambda-arm64/bootstrap" : "dist/lambda/bootstrap");
   await mkdir(dirname(outfile), { recursive: true });
-  if (arm) {
-    try {
-      await readFile("node_modules/@opendal/lib-linux-arm64-gnu/package.json");
-    } catch {
-      console.warn(
-        "warning: @opendal/lib-linux-arm64-gnu is not installed: this bootstrap writes to S3 over fetch " +
-          "(OpenDAL's fs, gcs and azblob backends are unavailable in it)",
-      );
-    }
-  }
-  await run(BUN, [
-    "build",
-    "--compile",
-    "--minify",
-    `--target=${target}`,
-    "src/platforms/lambda/bun_entry.ts",
-    "--outfile",
-    outfile,
-  ]);
+  const withOpendal = args.includes("--with-opendal");
+  if (withOpendal) await warnWithoutOpendalAddon(target);
+  await run(BUN, compileArgs(target, outfile, withOpendal ? [] : ["OTLP2PARQUET_WITHOUT_OPENDAL=true"]));
   const { size: bytes } = await Deno.stat(outfile);
   console.log(
-    `built ${outfile} (${size(bytes)}): the Lambda custom runtime for provided.al2 / provided.al2023`,
+    `built ${outfile} (${size(bytes)}): the Lambda custom runtime for provided.al2 / provided.al2023` +
+      (withOpendal ? "" : " (S3 over fetch; no OpenDAL)"),
   );
   if (args.includes("--no-zip")) return;
   const zipFile = join(dirname(outfile), "function.zip");

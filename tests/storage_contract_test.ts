@@ -1,9 +1,10 @@
 /**
- * One ObjectStore contract, run against every implementation that can run here: MemoryStore, OpenDAL fs,
+ * One ObjectStore contract, run against every implementation that can run here: MemoryStore, FsStore, OpenDAL fs,
  * OpenDAL s3 and S3FetchStore (both against a real s3rver on loopback).
  */
 import assert from "node:assert/strict";
 import { MemoryStore, type ObjectStore, S3FetchStore, StorageError } from "../src/storage/mod.ts";
+import { FsStore } from "../src/storage/fs_store.ts";
 import { createOpendalStore, FS_STAGING_DIR } from "../src/storage/opendal_store.ts";
 import { startS3Server } from "./support/s3_server.ts";
 
@@ -257,36 +258,70 @@ objectStoreContract("MemoryStore", () => {
   });
 });
 
+/** What both fs stores promise beyond the contract: OpenDAL's layout, so either reads what the other wrote. */
+function fsExtras(store: ObjectStore, root: string): (t: Deno.TestContext) => Promise<void> {
+  return async (t) => {
+    await t.step("fs description names the absolute root", () => {
+      assert.equal(store.description, `fs:${root}/data`);
+    });
+    await t.step("fs put() leaves no temporary files behind, on disk or in list()", async () => {
+      const before = await store.list("");
+      await Promise.all(
+        Array.from({ length: 8 }, (_, i) => store.put(`tmpcheck/part-${i}`, randomBytes(100_000, i + 1))),
+      );
+      const after = await store.list("");
+      const added = after.filter((key) => !before.includes(key));
+      assert.deepEqual(added, Array.from({ length: 8 }, (_, i) => `tmpcheck/part-${i}`));
+      assert.ok(!after.some((key) => key.startsWith(FS_STAGING_DIR)));
+      const staging = [...Deno.readDirSync(`${root}/data/${FS_STAGING_DIR}`)].map((e) => e.name);
+      assert.deepEqual(staging, [], "staging folder is empty after the writes");
+      const onDisk = [...Deno.readDirSync(`${root}/data/tmpcheck`)].map((e) => e.name).sort();
+      assert.deepEqual(onDisk, Array.from({ length: 8 }, (_, i) => `part-${i}`));
+    });
+    await t.step("fs refuses keys inside its staging folder", async () => {
+      await assert.rejects(store.put(`${FS_STAGING_DIR}/x`, new Uint8Array([1])), RangeError);
+      await assert.rejects(store.put(FS_STAGING_DIR, new Uint8Array([1])), RangeError);
+    });
+    await t.step("fs objects are plain files under the root", async () => {
+      await store.put("plain/file.bin", new Uint8Array([4, 5, 6]));
+      assert.deepEqual(Deno.readFileSync(`${root}/data/plain/file.bin`), new Uint8Array([4, 5, 6]));
+    });
+  };
+}
+
 objectStoreContract("OpenDAL fs", () => {
   const root = Deno.makeTempDirSync({ prefix: "opendal-fs-" });
   const store = createOpendalStore({ backend: "fs", root: `${root}/data` });
   return Promise.resolve({
     store,
+    extra: fsExtras(store, root),
+    dispose: () => Promise.resolve(Deno.removeSync(root, { recursive: true })),
+  });
+});
+
+objectStoreContract("FsStore (node:fs)", () => {
+  const root = Deno.makeTempDirSync({ prefix: "fs-store-" });
+  const store = new FsStore({ root: `${root}/data` });
+  return Promise.resolve({
+    store,
     extra: async (t) => {
-      await t.step("fs description names the absolute root", () => {
-        assert.equal(store.description, `fs:${root}/data`);
+      await fsExtras(store, root)(t);
+      await t.step("fs reads what OpenDAL's fs backend wrote, and the reverse", async () => {
+        const opendal = createOpendalStore({ backend: "fs", root: `${root}/data` });
+        await opendal.put("cross/from-opendal", new Uint8Array([1, 2]));
+        await store.put("cross/from-node", new Uint8Array([3]));
+        assertBytes(await store.get("cross/from-opendal"), new Uint8Array([1, 2]), "written by OpenDAL");
+        assertBytes(await opendal.get("cross/from-node"), new Uint8Array([3]), "written by FsStore");
+        assert.deepEqual(await store.list("cross/"), await opendal.list("cross/"));
       });
-      await t.step("fs put() leaves no temporary files behind, on disk or in list()", async () => {
-        const before = await store.list("");
-        await Promise.all(
-          Array.from({ length: 8 }, (_, i) => store.put(`tmpcheck/part-${i}`, randomBytes(100_000, i + 1))),
-        );
-        const after = await store.list("");
-        const added = after.filter((key) => !before.includes(key));
-        assert.deepEqual(added, Array.from({ length: 8 }, (_, i) => `tmpcheck/part-${i}`));
-        assert.ok(!after.some((key) => key.startsWith(FS_STAGING_DIR)));
-        const staging = [...Deno.readDirSync(`${root}/data/${FS_STAGING_DIR}`)].map((e) => e.name);
-        assert.deepEqual(staging, [], "staging folder is empty after the writes");
-        const onDisk = [...Deno.readDirSync(`${root}/data/tmpcheck`)].map((e) => e.name).sort();
-        assert.deepEqual(onDisk, Array.from({ length: 8 }, (_, i) => `part-${i}`));
-      });
-      await t.step("fs refuses keys inside its staging folder", async () => {
-        await assert.rejects(store.put(`${FS_STAGING_DIR}/x`, new Uint8Array([1])), RangeError);
-        await assert.rejects(store.put(FS_STAGING_DIR, new Uint8Array([1])), RangeError);
-      });
-      await t.step("fs objects are plain files under the root", async () => {
-        await store.put("plain/file.bin", new Uint8Array([4, 5, 6]));
-        assert.deepEqual(Deno.readFileSync(`${root}/data/plain/file.bin`), new Uint8Array([4, 5, 6]));
+      await t.step("fs check() creates the root; a root under a file fails permanently", async () => {
+        const fresh = new FsStore({ root: `${root}/fresh/deeper` });
+        await fresh.check();
+        assert.ok(Deno.statSync(`${root}/fresh/deeper/${FS_STAGING_DIR}`).isDirectory);
+        Deno.writeTextFileSync(`${root}/a-file`, "x");
+        const blocked = new FsStore({ root: `${root}/a-file/data` });
+        await assertStorageError(blocked.check(), false, "check under a file");
+        await assertStorageError(blocked.put("k", new Uint8Array([1])), false, "put under a file");
       });
     },
     dispose: () => Promise.resolve(Deno.removeSync(root, { recursive: true })),

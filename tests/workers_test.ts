@@ -9,43 +9,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { Miniflare } from "miniflare";
-import type { R2BucketLike } from "../src/storage/r2_store.ts";
 import { openDuckDb } from "./support/duckdb.ts";
+import { buildWorkersBundle, GZIP_LIMIT, r2, workersOptions } from "./support/workers.ts";
 
-const ROOT = new URL("../", import.meta.url);
 const DATA = new URL("../../shared/testdata/otlp2parquet-rust/", import.meta.url);
 const read = (name: string): Uint8Array<ArrayBuffer> =>
   new Uint8Array(Deno.readFileSync(new URL(name, DATA)));
-const GZIP_LIMIT = 3 * 1024 * 1024;
-// Worker code that uses the workerd of the installed Miniflare must not ask for a newer date than it knows.
-const COMPATIBILITY_DATE = "2026-04-01";
-
-async function buildBundle(): Promise<string> {
-  const outdir = mkdtempSync(join(tmpdir(), "otlp2parquet-workers-"));
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "build/compile.ts", "--workers", "--outdir", outdir],
-    cwd: ROOT.pathname,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
-  assert.equal(code, 0, text);
-  assert.match(text, /MiB raw, [\d.]+ MiB gzip/);
-  return outdir;
-}
 
 function workerOptions(outdir: string, bindings: Record<string, string>) {
-  return {
-    modulesRoot: outdir,
-    modules: [
-      { type: "ESModule" as const, path: join(outdir, "worker.js") },
-      { type: "CompiledWasm" as const, path: join(outdir, "parquet_wasm_bg.wasm") },
-    ],
-    compatibilityDate: COMPATIBILITY_DATE,
-    r2Buckets: ["BUCKET"],
-    // Workers require a token by default; tests/workers_auth_test.ts covers authentication.
-    bindings: { OTLP2PARQUET_AUTH: "none", ...bindings },
-  };
+  // Workers require a token by default; tests/workers_auth_test.ts covers authentication.
+  return workersOptions(outdir, { OTLP2PARQUET_AUTH: "none", ...bindings });
 }
 
 /** Three one-record logs requests as JSON Lines, each from its own service (so none shares an object). */
@@ -55,11 +28,6 @@ function jsonLines(): Uint8Array<ArrayBuffer> {
     JSON.stringify(JSON.parse(text.replace('"frontend-proxy"', `"jsonl-${i}"`)))
   );
   return new TextEncoder().encode(lines.join("\n") + "\n");
-}
-
-/** The bucket through the binding's own API; Miniflare's types of it do not resolve under Deno. */
-async function r2(mf: Miniflare): Promise<R2BucketLike> {
-  return (await mf.getR2Bucket("BUCKET")) as unknown as R2BucketLike;
 }
 
 function post(
@@ -77,7 +45,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const outdir = await buildBundle();
+    const outdir = await buildWorkersBundle();
     const scratch = mkdtempSync(join(tmpdir(), "otlp2parquet-r2-"));
     const mf = new Miniflare(
       workerOptions(outdir, { OTLP2PARQUET_S3_PREFIX: "otel", OTLP2PARQUET_LOG_LEVEL: "warn" }),
@@ -186,7 +154,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const outdir = await buildBundle();
+    const outdir = await buildWorkersBundle();
     const mf = new Miniflare(workerOptions(outdir, { OTLP2PARQUET_PARQUET_COMPRESSION: "lzo" }));
     try {
       const response = await post(mf, "/v1/logs", read("log.json"), { "content-type": "application/json" });

@@ -11,7 +11,7 @@ import type { Format } from "../core/convert.ts";
 import type { ParquetCompression } from "../core/parquet.ts";
 import type { Signal } from "../core/schema.ts";
 import { VERSION } from "../core/version.ts";
-import { loadParquetWasm } from "../platforms/wasm.ts";
+import { prepareParquet } from "../platforms/wasm.ts";
 import { type CliIo, runConvert } from "./convert.ts";
 import { schemaText } from "./schema.ts";
 
@@ -61,7 +61,7 @@ export function buildCli(
     .option("--instance-id <id>", "instance id in the file names", "local")
     .option("--json", "machine-readable report on stdout")
     .action(async (files: string[], opts: ConvertFlags) => {
-      await loadParquetWasm();
+      await prepareParquet(opts.compression);
       run.exitCode = Math.max(run.exitCode, await runConvert(files, run.io, opts));
     });
 

@@ -81,6 +81,8 @@ export interface Config {
     readonly acceptPastSecs: number | undefined;
     readonly acceptFutureSecs: number | undefined;
   };
+  /** The Cloudflare Workers batcher (a Durable Object); nothing else reads it. */
+  readonly batcher: { readonly shards: number };
   readonly durability: {
     readonly mode: DurabilityMode;
     readonly walDir: string;
@@ -399,6 +401,14 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       description: "Refuse records (in `partial_success`) whose event time is more than this after arrival.",
     },
     {
+      key: "batcher.shards",
+      env: "OTLP2PARQUET_BATCHER_SHARDS",
+      type: "count",
+      default: "1",
+      description:
+        "Workers only: batching Durable Objects, chosen per request by its signal and main service.",
+    },
+    {
       key: "durability.mode",
       env: "OTLP2PARQUET_DURABILITY",
       flag: "--durability",
@@ -497,6 +507,7 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "batch.max_pending_bytes": 256 * MiB,
   "batch.accept_past_secs": undefined,
   "batch.accept_future_secs": undefined,
+  "batcher.shards": 1,
   "durability.mode": "wal",
   "durability.wal_dir": undefined,
   "durability.wal_max_bytes": 2048 * MiB,
@@ -907,6 +918,7 @@ function build(chosen: Map<string, Chosen>): Config {
       acceptPastSecs: v("batch.accept_past_secs"),
       acceptFutureSecs: v("batch.accept_future_secs"),
     },
+    batcher: { shards: v("batcher.shards") },
     durability: {
       mode: v("durability.mode"),
       walDir: v("durability.wal_dir"),

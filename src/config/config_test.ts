@@ -88,6 +88,7 @@ Deno.test("resolveConfig() gives the documented defaults", async () => {
       acceptPastSecs: undefined,
       acceptFutureSecs: undefined,
     },
+    batcher: { shards: 1 },
     durability: { mode: "wal", walDir: "./data/.wal", walMaxBytes: 2147483648 },
     log: { level: "info", format: "text" },
     parquet: { compression: "zstd", rowGroupRows: 131072 },

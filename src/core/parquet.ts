@@ -58,6 +58,14 @@ export function registerCompressor(
   compressors.set(codec, compress);
 }
 
+/**
+ * Whether files with `codec` are written by parquet-wasm (no page compressor registered for it), so its
+ * module must be initialised first. Platforms use it to skip loading the wasm (tens of MB) otherwise.
+ */
+export function needsWasm(codec: ParquetCompression): boolean {
+  return codec !== "none" && !compressors.has(codec);
+}
+
 /** Parquet's `CompressionCodec` ids. */
 const CODEC_IDS: Record<ParquetCompression, number> = { none: 0, snappy: 1, gzip: 2, zstd: 6, lz4_raw: 7 };
 

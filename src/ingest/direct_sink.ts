@@ -26,7 +26,8 @@ import { gatherSorted } from "../core/rows.ts";
 import type { Signal } from "../core/schema.ts";
 import type { Sink } from "../http/handler.ts";
 import { isRetryableStorageError, type ObjectStore } from "../storage/object_store.ts";
-import { OverloadedError, UnavailableError } from "./errors.ts";
+import { UnavailableError } from "./errors.ts";
+import { InflightBudget } from "./inflight_budget.ts";
 import { type Logger, silentLogger } from "./ingest.ts";
 import { checkLimits, limitRequest, type Rejection, type RequestLimits } from "./request_limits.ts";
 
@@ -93,7 +94,7 @@ export interface DirectSinkStats {
 export class DirectSink implements Sink {
   readonly #store: ObjectStore;
   readonly #files: FileOptions;
-  readonly #maxInflight: number;
+  readonly #budget: InflightBudget;
   readonly #retries: number;
   readonly #retryInitialMs: number;
   readonly #retryBudgetMs: number;
@@ -102,13 +103,12 @@ export class DirectSink implements Sink {
   readonly #log: Logger;
   readonly #limits: RequestLimits;
   readonly #now: () => number;
-  #inflight = 0;
   readonly #counters = { requests: 0, objects: 0, rows: 0, retries: 0, failures: 0, rejected: 0 };
 
   constructor(store: ObjectStore, options: DirectSinkOptions = {}) {
     this.#store = store;
     this.#files = options.files ?? {};
-    this.#maxInflight = positive(options.maxInflightBytes ?? 64 * 1024 * 1024, "maxInflightBytes");
+    this.#budget = new InflightBudget(options.maxInflightBytes ?? 64 * 1024 * 1024);
     this.#retries = nonNegative(options.retries ?? 3, "retries");
     this.#retryInitialMs = nonNegative(options.retryInitialMs ?? 100, "retryInitialMs");
     this.#retryBudgetMs = nonNegative(options.retryBudgetMs ?? 5000, "retryBudgetMs");
@@ -121,17 +121,7 @@ export class DirectSink implements Sink {
 
   /** Reserves `bytes` of the in-flight budget; throws OverloadedError (429) beyond it. */
   admit(bytes: number): () => void {
-    const n = Math.max(0, Math.min(bytes, this.#maxInflight));
-    if (this.#inflight > 0 && this.#inflight + n > this.#maxInflight) {
-      throw new OverloadedError(`too much data in flight (${this.#inflight} bytes); retry later`, 1);
-    }
-    this.#inflight += n;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.#inflight -= n;
-    };
+    return this.#budget.admit(bytes);
   }
 
   /**
@@ -192,7 +182,7 @@ export class DirectSink implements Sink {
 
   /** A snapshot of the counters. */
   stats(): DirectSinkStats {
-    return { ...this.#counters, inflightBytes: this.#inflight };
+    return { ...this.#counters, inflightBytes: this.#budget.held };
   }
 
   async #write(file: ParquetFile, deadline: number): Promise<void> {

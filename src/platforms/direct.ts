@@ -17,7 +17,7 @@ import {
   type StorageBackend,
 } from "../config/mod.ts";
 import type { InflateSync } from "../http/body.ts";
-import { createHandler } from "../http/handler.ts";
+import { createHandler, type Sink } from "../http/handler.ts";
 import { DirectSink } from "../ingest/direct_sink.ts";
 import type { Logger } from "../ingest/ingest.ts";
 import { limitsOf } from "../ingest/request_limits.ts";
@@ -96,13 +96,14 @@ export function randomInstanceId(): string {
 
 /**
  * The OTLP/HTTP handler writing each request to `store` before answering. `inflateSync`: the runtime's
- * one-call gzip/deflate inflater, where it has one (not on Workers). Without a token (and without
- * `OTLP2PARQUET_AUTH=none`) it answers every request but `/health` and `/ready` with 503 (misconfigured)
- * and logs why, once, here.
+ * one-call gzip/deflate inflater, where it has one (not on Workers). `sink`: what takes the requests
+ * instead of a {@linkcode DirectSink} over `store` (Workers' batching Durable Object). Without a token
+ * (and without `OTLP2PARQUET_AUTH=none`) it answers every request but `/health` and `/ready` with 503
+ * (misconfigured) and logs why, once, here.
  */
 export function createDirectHandler(
   store: ObjectStore,
-  options: { config: Config; log: Logger; inflateSync?: InflateSync },
+  options: { config: Config; log: Logger; inflateSync?: InflateSync; sink?: Sink },
 ): (request: Request) => Promise<Response> {
   const { config, log } = options;
   if (config.auth.mode === "token" && config.auth.tokens.length === 0) {
@@ -111,7 +112,7 @@ export function createDirectHandler(
         "OTLP2PARQUET_AUTH_TOKENS) is set, or OTLP2PARQUET_AUTH=none turns authentication off on purpose",
     );
   }
-  const sink = new DirectSink(store, {
+  const sink = options.sink ?? new DirectSink(store, {
     files: {
       instanceId: config.server.instanceId,
       compression: config.parquet.compression,

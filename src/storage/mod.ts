@@ -2,9 +2,10 @@
  * Object storage behind one narrow interface, {@linkcode ObjectStore}: put/get/list/delete/check of whole
  * objects under '/'-separated keys. Implementations: {@linkcode MemoryStore} (tests, benchmarks),
  * {@linkcode R2Store} (a Workers R2 binding), {@linkcode S3FetchStore} (S3 over fetch with SigV4, for
- * Deno Deploy and the edge) and, imported from `./opendal_store.ts` on purpose, `createOpendalStore`
- * (fs, s3, gcs, azblob through Apache OpenDAL's native addon: server and Lambda only, so this barrel does
- * not load it). Failures are {@linkcode StorageError}s classified once as retryable or permanent; invalid
+ * Deno Deploy and the edge) and, imported from their own files on purpose so this barrel loads neither
+ * `node:fs` nor a native addon, `FsStore` (`./fs_store.ts`: a local folder, server and Lambda) and
+ * `createOpendalStore` (`./opendal_store.ts`: s3, gcs, azblob through Apache OpenDAL's native addon).
+ * `storeFromConfig` (`./from_config.ts`) picks one for a configuration, loading OpenDAL only when needed. Failures are {@linkcode StorageError}s classified once as retryable or permanent; invalid
  * keys are RangeErrors.
  *
  * @example

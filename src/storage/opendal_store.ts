@@ -9,6 +9,7 @@ import {
   validateKey,
   validatePrefix,
 } from "./object_store.ts";
+import { FS_STAGING_DIR } from "./fs_store.ts";
 
 /** Settings shared by every backend. */
 interface CommonOptions {
@@ -72,11 +73,8 @@ export interface AzblobStoreOptions extends CommonOptions {
 /** Options of {@linkcode createOpendalStore}, one shape per backend. */
 export type OpendalStoreOptions = FsStoreOptions | S3StoreOptions | GcsStoreOptions | AzblobStoreOptions;
 
-/**
- * Folder under the fs root where OpenDAL writes objects before renaming them into place (same filesystem,
- * so the rename is atomic). list() hides it and keys may not start with it.
- */
-export const FS_STAGING_DIR = ".otlp2parquet-staging";
+// The fs root's staging folder is the node:fs store's, so either store reads a folder the other wrote.
+export { FS_STAGING_DIR };
 
 const MIN_PART_BYTES = 5 * 1024 * 1024;
 

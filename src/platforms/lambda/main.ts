@@ -1,9 +1,10 @@
 /**
  * AWS Lambda custom runtime entry (`provided.al2` / `provided.al2023`, built as `bootstrap` by
- * `deno task build --lambda`). Configuration from `OTLP2PARQUET_*` variables; storage defaults to S3
- * through OpenDAL, with the function's role credentials that Lambda puts in the environment. Each
- * invocation's Parquet files are written before its response is posted, because Lambda may freeze the
- * process right after it: nothing is buffered across invocations.
+ * `deno task build --lambda`, and run by the single executable when `AWS_LAMBDA_RUNTIME_API` is set).
+ * Configuration from `OTLP2PARQUET_*` variables; storage defaults to S3 over fetch, with the function's
+ * role credentials that Lambda puts in the environment. Each invocation's Parquet files are written
+ * before its response is posted, because Lambda may freeze the process right after it: nothing is
+ * buffered across invocations.
  *
  * Serves HTTP events of API Gateway (HTTP API and REST), Function URLs and ALB target groups. A token is
  * required (`OTLP2PARQUET_AUTH_TOKEN`), unless `OTLP2PARQUET_AUTH=none` says the integration authenticates
@@ -14,14 +15,11 @@
 
 import { readFile } from "node:fs/promises";
 import process from "node:process";
-import type { Config } from "../../config/mod.ts";
 import type { Logger } from "../../ingest/ingest.ts";
-import type { ObjectStore } from "../../storage/object_store.ts";
-import { opendalOptions } from "../../storage/from_config.ts";
-import { S3FetchStore } from "../../storage/s3_fetch_store.ts";
+import { storeFromConfig } from "../../storage/from_config.ts";
 import { createDirectHandler, randomInstanceId, resolvePlatformConfig } from "../direct.ts";
 import { createLogger } from "../server/log.ts";
-import { loadParquetWasm } from "../wasm.ts";
+import { prepareParquet } from "../wasm.ts";
 import { nodeInflateSync } from "../node_codecs.ts";
 import { handleEvent, type LambdaHttpEvent } from "./events.ts";
 import { runRuntime, RuntimeClient } from "./runtime.ts";
@@ -35,32 +33,6 @@ export const LAMBDA_DEFAULTS = {
   maxInflightBytes: 6 * 1024 * 1024,
   storageBackend: "s3",
 } as const;
-
-/** The store a configuration names: OpenDAL, or S3 over fetch when OpenDAL's native addon cannot load. */
-async function createStore(config: Config, log: Logger): Promise<ObjectStore> {
-  const s = config.storage;
-  let opendal: typeof import("../../storage/opendal_store.ts");
-  try {
-    // Loaded lazily: a build for a CPU whose OpenDAL addon was not installed still serves S3 below.
-    opendal = await import("../../storage/opendal_store.ts");
-  } catch (error) {
-    if (s.backend !== "s3") throw error;
-    const accessKeyId = process.env.AWS_ACCESS_KEY_ID, secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY;
-    if (!accessKeyId || !secretAccessKey) throw error;
-    log.warn("OpenDAL is not available in this build; writing to S3 over fetch", { error: String(error) });
-    return new S3FetchStore({
-      bucket: s.s3.bucket!,
-      region: s.s3.region,
-      endpoint: s.s3.endpoint,
-      prefix: s.s3.prefix,
-      forcePathStyle: s.s3.forcePathStyle,
-      accessKeyId,
-      secretAccessKey,
-      sessionToken: process.env.AWS_SESSION_TOKEN,
-    });
-  }
-  return opendal.createOpendalStore(opendalOptions(config));
-}
 
 async function main(): Promise<void> {
   const api = process.env.AWS_LAMBDA_RUNTIME_API;
@@ -79,8 +51,18 @@ async function main(): Promise<void> {
     });
     log = createLogger({ level: config.log.level, format: config.log.format });
     for (const warning of warnings) log.warn(warning);
-    await loadParquetWasm();
-    const store = await createStore(config, log);
+    // Cold start is paid by every new instance: load only what this configuration writes with. S3 goes over
+    // fetch with the role's credentials Lambda puts in the environment, so OpenDAL's addon (~55 MB) stays
+    // unloaded (and out of the `--lambda` build); other backends still load it.
+    await prepareParquet(config.parquet.compression);
+    const store = await storeFromConfig(config, {
+      env: process.env,
+      s3OverFetch: true,
+      onFallback: (error) =>
+        log.warn("OpenDAL is not available in this build; writing to S3 over fetch", {
+          error: String(error),
+        }),
+    });
     handler = createDirectHandler(store, { config, log, inflateSync: nodeInflateSync });
     log.info("otlp2parquet Lambda runtime started", {
       store: store.description,

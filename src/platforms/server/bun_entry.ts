@@ -1,6 +1,8 @@
 /**
- * Entry of the single executable built by `bun build --compile` (`deno task build`): embeds the
- * parquet-wasm module as a file and runs the CLI, whose default command is `serve`.
+ * Entry of the single executable built by `bun build --compile` (`deno task build`, and the trimmed Lambda
+ * `bootstrap` of `deno task build --lambda`): embeds the parquet-wasm module as a file, which is read only
+ * when the configured codec needs it, and runs `cli/main.ts`: the command line (default command `serve`),
+ * or the Lambda Runtime API loop when Lambda started it.
  *
  * @module
  */

@@ -16,10 +16,8 @@ import { DirectSink } from "../../ingest/direct_sink.ts";
 import { Ingest, type Logger } from "../../ingest/ingest.ts";
 import { Wal } from "../../ingest/wal.ts";
 import { limitsOf } from "../../ingest/request_limits.ts";
-import type { ObjectStore } from "../../storage/object_store.ts";
-import { opendalOptions } from "../../storage/from_config.ts";
-import { createOpendalStore } from "../../storage/opendal_store.ts";
-import { loadParquetWasm } from "../wasm.ts";
+import { storeFromConfig } from "../../storage/from_config.ts";
+import { prepareParquet } from "../wasm.ts";
 import { nodeInflateSync } from "../node_codecs.ts";
 import { denoServeHttp, serveConnections } from "./deno_listener.ts";
 import { createLogger } from "./log.ts";
@@ -33,11 +31,6 @@ export interface RunningServer {
   stop(): Promise<void>;
   /** Resolves when the server has stopped. */
   readonly finished: Promise<void>;
-}
-
-/** Creates the object store a configuration names. */
-export function storeFromConfig(config: Config): ObjectStore {
-  return createOpendalStore(opendalOptions(config));
 }
 
 async function instanceId(config: Config, walDir: string | undefined): Promise<string> {
@@ -159,8 +152,9 @@ function listen(
 
 /** Starts the server from resolved configuration. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  await loadParquetWasm();
-  const store = storeFromConfig(config);
+  // Only what this configuration uses is loaded: no wasm for zstd/gzip/none, no OpenDAL for fs.
+  await prepareParquet(config.parquet.compression);
+  const store = await storeFromConfig(config, { env: process.env });
   let storeReachable = true;
   try {
     await store.check();

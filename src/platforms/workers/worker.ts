@@ -1,11 +1,14 @@
 /**
- * Cloudflare Workers module worker: the OTLP/HTTP handler over the R2 binding `BUCKET`. Each request's
- * Parquet files are in R2 before the 200 is sent (an isolate's memory outlives no request reliably).
- * parquet-wasm arrives as a compiled `WebAssembly.Module` (wrangler's `CompiledWasm` rule) and is
+ * Cloudflare Workers module worker: the OTLP/HTTP handler over the R2 binding `BUCKET`. Without a
+ * batcher, each request's Parquet files are in R2 before the 200 is sent (an isolate's memory outlives no
+ * request reliably). parquet-wasm arrives as a compiled `WebAssembly.Module` (wrangler's `CompiledWasm` rule) and is
  * initialised on the first request; configuration comes from the `OTLP2PARQUET_*` variables of `env`.
  *
- * Build with `deno task build --workers` (→ `dist/workers/`), deploy with wrangler (see `wrangler.toml`
- * beside this file and `docs/deploy.md`).
+ * With the Durable Object `OtlpBatcher` (exported here) bound as `BATCHER`, requests are handed to it and
+ * written later in batches (`batcher.ts`); without it, each request is written as its own objects.
+ *
+ * Build with `deno task build --workers` (→ `dist/workers/`), deploy with wrangler
+ * (`deploy/cloudflare/wrangler.toml`, `docs/deploy.md`).
  *
  * @module
  */
@@ -16,14 +19,20 @@ import { ConfigError } from "../../config/mod.ts";
 import { initParquet } from "../../core/parquet.ts";
 import { misconfiguredResponse } from "../../http/auth.ts";
 import { formatOf } from "../../http/handler.ts";
+import { limitsOf } from "../../ingest/request_limits.ts";
 import { type R2BucketLike, R2Store } from "../../storage/r2_store.ts";
 import { createDirectHandler, randomInstanceId, resolvePlatformConfig } from "../direct.ts";
 import { createLogger } from "../server/log.ts";
+import { BatcherSink, type DurableObjectNamespaceLike } from "./batcher_sink.ts";
+
+export { OtlpBatcher } from "./batcher.ts";
 
 /** The bindings the worker reads. */
 export interface WorkerEnv {
   /** The R2 bucket binding. */
   BUCKET: R2BucketLike;
+  /** The `OtlpBatcher` Durable Object namespace: when bound, requests are batched there (`batcher.ts`). */
+  BATCHER?: DurableObjectNamespaceLike;
   /** `OTLP2PARQUET_*` variables; everything else is ignored. */
   [name: string]: unknown;
 }
@@ -54,7 +63,16 @@ async function start(env: WorkerEnv): Promise<Handler> {
   initParquet(parquetWasm as WebAssembly.Module);
   const store = new R2Store(env.BUCKET, { prefix: config.storage.s3.prefix });
   log.info("otlp2parquet worker started", { store: store.description, instance: config.server.instanceId });
-  return createDirectHandler(store, { config, log });
+  // With the batcher bound, each request is stored in it and written later with others; without, each
+  // request is written to R2 as its own objects before the answer.
+  const sink = env.BATCHER
+    ? new BatcherSink(env.BATCHER, {
+      shards: config.batcher.shards,
+      maxInflightBytes: config.server.maxInflightBytes,
+      limits: limitsOf(config.batch),
+    })
+    : undefined;
+  return createDirectHandler(store, { config, log, sink });
 }
 
 /** The module worker. */

@@ -1,0 +1,224 @@
+/**
+ * The single executable (`deno task build`, Bun-compiled), built once here (a few seconds) and run from an
+ * empty folder: with no arguments it serves HTTP; with `AWS_LAMBDA_RUNTIME_API` set it is a Lambda
+ * `bootstrap` and runs the Runtime API loop against a fake Runtime API on loopback. Either way it loads
+ * only what its configuration uses: OpenDAL's native addon stays unmapped for the fs store and for S3 on
+ * Lambda (S3 over fetch, against s3rver here), and the idle resident memory stays far from what OpenDAL
+ * (~55 MB) or the parquet wasm (~45 MB) would add.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FakeRuntimeApi, functionUrlEvent } from "./support/fake_runtime_api.ts";
+import { startS3Server } from "./support/s3_server.ts";
+
+const ROOT = new URL("../", import.meta.url);
+const LOGS = readFileSync(new URL("../../shared/testdata/otlp2parquet-rust/logs.pb", import.meta.url));
+
+/**
+ * Idle resident memory the executable must stay under. Measured ~43 MB (BENCHMARKS.md); with OpenDAL's
+ * addon or the wasm loaded at start it was 125-135 MB. The bound leaves room for allocator variation.
+ */
+const IDLE_RSS_BOUND_BYTES = 80 * 1024 * 1024;
+
+const build = mkdtempSync(join(tmpdir(), "otlp2parquet-binary-"));
+const EXECUTABLE = join(build, "otlp2parquet");
+let built: Promise<void> | undefined;
+
+/** Builds `dist/otlp2parquet` into a temp folder, once for the whole file. */
+function ensureBuilt(): Promise<void> {
+  return built ??= (async () => {
+    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "build/compile.ts", "--outfile", EXECUTABLE],
+      cwd: ROOT.pathname,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(code, 0, new TextDecoder().decode(stderr));
+  })();
+}
+
+globalThis.addEventListener("unload", () => rmSync(build, { recursive: true, force: true }));
+
+interface Running {
+  pid: number;
+  /** Lines written so far (stdout and stderr). */
+  output(): string;
+  /** Resolves with the first output line matching `pattern`. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
+  stop(): Promise<void>;
+}
+
+/** Runs the executable with exactly `env` (no inherited variables) and no arguments in `cwd`. */
+function start(env: Record<string, string>, cwd: string): Running {
+  const child = new Deno.Command(EXECUTABLE, {
+    args: [],
+    env,
+    clearEnv: true,
+    cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const waiters = new Set<() => void>();
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      for (const wake of waiters) wake();
+    }
+  };
+  const pumped = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const status = child.status;
+  return {
+    pid: child.pid,
+    output: () => text,
+    waitFor: (pattern, timeoutMs = 30_000) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const match = pattern.exec(text);
+          if (!match) return;
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolve(match);
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`no output matching ${pattern} within ${timeoutMs} ms:\n${text}`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+        status.then(() => setTimeout(check, 0));
+      }),
+    async stop() {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already exited
+      }
+      await status;
+      await pumped;
+    },
+  };
+}
+
+/**
+ * The process's resident memory and whether a native addon is mapped into it: OpenDAL's is the only one,
+ * and Bun maps it from a copy it extracts as `/tmp/.bun-<hash>.node`.
+ */
+function processMemory(pid: number): { rssBytes: number; opendalMapped: boolean } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]);
+  const maps = readFileSync(`/proc/${pid}/maps`, "utf8");
+  return { rssBytes: kb * 1024, opendalMapped: /\.node( \(deleted\))?$/m.test(maps) };
+}
+
+function parquetFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true }).map(String).filter((f) => f.endsWith(".parquet"));
+}
+
+const TOKEN = "binary-test-token-0123456789";
+
+/** A Function URL event carrying the token. */
+function event(path: string, body?: Uint8Array): unknown {
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  return body
+    ? functionUrlEvent(path, body, "application/x-protobuf", "POST", auth)
+    : functionUrlEvent(path, new Uint8Array(), "", "GET", auth);
+}
+
+const NO_LAMBDA = /Lambda runtime started/;
+
+Deno.test("dist/otlp2parquet with no arguments serves /health from an empty folder, without OpenDAL or wasm", async () => {
+  await ensureBuilt();
+  const cwd = mkdtempSync(join(tmpdir(), "otlp2parquet-empty-"));
+  const server = start({ OTLP2PARQUET_LISTEN_ADDR: "127.0.0.1:0", HOME: cwd }, cwd);
+  try {
+    const [, address] = await server.waitFor(/listening on http:\/\/(\S+)/);
+    const health = await fetch(`http://${address}/health`);
+    assert.equal(health.status, 200);
+    await health.body?.cancel();
+    const exported = await fetch(`http://${address}/v1/logs`, {
+      method: "POST",
+      headers: { "content-type": "application/x-protobuf" },
+      body: LOGS,
+    });
+    assert.equal(exported.status, 200);
+    await exported.body?.cancel();
+    const memory = processMemory(server.pid);
+    assert.equal(memory.opendalMapped, false, "OpenDAL's addon is mapped though the store is fs");
+    assert.ok(
+      memory.rssBytes < IDLE_RSS_BOUND_BYTES,
+      `resident memory ${(memory.rssBytes / 2 ** 20).toFixed(1)} MiB, bound ${
+        IDLE_RSS_BOUND_BYTES / 2 ** 20
+      } MiB`,
+    );
+    assert.doesNotMatch(server.output(), NO_LAMBDA);
+    assert.ok(readdirSync(join(cwd, "data", ".wal")).length > 0, "the write-ahead log is in ./data/.wal");
+  } finally {
+    await server.stop();
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
+
+Deno.test("dist/otlp2parquet with AWS_LAMBDA_RUNTIME_API set processes an invocation and posts the response", async () => {
+  await ensureBuilt();
+  const api = new FakeRuntimeApi();
+  const cwd = mkdtempSync(join(tmpdir(), "otlp2parquet-lambda-"));
+  const runtime = start({
+    AWS_LAMBDA_RUNTIME_API: api.address,
+    OTLP2PARQUET_STORAGE_BACKEND: "fs",
+    OTLP2PARQUET_STORAGE_PATH: join(cwd, "out"),
+    OTLP2PARQUET_AUTH_TOKEN: TOKEN,
+    // A listen address it must not use: the Lambda loop never serves HTTP.
+    OTLP2PARQUET_LISTEN_ADDR: "127.0.0.1:1",
+  }, cwd);
+  try {
+    const outcome = await api.invoke(event("/v1/logs", LOGS));
+    assert.equal(outcome.kind, "response", runtime.output());
+    assert.equal(outcome.body.statusCode, 200);
+    assert.equal(parquetFiles(join(cwd, "out")).length > 0, true, "Parquet written before the response");
+    const health = await api.invoke(event("/health"));
+    assert.equal(health.body.statusCode, 200);
+    assert.match(runtime.output(), NO_LAMBDA);
+    assert.doesNotMatch(runtime.output(), /listening on/);
+    assert.equal(processMemory(runtime.pid).opendalMapped, false);
+  } finally {
+    await runtime.stop();
+    await api.close();
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
+
+Deno.test("dist/otlp2parquet on Lambda writes S3 over fetch with the role's credentials, never loading OpenDAL", async () => {
+  await ensureBuilt();
+  const s3 = await startS3Server();
+  const api = new FakeRuntimeApi();
+  const cwd = mkdtempSync(join(tmpdir(), "otlp2parquet-lambda-s3-"));
+  const runtime = start({
+    AWS_LAMBDA_RUNTIME_API: api.address,
+    OTLP2PARQUET_S3_BUCKET: s3.bucket,
+    OTLP2PARQUET_S3_ENDPOINT: s3.endpoint,
+    OTLP2PARQUET_S3_PREFIX: "lambda",
+    AWS_ACCESS_KEY_ID: s3.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    AWS_SESSION_TOKEN: "session",
+    AWS_REGION: "us-east-1",
+    // As behind a Function URL with IAM auth.
+    OTLP2PARQUET_AUTH: "none",
+  }, cwd);
+  try {
+    const outcome = await api.invoke(event("/v1/logs", LOGS));
+    assert.equal(outcome.kind, "response", runtime.output());
+    assert.equal(outcome.body.statusCode, 200, runtime.output());
+    const listing = await (await fetch(`${s3.endpoint}/${s3.bucket}?list-type=2&prefix=lambda/logs/`)).text();
+    assert.match(listing, /<Key>lambda\/logs\/[^<]+\.parquet<\/Key>/);
+    assert.equal(processMemory(runtime.pid).opendalMapped, false, "OpenDAL's addon was loaded on Lambda");
+  } finally {
+    await runtime.stop();
+    await api.close();
+    await s3.stop();
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
