@@ -1432,7 +1432,7 @@ Deno.test("without batching (--no-batch) every request's files are written befor
   }
 });
 
-Deno.test("a compressed body that inflates past its reservation is held to the in-flight budget (429)", async () => {
+Deno.test("a compressed body is charged to the in-flight budget as it inflates (429)", async () => {
   const MiB = 1024 * 1024;
   const server = await startTestServer({
     env: {
@@ -1442,7 +1442,7 @@ Deno.test("a compressed body that inflates past its reservation is held to the i
     },
   });
   const ingest = server.server.ingest;
-  // 3 MiB of JSON that gzips to a few KB: reserved as 1 MiB before reading, 3 MiB once read.
+  // 3 MiB of JSON that gzips to a few KB: charged by its few KB as they arrive, then by 3 MiB as it inflates.
   const json = JSON.stringify({
     resourceLogs: [{ scopeLogs: [{ logRecords: [{ body: { stringValue: "a".repeat(3 * MiB) } }] }] }],
   });
@@ -1451,7 +1451,10 @@ Deno.test("a compressed body that inflates past its reservation is held to the i
     send(`${server.url}/v1/logs`, { body: gz, headers: { ...JSON_CT, "content-encoding": "gzip" } });
   try {
     let sent = false;
-    const stalled = rawExchange(server.server.address, postHead("/v1/logs", 2 * MiB), [new Uint8Array(100)], {
+    // The budget is charged by bytes that arrived, not by the declared length: send 2 MiB of 3, then stall.
+    const stalled = rawExchange(server.server.address, postHead("/v1/logs", 3 * MiB), [
+      new Uint8Array(2 * MiB),
+    ], {
       onSent: () => sent = true,
     });
     await waitFor("the stalled upload to be admitted", () => sent && ingest.stats().inflightBytes >= 2 * MiB);

@@ -35,6 +35,10 @@ export interface Config {
     readonly maxPayloadBytes: number;
     readonly maxInflightBytes: number;
     readonly requestTimeoutSecs: number;
+    readonly minBodyRateBytesPerSec: number;
+    readonly bodyRateGraceSecs: number;
+    readonly headerTimeoutSecs: number;
+    readonly idleTimeoutSecs: number;
     /** `""` when no source set one and the entry passed none: the caller derives one. */
     readonly instanceId: string;
   };
@@ -163,6 +167,37 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       type: "seconds",
       default: "30",
       description: "Time allowed to read a request body, so slow clients cannot hold memory.",
+    },
+    {
+      key: "server.min_body_rate_bytes_per_sec",
+      env: "OTLP2PARQUET_MIN_BODY_RATE_BYTES_PER_SEC",
+      type: "size",
+      default: "1024 (1KiB)",
+      description:
+        "Slowest average upload accepted once the grace period is over; a slower body gets 408 and its connection is closed.",
+    },
+    {
+      key: "server.body_rate_grace_secs",
+      env: "OTLP2PARQUET_BODY_RATE_GRACE_SECS",
+      type: "seconds",
+      default: "5",
+      description: "Time a body may take before `server.min_body_rate_bytes_per_sec` applies.",
+    },
+    {
+      key: "server.header_timeout_secs",
+      env: "OTLP2PARQUET_HEADER_TIMEOUT_SECS",
+      type: "seconds",
+      default: "10",
+      description:
+        "A new connection whose first request headers are not complete within this time is closed (Bun: fixed at about 10 s).",
+    },
+    {
+      key: "server.idle_timeout_secs",
+      env: "OTLP2PARQUET_IDLE_TIMEOUT_SECS",
+      type: "seconds",
+      default: "60",
+      description:
+        "A kept-alive connection with no complete request headers within this time after its last response is closed (Bun: at most 255).",
     },
     {
       key: "server.instance_id",
@@ -443,6 +478,10 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "server.max_payload_bytes": 64 * MiB,
   "server.max_inflight_bytes": 256 * MiB,
   "server.request_timeout_secs": 30,
+  "server.min_body_rate_bytes_per_sec": 1024,
+  "server.body_rate_grace_secs": 5,
+  "server.header_timeout_secs": 10,
+  "server.idle_timeout_secs": 60,
   "server.instance_id": "",
   "auth.mode": undefined,
   "auth.token": undefined,
@@ -843,6 +882,10 @@ function build(chosen: Map<string, Chosen>): Config {
       maxPayloadBytes: v("server.max_payload_bytes"),
       maxInflightBytes: v("server.max_inflight_bytes"),
       requestTimeoutSecs: v("server.request_timeout_secs"),
+      minBodyRateBytesPerSec: v("server.min_body_rate_bytes_per_sec"),
+      bodyRateGraceSecs: v("server.body_rate_grace_secs"),
+      headerTimeoutSecs: v("server.header_timeout_secs"),
+      idleTimeoutSecs: v("server.idle_timeout_secs"),
       instanceId: v("server.instance_id"),
     },
     auth: { mode: v("auth.mode"), token: v("auth.token"), tokens: tokensOf(chosen) },
@@ -1131,7 +1174,10 @@ export function describeConfig(config: Config): string {
     [
       "limits",
       `payload ${formatSize(server.maxPayloadBytes)}, in flight ${formatSize(server.maxInflightBytes)}, ` +
-      `read timeout ${server.requestTimeoutSecs}s`,
+      `read timeout ${server.requestTimeoutSecs}s, body rate ≥ ${
+        formatSize(server.minBodyRateBytesPerSec)
+      }/s after ${server.bodyRateGraceSecs}s, header timeout ${server.headerTimeoutSecs}s, ` +
+      `idle timeout ${server.idleTimeoutSecs}s`,
     ],
     ["instance", server.instanceId || "(derived at start)"],
     [

@@ -77,6 +77,18 @@ export interface ReadBodyOptions {
    * bounded pieces. Default: none (the web-standard stream, which also stops reading a bomb early).
    */
   inflateSync?: InflateSync;
+  /**
+   * Called with the size of each piece of the body as it arrives off the wire, before it is kept. It may
+   * throw (the in-flight budget refusing it, say): reading stops, the stream is cancelled and `readBody`
+   * rejects with that error. Default: none.
+   */
+  onRead?: (bytes: number) => void;
+  /**
+   * Called with the size of each piece of decoded output of a compressed body as it is produced (whole
+   * bodies, as snappy, lz4 and `inflateSync` decode them, in one call); may throw like `onRead`. Not called
+   * for identity bodies, whose decoded bytes are the ones `onRead` saw. Default: none.
+   */
+  onDecoded?: (bytes: number) => void;
 }
 
 /**
@@ -113,14 +125,26 @@ export async function readBody(
   }
   if (body === null) return new Uint8Array(0);
   const limit = coding === "identity" ? maxBytes : maxBytes + Math.floor(maxBytes / 16) + 1024;
-  const input = new BodyInput(body, maxBytes, limit, signal);
+  // A callback's own error (a refused budget) must reach the caller as it is, not as a decoding error.
+  let refused: { error: unknown } | undefined;
+  const guard = (callback: ((bytes: number) => void) | undefined) =>
+    callback === undefined ? ignore : (bytes: number) => {
+      try {
+        callback(bytes);
+      } catch (error) {
+        refused ??= { error };
+        throw error;
+      }
+    };
+  const input = new BodyInput(body, maxBytes, limit, signal, guard(options.onRead));
+  const decoded = guard(options.onDecoded);
   try {
     switch (coding) {
       case "identity":
         return await input.readAll();
       case "gzip":
       case "deflate": {
-        if (!options.inflateSync) return await inflate(coding, input, maxBytes, signal);
+        if (!options.inflateSync) return await inflate(coding, input, maxBytes, signal, decoded);
         const compressed = await input.readAll();
         if (compressed.length === 0) return compressed;
         let format: "gzip" | "deflate" | "deflate-raw" = "gzip";
@@ -128,24 +152,29 @@ export async function readBody(
           if (compressed.length < 2) throw new SyntaxError("cannot decompress deflate body: truncated");
           format = isZlibHeader(compressed[0], compressed[1]) ? "deflate" : "deflate-raw";
         }
+        let out: Uint8Array;
         try {
-          return options.inflateSync(format, compressed, maxBytes);
+          out = options.inflateSync(format, compressed, maxBytes);
         } catch (e) {
           throw decompressError(coding, e);
         }
+        decoded(out.length);
+        return out;
       }
       case "zstd":
-        return await unzstd(input, maxBytes);
+        return await unzstd(input, maxBytes, decoded);
       case "snappy":
       case "lz4": {
         const compressed = await input.readAll();
         if (compressed.length === 0) return compressed;
-        return decodeWhole(coding, compressed, maxBytes);
+        const out = decodeWhole(coding, compressed, maxBytes);
+        decoded(out.length);
+        return out;
       }
     }
   } catch (e) {
     input.cancel(e);
-    throw e;
+    throw refused ? refused.error : e;
   } finally {
     input.release();
   }
@@ -170,6 +199,7 @@ class BodyInput {
   readonly #signal: AbortSignal | undefined;
   readonly #aborted: Promise<never> | undefined;
   readonly #onAbort: (() => void) | undefined;
+  readonly #onRead: (bytes: number) => void;
   #read = 0;
   #done = false;
 
@@ -178,8 +208,10 @@ class BodyInput {
     maxBytes: number,
     limit: number,
     signal: AbortSignal | undefined,
+    onRead: (bytes: number) => void,
   ) {
     this.#reader = body.getReader();
+    this.#onRead = onRead;
     this.#maxBytes = maxBytes;
     this.#limit = limit;
     this.#signal = signal;
@@ -222,6 +254,7 @@ class BodyInput {
             : `compressed request body exceeds ${this.#limit} bytes (the limit is ${this.#maxBytes} bytes decoded)`,
         );
       }
+      this.#onRead(value.length);
       return value;
     }
     return undefined;
@@ -258,9 +291,16 @@ function decodeWhole(coding: "snappy" | "lz4", compressed: Uint8Array, maxBytes:
   }
 }
 
-async function unzstd(input: BodyInput, maxBytes: number): Promise<Uint8Array> {
+async function unzstd(
+  input: BodyInput,
+  maxBytes: number,
+  onDecoded: (bytes: number) => void,
+): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
-  const decoder = new ZstdStreamDecoder(maxBytes, (c) => chunks.push(c));
+  const decoder = new ZstdStreamDecoder(maxBytes, (c) => {
+    chunks.push(c);
+    onDecoded(c.length);
+  });
   let any = false;
   for (let c = await input.next(); c !== undefined; c = await input.next()) {
     any = true;
@@ -296,6 +336,7 @@ async function inflate(
   input: BodyInput,
   maxBytes: number,
   signal: AbortSignal | undefined,
+  onDecoded: (bytes: number) => void,
 ): Promise<Uint8Array> {
   let pending = await input.next();
   if (pending === undefined) return new Uint8Array(0);
@@ -364,6 +405,7 @@ async function inflate(
       if (done) break;
       total += value.length;
       if (total > maxBytes) throw new BodyTooLargeError(maxBytes);
+      onDecoded(value.length);
       chunks.push(value);
       if (zlib) adler = adler32(value, adler);
     }

@@ -3,6 +3,7 @@ import { deflateRawSync, deflateSync, gzipSync, zstdCompressSync } from "node:zl
 import lz4js from "lz4js";
 import { compress as snappyjsCompress } from "snappyjs";
 import { BodyTooLargeError, parseContentEncoding, readBody, UnsupportedEncodingError } from "./body.ts";
+import { nodeInflateSync } from "../platforms/node_codecs.ts";
 import { crc32c } from "./crc32c.ts";
 import { chunkedStream, randomBytes, rejects, runCli, telemetryBytes } from "./test_samples.ts";
 
@@ -497,4 +498,67 @@ Deno.test("readBody() with node:zlib's one-call inflater keeps every bound and e
   strictEqual(error.limit, MB);
   ok(performance.now() - started < 5000);
   deepStrictEqual(await read("gzip", new Uint8Array(0), MB), new Uint8Array(0));
+});
+
+Deno.test("readBody() reports every piece as it is read and decoded, for every encoding", async () => {
+  const data = telemetryBytes(200_000, 4);
+  for (const inflateSync of [undefined, nodeInflateSync]) {
+    for (const [label, encoding, encode] of ENCODERS) {
+      const encoded = await encode(data);
+      const { stream, pulled } = chunkedStream(encoded, 5000);
+      let read = 0;
+      let decoded = 0;
+      let readAtFirstDecode = -1;
+      const body = await readBody(stream, {
+        encoding: encodingOf(encoding),
+        maxBytes: MB,
+        inflateSync,
+        onRead: (n) => {
+          ok(n > 0, label);
+          read += n;
+          // Each piece is reported as it comes off the wire, not after the whole body.
+          ok(read <= pulled(), `${label}: reported no more than was pulled`);
+        },
+        onDecoded: (n) => {
+          if (readAtFirstDecode < 0) readAtFirstDecode = read;
+          decoded += n;
+        },
+      });
+      deepStrictEqual(body, data, label);
+      strictEqual(read, encoded.length, `${label}: raw bytes reported`);
+      const compressed = encoding !== "identity" && encoding !== "none";
+      strictEqual(decoded, compressed ? data.length : 0, `${label}: decoded bytes reported`);
+    }
+  }
+});
+
+Deno.test("readBody() stops at a callback's error, cancels the stream and rejects with that error", async () => {
+  class Refused extends Error {}
+  const data = telemetryBytes(300_000, 5);
+  for (const [label, encoding, encode] of ENCODERS) {
+    for (const where of ["read", "decoded"] as const) {
+      if (where === "decoded" && (encoding === "identity" || encoding === "none")) continue;
+      const encoded = await encode(data);
+      const { stream, pulled, cancelled } = chunkedStream(encoded, 1000);
+      let seen = 0;
+      const refuse = (n: number) => {
+        seen += n;
+        if (seen > 2000) throw new Refused(`${label} ${where}`);
+      };
+      await rejects(
+        () =>
+          readBody(stream, {
+            encoding: encodingOf(encoding),
+            maxBytes: MB,
+            onRead: where === "read" ? refuse : undefined,
+            onDecoded: where === "decoded" ? refuse : undefined,
+          }),
+        Refused,
+      );
+      if (where === "read") {
+        ok(cancelled(), `${label}: the upload is cancelled`);
+        ok(pulled() <= 3000 && pulled() < encoded.length, `${label}: read no further (${pulled()} bytes)`);
+      }
+    }
+  }
 });

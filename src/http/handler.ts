@@ -38,6 +38,14 @@ export interface HandlerOptions {
   maxPayloadBytes?: number;
   /** A body not received within this time is abandoned with 408. Default 30 000 ms. */
   readTimeoutMs?: number;
+  /**
+   * Slowest average rate, in bytes a second, at which a body may arrive once `bodyRateGraceMs` has passed;
+   * a slower one is abandoned with 408 and its connection closed, so trickling clients cannot hold
+   * connections and memory for the whole `readTimeoutMs`. Default 1024.
+   */
+  minBodyRateBytesPerSec?: number;
+  /** Time a body may take before `minBodyRateBytesPerSec` applies. Default 5000 ms. */
+  bodyRateGraceMs?: number;
   /** Reports unexpected failures (bugs); default: none. */
   onError?: (error: unknown, request: Request) => void;
   /** A runtime's one-call gzip/deflate inflater (see `readBody`); default: `DecompressionStream`. */
@@ -78,6 +86,67 @@ export function formatOf(contentType: string | null): Format | undefined {
 
 class ReadTimeoutError extends Error {}
 
+/** Budget reserved before a body is read, and the least it grows by once its bytes pass that. */
+export const BUDGET_STEP_BYTES = 64 * 1024;
+
+/**
+ * The in-flight budget one request holds, charged as its body arrives (raw bytes off the wire, and the
+ * decoded output of a compressed body as it is produced) rather than from a declared Content-Length, which
+ * a client can set to anything. It holds at most `max(raw, decoded) + BUDGET_STEP_BYTES`, and never more
+ * than `maxBytes` (the payload limit, which the configuration keeps within the budget), so a request alone
+ * is always admitted. `admit` may throw OverloadedError (429) or UnavailableError (503) at any step.
+ */
+class BudgetCharge {
+  readonly #sink: Sink;
+  readonly #maxBytes: number;
+  readonly #releases: (() => void)[] = [];
+  #held = 0;
+  #raw = 0;
+  #decoded = 0;
+
+  constructor(sink: Sink, maxBytes: number) {
+    this.#sink = sink;
+    this.#maxBytes = maxBytes;
+    this.#grow(BUDGET_STEP_BYTES);
+  }
+
+  /** Bytes of the body read off the wire so far. */
+  get raw(): number {
+    return this.#raw;
+  }
+
+  /** Bytes of the budget held now. */
+  get held(): number {
+    return this.#held;
+  }
+
+  read(bytes: number): void {
+    this.#raw += bytes;
+    this.#cover(this.#raw);
+  }
+
+  decoded(bytes: number): void {
+    this.#decoded += bytes;
+    this.#cover(this.#decoded);
+  }
+
+  #cover(used: number): void {
+    if (used > this.#held) this.#grow(Math.max(BUDGET_STEP_BYTES, used - this.#held));
+  }
+
+  #grow(bytes: number): void {
+    const n = Math.min(bytes, this.#maxBytes - this.#held);
+    if (n <= 0) return;
+    this.#releases.push(this.#sink.admit(n));
+    this.#held += n;
+  }
+
+  release(): void {
+    for (const release of this.#releases) release();
+    this.#releases.length = 0;
+  }
+}
+
 /** The body stream failed (the client went away mid-upload): the client's problem, not a 500. */
 class BodyReadError extends Error {}
 
@@ -113,6 +182,10 @@ function responseFor(error: unknown, encoding: ResponseEncoding): Response {
 export function createHandler(options: HandlerOptions): (request: Request) => Promise<Response> {
   const maxPayload = options.maxPayloadBytes ?? 64 * 1024 * 1024;
   const readTimeout = options.readTimeoutMs ?? 30_000;
+  const minRate = options.minBodyRateBytesPerSec ?? 1024;
+  const rateGrace = options.bodyRateGraceMs ?? 5000;
+  // Often enough to close a trickler soon after its grace ends, rarely enough to cost nothing.
+  const rateCheckMs = Math.min(1000, Math.max(100, rateGrace / 4));
   const { sink } = options;
   const authCheck = options.auth && createAuthCheck(options.auth);
 
@@ -166,19 +239,28 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         await request.body?.cancel();
         throw new BodyTooLargeError(maxPayload);
       }
-      // Reserve the budget before reading, so memory stays bounded however many clients send at once.
-      // Without Content-Length (chunked, as gzip exporters send) `declared` is NaN, which must not reach
-      // the budget: NaN would disable it for good.
-      const known = declared >= 0;
-      const reserved = identity && known
-        ? declared
-        : Math.min(maxPayload, Math.max(known ? declared * 4 : 0, 1 << 20));
-      releases.push(sink.admit(reserved));
+      // The budget is charged as bytes arrive: a declared Content-Length (only a hint, used above for the
+      // early 413) would let four clients that declare 64 MiB and send a byte a second hold it all.
+      const charge = new BudgetCharge(sink, maxPayload);
+      releases.push(() => charge.release());
       const timeout = new AbortController();
       const timer = setTimeout(
         () => timeout.abort(new ReadTimeoutError(`body not received within ${readTimeout / 1000} s`)),
         readTimeout,
       );
+      const started = Date.now();
+      const rateTimer = setInterval(() => {
+        const late = Date.now() - started - rateGrace;
+        if (late > 0 && charge.raw < minRate * late / 1000) {
+          timeout.abort(
+            new ReadTimeoutError(
+              `body arriving slower than ${minRate} bytes/s (${charge.raw} bytes in ${
+                Math.round((late + rateGrace) / 100) / 10
+              } s)`,
+            ),
+          );
+        }
+      }, rateCheckMs);
       let body: Uint8Array;
       try {
         body = await readBody(request.body, {
@@ -186,18 +268,20 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
           maxBytes: maxPayload,
           signal: timeout.signal,
           inflateSync: options.inflateSync,
+          onRead: (n) => charge.read(n),
+          onDecoded: (n) => charge.decoded(n),
         });
       } catch (e) {
         if (
           e instanceof BodyTooLargeError || e instanceof ReadTimeoutError || e instanceof SyntaxError ||
-          e instanceof UnsupportedEncodingError
+          e instanceof UnsupportedEncodingError || e instanceof OverloadedError ||
+          e instanceof UnavailableError
         ) throw e;
         throw new BodyReadError(`cannot read the request body: ${(e as Error)?.message ?? e}`, { cause: e });
       } finally {
         clearTimeout(timer);
+        clearInterval(rateTimer);
       }
-      // A compressed body can inflate far past its guess: reserve the rest now that its size is known.
-      if (body.length > reserved) releases.push(sink.admit(body.length - reserved));
       const decoded = decodeRequest(route.signal, body, { format });
       const refused = decoded.records > 0
         ? await sink.accept({ signal: route.signal, format, body, decoded })
@@ -212,6 +296,8 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       });
     } catch (error) {
       const response = failureResponse(error, encoding);
+      // The rest of an abandoned body is never read, so the connection cannot carry another request.
+      if (error instanceof ReadTimeoutError) response.headers.set("connection", "close");
       try {
         if (response.status === 500) options.onError?.(error, request);
       } catch {

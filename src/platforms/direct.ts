@@ -126,6 +126,8 @@ export function createDirectHandler(
     sink,
     maxPayloadBytes: config.server.maxPayloadBytes,
     readTimeoutMs: config.server.requestTimeoutSecs * 1000,
+    minBodyRateBytesPerSec: config.server.minBodyRateBytesPerSec,
+    bodyRateGraceMs: config.server.bodyRateGraceSecs * 1000,
     inflateSync: options.inflateSync,
     auth: config.auth.mode === "token" ? { tokens: config.auth.tokens } : undefined,
     onError: (error, request) =>

@@ -9,7 +9,10 @@
 import { fileURLToPath } from "node:url";
 
 const ENTRY = fileURLToPath(new URL("./server_entry.ts", import.meta.url));
+const BUN_ENTRY = fileURLToPath(new URL("./bun_server_entry.ts", import.meta.url));
 const CONFIG = fileURLToPath(new URL("../../deno.json", import.meta.url));
+/** The Bun binary itself (the npm `.bin` shim would be run by Deno's child_process as a script). */
+const BUN = fileURLToPath(new URL("../../node_modules/bun/bin/bun.exe", import.meta.url));
 
 /** A running server process. */
 export interface ServerProcess {
@@ -54,17 +57,34 @@ function cleanEnv(): Record<string, string> {
   return env;
 }
 
+/** Options of {@link spawnServer}. */
+export interface SpawnOptions {
+  /** Default 30 000. */
+  startTimeoutMs?: number;
+  /** `deno` (`Deno.serve`'s replacement, as `deno task start`) or `bun` (`Bun.serve`, as the single executable). Default `deno`. */
+  runtime?: "deno" | "bun";
+  /** The soft limit on open descriptors (`ulimit -n`) the server runs with. Default: the test's own. */
+  fdLimit?: number;
+}
+
 /**
  * Starts the server with `env` (OTLP2PARQUET_* settings; LISTEN_ADDR defaults to 127.0.0.1:0) and resolves
  * once it listens. Rejects (after killing it) if it does not start within `startTimeoutMs` (default 30 000).
  */
 export async function spawnServer(
   env: Record<string, string>,
-  options: { startTimeoutMs?: number } = {},
+  options: SpawnOptions = {},
 ): Promise<ServerProcess> {
   hook();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--config", CONFIG, ENTRY],
+  let command = options.runtime === "bun" ? BUN : Deno.execPath();
+  let args = options.runtime === "bun" ? [BUN_ENTRY] : ["run", "-A", "--config", CONFIG, ENTRY];
+  if (options.fdLimit !== undefined) {
+    // `exec` keeps the pid, so /proc still shows the server itself.
+    args = ["-c", `ulimit -n ${Math.floor(options.fdLimit)} && exec "$@"`, "bash", command, ...args];
+    command = "bash";
+  }
+  const child = new Deno.Command(command, {
+    args,
     env: { ...cleanEnv(), OTLP2PARQUET_LISTEN_ADDR: "127.0.0.1:0", NO_COLOR: "1", ...env },
     clearEnv: true,
     stdin: "piped",

@@ -19,6 +19,7 @@ import { limitsOf } from "../../ingest/request_limits.ts";
 import { storeFromConfig } from "../../storage/from_config.ts";
 import { prepareParquet } from "../wasm.ts";
 import { nodeInflateSync } from "../node_codecs.ts";
+import { denoServeHttp, serveConnections } from "./deno_listener.ts";
 import { createLogger } from "./log.ts";
 
 /** A running server. */
@@ -54,39 +55,99 @@ function isLoopback(hostname: string): boolean {
   return hostname === "localhost" || hostname === "::1" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
-/** Serves a handler with the runtime's own server. */
+/** What listening gives back to `startServer`. */
+interface Listening {
+  stop(): Promise<void>;
+}
+
+/** Accept errors are logged at most this often, with the count since the last line. */
+const ACCEPT_ERROR_LOG_MS = 10_000;
+
+/**
+ * Serves a handler: on Bun with `Bun.serve`, on Deno from our own accept loop (`deno_listener.ts`, which
+ * says why). Both survive accept errors (EMFILE) and close idle and slow-header connections:
+ *
+ * - Bun (uSockets) keeps accepting after EMFILE by itself. Its `idleTimeout` (at most 255 s) closes kept-alive
+ *   connections (uSockets checks every 4 s, so it may take up to 4 s longer); a new connection must complete its
+ *   headers within uWS's fixed ~10 s. A request in progress may be silent for `request_timeout_secs` + 5 s
+ *   (`server.timeout`), so Bun never cuts a request our own body timeout and minimum rate still judge.
+ * - Deno: see `serveConnections`.
+ */
 function listen(
   handler: (r: Request) => Promise<Response>,
   config: Config,
+  log: Logger,
   onListen: (address: string) => void,
-): { stop(): Promise<void> } {
+): Listening {
   const { hostname, port } = config.server;
-  const bun =
-    (globalThis as { Bun?: { serve(o: unknown): { port: number; stop(force?: boolean): Promise<void> } } })
-      .Bun;
+  const bracket = (h: string) => h.includes(":") ? `[${h}]` : h;
+  const bun = (globalThis as {
+    Bun?: {
+      serve(o: unknown): {
+        port: number;
+        stop(force?: boolean): Promise<void>;
+        timeout(request: Request, seconds: number): void;
+      };
+    };
+  }).Bun;
   if (bun) {
+    const requestIdle = Math.min(255, Math.ceil(config.server.requestTimeoutSecs) + 5);
+    const idle = Math.max(1, Math.min(255, Math.ceil(config.server.idleTimeoutSecs)));
     const server = bun.serve({
       hostname,
       port,
-      fetch: handler,
+      fetch: async (request: Request) => {
+        // The socket keeps the last timeout set: back to the idle one once the answer is ready.
+        server.timeout(request, requestIdle);
+        try {
+          return await handler(request);
+        } finally {
+          server.timeout(request, idle);
+        }
+      },
       maxRequestBodySize: config.server.maxPayloadBytes + 1024,
-      idleTimeout: Math.min(255, Math.ceil(config.server.requestTimeoutSecs) + 5),
+      idleTimeout: idle,
     });
-    onListen(`${hostname.includes(":") ? `[${hostname}]` : hostname}:${server.port}`);
+    onListen(`${bracket(hostname)}:${server.port}`);
     return { stop: () => server.stop(false) };
   }
-  const deno = (globalThis as unknown as {
-    Deno: {
-      serve(o: unknown, h: unknown): { shutdown(): Promise<void>; finished: Promise<void> };
-    };
-  }).Deno;
-  const server = deno.serve({
+  if (!denoServeHttp()) {
+    // A later Deno without Deno.serveHttp: serve as before, without the connection bounds.
+    log.warn("Deno.serveHttp is missing: connections are not timed out and an accept error stops the server");
+    const deno = (globalThis as unknown as {
+      Deno: { serve(o: unknown, h: unknown): { shutdown(): Promise<void> } };
+    }).Deno;
+    const server = deno.serve({
+      hostname,
+      port,
+      onListen: (a: { hostname: string; port: number }) => onListen(`${bracket(a.hostname)}:${a.port}`),
+    }, handler);
+    return { stop: () => server.shutdown() };
+  }
+  let lastLogged = 0;
+  let unlogged = 0;
+  const server = serveConnections(handler, {
     hostname,
     port,
-    onListen: (a: { hostname: string; port: number }) =>
-      onListen(`${a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname}:${a.port}`),
-  }, handler);
-  return { stop: () => server.shutdown() };
+    headerTimeoutMs: config.server.headerTimeoutSecs * 1000,
+    idleTimeoutMs: config.server.idleTimeoutSecs * 1000,
+    onAcceptError: (error, stats) => {
+      unlogged++;
+      const now = Date.now();
+      if (now - lastLogged < ACCEPT_ERROR_LOG_MS) return;
+      lastLogged = now;
+      log.warn("cannot accept connections; closing the longest idle one and retrying", {
+        error: (error as Error)?.message ?? String(error),
+        errors: unlogged,
+        open: stats.open,
+        idle: stats.idle,
+        hint: "raise the descriptor limit (LimitNOFILE, ulimit -n); see docs/deploy.md",
+      });
+      unlogged = 0;
+    },
+  });
+  onListen(server.address);
+  return { stop: () => server.stop() };
 }
 
 /** Starts the server from resolved configuration. */
@@ -159,13 +220,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     sink,
     maxPayloadBytes: config.server.maxPayloadBytes,
     readTimeoutMs: config.server.requestTimeoutSecs * 1000,
+    minBodyRateBytesPerSec: config.server.minBodyRateBytesPerSec,
+    bodyRateGraceMs: config.server.bodyRateGraceSecs * 1000,
     inflateSync: nodeInflateSync,
     auth: config.auth.mode === "token" ? { tokens: config.auth.tokens } : undefined,
     onError: (error, request) =>
       log.error("unexpected error", { path: new URL(request.url).pathname, error: String(error) }),
   });
   let address = "";
-  const server = listen(handler, config, (a) => address = a);
+  const server = listen(handler, config, log, (a) => address = a);
   log.info(`otlp2parquet ${VERSION} listening on http://${address}`, {
     store: store.description,
     durability: !config.batch.enabled
