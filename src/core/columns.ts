@@ -790,12 +790,22 @@ abstract class SharedColumn<C extends MapColumn | StrColumn | ListColumn<StrColu
    * they are kept.
    */
   byteLength(): number {
-    const d = this.distinct, sizes = new Float64Array(d.length);
-    for (let id = 0; id < d.length; id++) sizes[id] = this.rowBytes(id);
-    let n = 0;
-    for (let i = 0; i < this.length; i++) n += sizes[this.ids[i]];
+    // Rows are only ever appended and a distinct value never changes, so the rows counted before are
+    // not counted again: decoders measure their rows every few thousand records.
+    if (this.counted > this.length) this.counted = this.countedBytes = 0;
+    let n = this.countedBytes, last = -1, size = 0;
+    const ids = this.ids;
+    for (let i = this.counted; i < this.length; i++) {
+      const id = ids[i];
+      if (id !== last) last = id, size = this.rowBytes(id);
+      n += size;
+    }
+    this.counted = this.length, this.countedBytes = n;
     return n;
   }
+  /** Rows whose bytes byteLength() has summed, and their sum. */
+  private counted = 0;
+  private countedBytes = 0;
   /** Bytes of one row holding distinct value `id`, as a plain column stores it. */
   protected abstract rowBytes(id: number): number;
   compact(): void {
