@@ -792,15 +792,18 @@ abstract class SharedColumn<C extends MapColumn | StrColumn | ListColumn<StrColu
   byteLength(): number {
     // Rows are only ever appended and a distinct value never changes, so the rows counted before are
     // not counted again: decoders measure their rows every few thousand records.
-    if (this.counted > this.length) this.counted = this.countedBytes = 0;
-    let n = this.countedBytes, last = -1, size = 0;
-    const ids = this.ids;
-    for (let i = this.counted; i < this.length; i++) {
+    const len = this.length, ids = this.ids;
+    if (this.counted > len) this.counted = this.countedBytes = 0;
+    let n = this.countedBytes, i = this.counted;
+    // By runs of one value (rows of a scope, records of one shape): a compare a row.
+    while (i < len) {
       const id = ids[i];
-      if (id !== last) last = id, size = this.rowBytes(id);
-      n += size;
+      let j = i + 1;
+      while (j < len && ids[j] === id) j++;
+      n += this.rowBytes(id) * (j - i);
+      i = j;
     }
-    this.counted = this.length, this.countedBytes = n;
+    this.counted = len, this.countedBytes = n;
     return n;
   }
   /** Rows whose bytes byteLength() has summed, and their sum. */

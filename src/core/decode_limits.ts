@@ -59,7 +59,7 @@ export interface DecodeStats {
   records: number;
   /** Nested items decoded (events, links, exemplars, quantiles, metrics). */
   items: number;
-  /** Decoded bytes at the last measurement, and the largest measured. */
+  /** Decoded bytes at the last measurement (the largest: they only grow during a decode). */
   decodedBytes: number;
   /** Times the decode paused (async decodes). */
   slices: number;
@@ -108,14 +108,14 @@ export class DecodeMeter {
     this.onBytes = limits.onDecodedBytes;
     this.sliceUnits = pausing ? limits.sliceUnits ?? 16384 : Infinity;
     this.sliceBytes = pausing ? limits.sliceBytes ?? 1 << 20 : Infinity;
-    this.stats = stats ?? {
+    this.stats = Object.assign(stats ?? {} as DecodeStats, {
       envelopes: 0,
       envelopesDecoded: 0,
       records: 0,
       items: 0,
       decodedBytes: 0,
       slices: 0,
-    };
+    });
   }
 
   /** Counts one resource or scope envelope (or JSON Lines line). */
@@ -166,8 +166,16 @@ export class DecodeMeter {
    * reported are at least this from now on.
    */
   reserve(bytes: number): void {
+    if (bytes > this.maxBytes) this.tooManyBytes("would hold");
     this.floor = Math.max(this.floor, bytes);
     this.check();
+  }
+
+  private tooManyBytes(holds = "holds"): never {
+    throw new DecodeLimitError(
+      `the decoded request ${holds} more than ${this.maxBytes} bytes; send smaller requests`,
+      "decodedBytes",
+    );
   }
 
   /** Measures the decoded bytes now; throws DecodeLimitError beyond the bound. */
@@ -175,12 +183,7 @@ export class DecodeMeter {
     this.untilCheck = CHECK_EVERY;
     const bytes = Math.max(this.measure(), this.floor);
     this.stats.decodedBytes = bytes;
-    if (bytes > this.maxBytes) {
-      throw new DecodeLimitError(
-        `the decoded request holds more than ${this.maxBytes} bytes; send smaller requests`,
-        "decodedBytes",
-      );
-    }
+    if (bytes > this.maxBytes) this.tooManyBytes();
     this.onBytes?.(bytes);
   }
 

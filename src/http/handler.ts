@@ -6,10 +6,12 @@
  * @module
  */
 
-import { type Decoded, decodeRequest, type Format } from "../core/convert.ts";
+import { type Decoded, decodeRequestAsync, type Format } from "../core/convert.ts";
+import { DecodeLimitError } from "../core/decode_limits.ts";
 import type { Signal } from "../core/schema.ts";
 import { OverloadedError, UnavailableError } from "../ingest/errors.ts";
 import { BodyTooLargeError, type InflateSync, readBody, UnsupportedEncodingError } from "./body.ts";
+import { macrotask } from "./macrotask.ts";
 import { exportResponse, type ResponseEncoding, statusResponse } from "./otlp_response.ts";
 
 /** What accepts decoded requests: the batching ingest on servers, a direct writer on Lambda and Workers. */
@@ -36,6 +38,14 @@ export interface HandlerOptions {
   onError?: (error: unknown, request: Request) => void;
   /** A runtime's one-call gzip/deflate inflater (see `readBody`); default: `DecompressionStream`. */
   inflateSync?: InflateSync;
+  /**
+   * Decoded bytes one request may hold (as batches count them; a legitimate protobuf request decodes to
+   * 1-3 times its size); beyond, 413. They are charged to the in-flight budget as they are produced
+   * (429 when it cannot take them). Default 4 × `maxPayloadBytes`.
+   */
+  maxDecodedBytes?: number;
+  /** Awaited between slices of a long decode, so that other clients are served meanwhile. Default `macrotask`. */
+  pause?: () => Promise<void>;
 }
 
 interface Route {
@@ -79,7 +89,9 @@ export function failureResponse(error: unknown, encoding: ResponseEncoding): Res
   if (error instanceof UnavailableError) {
     return statusResponse(503, error.message, { encoding, retryAfterSecs: error.retryAfterSecs });
   }
-  if (error instanceof BodyTooLargeError) return statusResponse(413, error.message, { encoding });
+  if (error instanceof BodyTooLargeError || error instanceof DecodeLimitError) {
+    return statusResponse(413, error.message, { encoding });
+  }
   if (error instanceof ReadTimeoutError) return statusResponse(408, error.message, { encoding });
   if (error instanceof BodyReadError) return statusResponse(400, error.message, { encoding });
   if (error instanceof UnsupportedEncodingError || error instanceof SyntaxError) {
@@ -88,10 +100,27 @@ export function failureResponse(error: unknown, encoding: ResponseEncoding): Res
   return statusResponse(500, "internal error", { encoding });
 }
 
+/**
+ * Grows a request's share of the in-flight budget from `charged` to at least `want` bytes (body plus
+ * decoded bytes so far) and returns the new share. Its reservations are replaced by one (so that a
+ * request alone is still always admitted, as `Sink.admit` promises), grown by at least 1 MiB or an eighth
+ * at a time, so a decode calls `admit` a few dozen times at most. `admit` throws (429, 503) when the
+ * budget cannot take it, which stops the decode.
+ */
+function charge(sink: Sink, releases: (() => void)[], charged: number, want: number): number {
+  if (want <= charged) return charged;
+  const next = Math.max(want, charged + Math.max(1 << 20, charged >> 3));
+  for (const release of releases.splice(0)) release();
+  releases.push(sink.admit(next));
+  return next;
+}
+
 /** Creates the receiver's handler. */
 export function createHandler(options: HandlerOptions): (request: Request) => Promise<Response> {
   const maxPayload = options.maxPayloadBytes ?? 64 * 1024 * 1024;
   const readTimeout = options.readTimeoutMs ?? 30_000;
+  const maxDecoded = options.maxDecodedBytes ?? 4 * maxPayload;
+  const pause = options.pause ?? macrotask;
   const { sink } = options;
 
   return async (request: Request): Promise<Response> => {
@@ -172,7 +201,15 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       }
       // A compressed body can inflate far past its guess: reserve the rest now that its size is known.
       if (body.length > reserved) releases.push(sink.admit(body.length - reserved));
-      const decoded = decodeRequest(route.signal, body, { format });
+      // Decoded bytes are charged as they are produced, so the budget bounds them too, not only the bodies.
+      const held = Math.max(reserved, body.length);
+      let charged = held;
+      const decoded = await decodeRequestAsync(route.signal, body, {
+        format,
+        maxDecodedBytes: maxDecoded,
+        onDecodedBytes: (bytes) => void (charged = charge(sink, releases, charged, held + bytes)),
+        pause,
+      });
       if (decoded.records > 0) await sink.accept({ signal: route.signal, format, body, decoded });
       const { body: out, contentType } = exportResponse(route.signal, encoding, {
         rejected: decoded.rejected,
