@@ -242,42 +242,15 @@ export function* walkProtoRequest(
           scanEnvelope(sl.reset(buf, ss, se), ["scope", names.items, "schemaUrl"], found);
           ctx.scope = scopes.get(buf, found.s1, found.e1);
           ctx.scopeSchemaUrl = schemaUrl(buf, found.s3, found.e3);
-          let ii = 0, p = ss;
-          while (p < se) {
-            // Items with a one- or two-byte length, framed here; the reader takes anything else.
-            let s = -1, e = 0;
-            if (buf[p] === 0x12 && p + 2 < se) {
-              const b1 = buf[p + 1], b2 = buf[p + 2];
-              if (b1 < 0x80) s = p + 2, e = s + b1;
-              else if (b2 < 0x80) s = p + 3, e = s + ((b1 & 0x7f) | (b2 << 7));
-              if (e > se) s = -1;
-            }
-            if (s < 0) {
-              sl.pos = p;
-              const u = sl.tag();
-              if (u !== 0x12) {
-                sl.skip(u & 7);
-                p = sl.pos;
-                continue;
-              }
-              sl.bytes();
-              s = sl.start, e = sl.stop;
-            }
-            p = e;
-            try {
-              item(buf, s, e, ctx);
-            } catch (err) {
-              if (err instanceof DecodeError) throw err.within(`${names.items}[${ii}]`);
-              throw err;
-            }
-            ii++;
-            if (records) meter.record();
-            else meter.items(1);
-            if (meter.pauseDue(p)) {
-              meter.paused(p);
+          const at: ItemsAt = { p: ss, n: 0 };
+          while (at.p < se) {
+            walkItems(buf, se, at, item, ctx, sl, meter, records, names.items);
+            if (at.p < se) {
+              meter.paused(at.p);
               yield;
             }
           }
+          const ii = at.n;
           if (ii > 0 && scopeEnd) scopeEnd(ctx, ii);
         } catch (e) {
           if (e instanceof DecodeError) throw e.within(`${names.scopes}[${si}]`);
@@ -295,6 +268,64 @@ export function* walkProtoRequest(
     }
     ri++;
   }
+}
+
+/** Where walkItems is in a scope: the position, and the items handed over so far. */
+interface ItemsAt {
+  p: number;
+  n: number;
+}
+
+/**
+ * Hands the items of a scope from `at.p` on to `item` until the scope ends at `end` or the meter says a
+ * pause is due, and updates `at`. A plain function rather than part of the walker, which is a generator:
+ * the hot loop is then optimised like any other (and on-stack replaced while it runs).
+ */
+function walkItems(
+  buf: Uint8Array,
+  end: number,
+  at: ItemsAt,
+  item: (buf: Uint8Array, start: number, end: number, ctx: ScopeContext) => void,
+  ctx: ScopeContext,
+  r: WireReader,
+  meter: DecodeMeter,
+  records: boolean,
+  name: string,
+): void {
+  let p = at.p, n = at.n;
+  while (p < end) {
+    // Items with a one- or two-byte length, framed here; the reader takes anything else.
+    let s = -1, e = 0;
+    if (buf[p] === 0x12 && p + 2 < end) {
+      const b1 = buf[p + 1], b2 = buf[p + 2];
+      if (b1 < 0x80) s = p + 2, e = s + b1;
+      else if (b2 < 0x80) s = p + 3, e = s + ((b1 & 0x7f) | (b2 << 7));
+      if (e > end) s = -1;
+    }
+    if (s < 0) {
+      r.pos = p;
+      const u = r.tag();
+      if (u !== 0x12) {
+        r.skip(u & 7);
+        p = r.pos;
+        continue;
+      }
+      r.bytes();
+      s = r.start, e = r.stop;
+    }
+    p = e;
+    try {
+      item(buf, s, e, ctx);
+    } catch (err) {
+      if (err instanceof DecodeError) throw err.within(`${name}[${n}]`);
+      throw err;
+    }
+    n++;
+    if (records) meter.record();
+    else meter.items(1);
+    if (meter.pauseDue(p)) break;
+  }
+  at.p = p, at.n = n;
 }
 
 /**
