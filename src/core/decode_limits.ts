@@ -16,6 +16,13 @@
 export const MAX_ENVELOPES = 1 << 21;
 /** Records (log records, spans, metric data points) one request may hold. */
 export const MAX_RECORDS = 1 << 23;
+/**
+ * Attributes, events, links, exemplars or quantiles one record (span, log record, data point, event,
+ * link) may hold. SDKs keep 128 of each by default; this is checked every 1024, so a record is refused
+ * at the first multiple of 1024 beyond it. It bounds the work between two pauses: a record is decoded
+ * without pausing.
+ */
+export const MAX_ITEMS_PER_RECORD = 1 << 16;
 /** Work units (envelopes, records, nested items) between two measurements of the decoded bytes. */
 export const CHECK_EVERY = 1024;
 /** Bytes an attribute scratch holds per entry (ranges, kind, key prefix, order), counted as decoded. */
@@ -29,6 +36,8 @@ export interface DecodeLimits {
   maxEnvelopes?: number;
   /** Records (log records, spans, data points) per request. Default `MAX_RECORDS` (8 Mi). */
   maxRecords?: number;
+  /** Attributes, events, links, exemplars or quantiles per record. Default `MAX_ITEMS_PER_RECORD` (64 Ki). */
+  maxItemsPerRecord?: number;
   /**
    * Decoded bytes (as `Rows.byteLength()` counts them, which is what batches are charged) per request;
    * beyond it the decode stops with a DecodeLimitError. Default: no bound.
@@ -68,7 +77,7 @@ export interface DecodeStats {
 /** A decode went past one of its limits: 413 over HTTP (the request is too large, not malformed). */
 export class DecodeLimitError extends RangeError {
   signal = "";
-  constructor(readonly problem: string, readonly limit: "envelopes" | "records" | "decodedBytes") {
+  constructor(readonly problem: string, readonly limit: "envelopes" | "records" | "items" | "decodedBytes") {
     super(problem);
     this.name = "DecodeLimitError";
   }
@@ -85,6 +94,7 @@ export class DecodeMeter {
   readonly stats: DecodeStats;
   private readonly maxEnvelopes: number;
   private readonly maxRecords: number;
+  private readonly maxItems: number;
   private readonly maxBytes: number;
   private readonly onBytes: ((bytes: number) => void) | undefined;
   private readonly sliceUnits: number;
@@ -104,6 +114,7 @@ export class DecodeMeter {
   constructor(limits: DecodeLimits = {}, pausing = false, stats?: DecodeStats) {
     this.maxEnvelopes = limits.maxEnvelopes ?? MAX_ENVELOPES;
     this.maxRecords = limits.maxRecords ?? MAX_RECORDS;
+    this.maxItems = limits.maxItemsPerRecord ?? MAX_ITEMS_PER_RECORD;
     this.maxBytes = limits.maxDecodedBytes ?? Infinity;
     this.onBytes = limits.onDecodedBytes;
     this.sliceUnits = pausing ? limits.sliceUnits ?? 16384 : Infinity;
@@ -153,6 +164,17 @@ export class DecodeMeter {
   items(n: number): void {
     this.stats.items += n;
     this.work(n);
+  }
+
+  /**
+   * Counts 1024 more nested items of one kind (`what`) in one record, `count` so far: beyond
+   * `maxItemsPerRecord`, a DecodeLimitError.
+   */
+  nested(count: number, what: string): void {
+    if (count > this.maxItems) {
+      throw new DecodeLimitError(`more than ${this.maxItems} ${what} in one record`, "items");
+    }
+    this.items(1024);
   }
 
   /** Adds `n` units of work; measures the decoded bytes when a check is due. */

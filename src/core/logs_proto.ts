@@ -186,7 +186,7 @@ function decodeLogRecord(
           throw err;
         }
         // Every 1024th attribute is counted, so a record with millions of them is measured as it grows.
-        if ((++nAttr & 1023) === 0) c.meter.items(1024);
+        if ((++nAttr & 1023) === 0) c.meter.nested(nAttr, "attributes");
         break;
       case 8:
         r.pos = p;

@@ -460,12 +460,12 @@ class ProtoMetricsDecoder {
           break;
         case 7:
           addAttributeField(this.c.protoScratch, r, wt, "attributes", nAttr++);
-          if ((nAttr & 1023) === 0) this.c.meter.items(1024);
+          if ((nAttr & 1023) === 0) this.c.meter.nested(nAttr, "attributes");
           break;
         case 5:
           r.bytesOf(wt, "exemplars");
           ex.push(r.start, r.stop);
-          if ((ex.length & 2047) === 0) this.c.meter.items(1024);
+          if ((ex.length & 2047) === 0) this.c.meter.nested(ex.length / 2, "exemplars");
           break;
         case 8:
           flags = r.uint32Of(wt, "flags");
@@ -551,11 +551,11 @@ class ProtoMetricsDecoder {
         case 8:
           r.bytesOf(wt, "exemplars");
           ex.push(r.start, r.stop);
-          if ((ex.length & 2047) === 0) this.c.meter.items(1024);
+          if ((ex.length & 2047) === 0) this.c.meter.nested(ex.length / 2, "exemplars");
           break;
         case 9:
           addAttributeField(this.c.protoScratch, r, wt, "attributes", nAttr++);
-          if ((nAttr & 1023) === 0) this.c.meter.items(1024);
+          if ((nAttr & 1023) === 0) this.c.meter.nested(nAttr, "attributes");
           break;
         case 10:
           flags = r.uint32Of(wt, "flags");
@@ -608,7 +608,7 @@ class ProtoMetricsDecoder {
       switch (tag >>> 3) {
         case 1:
           addAttributeField(this.c.protoScratch, r, wt, "attributes", nAttr++);
-          if ((nAttr & 1023) === 0) this.c.meter.items(1024);
+          if ((nAttr & 1023) === 0) this.c.meter.nested(nAttr, "attributes");
           break;
         case 2:
           r.fixed64Of(wt, "startTimeUnixNano");
@@ -665,7 +665,7 @@ class ProtoMetricsDecoder {
         case 11:
           r.bytesOf(wt, "exemplars");
           ex.push(r.start, r.stop);
-          if ((ex.length & 2047) === 0) this.c.meter.items(1024);
+          if ((ex.length & 2047) === 0) this.c.meter.nested(ex.length / 2, "exemplars");
           break;
         case 12:
           min = r.doubleOf(wt, "min");
@@ -733,11 +733,11 @@ class ProtoMetricsDecoder {
           } catch (e) {
             rethrow(e, `quantileValues[${nq}]`);
           }
-          if ((++nq & 1023) === 0) this.c.meter.items(1024);
+          if ((++nq & 1023) === 0) this.c.meter.nested(nq, "quantileValues");
           break;
         case 7:
           addAttributeField(this.c.protoScratch, r, wt, "attributes", nAttr++);
-          if ((nAttr & 1023) === 0) this.c.meter.items(1024);
+          if ((nAttr & 1023) === 0) this.c.meter.nested(nAttr, "attributes");
           break;
         case 8:
           flags = r.uint32Of(wt, "flags");
@@ -788,7 +788,7 @@ function decodeExemplar(
     switch (tag >>> 3) {
       case 7:
         addAttributeField(scratch, r, wt, "filteredAttributes", nAttr++);
-        if ((nAttr & 1023) === 0) meter.items(1024);
+        if ((nAttr & 1023) === 0) meter.nested(nAttr, "filteredAttributes");
         break;
       case 2:
         r.fixed64Of(wt, "timeUnixNano");

@@ -242,7 +242,7 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
           rethrow(err, `attributes[${nAttr}]`);
         }
         // Every 1024th attribute, event and link is counted, so a span with millions is measured as it grows.
-        if ((++nAttr & 1023) === 0) c.meter.items(1024);
+        if ((++nAttr & 1023) === 0) c.meter.nested(nAttr, "attributes");
         break;
       case 11:
         r.bytesOf(wt, "events");
@@ -251,7 +251,7 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
         } catch (e) {
           rethrow(e, `events[${nEvent}]`);
         }
-        if ((++nEvent & 1023) === 0) c.meter.items(1024);
+        if ((++nEvent & 1023) === 0) c.meter.nested(nEvent, "events");
         break;
       case 13:
         r.bytesOf(wt, "links");
@@ -260,7 +260,7 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
         } catch (e) {
           rethrow(e, `links[${nLink}]`);
         }
-        if ((++nLink & 1023) === 0) c.meter.items(1024);
+        if ((++nLink & 1023) === 0) c.meter.nested(nLink, "links");
         break;
       case 15:
         r.rangeOf(wt, "status");
@@ -351,7 +351,7 @@ function decodeEvent(c: TracesColumns, buf: Uint8Array, start: number, end: numb
         break;
       case 3:
         addAttributeField(scratch, r, wt, "attributes", nAttr++);
-        if ((nAttr & 1023) === 0) c.meter.items(1024);
+        if ((nAttr & 1023) === 0) c.meter.nested(nAttr, "attributes");
         break;
       case 4:
         if (wt !== VARINT) throw wrongWireType("droppedAttributesCount", wt, VARINT);
@@ -392,7 +392,7 @@ function decodeLink(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
         break;
       case 4:
         addAttributeField(scratch, r, wt, "attributes", nAttr++);
-        if ((nAttr & 1023) === 0) c.meter.items(1024);
+        if ((nAttr & 1023) === 0) c.meter.nested(nAttr, "attributes");
         break;
       case 5:
         if (wt !== VARINT) throw wrongWireType("droppedAttributesCount", wt, VARINT);

@@ -20,6 +20,7 @@ import {
   DecodeLimitError,
   type DecodeStats,
   MAX_ENVELOPES,
+  MAX_ITEMS_PER_RECORD,
   MAX_RECORDS,
 } from "../../src/core/decode_limits.ts";
 import type { Signal } from "../../src/core/schema.ts";
@@ -146,8 +147,8 @@ Deno.test("decodeRequest() stops an amplifying request with the decoded bytes he
     ],
   ];
   for (const [signal, body, rowBytes] of cases) {
-    const r = refusal(signal, body, { maxDecodedBytes: bound });
-    if (!(r.error instanceof DecodeLimitError)) {
+    const r = refusal(signal, body, { maxDecodedBytes: bound, maxItemsPerRecord: Infinity });
+    if (!(r.error instanceof DecodeLimitError && r.error.limit === "decodedBytes")) {
       // A body that is refused as malformed before it amplifies is fine too, but not these.
       assert.fail(`${signal}: expected a DecodeLimitError, got ${r.error.message}`);
     }
@@ -158,6 +159,20 @@ Deno.test("decodeRequest() stops an amplifying request with the decoded bytes he
       `${signal}: ${r.stats.decodedBytes} bytes held when refused (bound ${bound} + ${slack})`,
     );
   }
+});
+
+Deno.test("decodeRequest() refuses a record with more nested items than MAX_ITEMS_PER_RECORD", () => {
+  assert.equal(MAX_ITEMS_PER_RECORD, 65_536);
+  for (const [field, what] of [[0x5a, "events"], [0x6a, "links"], [0x4a, "attributes"]] as const) {
+    const body = oneScope(ld(2, span(emptyItems(100_000).map((b, i) => i % 2 === 0 ? field : b))));
+    const r = refusal("traces", body);
+    assert.ok(r.error instanceof DecodeLimitError && r.error.limit === "items", r.error.message);
+    assert.match(r.error.message, new RegExp(`more than 65536 ${what} in one record`));
+    assert.ok(r.stats.items <= 65_536 + 1024, `${r.stats.items} items decoded before the refusal`);
+  }
+  // At the cap, a record is decoded.
+  const body = oneScope(ld(2, span(emptyItems(65_536).map((b, i) => i % 2 === 0 ? 0x5a : b))));
+  assert.equal(decode("traces", body).decoded.records, 1);
 });
 
 Deno.test("decodeRequest() decodes histograms with 1 000 000 packed bucket counts only within the bound", () => {
