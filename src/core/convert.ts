@@ -11,6 +11,7 @@ import {
   DecodeMeter,
   type DecodeStats,
   runSteps,
+  UNCAPPED,
 } from "./decode_limits.ts";
 import { DecodeError } from "./errors.ts";
 import type { JsonDecoder } from "./json_request.ts";
@@ -269,7 +270,7 @@ export function detectSignal(bytes: Uint8Array, format: Format, hint = ""): Sign
   const fits: Signal[] = [];
   for (const signal of ["logs", "traces", "metrics"] as const) {
     try {
-      if (decodeRequest(signal, bytes, { format }).records > 0) fits.push(signal);
+      if (decodeRequest(signal, bytes, { format, ...UNCAPPED }).records > 0) fits.push(signal);
     } catch {
       // not this signal
     }

@@ -58,6 +58,16 @@ export interface DecodeLimits {
   sliceBytes?: number;
 }
 
+/**
+ * No caps on envelopes, records or nested items (the decoded bytes stay unbounded unless given): for
+ * trusted local input such as the CLI's files, which may hold far more than one request should.
+ */
+export const UNCAPPED: Readonly<DecodeLimits> = {
+  maxEnvelopes: Infinity,
+  maxRecords: Infinity,
+  maxItemsPerRecord: Infinity,
+};
+
 /** What a decode did (filled in when passed in the options): work counters for tests and benchmarks. */
 export interface DecodeStats {
   /** Resource and scope envelopes (and JSON Lines lines) walked. */
