@@ -2,15 +2,17 @@
  * The worst decode cost per input byte: the amplifying requests of issue 10 at full size (64 MiB or
  * less), decoded with the default limits and with the limits lifted (to see the cost per unit), in
  * slices as the server does. Prints CPU time, the work counters, the decoded bytes and the longest slice
- * (the longest the event loop waits for another client). Run:
- * `node_modules/.bin/deno run -A --v8-flags=--max-semi-space-size=4 bench/decode_cost.ts`.
+ * (the longest the event loop waits for another client). RSS is the process's, so run one case and one
+ * setting a process (`CASE` 0-3, `LIMITS` defaults | uncapped):
+ * `for c in 0 1 2 3; do for l in defaults uncapped; do CASE=$c LIMITS=$l node_modules/.bin/deno run -A
+ * --v8-flags=--max-semi-space-size=4 bench/decode_cost.ts; done; done`.
  *
  * @module
  */
 
 import process from "node:process";
 import { decodeRequestAsync, type Format } from "../src/core/convert.ts";
-import type { DecodeStats } from "../src/core/decode_limits.ts";
+import { type DecodeStats, UNCAPPED } from "../src/core/decode_limits.ts";
 import type { Signal } from "../src/core/schema.ts";
 
 const MiB = 1 << 20;
@@ -38,7 +40,12 @@ const cpu = () => {
 };
 
 const cases: [string, Signal, Format, () => Uint8Array][] = [
-  ["4M empty ResourceLogs{ScopeLogs{}}", "logs", "protobuf", () => repeat([0x0a, 0x02, 0x12, 0x00], 4_000_000)],
+  [
+    "4M empty ResourceLogs{ScopeLogs{}}",
+    "logs",
+    "protobuf",
+    () => repeat([0x0a, 0x02, 0x12, 0x00], 4_000_000),
+  ],
   ["JSON Lines of 22M {}", "logs", "jsonl", () => repeat([0x7b, 0x7d, 0x0a], 22_000_000)],
   ["33M empty log records", "logs", "protobuf", () => ld(0x0a, ld(0x12, repeat([0x12, 0x00], 33_000_000)))],
   ["one span, 30M empty events", "traces", "protobuf", () => {
@@ -46,10 +53,18 @@ const cases: [string, Signal, Format, () => Uint8Array][] = [
   }],
 ];
 
-const lifted = { maxEnvelopes: Infinity, maxRecords: Infinity, maxDecodedBytes: Infinity };
-for (const [name, signal, format, build] of cases) {
+const settings = {
+  // As the server runs it: the decoded bytes bounded by 4 × the 64 MiB payload limit.
+  defaults: { maxDecodedBytes: 4 * 64 * MiB },
+  uncapped: { ...UNCAPPED, maxDecodedBytes: Infinity },
+};
+const only = Number(Deno.env.get("CASE") ?? NaN);
+const which = Deno.env.get("LIMITS");
+for (const [i, [name, signal, format, build]] of cases.entries()) {
+  if (only >= 0 && i !== only) continue;
   const body = build();
-  for (const [label, limits] of [["defaults", { maxDecodedBytes: 4 * 64 * MiB }], ["no caps", lifted]] as const) {
+  for (const [label, limits] of Object.entries(settings)) {
+    if (which && label !== which) continue;
     const stats = {} as DecodeStats;
     let longest = 0, last = cpu();
     const start = last;

@@ -54,7 +54,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** Parses JSON or JSON Lines bodies; `SyntaxError`s become DecodeErrors naming the line. */
 export function parseJsonBody(bytes: Uint8Array, lines: boolean): unknown[] {
-  if (!lines) return [parseJson(bytes)];
+  if (!lines) return [parseJson(bytes, new DecodeMeter(UNCAPPED))];
   const out: unknown[] = [];
   runSteps(eachJsonLine(bytes, new DecodeMeter(), (request) => void out.push(request)));
   return out;
@@ -68,8 +68,26 @@ function utf8Text(bytes: Uint8Array): string {
   }
 }
 
-function parseJson(bytes: Uint8Array): unknown {
+/**
+ * Bytes of JS heap that parsing JSON `text[start, end)` may take, charged before it is parsed: the
+ * object tree is held while it is decoded, and `{},{},…` takes ~20 times its text. Estimated from the
+ * structural characters (objects, arrays, elements): JSON_TOKEN_BYTES each.
+ */
+function jsonParseBytes(text: string, start: number, end: number): number {
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2c || c === 0x7b || c === 0x5b) n++;
+  }
+  return n * JSON_TOKEN_BYTES;
+}
+
+/** Heap bytes per parsed JSON value, as jsonParseBytes counts them (V8: 16-40 per object or string). */
+const JSON_TOKEN_BYTES = 32;
+
+function parseJson(bytes: Uint8Array, meter: DecodeMeter): unknown {
   const text = utf8Text(bytes);
+  meter.hold(jsonParseBytes(text, 0, text.length));
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -107,6 +125,7 @@ function* eachJsonLine(
     // A line of other (Unicode) whitespace is blank too, as String.prototype.trim() says.
     if (c < 0x80 || lineText.trim() !== "") {
       meter.envelope();
+      meter.hold(jsonParseBytes(text, pos, end));
       let request: unknown;
       try {
         request = JSON.parse(lineText);
@@ -115,6 +134,7 @@ function* eachJsonLine(
       }
       const steps = each(request, pos);
       if (steps) yield* steps;
+      meter.hold(0);
       if (meter.pauseDue(end)) {
         meter.paused(end);
         yield;
@@ -174,7 +194,7 @@ function* decodeSteps(
     : signal === "traces"
     ? tracesJsonDecoder(meter)
     : metricsJsonDecoder(meter);
-  if (format === "json") yield* decoder.walk(parseJson(bytes), 0);
+  if (format === "json") yield* decoder.walk(parseJson(bytes, meter), 0);
   else yield* eachJsonLine(bytes, meter, (request, pos) => decoder.walk(request, pos));
   meter.check();
   const result = decoder.result();

@@ -117,6 +117,9 @@ export class DecodeMeter {
   private sliceFrom = 0;
   /** Bytes held by buffers sized up front: decoded bytes are at least this much. */
   private floor = 0;
+  /** Bytes held besides the rows (see `hold`), and the most ever held so. */
+  private extra = 0;
+  private extraPeak = 0;
   /** Measures the decoded bytes held (set by the decoder once its columns exist). */
   measure: () => number = () => 0;
 
@@ -199,7 +202,20 @@ export class DecodeMeter {
    */
   reserve(bytes: number): void {
     if (bytes > this.maxBytes) this.tooManyBytes("would hold");
-    this.floor = Math.max(this.floor, bytes);
+    if (bytes <= this.floor) return;
+    this.floor = bytes;
+    this.check();
+  }
+
+  /**
+   * Sets the bytes held besides the rows for now (a parsed JSON tree while it is decoded; 0 once it is
+   * released), charged before they are allocated. Measured again only when larger than ever before.
+   */
+  hold(bytes: number): void {
+    this.extra = bytes;
+    if (bytes <= this.extraPeak) return;
+    this.extraPeak = bytes;
+    if (bytes > this.maxBytes) this.tooManyBytes("would hold");
     this.check();
   }
 
@@ -213,7 +229,7 @@ export class DecodeMeter {
   /** Measures the decoded bytes now; throws DecodeLimitError beyond the bound. */
   check(): void {
     this.untilCheck = CHECK_EVERY;
-    const bytes = Math.max(this.measure(), this.floor);
+    const bytes = Math.max(this.measure(), this.floor) + this.extra;
     this.stats.decodedBytes = bytes;
     if (bytes > this.maxBytes) this.tooManyBytes();
     this.onBytes?.(bytes);

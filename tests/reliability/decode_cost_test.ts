@@ -211,6 +211,24 @@ Deno.test("decodeRequest() reads JSON Lines a line at a time: work grows linearl
   assert.ok(lines.error instanceof DecodeLimitError && lines.error.limit === "envelopes");
 });
 
+Deno.test("decodeRequest() charges a JSON body's parse tree before parsing it", () => {
+  // 200 000 empty records in one JSON array: ~8 MB of objects from 600 KB of text.
+  const body = utf8.encode(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[${"{},".repeat(199_999)}{}]}]}]}`);
+  const r = refusal("logs", body, { format: "json", maxDecodedBytes: 1 << 20 });
+  assert.ok(r.error instanceof DecodeLimitError && r.error.limit === "decodedBytes", r.error.message);
+  assert.match(r.error.message, /would hold more than 1048576 bytes/);
+  assert.equal(r.stats.records, 0, "refused before parsing");
+  // A line at a time for JSON Lines: each line's tree is charged while it is decoded, then released.
+  const line = `${JSON.stringify({ resourceLogs: [{ scopeLogs: [{ logRecords: [{}, {}, {}] }] }] })}\n`;
+  const stats = {} as DecodeStats;
+  decodeRequest("logs", utf8.encode(line.repeat(10_000)), {
+    format: "jsonl",
+    stats,
+    maxDecodedBytes: 4 << 20,
+  });
+  assert.equal(stats.records, 30_000);
+});
+
 Deno.test("decodeRequestAsync() pauses between slices and decodes exactly what decodeRequest does", async () => {
   const samples: [Signal, Format, Uint8Array][] = [
     [
