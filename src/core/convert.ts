@@ -69,16 +69,16 @@ function utf8Text(bytes: Uint8Array): string {
 }
 
 /**
- * Bytes of JS heap that parsing JSON `text[start, end)` may take, charged before it is parsed: the
- * object tree is held while it is decoded, and `{},{},…` takes ~20 times its text. Estimated from the
- * structural characters (objects, arrays, elements): JSON_TOKEN_BYTES each.
+ * Bytes of JS heap that parsing JSON `text` may take, charged before it is parsed: the object tree is
+ * held while it is decoded, and `{},{},…` takes ~20 times its text. Estimated from the objects and
+ * elements (`{` and `,`), JSON_TOKEN_BYTES each, found by the runtime's own search; counting stops once
+ * the estimate passes `max` (the request is refused then).
  */
-function jsonParseBytes(text: string, start: number, end: number): number {
+function jsonParseBytes(text: string, max: number): number {
+  const limit = max / JSON_TOKEN_BYTES;
   let n = 0;
-  for (let i = start; i < end; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x2c || c === 0x7b || c === 0x5b) n++;
-  }
+  for (let i = text.indexOf("{"); i >= 0 && n <= limit; i = text.indexOf("{", i + 1)) n++;
+  for (let i = text.indexOf(","); i >= 0 && n <= limit; i = text.indexOf(",", i + 1)) n++;
   return n * JSON_TOKEN_BYTES;
 }
 
@@ -87,7 +87,7 @@ const JSON_TOKEN_BYTES = 32;
 
 function parseJson(bytes: Uint8Array, meter: DecodeMeter): unknown {
   const text = utf8Text(bytes);
-  meter.hold(jsonParseBytes(text, 0, text.length));
+  meter.hold(jsonParseBytes(text, meter.maxDecodedBytes));
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -125,7 +125,7 @@ function* eachJsonLine(
     // A line of other (Unicode) whitespace is blank too, as String.prototype.trim() says.
     if (c < 0x80 || lineText.trim() !== "") {
       meter.envelope();
-      meter.hold(jsonParseBytes(text, pos, end));
+      meter.hold(jsonParseBytes(lineText, meter.maxDecodedBytes));
       let request: unknown;
       try {
         request = JSON.parse(lineText);

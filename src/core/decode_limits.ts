@@ -106,6 +106,10 @@ export class DecodeMeter {
   private readonly maxRecords: number;
   private readonly maxItems: number;
   private readonly maxBytes: number;
+  /** The bound on decoded bytes (Infinity when none). */
+  get maxDecodedBytes(): number {
+    return this.maxBytes;
+  }
   private readonly onBytes: ((bytes: number) => void) | undefined;
   private readonly sliceUnits: number;
   private readonly sliceBytes: number;
