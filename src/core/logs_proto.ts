@@ -107,6 +107,11 @@ export function* decodeLogsProtoSteps(buf: Uint8Array, meter: DecodeMeter): Gene
   return cols.rows;
 }
 
+/** Every 1024th attribute of a record is counted, so a record with millions is measured as it grows. */
+function countAttributes(c: LogsColumns, n: number): void {
+  c.meter.nested(n, "attributes");
+}
+
 function decodeLogRecord(
   c: LogsColumns,
   buf: Uint8Array,
@@ -185,8 +190,7 @@ function decodeLogRecord(
           if (err instanceof DecodeError) throw err.within(`attributes[${nAttr}]`);
           throw err;
         }
-        // Every 1024th attribute is counted, so a record with millions of them is measured as it grows.
-        if ((++nAttr & 1023) === 0) c.meter.nested(nAttr, "attributes");
+        if ((++nAttr & 1023) === 0) countAttributes(c, nAttr);
         break;
       case 8:
         r.pos = p;
