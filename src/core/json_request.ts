@@ -8,7 +8,7 @@
 import { type DecodeMeter, runSteps } from "./decode_limits.ts";
 import { DecodeError } from "./errors.ts";
 import { arrayField, jsonEnvelope, type JsonObject, objectField, stringField } from "./json_values.ts";
-import type { EnvelopeNames, ScopeContext } from "./proto_request.ts";
+import { enterResource, type EnvelopeNames, newScopeContext, type ScopeContext } from "./proto_request.ts";
 import type { Envelope } from "./proto_values.ts";
 import { AttrScratch } from "./values.ts";
 
@@ -55,14 +55,7 @@ export class JsonRequestWalker {
   private emptyResource: Envelope | undefined;
   private emptyScope: Envelope | undefined;
   private readonly snakeNames: EnvelopeNames;
-  private readonly ctx: ScopeContext = {
-    resource: undefined as unknown as Envelope,
-    resourceSchemaUrl: EMPTY,
-    service: "",
-    serviceBytes: EMPTY,
-    scope: undefined as unknown as Envelope,
-    scopeSchemaUrl: EMPTY,
-  };
+  private readonly ctx: ScopeContext = newScopeContext();
 
   /**
    * `item(obj, ctx)` decodes one item; `meter` counts envelopes and items (as records when
@@ -108,12 +101,7 @@ export class JsonRequestWalker {
           throw new DecodeError("expected an object");
         }
         meter.envelope();
-        const resource = this.envelope(objectField(rs, "resource"), false, "resource");
-        if (resource !== ctx.resource) {
-          ctx.resource = resource;
-          ctx.service = resource.attributes.lookup("service.name") ?? "";
-          ctx.serviceBytes = encoder.encode(ctx.service);
-        }
+        enterResource(ctx, this.envelope(objectField(rs, "resource"), false, "resource"));
         const rUrl = stringField(rs, "schemaUrl", "schema_url");
         ctx.resourceSchemaUrl = rUrl === "" ? EMPTY : encoder.encode(rUrl);
         const scopes = arrayField(rs, names.scopes, snakeNames.scopes);

@@ -124,8 +124,6 @@ class EnvelopeReuse {
   private lastS = 0;
   private lastE = 0;
   private last: Envelope | undefined;
-  /** Whether the last `get` returned another envelope than the one before. */
-  changed = true;
 
   constructor(
     private readonly isScope: boolean,
@@ -135,7 +133,6 @@ class EnvelopeReuse {
 
   /** The envelope in `buf[s, e)` (`s` < 0: absent). Errors get the field name prefixed. */
   get(buf: Uint8Array, s: number, e: number): Envelope {
-    const prev = this.last;
     if (s < 0 || s === e) {
       this.empty ??= this.decode(buf, 0, 0);
       this.last = this.empty, this.lastS = this.lastE = 0;
@@ -145,7 +142,6 @@ class EnvelopeReuse {
       this.last = this.decode(buf, s, e);
       this.lastBuf = buf, this.lastS = s, this.lastE = e;
     }
-    this.changed = this.last !== prev;
     return this.last!;
   }
 
@@ -165,6 +161,26 @@ function sameBytes(buf: Uint8Array, as: number, ae: number, bs: number, be: numb
   if (ae - as !== be - bs) return false;
   for (let i = 0; i < ae - as; i++) if (buf[as + i] !== buf[bs + i]) return false;
   return true;
+}
+
+/** A context for the scopes of one request, reused for all of them (set by enterResource and the walk). */
+export function newScopeContext(): ScopeContext {
+  return {
+    resource: undefined as unknown as Envelope,
+    resourceSchemaUrl: EMPTY,
+    service: "",
+    serviceBytes: EMPTY,
+    scope: undefined as unknown as Envelope,
+    scopeSchemaUrl: EMPTY,
+  };
+}
+
+/** Points `ctx` at `resource`; its service name is read again only for another resource than before. */
+export function enterResource(ctx: ScopeContext, resource: Envelope): void {
+  if (resource === ctx.resource) return;
+  ctx.resource = resource;
+  ctx.service = resource.attributes.lookup("service.name") ?? "";
+  ctx.serviceBytes = encoder.encode(ctx.service);
 }
 
 /** Options of walkProtoRequest. */
@@ -201,14 +217,7 @@ export function* walkProtoRequest(
   const top = new WireReader(buf, 0, buf.length);
   const rl = new WireReader(buf, 0, 0), sl = new WireReader(buf, 0, 0);
   const found: Found = { s1: -1, e1: 0, s3: -1, e3: 0 };
-  const ctx: ScopeContext = {
-    resource: undefined as unknown as Envelope,
-    resourceSchemaUrl: EMPTY,
-    service: "",
-    serviceBytes: EMPTY,
-    scope: undefined as unknown as Envelope,
-    scopeSchemaUrl: EMPTY,
-  };
+  const ctx = newScopeContext();
   let ri = 0;
   while (top.pos < top.end) {
     const tag = top.tag();
@@ -221,11 +230,7 @@ export function* walkProtoRequest(
     try {
       meter.envelope();
       scanEnvelope(rl.reset(buf, rs, re), ["resource", names.scopes, "schemaUrl"], found);
-      ctx.resource = resources.get(buf, found.s1, found.e1);
-      if (resources.changed) {
-        ctx.service = ctx.resource.attributes.lookup("service.name") ?? "";
-        ctx.serviceBytes = encoder.encode(ctx.service);
-      }
+      enterResource(ctx, resources.get(buf, found.s1, found.e1));
       ctx.resourceSchemaUrl = schemaUrl(buf, found.s3, found.e3);
       rl.reset(buf, rs, re);
       let si = 0;
