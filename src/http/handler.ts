@@ -11,7 +11,7 @@ import { DecodeLimitError } from "../core/decode_limits.ts";
 import type { Signal } from "../core/schema.ts";
 import { OverloadedError, UnavailableError } from "../ingest/errors.ts";
 import { BodyTooLargeError, type InflateSync, readBody, UnsupportedEncodingError } from "./body.ts";
-import { macrotask } from "./macrotask.ts";
+import { pauseEvery } from "./pause.ts";
 import { exportResponse, type ResponseEncoding, statusResponse } from "./otlp_response.ts";
 
 /** What accepts decoded requests: the batching ingest on servers, a direct writer on Lambda and Workers. */
@@ -44,8 +44,11 @@ export interface HandlerOptions {
    * (429 when it cannot take them). Default 4 × `maxPayloadBytes`.
    */
   maxDecodedBytes?: number;
-  /** Awaited between slices of a long decode, so that other clients are served meanwhile. Default `macrotask`. */
-  pause?: () => Promise<void>;
+  /**
+   * Makes the pause awaited between slices of one long decode, so that other clients are served
+   * meanwhile. Default `pauseEvery(20)`: a timer once 20 ms have passed.
+   */
+  pause?: () => () => Promise<void>;
 }
 
 interface Route {
@@ -120,7 +123,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
   const maxPayload = options.maxPayloadBytes ?? 64 * 1024 * 1024;
   const readTimeout = options.readTimeoutMs ?? 30_000;
   const maxDecoded = options.maxDecodedBytes ?? 4 * maxPayload;
-  const pause = options.pause ?? macrotask;
+  const newPause = options.pause ?? (() => pauseEvery(20));
   const { sink } = options;
 
   return async (request: Request): Promise<Response> => {
@@ -208,7 +211,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         format,
         maxDecodedBytes: maxDecoded,
         onDecodedBytes: (bytes) => void (charged = charge(sink, releases, charged, held + bytes)),
-        pause,
+        pause: newPause(),
       });
       if (decoded.records > 0) await sink.accept({ signal: route.signal, format, body, decoded });
       const { body: out, contentType } = exportResponse(route.signal, encoding, {
