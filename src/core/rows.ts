@@ -149,8 +149,8 @@ export class Rows {
 export function hourOf(lo: number, hi: number): number {
   const approx = hi * 4294967296 + lo;
   const hour = Math.floor(approx / HOUR_NS);
-  if (hi < 0x200000) {
-    // Below 2^53 the double is the exact time, and so is the remainder: no BigInt needed (time 0, the
+  if (hi < 0x100000) {
+    // Below 2^52 the double is the exact time, and so is the remainder: no BigInt needed (time 0, the
     // default of records without one, is such a boundary).
     const r = approx - hour * HOUR_NS;
     return r < 0 ? hour - 1 : r >= HOUR_NS ? hour + 1 : hour;
