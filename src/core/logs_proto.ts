@@ -12,7 +12,13 @@ import type {
   U64Column,
   U8Column,
 } from "./columns.ts";
-import { type DecodeLimits, DecodeMeter, runSteps, SCRATCH_ENTRY_BYTES } from "./decode_limits.ts";
+import {
+  countNested,
+  type DecodeLimits,
+  DecodeMeter,
+  runSteps,
+  SCRATCH_ENTRY_BYTES,
+} from "./decode_limits.ts";
 import { DecodeError } from "./errors.ts";
 import { addKeyValue, pushAnyValue, pushStringValue, pushUtf8 } from "./proto_values.ts";
 import { countProtoItems, expectRows, type ScopeContext, walkProtoRequest } from "./proto_request.ts";
@@ -107,11 +113,6 @@ export function* decodeLogsProtoSteps(buf: Uint8Array, meter: DecodeMeter): Gene
   return cols.rows;
 }
 
-/** Every 1024th attribute of a record is counted, so a record with millions is measured as it grows. */
-function countAttributes(c: LogsColumns, n: number): void {
-  c.meter.nested(n, "attributes");
-}
-
 function decodeLogRecord(
   c: LogsColumns,
   buf: Uint8Array,
@@ -190,7 +191,8 @@ function decodeLogRecord(
           if (err instanceof DecodeError) throw err.within(`attributes[${nAttr}]`);
           throw err;
         }
-        if ((++nAttr & 1023) === 0) countAttributes(c, nAttr);
+        // Every 1024th attribute is counted, so a record with millions is measured as it grows.
+        if ((++nAttr & 1023) === 0) countNested(c, nAttr, "attributes");
         break;
       case 8:
         r.pos = p;

@@ -21,7 +21,13 @@ import type {
   U8Column,
 } from "./columns.ts";
 import type { MetricsDecoded } from "./convert.ts";
-import { type DecodeLimits, DecodeMeter, runSteps, SCRATCH_ENTRY_BYTES } from "./decode_limits.ts";
+import {
+  countNested,
+  type DecodeLimits,
+  DecodeMeter,
+  runSteps,
+  SCRATCH_ENTRY_BYTES,
+} from "./decode_limits.ts";
 import { DecodeError } from "./errors.ts";
 import { addAttributeField } from "./proto_values.ts";
 import { type ScopeContext, walkProtoRequest } from "./proto_request.ts";
@@ -460,12 +466,12 @@ class ProtoMetricsDecoder {
           break;
         case 7:
           addAttributeField(this.c.protoScratch, r, wt, "attributes", nAttr++);
-          if ((nAttr & 1023) === 0) this.c.meter.nested(nAttr, "attributes");
+          if ((nAttr & 1023) === 0) countNested(this.c, nAttr, "attributes");
           break;
         case 5:
           r.bytesOf(wt, "exemplars");
           ex.push(r.start, r.stop);
-          if ((ex.length & 2047) === 0) this.c.meter.nested(ex.length / 2, "exemplars");
+          if ((ex.length & 2047) === 0) countNested(this.c, ex.length / 2, "exemplars");
           break;
         case 8:
           flags = r.uint32Of(wt, "flags");
@@ -551,11 +557,11 @@ class ProtoMetricsDecoder {
         case 8:
           r.bytesOf(wt, "exemplars");
           ex.push(r.start, r.stop);
-          if ((ex.length & 2047) === 0) this.c.meter.nested(ex.length / 2, "exemplars");
+          if ((ex.length & 2047) === 0) countNested(this.c, ex.length / 2, "exemplars");
           break;
         case 9:
           addAttributeField(this.c.protoScratch, r, wt, "attributes", nAttr++);
-          if ((nAttr & 1023) === 0) this.c.meter.nested(nAttr, "attributes");
+          if ((nAttr & 1023) === 0) countNested(this.c, nAttr, "attributes");
           break;
         case 10:
           flags = r.uint32Of(wt, "flags");
@@ -608,7 +614,7 @@ class ProtoMetricsDecoder {
       switch (tag >>> 3) {
         case 1:
           addAttributeField(this.c.protoScratch, r, wt, "attributes", nAttr++);
-          if ((nAttr & 1023) === 0) this.c.meter.nested(nAttr, "attributes");
+          if ((nAttr & 1023) === 0) countNested(this.c, nAttr, "attributes");
           break;
         case 2:
           r.fixed64Of(wt, "startTimeUnixNano");
@@ -665,7 +671,7 @@ class ProtoMetricsDecoder {
         case 11:
           r.bytesOf(wt, "exemplars");
           ex.push(r.start, r.stop);
-          if ((ex.length & 2047) === 0) this.c.meter.nested(ex.length / 2, "exemplars");
+          if ((ex.length & 2047) === 0) countNested(this.c, ex.length / 2, "exemplars");
           break;
         case 12:
           min = r.doubleOf(wt, "min");
@@ -733,11 +739,11 @@ class ProtoMetricsDecoder {
           } catch (e) {
             rethrow(e, `quantileValues[${nq}]`);
           }
-          if ((++nq & 1023) === 0) this.c.meter.nested(nq, "quantileValues");
+          if ((++nq & 1023) === 0) countNested(this.c, nq, "quantileValues");
           break;
         case 7:
           addAttributeField(this.c.protoScratch, r, wt, "attributes", nAttr++);
-          if ((nAttr & 1023) === 0) this.c.meter.nested(nAttr, "attributes");
+          if ((nAttr & 1023) === 0) countNested(this.c, nAttr, "attributes");
           break;
         case 8:
           flags = r.uint32Of(wt, "flags");
@@ -763,7 +769,7 @@ class ProtoMetricsDecoder {
     const ex = this.exemplarRanges;
     for (let i = 0; i < ex.length; i += 2) {
       try {
-        decodeExemplar(x, this.c.protoScratch, this.sub.reset(buf, ex[i], ex[i + 1]), this.c.meter);
+        decodeExemplar(x, this.c.protoScratch, this.sub.reset(buf, ex[i], ex[i + 1]), this.c);
       } catch (e) {
         rethrow(e, `exemplars[${i / 2}]`);
       }
@@ -777,7 +783,7 @@ function decodeExemplar(
   x: ExemplarColumns,
   scratch: ProtoAttrScratch,
   r: WireReader,
-  meter: DecodeMeter,
+  c: MetricsColumns,
 ): void {
   const buf = r.buf;
   scratch.reset();
@@ -788,7 +794,7 @@ function decodeExemplar(
     switch (tag >>> 3) {
       case 7:
         addAttributeField(scratch, r, wt, "filteredAttributes", nAttr++);
-        if ((nAttr & 1023) === 0) meter.nested(nAttr, "filteredAttributes");
+        if ((nAttr & 1023) === 0) countNested(c, nAttr, "filteredAttributes");
         break;
       case 2:
         r.fixed64Of(wt, "timeUnixNano");

@@ -14,7 +14,13 @@ import type {
   StrColumn,
   U64Column,
 } from "./columns.ts";
-import { type DecodeLimits, DecodeMeter, runSteps, SCRATCH_ENTRY_BYTES } from "./decode_limits.ts";
+import {
+  countNested,
+  type DecodeLimits,
+  DecodeMeter,
+  runSteps,
+  SCRATCH_ENTRY_BYTES,
+} from "./decode_limits.ts";
 import { DecodeError } from "./errors.ts";
 import { addAttributeField, addKeyValue, pushUtf8 } from "./proto_values.ts";
 import { countProtoItems, expectRows, type ScopeContext, walkProtoRequest } from "./proto_request.ts";
@@ -242,7 +248,7 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
           rethrow(err, `attributes[${nAttr}]`);
         }
         // Every 1024th attribute, event and link is counted, so a span with millions is measured as it grows.
-        if ((++nAttr & 1023) === 0) c.meter.nested(nAttr, "attributes");
+        if ((++nAttr & 1023) === 0) countNested(c, nAttr, "attributes");
         break;
       case 11:
         r.bytesOf(wt, "events");
@@ -251,7 +257,7 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
         } catch (e) {
           rethrow(e, `events[${nEvent}]`);
         }
-        if ((++nEvent & 1023) === 0) c.meter.nested(nEvent, "events");
+        if ((++nEvent & 1023) === 0) countNested(c, nEvent, "events");
         break;
       case 13:
         r.bytesOf(wt, "links");
@@ -260,7 +266,7 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
         } catch (e) {
           rethrow(e, `links[${nLink}]`);
         }
-        if ((++nLink & 1023) === 0) c.meter.nested(nLink, "links");
+        if ((++nLink & 1023) === 0) countNested(c, nLink, "links");
         break;
       case 15:
         r.rangeOf(wt, "status");
@@ -351,7 +357,7 @@ function decodeEvent(c: TracesColumns, buf: Uint8Array, start: number, end: numb
         break;
       case 3:
         addAttributeField(scratch, r, wt, "attributes", nAttr++);
-        if ((nAttr & 1023) === 0) c.meter.nested(nAttr, "attributes");
+        if ((nAttr & 1023) === 0) countNested(c, nAttr, "attributes");
         break;
       case 4:
         if (wt !== VARINT) throw wrongWireType("droppedAttributesCount", wt, VARINT);
@@ -392,7 +398,7 @@ function decodeLink(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
         break;
       case 4:
         addAttributeField(scratch, r, wt, "attributes", nAttr++);
-        if ((nAttr & 1023) === 0) c.meter.nested(nAttr, "attributes");
+        if ((nAttr & 1023) === 0) countNested(c, nAttr, "attributes");
         break;
       case 5:
         if (wt !== VARINT) throw wrongWireType("droppedAttributesCount", wt, VARINT);
