@@ -163,6 +163,29 @@ export class DecodeMeter {
     this.work(1);
   }
 
+  /**
+   * Units that can be done before the meter must look (a measurement, a pause by units or the record
+   * cap is due): a loop counts down from it locally and calls `add` at zero, instead of a call a unit.
+   */
+  budget(): number {
+    return Math.max(
+      1,
+      Math.min(this.untilCheck, this.sliceUnits - this.sliceDone, this.maxRecords - this.stats.records + 1),
+    );
+  }
+
+  /** Counts `n` records (`records`) or nested items at once; see `budget`. */
+  add(records: boolean, n: number): void {
+    if (!records) return this.items(n);
+    if ((this.stats.records += n) > this.maxRecords) this.tooManyRecords(this.stats.records);
+    this.work(n);
+  }
+
+  /** The input position at which a pause is due by bytes (Infinity when the caller does not pause). */
+  get pauseAt(): number {
+    return this.sliceFrom + this.sliceBytes;
+  }
+
   /** Fails before decoding when a request is known to hold more than `maxRecords` records. */
   expectRecords(n: number): void {
     if (n > this.maxRecords) this.tooManyRecords(n);

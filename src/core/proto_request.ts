@@ -297,7 +297,8 @@ function walkItems(
   records: boolean,
   name: string,
 ): void {
-  let p = at.p, n = at.n;
+  let p = at.p, n = at.n, done = 0, left = meter.budget();
+  const pauseAt = meter.pauseAt;
   while (p < end) {
     // Items with a one- or two-byte length, framed here; the reader takes anything else.
     let s = -1, e = 0;
@@ -325,11 +326,16 @@ function walkItems(
       if (err instanceof DecodeError) throw err.within(`${name}[${n}]`);
       throw err;
     }
-    n++;
-    if (records) meter.record();
-    else meter.items(1);
-    if (meter.pauseDue(p)) break;
+    n++, done++;
+    // The meter is told every `budget` items (or when the slice's bytes are done), not every item.
+    if (--left === 0 || p >= pauseAt) {
+      meter.add(records, done);
+      done = 0;
+      if (meter.pauseDue(p)) break;
+      left = meter.budget();
+    }
   }
+  if (done > 0) meter.add(records, done);
   at.p = p, at.n = n;
 }
 
