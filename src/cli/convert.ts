@@ -17,6 +17,7 @@ import {
   toParquetFiles,
 } from "../core/convert.ts";
 import { concatBytes } from "../core/byte_sink.ts";
+import { UNCAPPED } from "../core/decode_limits.ts";
 import { DecodeError } from "../core/errors.ts";
 import type { ParquetCompression } from "../core/parquet.ts";
 import type { Signal, TableName } from "../core/schema.ts";
@@ -173,7 +174,8 @@ export async function convertFile(input: string, options: ConvertOptions): Promi
     const name = basename(input);
     const format = options.format ?? formatFromName(name) ?? detectFormat(bytes);
     const signal = options.signal ?? guessSignal(bytes, format, name);
-    const decoded = decodeRequest(signal, bytes, { format });
+    // A file is trusted local input, often far larger than one request: the server's caps do not apply.
+    const decoded = decodeRequest(signal, bytes, { format, ...UNCAPPED });
     if (decoded.records === 0 && options.signal) {
       // An empty request is valid OTLP, but a file of another signal forced to this one is a mistake.
       let other: Signal | undefined;

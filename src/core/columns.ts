@@ -790,12 +790,25 @@ abstract class SharedColumn<C extends MapColumn | StrColumn | ListColumn<StrColu
    * they are kept.
    */
   byteLength(): number {
-    const d = this.distinct, sizes = new Float64Array(d.length);
-    for (let id = 0; id < d.length; id++) sizes[id] = this.rowBytes(id);
-    let n = 0;
-    for (let i = 0; i < this.length; i++) n += sizes[this.ids[i]];
+    // Rows are only ever appended and a distinct value never changes, so the rows counted before are
+    // not counted again: decoders measure their rows every few thousand records.
+    const len = this.length, ids = this.ids;
+    if (this.counted > len) this.counted = this.countedBytes = 0;
+    let n = this.countedBytes, i = this.counted;
+    // By runs of one value (rows of a scope, records of one shape): a compare a row.
+    while (i < len) {
+      const id = ids[i];
+      let j = i + 1;
+      while (j < len && ids[j] === id) j++;
+      n += this.rowBytes(id) * (j - i);
+      i = j;
+    }
+    this.counted = len, this.countedBytes = n;
     return n;
   }
+  /** Rows whose bytes byteLength() has summed, and their sum. */
+  private counted = 0;
+  private countedBytes = 0;
   /** Bytes of one row holding distinct value `id`, as a plain column stores it. */
   protected abstract rowBytes(id: number): number;
   compact(): void {

@@ -5,17 +5,26 @@
  * @module
  */
 
+import {
+  DecodeLimitError,
+  type DecodeLimits,
+  DecodeMeter,
+  type DecodeStats,
+  runSteps,
+  UNCAPPED,
+} from "./decode_limits.ts";
 import { DecodeError } from "./errors.ts";
-import { decodeLogsJson } from "./logs_json.ts";
-import { decodeLogsProto } from "./logs_proto.ts";
-import { decodeMetricsJson } from "./metrics_json.ts";
-import { decodeMetricsProto } from "./metrics_proto.ts";
+import type { JsonDecoder } from "./json_request.ts";
+import { logsJsonDecoder } from "./logs_json.ts";
+import { decodeLogsProtoSteps } from "./logs_proto.ts";
+import { metricsJsonDecoder } from "./metrics_json.ts";
+import { decodeMetricsProtoSteps } from "./metrics_proto.ts";
 import { type KeyOptions, objectKey } from "./keys.ts";
 import { batchToParquet, type ParquetOptions, rowsToParquet } from "./parquet.ts";
 import { gatherSorted, type Partition, type Rows, type RowSelection, sortBatch } from "./rows.ts";
 import type { Signal, TableName } from "./schema.ts";
-import { decodeTracesJson } from "./traces_json.ts";
-import { decodeTracesProto } from "./traces_proto.ts";
+import { tracesJsonDecoder } from "./traces_json.ts";
+import { decodeTracesProtoSteps } from "./traces_proto.ts";
 
 /** Request body encodings. */
 export type Format = "protobuf" | "json" | "jsonl";
@@ -45,36 +54,169 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** Parses JSON or JSON Lines bodies; `SyntaxError`s become DecodeErrors naming the line. */
 export function parseJsonBody(bytes: Uint8Array, lines: boolean): unknown[] {
-  let text: string;
+  if (!lines) return [parseJson(bytes, new DecodeMeter(UNCAPPED))];
+  const out: unknown[] = [];
+  runSteps(eachJsonLine(bytes, new DecodeMeter(), (request) => void out.push(request)));
+  return out;
+}
+
+function utf8Text(bytes: Uint8Array): string {
   try {
-    text = utf8.decode(bytes);
+    return utf8.decode(bytes);
   } catch {
     throw new DecodeError("body is not valid UTF-8");
   }
-  if (!lines) {
-    try {
-      return [JSON.parse(text)];
-    } catch (e) {
-      throw new DecodeError(`invalid JSON: ${(e as Error).message}`);
-    }
-  }
-  const out: unknown[] = [];
+}
+
+/**
+ * Bytes of JS heap that parsing JSON `text` may take, charged before it is parsed: the object tree is
+ * held while it is decoded, and `{},{},…` takes ~20 times its text. Estimated from the objects and
+ * elements (`{` and `,`), JSON_TOKEN_BYTES each, found by the runtime's own search; counting stops once
+ * the estimate passes `max` (the request is refused then).
+ */
+function jsonParseBytes(text: string, max: number): number {
+  const limit = max / JSON_TOKEN_BYTES;
   let n = 0;
-  for (const line of text.split("\n")) {
-    n++;
-    if (line.trim() === "") continue;
-    try {
-      out.push(JSON.parse(line));
-    } catch (e) {
-      throw new DecodeError(`invalid JSON on line ${n}: ${(e as Error).message}`);
-    }
+  for (let i = text.indexOf("{"); i >= 0 && n <= limit; i = text.indexOf("{", i + 1)) n++;
+  for (let i = text.indexOf(","); i >= 0 && n <= limit; i = text.indexOf(",", i + 1)) n++;
+  return n * JSON_TOKEN_BYTES;
+}
+
+/** Heap bytes per parsed JSON value, as jsonParseBytes counts them (V8: 16-40 per object or string). */
+const JSON_TOKEN_BYTES = 32;
+
+function parseJson(bytes: Uint8Array, meter: DecodeMeter): unknown {
+  const text = utf8Text(bytes);
+  meter.hold(jsonParseBytes(text, meter.maxDecodedBytes));
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new DecodeError(`invalid JSON: ${(e as Error).message}`);
   }
-  return out;
+}
+
+/**
+ * Calls `each(request, pos)` for every non-blank line of a JSON Lines body, parsed, in order, one line
+ * at a time: no line outlives its turn, so memory holds the text and one line's objects however many
+ * lines there are (splitting the text first, or parsing every line before decoding, held them all).
+ * Whitespace between lines is skipped a character at a time; every line counts as an envelope of `meter`.
+ */
+function* eachJsonLine(
+  bytes: Uint8Array,
+  meter: DecodeMeter,
+  each: (request: unknown, pos: number) => Generator<void, void> | void,
+): Generator<void, void> {
+  const text = utf8Text(bytes);
+  const n = text.length;
+  let pos = 0, line = 1;
+  while (pos < n) {
+    const c = text.charCodeAt(pos);
+    if (c === 0x0a) {
+      line++, pos++;
+      continue;
+    }
+    if (c === 0x20 || c === 0x09 || c === 0x0d) {
+      pos++;
+      continue;
+    }
+    let end = text.indexOf("\n", pos);
+    if (end < 0) end = n;
+    const lineText = text.slice(pos, end);
+    // A line of other (Unicode) whitespace is blank too, as String.prototype.trim() says.
+    if (c < 0x80 || lineText.trim() !== "") {
+      meter.envelope();
+      meter.hold(jsonParseBytes(lineText, meter.maxDecodedBytes));
+      let request: unknown;
+      try {
+        request = JSON.parse(lineText);
+      } catch (e) {
+        throw new DecodeError(`invalid JSON on line ${line}: ${(e as Error).message}`);
+      }
+      const steps = each(request, pos);
+      if (steps) yield* steps;
+      meter.hold(0);
+      if (meter.pauseDue(end)) {
+        meter.paused(end);
+        yield;
+      }
+    }
+    pos = end;
+  }
+}
+
+/** Options of decodeRequest: the body format, and the caps and budget of `DecodeLimits`. */
+export interface DecodeOptions extends DecodeLimits {
+  format: Format;
+  /** Filled in with what the decode did (work counters); default: none. */
+  stats?: DecodeStats;
+}
+
+/** Options of decodeRequestAsync. */
+export interface AsyncDecodeOptions extends DecodeOptions {
+  /**
+   * Awaited between slices of the decode (`sliceUnits` / `sliceBytes` of work), so that the caller's
+   * event loop serves others meanwhile: e.g. a macrotask. Pure code cannot pause by itself.
+   */
+  pause: () => Promise<void>;
+}
+
+function rowsDecoded(signal: Signal, rows: Rows): Decoded {
+  return { signal, tables: rows.length ? [rows] : [], records: rows.length, rejected: 0, rejectMessage: "" };
+}
+
+function metricsDecoded(m: MetricsDecoded): Decoded {
+  const tables = m.tables.filter((t) => t.length > 0);
+  return {
+    signal: "metrics",
+    tables,
+    records: tables.reduce((n, t) => n + t.length, 0),
+    rejected: m.rejected,
+    rejectMessage: m.rejectMessage,
+  };
+}
+
+/** The decode of one body as steps: each `yield` is a point where the caller may pause. */
+function* decodeSteps(
+  signal: Signal,
+  bytes: Uint8Array,
+  format: Format,
+  meter: DecodeMeter,
+): Generator<void, Decoded> {
+  if (format === "protobuf") {
+    if (signal === "metrics") return metricsDecoded(yield* decodeMetricsProtoSteps(bytes, meter));
+    return rowsDecoded(
+      signal,
+      yield* (signal === "logs" ? decodeLogsProtoSteps(bytes, meter) : decodeTracesProtoSteps(bytes, meter)),
+    );
+  }
+  const decoder: JsonDecoder<Rows | MetricsDecoded> = signal === "logs"
+    ? logsJsonDecoder(meter)
+    : signal === "traces"
+    ? tracesJsonDecoder(meter)
+    : metricsJsonDecoder(meter);
+  if (format === "json") yield* decoder.walk(parseJson(bytes, meter), 0);
+  else yield* eachJsonLine(bytes, meter, (request, pos) => decoder.walk(request, pos));
+  meter.check();
+  const result = decoder.result();
+  return signal === "metrics"
+    ? metricsDecoded(result as MetricsDecoded)
+    : rowsDecoded(signal, result as Rows);
+}
+
+/** Names the signal in the errors of a decode (DecodeErrors and limits) and classifies other RangeErrors. */
+function classify(signal: Signal, e: unknown): never {
+  if (e instanceof DecodeError || e instanceof DecodeLimitError) throw e.forSignal(signal);
+  if (e instanceof RangeError) {
+    throw new DecodeError(`input too large or too deep: ${e.message}`).forSignal(signal);
+  }
+  throw e;
 }
 
 /**
  * Decodes one request body of a signal. Throws a DecodeError ("cannot decode logs request: …") for
- * invalid input; nothing is returned for a request that fails, so no part of it can be stored.
+ * invalid input, and a DecodeLimitError (a RangeError) for input beyond the caps and budget of
+ * `options` (see `DecodeLimits`); nothing is returned for a request that fails, so no part of it can be
+ * stored. Errors thrown by `onDecodedBytes` pass through as they are.
  *
  * @example
  * ```ts
@@ -86,41 +228,34 @@ export function parseJsonBody(bytes: Uint8Array, lines: boolean): unknown[] {
  * console.log(decoded.records); // 1
  * ```
  */
-export function decodeRequest(signal: Signal, bytes: Uint8Array, options: { format: Format }): Decoded {
+export function decodeRequest(signal: Signal, bytes: Uint8Array, options: DecodeOptions): Decoded {
   try {
-    if (signal === "metrics") {
-      const m = options.format === "protobuf"
-        ? decodeMetricsProto(bytes)
-        : decodeMetricsJson(parseJsonBody(bytes, options.format === "jsonl"));
-      const tables = m.tables.filter((t) => t.length > 0);
-      return {
-        signal,
-        tables,
-        records: tables.reduce((n, t) => n + t.length, 0),
-        rejected: m.rejected,
-        rejectMessage: m.rejectMessage,
-      };
-    }
-    let rows: Rows;
-    if (options.format === "protobuf") {
-      rows = signal === "logs" ? decodeLogsProto(bytes) : decodeTracesProto(bytes);
-    } else {
-      const requests = parseJsonBody(bytes, options.format === "jsonl");
-      rows = signal === "logs" ? decodeLogsJson(requests) : decodeTracesJson(requests);
-    }
-    return {
-      signal,
-      tables: rows.length ? [rows] : [],
-      records: rows.length,
-      rejected: 0,
-      rejectMessage: "",
-    };
+    return runSteps(
+      decodeSteps(signal, bytes, options.format, new DecodeMeter(options, false, options.stats)),
+    );
   } catch (e) {
-    if (e instanceof DecodeError) throw e.forSignal(signal);
-    if (e instanceof RangeError) {
-      throw new DecodeError(`input too large or too deep: ${e.message}`).forSignal(signal);
+    classify(signal, e);
+  }
+}
+
+/**
+ * decodeRequest in slices: awaits `options.pause()` whenever a slice of work is done, so a server's
+ * event loop answers other clients while a large request is decoded. The same result and errors.
+ */
+export async function decodeRequestAsync(
+  signal: Signal,
+  bytes: Uint8Array,
+  options: AsyncDecodeOptions,
+): Promise<Decoded> {
+  try {
+    const steps = decodeSteps(signal, bytes, options.format, new DecodeMeter(options, true, options.stats));
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+      await options.pause();
     }
-    throw e;
+  } catch (e) {
+    classify(signal, e);
   }
 }
 
@@ -155,7 +290,7 @@ export function detectSignal(bytes: Uint8Array, format: Format, hint = ""): Sign
   const fits: Signal[] = [];
   for (const signal of ["logs", "traces", "metrics"] as const) {
     try {
-      if (decodeRequest(signal, bytes, { format }).records > 0) fits.push(signal);
+      if (decodeRequest(signal, bytes, { format, ...UNCAPPED }).records > 0) fits.push(signal);
     } catch {
       // not this signal
     }

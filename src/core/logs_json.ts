@@ -4,7 +4,8 @@
  * @module
  */
 
-import { walkJsonRequest } from "./json_request.ts";
+import { DecodeMeter } from "./decode_limits.ts";
+import { decodeAllJson, type JsonDecoder, JsonRequestWalker } from "./json_request.ts";
 import {
   addJsonAttributes,
   enumValue,
@@ -56,9 +57,17 @@ const NAMES = { resources: "resourceLogs", scopes: "scopeLogs", items: "logRecor
 
 /** Decodes parsed OTLP/JSON logs requests into `otel_logs` rows. Throws DecodeError. */
 export function decodeLogsJson(requests: readonly unknown[]): Rows {
+  return decodeAllJson(logsJsonDecoder(new DecodeMeter()), requests);
+}
+
+/** A decoder of OTLP/JSON logs requests, one at a time, into one set of `otel_logs` rows. */
+export function logsJsonDecoder(meter: DecodeMeter): JsonDecoder<Rows> {
   const c = new LogsColumns();
-  for (const request of requests) {
-    walkJsonRequest(request, NAMES, (o: JsonObject, ctx) => {
+  c.meter = meter;
+  meter.measure = () => c.rows.byteLength();
+  const walker = new JsonRequestWalker(
+    NAMES,
+    (o: JsonObject, ctx) => {
       const severity = enumValue(
         field(o, "severityNumber", "severity_number"),
         SEVERITY_NUMBERS,
@@ -86,7 +95,9 @@ export function decodeLogsJson(requests: readonly unknown[]): Rows {
       c.eventName.pushString(stringField(o, "eventName", "event_name"));
       c.pushEnvelope(ctx);
       c.rows.endRow(ctx.service, lo, hi);
-    });
-  }
-  return c.rows;
+    },
+    meter,
+    true,
+  );
+  return { walk: (request, pos) => walker.walk(request, pos), result: () => c.rows };
 }

@@ -12,6 +12,13 @@ import type {
   U64Column,
   U8Column,
 } from "./columns.ts";
+import {
+  countNested,
+  type DecodeLimits,
+  DecodeMeter,
+  runSteps,
+  SCRATCH_ENTRY_BYTES,
+} from "./decode_limits.ts";
 import { DecodeError } from "./errors.ts";
 import { addKeyValue, pushAnyValue, pushStringValue, pushUtf8 } from "./proto_values.ts";
 import { countProtoItems, expectRows, type ScopeContext, walkProtoRequest } from "./proto_request.ts";
@@ -43,6 +50,8 @@ export class LogsColumns {
   readonly scratch = new AttrScratch();
   /** The protobuf decoder's attribute scratch (ranges of the request). */
   readonly protoScratch = new ProtoAttrScratch();
+  /** Counts the work of the decode (set by the decoder). */
+  meter: DecodeMeter = new DecodeMeter();
 
   /** `expectedRows` pre-sizes the buffers (e.g. body bytes / 300 for protobuf). */
   constructor(expectedRows = 64) {
@@ -83,14 +92,24 @@ const NOT_LEN = (1 << 1) | (1 << 2) | (1 << 8) | (1 << 11);
 const NAMES = { resources: "resourceLogs", scopes: "scopeLogs", items: "logRecords" };
 
 /** Decodes a protobuf `ExportLogsServiceRequest` into `otel_logs` rows. Throws DecodeError. */
-export function decodeLogsProto(buf: Uint8Array): Rows {
+export function decodeLogsProto(buf: Uint8Array, limits?: DecodeLimits): Rows {
+  return runSteps(decodeLogsProtoSteps(buf, new DecodeMeter(limits)));
+}
+
+/** decodeLogsProto in steps: yields whenever `meter` says a pause is due. */
+export function* decodeLogsProtoSteps(buf: Uint8Array, meter: DecodeMeter): Generator<void, Rows> {
   const n = countProtoItems(buf);
   const cols = new LogsColumns(n >= 0 ? 16 : Math.ceil(buf.length / 300));
-  if (n >= 0) expectRows(cols.rows, n, buf.length);
+  const scratch = cols.protoScratch;
+  meter.measure = () => cols.rows.byteLength() + scratch.length * SCRATCH_ENTRY_BYTES;
+  cols.meter = meter;
+  if (n >= 0) expectRows(cols.rows, n, buf.length, meter);
   // The envelope columns are filled per scope after its records; a failure discards all rows anyway.
-  walkProtoRequest(buf, NAMES, (b, s, e, ctx) => decodeLogRecord(cols, b, s, e, ctx), {
+  yield* walkProtoRequest(buf, NAMES, (b, s, e, ctx) => decodeLogRecord(cols, b, s, e, ctx), meter, {
     scopeEnd: (ctx, count) => cols.pushEnvelope(ctx, count),
+    itemsAreRecords: true,
   });
+  meter.check();
   return cols.rows;
 }
 
@@ -172,7 +191,8 @@ function decodeLogRecord(
           if (err instanceof DecodeError) throw err.within(`attributes[${nAttr}]`);
           throw err;
         }
-        nAttr++;
+        // Every 1024th attribute is counted, so a record with millions is measured as it grows.
+        if ((++nAttr & 1023) === 0) countNested(c, nAttr, "attributes");
         break;
       case 8:
         r.pos = p;

@@ -8,7 +8,8 @@
 import type { F64Column, U64Column } from "./columns.ts";
 import type { MetricsDecoded } from "./convert.ts";
 import { DecodeError } from "./errors.ts";
-import { walkJsonRequest } from "./json_request.ts";
+import { DecodeMeter } from "./decode_limits.ts";
+import { decodeAllJson, type JsonDecoder, JsonRequestWalker } from "./json_request.ts";
 import {
   addJsonAttributes,
   arrayField,
@@ -51,9 +52,15 @@ const KINDS: readonly (readonly [string, string])[] = [
 
 /** Decodes parsed OTLP/JSON metrics requests into the five metrics tables. Throws DecodeError. */
 export function decodeMetricsJson(requests: readonly unknown[]): MetricsDecoded {
-  const c = new MetricsColumns();
-  for (const request of requests) walkJsonRequest(request, NAMES, (o, ctx) => decodeMetric(c, o, ctx));
-  return c.result();
+  return decodeAllJson(metricsJsonDecoder(new DecodeMeter()), requests);
+}
+
+/** A decoder of OTLP/JSON metrics requests, one at a time, into one set of the five tables. */
+export function metricsJsonDecoder(meter: DecodeMeter): JsonDecoder<MetricsDecoded> {
+  const c = new MetricsColumns(meter);
+  meter.measure = () => c.byteLength();
+  const walker = new JsonRequestWalker(NAMES, (o, ctx) => decodeMetric(c, o, ctx), meter, false);
+  return { walk: (request, pos) => walker.walk(request, pos), result: () => c.result() };
 }
 
 function rethrow(e: unknown, segment: string): never {
@@ -117,6 +124,7 @@ function decodeMetric(c: MetricsColumns, o: JsonObject, ctx: ScopeContext): void
       } catch (e) {
         rethrow(e, `dataPoints[${i}]`);
       }
+      c.meter.record();
     }
   } catch (e) {
     rethrow(e, kind);

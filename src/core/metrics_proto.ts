@@ -21,6 +21,13 @@ import type {
   U8Column,
 } from "./columns.ts";
 import type { MetricsDecoded } from "./convert.ts";
+import {
+  countNested,
+  type DecodeLimits,
+  DecodeMeter,
+  runSteps,
+  SCRATCH_ENTRY_BYTES,
+} from "./decode_limits.ts";
 import { DecodeError } from "./errors.ts";
 import { addAttributeField } from "./proto_values.ts";
 import { type ScopeContext, walkProtoRequest } from "./proto_request.ts";
@@ -191,6 +198,16 @@ export class MetricsColumns {
   /** The protobuf decoder's attribute scratch (ranges of the request). */
   readonly protoScratch = new ProtoAttrScratch();
   private rejected = 0;
+
+  /** `meter` counts the work of the decode (default: one without limits). */
+  constructor(readonly meter: DecodeMeter = new DecodeMeter()) {}
+
+  /** Decoded bytes held: the five tables (as batches count them) and the attribute scratch. */
+  byteLength(): number {
+    return this.gauge.rows.byteLength() + this.sum.rows.byteLength() + this.histogram.rows.byteLength() +
+      this.expHistogram.rows.byteLength() + this.summary.rows.byteLength() +
+      this.protoScratch.length * SCRATCH_ENTRY_BYTES;
+  }
   private readonly rejectedNames: string[] = [];
   private moreRejectedNames = false;
   private lastRejected: MetricMeta | undefined;
@@ -251,9 +268,20 @@ const KIND_NAMES: Record<number, string> = {
 const META_NAMES = ["", "name", "description", "unit"];
 
 /** Decodes a protobuf `ExportMetricsServiceRequest` into the five metrics tables. Throws DecodeError. */
-export function decodeMetricsProto(buf: Uint8Array): MetricsDecoded {
-  const d = new ProtoMetricsDecoder(new MetricsColumns());
-  walkProtoRequest(buf, NAMES, (b, s, e, ctx) => d.metric(b, s, e, ctx));
+export function decodeMetricsProto(buf: Uint8Array, limits?: DecodeLimits): MetricsDecoded {
+  return runSteps(decodeMetricsProtoSteps(buf, new DecodeMeter(limits)));
+}
+
+/** decodeMetricsProto in steps: yields whenever `meter` says a pause is due. */
+export function* decodeMetricsProtoSteps(
+  buf: Uint8Array,
+  meter: DecodeMeter,
+): Generator<void, MetricsDecoded> {
+  const d = new ProtoMetricsDecoder(new MetricsColumns(meter));
+  // The range lists of the metric being decoded are held too: 8 bytes an entry.
+  meter.measure = () => d.c.byteLength() + d.rangeEntries() * 8;
+  yield* walkProtoRequest(buf, NAMES, (b, s, e, ctx) => d.metric(b, s, e, ctx), meter);
+  meter.check();
   return d.c.result();
 }
 
@@ -275,6 +303,11 @@ class ProtoMetricsDecoder {
   private readonly sub = new WireReader(EMPTY);
 
   constructor(readonly c: MetricsColumns) {}
+
+  /** Entries of the range lists held for the metric and data point being decoded. */
+  rangeEntries(): number {
+    return this.dataRanges.length + this.exemplarRanges.length;
+  }
 
   metric(buf: Uint8Array, start: number, end: number, ctx: ScopeContext): void {
     const r = new WireReader(buf, start, end);
@@ -305,6 +338,7 @@ class ProtoMetricsDecoder {
           // A oneof member replaces another; a repeated one merges (its data points add up).
           if (field !== kind) kind = field, ranges.length = 0;
           ranges.push(r.start, r.stop);
+          if ((ranges.length & 2047) === 0) this.c.meter.items(1024);
           break;
         case 12:
           r.bytesOf(wt, "metadata");
@@ -337,6 +371,7 @@ class ProtoMetricsDecoder {
             rethrow(e, `dataPoints[${n}]`);
           }
           n++;
+          this.c.meter.record();
         }
       }
     } catch (e) {
@@ -431,10 +466,12 @@ class ProtoMetricsDecoder {
           break;
         case 7:
           addAttributeField(this.c.protoScratch, r, wt, "attributes", nAttr++);
+          if ((nAttr & 1023) === 0) countNested(this.c, nAttr, "attributes");
           break;
         case 5:
           r.bytesOf(wt, "exemplars");
           ex.push(r.start, r.stop);
+          if ((ex.length & 2047) === 0) countNested(this.c, ex.length / 2, "exemplars");
           break;
         case 8:
           flags = r.uint32Of(wt, "flags");
@@ -502,6 +539,7 @@ class ProtoMetricsDecoder {
           if (wt === LEN) {
             r.bytes();
             pushPackedFixed64(counts, r, "bucketCounts");
+            this.c.meter.items((r.stop - r.start) >>> 3);
           } else if (wt === I64) {
             r.fixed64();
             counts.push(r.lo, r.hi);
@@ -511,6 +549,7 @@ class ProtoMetricsDecoder {
           if (wt === LEN) {
             r.bytes();
             pushPackedDoubles(bounds, r, "explicitBounds");
+            this.c.meter.items((r.stop - r.start) >>> 3);
           } else if (wt === I64) {
             bounds.push(r.double());
           } else throw wrongWireType("explicitBounds", wt, LEN);
@@ -518,9 +557,11 @@ class ProtoMetricsDecoder {
         case 8:
           r.bytesOf(wt, "exemplars");
           ex.push(r.start, r.stop);
+          if ((ex.length & 2047) === 0) countNested(this.c, ex.length / 2, "exemplars");
           break;
         case 9:
           addAttributeField(this.c.protoScratch, r, wt, "attributes", nAttr++);
+          if ((nAttr & 1023) === 0) countNested(this.c, nAttr, "attributes");
           break;
         case 10:
           flags = r.uint32Of(wt, "flags");
@@ -573,6 +614,7 @@ class ProtoMetricsDecoder {
       switch (tag >>> 3) {
         case 1:
           addAttributeField(this.c.protoScratch, r, wt, "attributes", nAttr++);
+          if ((nAttr & 1023) === 0) countNested(this.c, nAttr, "attributes");
           break;
         case 2:
           r.fixed64Of(wt, "startTimeUnixNano");
@@ -604,6 +646,7 @@ class ProtoMetricsDecoder {
               this.sub.reset(buf, r.start, r.stop),
               t.positiveBucketCounts.child,
               posOffset,
+              this.c.meter,
             );
           } catch (e) {
             rethrow(e, "positive");
@@ -616,6 +659,7 @@ class ProtoMetricsDecoder {
               this.sub.reset(buf, r.start, r.stop),
               t.negativeBucketCounts.child,
               negOffset,
+              this.c.meter,
             );
           } catch (e) {
             rethrow(e, "negative");
@@ -627,6 +671,7 @@ class ProtoMetricsDecoder {
         case 11:
           r.bytesOf(wt, "exemplars");
           ex.push(r.start, r.stop);
+          if ((ex.length & 2047) === 0) countNested(this.c, ex.length / 2, "exemplars");
           break;
         case 12:
           min = r.doubleOf(wt, "min");
@@ -694,10 +739,11 @@ class ProtoMetricsDecoder {
           } catch (e) {
             rethrow(e, `quantileValues[${nq}]`);
           }
-          nq++;
+          if ((++nq & 1023) === 0) countNested(this.c, nq, "quantileValues");
           break;
         case 7:
           addAttributeField(this.c.protoScratch, r, wt, "attributes", nAttr++);
+          if ((nAttr & 1023) === 0) countNested(this.c, nAttr, "attributes");
           break;
         case 8:
           flags = r.uint32Of(wt, "flags");
@@ -723,7 +769,7 @@ class ProtoMetricsDecoder {
     const ex = this.exemplarRanges;
     for (let i = 0; i < ex.length; i += 2) {
       try {
-        decodeExemplar(x, this.c.protoScratch, this.sub.reset(buf, ex[i], ex[i + 1]));
+        decodeExemplar(x, this.c.protoScratch, this.sub.reset(buf, ex[i], ex[i + 1]), this.c);
       } catch (e) {
         rethrow(e, `exemplars[${i / 2}]`);
       }
@@ -733,7 +779,12 @@ class ProtoMetricsDecoder {
 }
 
 /** Decodes the Exemplar `r` reads and appends it to the current list row of `x`. */
-function decodeExemplar(x: ExemplarColumns, scratch: ProtoAttrScratch, r: WireReader): void {
+function decodeExemplar(
+  x: ExemplarColumns,
+  scratch: ProtoAttrScratch,
+  r: WireReader,
+  c: MetricsColumns,
+): void {
   const buf = r.buf;
   scratch.reset();
   let tLo = 0, tHi = 0, value = 0, spanS = 0, spanE = 0, traceS = 0, traceE = 0, nAttr = 0;
@@ -743,6 +794,7 @@ function decodeExemplar(x: ExemplarColumns, scratch: ProtoAttrScratch, r: WireRe
     switch (tag >>> 3) {
       case 7:
         addAttributeField(scratch, r, wt, "filteredAttributes", nAttr++);
+        if ((nAttr & 1023) === 0) countNested(c, nAttr, "filteredAttributes");
         break;
       case 2:
         r.fixed64Of(wt, "timeUnixNano");
@@ -780,8 +832,11 @@ function decodeExemplar(x: ExemplarColumns, scratch: ProtoAttrScratch, r: WireRe
   pushHexId(x.traceId.child, buf, traceS, traceE);
 }
 
-/** Decodes the Buckets `r` reads: counts go to `counts`; returns its offset (`offset` when absent). */
-function decodeBuckets(r: WireReader, counts: U64Column, offset: number): number {
+/**
+ * Decodes the Buckets `r` reads: counts go to `counts`; returns its offset (`offset` when absent). Every
+ * 1024th count is counted by `meter` (a packed count of one byte decodes to eight).
+ */
+function decodeBuckets(r: WireReader, counts: U64Column, offset: number, meter: DecodeMeter): number {
   while (r.pos < r.end) {
     const tag = r.tag();
     const wt = tag & 7;
@@ -798,6 +853,7 @@ function decodeBuckets(r: WireReader, counts: U64Column, offset: number): number
           while (r.pos < r.end) {
             r.varint64();
             counts.push(r.lo, r.hi);
+            if ((counts.length & 1023) === 0) meter.items(1024);
           }
           r.end = end;
         } else if (wt === VARINT) {

@@ -22,8 +22,11 @@
  */
 
 export {
+  type AsyncDecodeOptions,
   type Decoded,
+  type DecodeOptions,
   decodeRequest,
+  decodeRequestAsync,
   detectFormat,
   detectSignal,
   encodeFile,
@@ -32,6 +35,15 @@ export {
   type ParquetFile,
   toParquetFiles,
 } from "./convert.ts";
+export {
+  DecodeLimitError,
+  type DecodeLimits,
+  type DecodeStats,
+  MAX_ENVELOPES,
+  MAX_ITEMS_PER_RECORD,
+  MAX_RECORDS,
+  UNCAPPED,
+} from "./decode_limits.ts";
 export { DecodeError } from "./errors.ts";
 export { compactTime, hash64, type KeyOptions, objectKey, partitionPath, serviceSegment } from "./keys.ts";
 export {

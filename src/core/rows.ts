@@ -149,6 +149,12 @@ export class Rows {
 export function hourOf(lo: number, hi: number): number {
   const approx = hi * 4294967296 + lo;
   const hour = Math.floor(approx / HOUR_NS);
+  if (hi < 0x100000) {
+    // Below 2^52 the double is the exact time, and so is the remainder: no BigInt needed (time 0, the
+    // default of records without one, is such a boundary).
+    const r = approx - hour * HOUR_NS;
+    return r < 0 ? hour - 1 : r >= HOUR_NS ? hour + 1 : hour;
+  }
   const rest = approx - hour * HOUR_NS;
   // A double holds the timestamp to within 256 ns; only right at an hour boundary is exact arithmetic needed.
   if (rest > 1_000_000 && rest < HOUR_NS - 1_000_000) return hour;

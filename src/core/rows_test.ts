@@ -99,8 +99,9 @@ Deno.test("attribute maps store each distinct key list once, also when shapes in
   assertEquals(table(gathered), [...table(a), ...table(b)].sort(byTime));
 });
 
+const words = (ns: bigint): [number, number] => [Number(ns & 0xffffffffn), Number(ns >> 32n)];
+
 Deno.test("hourOf() is exact at hour boundaries", () => {
-  const words = (ns: bigint): [number, number] => [Number(ns & 0xffffffffn), Number(ns >> 32n)];
   const hour = 3_600_000_000_000n * 472_222n;
   assertEquals(hourOf(...words(hour)), 472_222);
   assertEquals(hourOf(...words(hour - 1n)), 472_221);
@@ -165,4 +166,13 @@ Deno.test("limitPartitions() applies the window before the cap", () => {
   const out = limitPartitions([rows], { earliestMs: at(5), maxPartitions: 2 });
   assertEquals(out.parts.map((p) => [...p.indices]), [[3], [4]]);
   assertEquals([out.records, out.outsideWindow, out.overCap, out.partitions], [2, 3, 1, 3]);
+});
+
+Deno.test("hourOf() is exact at hour boundaries of small times too (time 0, the default, among them)", () => {
+  for (const hour of [0n, 1n, 2n, 1_000n, 1_250_000n]) {
+    const ns = 3_600_000_000_000n * hour;
+    assertEquals(hourOf(...words(ns)), Number(hour));
+    if (ns > 0n) assertEquals(hourOf(...words(ns - 1n)), Number(hour) - 1);
+    assertEquals(hourOf(...words(ns + 1n)), Number(hour));
+  }
 });

@@ -5,7 +5,8 @@
  */
 
 import { DecodeError, within } from "./errors.ts";
-import { walkJsonRequest } from "./json_request.ts";
+import { DecodeMeter } from "./decode_limits.ts";
+import { decodeAllJson, type JsonDecoder, JsonRequestWalker } from "./json_request.ts";
 import {
   addJsonAttributes,
   arrayField,
@@ -41,9 +42,17 @@ function asObject(v: unknown): JsonObject {
 
 /** Decodes parsed OTLP/JSON traces requests into `otel_traces` rows. Throws DecodeError. */
 export function decodeTracesJson(requests: readonly unknown[]): Rows {
+  return decodeAllJson(tracesJsonDecoder(new DecodeMeter()), requests);
+}
+
+/** A decoder of OTLP/JSON traces requests, one at a time, into one set of `otel_traces` rows. */
+export function tracesJsonDecoder(meter: DecodeMeter): JsonDecoder<Rows> {
   const c = new TracesColumns();
-  for (const request of requests) {
-    walkJsonRequest(request, NAMES, (o: JsonObject, ctx) => {
+  c.meter = meter;
+  meter.measure = () => c.rows.byteLength();
+  const walker = new JsonRequestWalker(
+    NAMES,
+    (o: JsonObject, ctx) => {
       const traceId = id(field(o, "traceId", "trace_id"), 16, "traceId");
       const spanId = id(field(o, "spanId", "span_id"), 8, "spanId");
       const parentSpanId = id(field(o, "parentSpanId", "parent_span_id"), 8, "parentSpanId");
@@ -89,9 +98,12 @@ export function decodeTracesJson(requests: readonly unknown[]): Rows {
       for (let i = 0; i < links.length; i++) within(`links[${i}]`, () => pushLink(c, asObject(links[i])));
       c.closeLists();
       c.rows.endRow(ctx.service, sLo, sHi);
-    });
-  }
-  return c.rows;
+      c.meter.items(events.length + links.length);
+    },
+    meter,
+    true,
+  );
+  return { walk: (request, pos) => walker.walk(request, pos), result: () => c.rows };
 }
 
 function pushEvent(c: TracesColumns, e: JsonObject): void {

@@ -14,6 +14,13 @@ import type {
   StrColumn,
   U64Column,
 } from "./columns.ts";
+import {
+  countNested,
+  type DecodeLimits,
+  DecodeMeter,
+  runSteps,
+  SCRATCH_ENTRY_BYTES,
+} from "./decode_limits.ts";
 import { DecodeError } from "./errors.ts";
 import { addAttributeField, addKeyValue, pushUtf8 } from "./proto_values.ts";
 import { countProtoItems, expectRows, type ScopeContext, walkProtoRequest } from "./proto_request.ts";
@@ -70,6 +77,8 @@ export class TracesColumns {
   readonly protoNestedScratch = new ProtoAttrScratch();
   /** For event and link attributes, which can arrive between the span's own attributes on the wire. */
   readonly nestedScratch = new AttrScratch();
+  /** Counts the work of the decode (set by the decoder). */
+  meter: DecodeMeter = new DecodeMeter();
 
   /** `expectedRows` pre-sizes the buffers (e.g. body bytes / 280 for protobuf). */
   constructor(expectedRows = 64) {
@@ -148,14 +157,24 @@ const EVENT_READER = new WireReader(new Uint8Array(0));
 const LINK_READER = new WireReader(new Uint8Array(0));
 
 /** Decodes a protobuf `ExportTraceServiceRequest` into `otel_traces` rows. Throws DecodeError. */
-export function decodeTracesProto(buf: Uint8Array): Rows {
+export function decodeTracesProto(buf: Uint8Array, limits?: DecodeLimits): Rows {
+  return runSteps(decodeTracesProtoSteps(buf, new DecodeMeter(limits)));
+}
+
+/** decodeTracesProto in steps: yields whenever `meter` says a pause is due. */
+export function* decodeTracesProtoSteps(buf: Uint8Array, meter: DecodeMeter): Generator<void, Rows> {
   const n = countProtoItems(buf);
   const cols = new TracesColumns(n >= 0 ? 16 : Math.ceil(buf.length / 300));
-  if (n >= 0) expectRows(cols.rows, n, buf.length);
+  const a = cols.protoScratch, b = cols.protoNestedScratch;
+  meter.measure = () => cols.rows.byteLength() + (a.length + b.length) * SCRATCH_ENTRY_BYTES;
+  cols.meter = meter;
+  if (n >= 0) expectRows(cols.rows, n, buf.length, meter);
   // The envelope columns are filled per scope after its spans; a failure discards all rows anyway.
-  walkProtoRequest(buf, NAMES, (b, s, e, ctx) => decodeSpan(cols, b, s, e, ctx), {
+  yield* walkProtoRequest(buf, NAMES, (b, s, e, ctx) => decodeSpan(cols, b, s, e, ctx), meter, {
     scopeEnd: (ctx, count) => cols.pushEnvelope(ctx, count),
+    itemsAreRecords: true,
   });
+  meter.check();
   return cols.rows;
 }
 
@@ -228,7 +247,8 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
         } catch (err) {
           rethrow(err, `attributes[${nAttr}]`);
         }
-        nAttr++;
+        // Every 1024th attribute, event and link is counted, so a span with millions is measured as it grows.
+        if ((++nAttr & 1023) === 0) countNested(c, nAttr, "attributes");
         break;
       case 11:
         r.bytesOf(wt, "events");
@@ -237,7 +257,7 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
         } catch (e) {
           rethrow(e, `events[${nEvent}]`);
         }
-        nEvent++;
+        if ((++nEvent & 1023) === 0) countNested(c, nEvent, "events");
         break;
       case 13:
         r.bytesOf(wt, "links");
@@ -246,7 +266,7 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
         } catch (e) {
           rethrow(e, `links[${nLink}]`);
         }
-        nLink++;
+        if ((++nLink & 1023) === 0) countNested(c, nLink, "links");
         break;
       case 15:
         r.rangeOf(wt, "status");
@@ -337,6 +357,7 @@ function decodeEvent(c: TracesColumns, buf: Uint8Array, start: number, end: numb
         break;
       case 3:
         addAttributeField(scratch, r, wt, "attributes", nAttr++);
+        if ((nAttr & 1023) === 0) countNested(c, nAttr, "attributes");
         break;
       case 4:
         if (wt !== VARINT) throw wrongWireType("droppedAttributesCount", wt, VARINT);
@@ -377,6 +398,7 @@ function decodeLink(c: TracesColumns, buf: Uint8Array, start: number, end: numbe
         break;
       case 4:
         addAttributeField(scratch, r, wt, "attributes", nAttr++);
+        if ((nAttr & 1023) === 0) countNested(c, nAttr, "attributes");
         break;
       case 5:
         if (wt !== VARINT) throw wrongWireType("droppedAttributesCount", wt, VARINT);

@@ -6,12 +6,14 @@
  * @module
  */
 
-import { type Decoded, decodeRequest, type Format } from "../core/convert.ts";
+import { type Decoded, decodeRequestAsync, type Format } from "../core/convert.ts";
+import { DecodeLimitError } from "../core/decode_limits.ts";
 import type { Signal } from "../core/schema.ts";
 import { OverloadedError, UnavailableError } from "../ingest/errors.ts";
 import { type AuthOptions, createAuthCheck, OPEN_PATHS } from "./auth.ts";
 import { BodyTooLargeError, type InflateSync, readBody, UnsupportedEncodingError } from "./body.ts";
 import { exportResponse, fallbackResponse, type ResponseEncoding, statusResponse } from "./otlp_response.ts";
+import { pauseEvery } from "./pause.ts";
 
 /** What accepts decoded requests: the batching ingest on servers, a direct writer on Lambda and Workers. */
 export interface Sink {
@@ -52,6 +54,17 @@ export interface HandlerOptions {
   inflateSync?: InflateSync;
   /** Token authentication of every path but `/health` and `/ready` (see `auth.ts`). Default: none. */
   auth?: AuthOptions;
+  /**
+   * Decoded bytes one request may hold (as batches count them; a legitimate protobuf request decodes to
+   * 1-3 times its size); beyond, 413. They are charged to the in-flight budget as they are produced
+   * (429 when it cannot take them). Default 4 × `maxPayloadBytes`.
+   */
+  maxDecodedBytes?: number;
+  /**
+   * Makes the pause awaited between slices of one long decode, so that other clients are served
+   * meanwhile. Default `pauseEvery(20)`: a timer once 20 ms have passed.
+   */
+  pause?: () => () => Promise<void>;
 }
 
 interface Route {
@@ -169,13 +182,30 @@ function responseFor(error: unknown, encoding: ResponseEncoding): Response {
   if (error instanceof UnavailableError) {
     return statusResponse(503, error.message, { encoding, retryAfterSecs: error.retryAfterSecs });
   }
-  if (error instanceof BodyTooLargeError) return statusResponse(413, error.message, { encoding });
+  if (error instanceof BodyTooLargeError || error instanceof DecodeLimitError) {
+    return statusResponse(413, error.message, { encoding });
+  }
   if (error instanceof ReadTimeoutError) return statusResponse(408, error.message, { encoding });
   if (error instanceof BodyReadError) return statusResponse(400, error.message, { encoding });
   if (error instanceof UnsupportedEncodingError || error instanceof SyntaxError) {
     return statusResponse(400, error.message, { encoding });
   }
   return statusResponse(500, "internal error", { encoding });
+}
+
+/**
+ * Grows a request's share of the in-flight budget from `charged` to at least `want` bytes (body plus
+ * decoded bytes so far) and returns the new share. Its reservations are replaced by one (so that a
+ * request alone is still always admitted, as `Sink.admit` promises), grown by at least 1 MiB or an eighth
+ * at a time, so a decode calls `admit` a few dozen times at most. `admit` throws (429, 503) when the
+ * budget cannot take it, which stops the decode.
+ */
+function chargeDecoded(sink: Sink, releases: (() => void)[], charged: number, want: number): number {
+  if (want <= charged) return charged;
+  const next = Math.max(want, charged + Math.max(1 << 20, charged >> 3));
+  for (const release of releases.splice(0)) release();
+  releases.push(sink.admit(next));
+  return next;
 }
 
 /** Creates the receiver's handler. */
@@ -186,6 +216,8 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
   const rateGrace = options.bodyRateGraceMs ?? 5000;
   // Often enough to close a trickler soon after its grace ends, rarely enough to cost nothing.
   const rateCheckMs = Math.min(1000, Math.max(100, rateGrace / 4));
+  const maxDecoded = options.maxDecodedBytes ?? 4 * maxPayload;
+  const newPause = options.pause ?? (() => pauseEvery(20));
   const { sink } = options;
   const authCheck = options.auth && createAuthCheck(options.auth);
 
@@ -282,7 +314,15 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         clearTimeout(timer);
         clearInterval(rateTimer);
       }
-      const decoded = decodeRequest(route.signal, body, { format });
+      // Decoded bytes are charged as they are produced, so the budget bounds them too, not only the bodies.
+      const held = charge.held;
+      let charged = held;
+      const decoded = await decodeRequestAsync(route.signal, body, {
+        format,
+        maxDecodedBytes: maxDecoded,
+        onDecodedBytes: (bytes) => void (charged = chargeDecoded(sink, releases, charged, held + bytes)),
+        pause: newPause(),
+      });
       const refused = decoded.records > 0
         ? await sink.accept({ signal: route.signal, format, body, decoded })
         : undefined;

@@ -602,7 +602,8 @@ Deno.test({
       const t0 = Date.now();
       const status = await post(server, manyAttributes(200_000), {}, { timeoutMs: 5000 });
       assert.ok(
-        [200, 400].includes(status),
+        // 413: beyond MAX_ITEMS_PER_RECORD (65 536 attributes), refused after decoding that many.
+        [200, 400, 413].includes(status),
         `got ${status === 0 ? "no answer" : status} after ${Date.now() - t0} ms ` +
           "(sorting attribute keys is quadratic: AttrScratch.flushTo in src/core/values.ts)",
       );
