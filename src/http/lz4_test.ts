@@ -173,7 +173,7 @@ function sizedFrame(contentSize: number, blocks: Uint8Array[], stored = false): 
 function zerosBlock(n: number): Uint8Array {
   const matchLength = n - 6 - 4;
   const bytes = [0x1f, 0, 1, 0];
-  for (let left = matchLength - 15; ; left -= 255) {
+  for (let left = matchLength - 15;; left -= 255) {
     bytes.push(Math.min(left, 255));
     if (left < 255) break;
   }
@@ -204,7 +204,9 @@ Deno.test("decodeLz4() treats a declared content size as a hint: lying sizes cos
       (specs) => {
         // Each frame: `real` bytes as one stored block, declaring `declared` bytes.
         const input = concat(
-          specs.map(([real, declared]) => sizedFrame(declared, real > 0 ? [new Uint8Array(real).fill(7)] : [], true)),
+          specs.map(([real, declared]) =>
+            sizedFrame(declared, real > 0 ? [new Uint8Array(real).fill(7)] : [], true)
+          ),
         );
         let result;
         try {
