@@ -20,12 +20,16 @@ let rl = 0;
 
 /** (ah:al) * (bh:bl) mod 2^64 into rh:rl. */
 function mul(ah: number, al: number, bh: number, bl: number): void {
-  const a0 = al & 0xffff, a1 = al >>> 16, b0 = bl & 0xffff, b1 = bl >>> 16;
+  rh = (mulHigh(al, bl) + Math.imul(ah, bl) + Math.imul(al, bh)) >>> 0;
+  rl = Math.imul(al, bl) >>> 0;
+}
+
+/** The high 32 bits of the 64-bit product of unsigned 32-bit `a` and `b`, in 16-bit pieces. */
+function mulHigh(a: number, b: number): number {
+  const a0 = a & 0xffff, a1 = a >>> 16, b0 = b & 0xffff, b1 = b >>> 16;
   const p01 = a0 * b1, p10 = a1 * b0;
   const carry = ((a0 * b0) >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
-  const high = a1 * b1 + (p01 >>> 16) + (p10 >>> 16) + (carry >>> 16);
-  rh = (high + Math.imul(ah, bl) + Math.imul(al, bh)) >>> 0;
-  rl = Math.imul(al, bl) >>> 0;
+  return a1 * b1 + (p01 >>> 16) + (p10 >>> 16) + (carry >>> 16);
 }
 
 /** (ah:al) + (bh:bl) mod 2^64 into rh:rl. */
@@ -95,21 +99,26 @@ export class Xxh64 {
     }
   }
 
-  /** Consumes the 32-byte stripes of `b[i, end)` ((end - i) a multiple of 32). */
+  /** Consumes the 32-byte stripes of `b[i, end)` ((end - i) a multiple of 32). The hot loop: inlined. */
   #stripes(b: Uint8Array, i: number, end: number): void {
     const v = this.#v;
-    let v1h = v[0], v1l = v[1], v2h = v[2], v2l = v[3], v3h = v[4], v3l = v[5], v4h = v[6], v4l = v[7];
     for (; i < end; i += 32) {
-      round(v1h, v1l, u32(b, i + 4), u32(b, i));
-      v1h = rh, v1l = rl;
-      round(v2h, v2l, u32(b, i + 12), u32(b, i + 8));
-      v2h = rh, v2l = rl;
-      round(v3h, v3l, u32(b, i + 20), u32(b, i + 16));
-      v3h = rh, v3l = rl;
-      round(v4h, v4l, u32(b, i + 28), u32(b, i + 24));
-      v4h = rh, v4l = rl;
+      for (let k = 0; k < 8; k += 2) {
+        const p = i + 4 * k;
+        const ll = u32(b, p), lh = u32(b, p + 4);
+        // acc + lane * P2
+        const ml = Math.imul(ll, P2L) >>> 0;
+        const mh = mulHigh(ll, P2L) + Math.imul(lh, P2L) + Math.imul(ll, P2H);
+        const sl = v[k + 1] + ml;
+        const sh = (v[k] + mh + (sl > 0xffffffff ? 1 : 0)) >>> 0;
+        const slo = sl >>> 0;
+        // rotl 31, then * P1
+        const th = ((sh << 31) | (slo >>> 1)) >>> 0;
+        const tl = ((slo << 31) | (sh >>> 1)) >>> 0;
+        v[k] = mulHigh(tl, P1L) + Math.imul(th, P1L) + Math.imul(tl, P1H);
+        v[k + 1] = Math.imul(tl, P1L);
+      }
     }
-    v[0] = v1h, v[1] = v1l, v[2] = v2h, v[3] = v2l, v[4] = v3h, v[5] = v3l, v[6] = v4h, v[7] = v4l;
   }
 
   /** The hash of everything so far, as [high, low] unsigned 32-bit halves. */
