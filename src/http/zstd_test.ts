@@ -4,6 +4,17 @@ import fc from "fast-check";
 import { BodyTooLargeError } from "./body_errors.ts";
 import { ZstdStreamDecoder } from "./zstd.ts";
 import { randomBytes, runCli, telemetryBytes, throws } from "./test_samples.ts";
+import {
+  blockHeader,
+  frameHeader,
+  HISTORY,
+  le32,
+  longRun,
+  rawBlock,
+  rleBlock,
+  rleSequencesBlock,
+  tableHeavyBlock,
+} from "./zstd_samples.ts";
 
 const KB = 1024;
 const MB = 1 << 20;
@@ -88,85 +99,6 @@ function zstd(data: Uint8Array, level: number, checksum: boolean): Uint8Array {
   };
   const out = zstdCompressSync(data, { params } as Parameters<typeof zstdCompressSync>[1]);
   return new Uint8Array(out.buffer, out.byteOffset, out.length);
-}
-
-// ---- Frames built by construction (RFC 8878) ----
-
-function le32(n: number): number[] {
-  return [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff];
-}
-
-/** A frame header: windowed when `descriptor` is given, else single-segment (content size required). */
-function frameHeader(
-  { descriptor, contentSize, checksum = false }: {
-    descriptor?: number;
-    contentSize?: number;
-    checksum?: boolean;
-  },
-): number[] {
-  const single = descriptor === undefined;
-  const fcsFlag = contentSize === undefined ? 0 : 2; // 4-byte content size
-  const out = [0x28, 0xb5, 0x2f, 0xfd, (fcsFlag << 6) | (single ? 0x20 : 0) | (checksum ? 4 : 0)];
-  if (!single) out.push(descriptor!);
-  if (contentSize !== undefined) out.push(...le32(contentSize));
-  return out;
-}
-
-function blockHeader(type: number, size: number, last: boolean): number[] {
-  const v = (size << 3) | (type << 1) | (last ? 1 : 0);
-  return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff];
-}
-
-function rawBlock(data: number[], last = false): number[] {
-  return [...blockHeader(0, data.length, last), ...data];
-}
-
-function rleBlock(byte: number, size: number, last = false): number[] {
-  return [...blockHeader(1, size, last), byte];
-}
-
-function sequenceCount(n: number): number[] {
-  if (n < 128) return [n];
-  if (n < 0x7f00) return [(n >>> 8) + 128, n & 0xff];
-  return [255, (n - 0x7f00) & 0xff, (n - 0x7f00) >>> 8];
-}
-
-/**
- * A compressed block with raw literals and `nbSeq` sequences whose three codes are fixed by RLE
- * modes (so each sequence costs no bits beyond its codes' extra bits), then `bitstream`.
- */
-function rleSequencesBlock(
-  { literals = [], nbSeq, modes = 0x54, ll, of, ml, bitstream = [0x01], last = true }: {
-    literals?: number[];
-    modes?: number;
-    nbSeq: number;
-    ll: number;
-    of: number;
-    ml: number;
-    bitstream?: number[];
-    last?: boolean;
-  },
-): number[] {
-  const n = literals.length;
-  const litHeader = n < 32
-    ? [n << 3]
-    : n < 4096
-    ? [(n << 4) | 0x04, n >>> 4]
-    : [(n << 4) | 0x0c, n >>> 4, n >>> 12];
-  const body = [...litHeader.map((b) => b & 0xff), ...literals, ...sequenceCount(nbSeq)];
-  if (nbSeq > 0) body.push(modes, ll, of, ml, ...bitstream);
-  return [...blockHeader(2, body.length, last), ...body];
-}
-
-const HISTORY = [0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68]; // "abcdefgh"
-
-/** LL code 0 (no literals), offset code 0 (a repeat offset), ML code 31 (34 bytes): no extra bits. */
-function longRun(nbSeq: number, extra: Partial<Parameters<typeof rleSequencesBlock>[0]> = {}): Uint8Array {
-  return new Uint8Array([
-    ...frameHeader({ descriptor: 0x50 }), // 1 MiB window
-    ...rawBlock(HISTORY),
-    ...rleSequencesBlock({ nbSeq, ll: 0, of: 0, ml: 31, ...extra }),
-  ]);
 }
 
 // ---- Real frames ----
@@ -439,4 +371,15 @@ Deno.test("ZstdStreamDecoder fuzz: real frames with bytes changed never return w
     ),
     { numRuns: 300 },
   );
+});
+
+Deno.test("ZstdStreamDecoder: blocks that rebuild every table stay within the work bound per input byte", () => {
+  // 2,000 valid 21-byte blocks, each rebuilding a 2048-entry Huffman table and three FSE tables.
+  const blocks: number[] = [...frameHeader({ descriptor: 0x50 }), ...rawBlock(HISTORY)];
+  for (let i = 0; i < 2000; i++) blocks.push(...tableHeavyBlock(i === 1999));
+  const input = new Uint8Array(blocks);
+  const r = decode(input);
+  strictEqual(r.produced, HISTORY.length + 2000 * 4, String(r.error));
+  assertBounded(input, r, "table-heavy blocks");
+  ok(r.work >= 2000 * 3000, "the counter sees the table builds");
 });
