@@ -38,6 +38,15 @@ const FLUSH_AT = 65536;
 /** Bytes after a copied block that bit readers may touch (always masked off). */
 const PADDING = 16;
 const MIN_MATCH = 3;
+/**
+ * Table rebuilds may cost this many entries per decoded byte, plus TABLE_ALLOWANCE per body. A valid
+ * but hostile block of 21 bytes can rebuild 3,300 table entries for 4 bytes of output (537 ns per
+ * input byte: 36 s for a 64 MiB body); real encoders size their tables to their blocks (a Huffman
+ * table of 2^k entries for at least ~2^k literals, predefined or small FSE tables for few
+ * sequences), using well under one entry per output byte.
+ */
+const TABLE_WORK_PER_BYTE = 32;
+const TABLE_ALLOWANCE = 1 << 20;
 
 function invalid(problem: string): SyntaxError {
   return new SyntaxError(`invalid zstd data: ${problem}`);
@@ -235,8 +244,13 @@ const ML_BITS = [
   15,
   16,
 ];
-const OF_BASE = Array.from({ length: 32 }, (_, code) => 2 ** code);
-const OF_BITS = Array.from({ length: 32 }, (_, code) => code);
+/**
+ * Offset code 31 would mean an offset of 2^31 or more: beyond any window we keep (the limit on a
+ * body is well under 2 GiB), so it decodes to an offset that is always refused, and every value
+ * fits a 32-bit integer.
+ */
+const OF_BASE = Array.from({ length: 32 }, (_, code) => code < 31 ? 2 ** code : 2 ** 31 - 1);
+const OF_BITS = Array.from({ length: 32 }, (_, code) => code < 31 ? code : 0);
 
 // Predefined distributions (RFC 8878 §3.1.1.3.2.2).
 const LL_DEFAULT = [
@@ -388,14 +402,14 @@ class FseTable {
   log = 0;
   readonly nbBits: Uint8Array;
   readonly next: Uint16Array;
-  readonly valueBase: Float64Array;
+  readonly valueBase: Int32Array;
   readonly valueBits: Uint8Array;
 
   constructor(maxLog: number) {
     const size = 1 << maxLog;
     this.nbBits = new Uint8Array(size);
     this.next = new Uint16Array(size);
-    this.valueBase = new Float64Array(size);
+    this.valueBase = new Int32Array(size);
     this.valueBits = new Uint8Array(size);
   }
 }
@@ -501,6 +515,8 @@ export class ZstdStreamDecoder {
   #work = 0;
   /** Bytes of output buffers allocated. */
   #allocated = 0;
+  /** Table entries built so far, held to TABLE_WORK_PER_BYTE per output byte (plus the allowance). */
+  #tableWork = 0;
 
   // Frame state.
   #window = 0;
@@ -866,6 +882,16 @@ export class ZstdStreamDecoder {
     this.#sequences(src, ip, end, nbSeq, litSrc, litStart, litSize);
   }
 
+  /** Counts `entries` of table building, refusing the body once tables cost more than its output. */
+  #chargeTable(entries: number): void {
+    this.#tableWork += entries;
+    if (this.#tableWork > TABLE_WORK_PER_BYTE * this.#total + TABLE_ALLOWANCE) {
+      throw invalid(
+        `tables rebuilt far more often than the output needs (${this.#tableWork} entries for ${this.#total} bytes)`,
+      );
+    }
+  }
+
   #literalBuffer(): Uint8Array {
     if (this.#literals === undefined) {
       this.#literals = new Uint8Array(MAX_BLOCK + PADDING);
@@ -897,6 +923,7 @@ export class ZstdStreamDecoder {
     } else if (mode === 2) {
       ip = this.#readCounts(src, ip, end, kind);
       table = kind === LL ? this.#llOwn : kind === OF ? this.#ofOwn : this.#mlOwn;
+      this.#chargeTable(1 << this.#ncLog);
       this.#work += buildFse(this.#norm, this.#ncSymbols, this.#ncLog, kind, table);
     } else {
       const previous = kind === LL ? this.#llTable : kind === OF ? this.#ofTable : this.#mlTable;
@@ -1002,6 +1029,7 @@ export class ZstdStreamDecoder {
     const rest = (1 << maxBits) - total;
     if ((rest & (rest - 1)) !== 0) throw invalid("Huffman weights do not add up");
     weights[count++] = highBit(rest) + 1;
+    this.#chargeTable((1 << maxBits) + maxBits * count);
     // Codes are dealt in order of increasing weight, then symbol: each takes 2^(weight-1) entries.
     const table = this.#hufTable;
     let pos = 0;
@@ -1023,6 +1051,7 @@ export class ZstdStreamDecoder {
   #fseWeights(src: Uint8Array, ip: number, end: number): number {
     const start = this.#readCounts(src, ip, end, WEIGHTS);
     const table = this.#weightTable;
+    this.#chargeTable(1 << this.#ncLog);
     this.#work += buildFse(this.#norm, this.#ncSymbols, this.#ncLog, WEIGHTS, table);
     const log = table.log;
     let bit = streamBits(src, start, end, "Huffman weights");
