@@ -266,6 +266,11 @@ async function unzstd(input: BodyInput, maxBytes: number): Promise<Uint8Array> {
     any = true;
     try {
       decoder.push(c);
+      // A few bytes can decode to megabytes: let other requests run between the decoder's pieces.
+      while (decoder.paused) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        decoder.resume();
+      }
     } catch (e) {
       throw decompressError("zstd", e);
     }

@@ -5,6 +5,7 @@ import { compress as snappyjsCompress } from "snappyjs";
 import { BodyTooLargeError, parseContentEncoding, readBody, UnsupportedEncodingError } from "./body.ts";
 import { crc32c } from "./crc32c.ts";
 import { chunkedStream, randomBytes, rejects, runCli, telemetryBytes } from "./test_samples.ts";
+import { frameHeader, HISTORY, longRun, rawBlock } from "./zstd_samples.ts";
 
 const MB = 1 << 20;
 
@@ -497,4 +498,28 @@ Deno.test("readBody() with node:zlib's one-call inflater keeps every bound and e
   strictEqual(error.limit, MB);
   ok(performance.now() - started < 5000);
   deepStrictEqual(await read("gzip", new Uint8Array(0), MB), new Uint8Array(0));
+});
+
+Deno.test("readBody() lets other work run while a small zstd body decodes to many megabytes", async () => {
+  // 2.4 KB of 3-byte matches that decode to 26 MiB, in one chunk: timers run between the pieces.
+  const blocks: number[] = [...frameHeader({ descriptor: 0x50 }), ...rawBlock(HISTORY)];
+  for (let i = 0; i < 200; i++) blocks.push(...longRun(43_690, { ml: 0, last: false }).subarray(17));
+  blocks.push(...rawBlock([], true));
+  const input = new Uint8Array(blocks);
+  let ticks = 0;
+  const tick = () => {
+    ticks++;
+    timer = setTimeout(tick, 0);
+  };
+  let timer = setTimeout(tick, 0);
+  try {
+    const decoded = await readBody(chunkedStream(input, input.length).stream, {
+      encoding: "zstd",
+      maxBytes: 64 * MB,
+    });
+    strictEqual(decoded.length, HISTORY.length + 200 * 131_070);
+    ok(ticks >= 3, `${ticks} timer turns ran during the decode`);
+  } finally {
+    clearTimeout(timer);
+  }
 });

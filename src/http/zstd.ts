@@ -33,6 +33,8 @@ import { Xxh64 } from "./xxh64.ts";
 const FRAME_MAGIC = 0xfd2fb528;
 const SKIPPABLE_MAGIC = 0x184d2a50; // low 4 bits are free
 const MAX_BLOCK = 131072;
+/** One `push` or `resume` produces about this much before it pauses (~80 ms at the slowest, 20 ns a byte). */
+const PAUSE_AFTER = 4 << 20;
 /** Decoded output is handed on in pieces of about this size (or at the end of a push or frame). */
 const FLUSH_AT = 65536;
 /** Bytes after a copied block that bit readers may touch (always masked off). */
@@ -58,191 +60,26 @@ function highBit(x: number): number {
 
 // ---- Sequence code tables (RFC 8878 §3.1.1.3.2.1.1) ----
 
+// deno-fmt-ignore
 const LL_BASE = [
-  0,
-  1,
-  2,
-  3,
-  4,
-  5,
-  6,
-  7,
-  8,
-  9,
-  10,
-  11,
-  12,
-  13,
-  14,
-  15,
-  16,
-  18,
-  20,
-  22,
-  24,
-  28,
-  32,
-  40,
-  48,
-  64,
-  128,
-  256,
-  512,
-  1024,
-  2048,
-  4096,
-  8192,
-  16384,
-  32768,
-  65536,
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 20, 22, 24, 28, 32, 40, 48, 64, 128, 256,
+  512, 1024, 2048, 4096, 8192, 16384, 32768, 65536,
 ];
+// deno-fmt-ignore
 const LL_BITS = [
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  1,
-  1,
-  1,
-  1,
-  2,
-  2,
-  3,
-  3,
-  4,
-  6,
-  7,
-  8,
-  9,
-  10,
-  11,
-  12,
-  13,
-  14,
-  15,
-  16,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13,
+  14, 15, 16,
 ];
+// deno-fmt-ignore
 const ML_BASE = [
-  3,
-  4,
-  5,
-  6,
-  7,
-  8,
-  9,
-  10,
-  11,
-  12,
-  13,
-  14,
-  15,
-  16,
-  17,
-  18,
-  19,
-  20,
-  21,
-  22,
-  23,
-  24,
-  25,
-  26,
-  27,
-  28,
-  29,
-  30,
-  31,
-  32,
-  33,
-  34,
-  35,
-  37,
-  39,
-  41,
-  43,
-  47,
-  51,
-  59,
-  67,
-  83,
-  99,
-  131,
-  259,
-  515,
-  1027,
-  2051,
-  4099,
-  8195,
-  16387,
-  32771,
-  65539,
+  3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29,
+  30, 31, 32, 33, 34, 35, 37, 39, 41, 43, 47, 51, 59, 67, 83, 99, 131, 259, 515, 1027, 2051, 4099, 8195,
+  16387, 32771, 65539,
 ];
+// deno-fmt-ignore
 const ML_BITS = [
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  0,
-  1,
-  1,
-  1,
-  1,
-  2,
-  2,
-  3,
-  3,
-  4,
-  4,
-  5,
-  7,
-  8,
-  9,
-  10,
-  11,
-  12,
-  13,
-  14,
-  15,
-  16,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1,
+  1, 1, 2, 2, 3, 3, 4, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
 ];
 /**
  * Offset code 31 would mean an offset of 2^31 or more: beyond any window we keep (the limit on a
@@ -253,129 +90,19 @@ const OF_BASE = Array.from({ length: 32 }, (_, code) => code < 31 ? 2 ** code : 
 const OF_BITS = Array.from({ length: 32 }, (_, code) => code < 31 ? code : 0);
 
 // Predefined distributions (RFC 8878 §3.1.1.3.2.2).
+// deno-fmt-ignore
 const LL_DEFAULT = [
-  4,
-  3,
-  2,
-  2,
-  2,
-  2,
-  2,
-  2,
-  2,
-  2,
-  2,
-  2,
-  2,
-  1,
-  1,
-  1,
-  2,
-  2,
-  2,
-  2,
-  2,
-  2,
-  2,
-  2,
-  2,
-  3,
-  2,
-  1,
-  1,
-  1,
-  1,
-  1,
-  -1,
-  -1,
-  -1,
-  -1,
+  4, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 2, 1, 1, 1, 1, 1, -1, -1,
+  -1, -1,
 ];
+// deno-fmt-ignore
 const ML_DEFAULT = [
-  1,
-  4,
-  3,
-  2,
-  2,
-  2,
-  2,
-  2,
-  2,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  -1,
-  -1,
-  -1,
-  -1,
-  -1,
-  -1,
-  -1,
+  1, 4, 3, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1,
 ];
+// deno-fmt-ignore
 const OF_DEFAULT = [
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  2,
-  2,
-  2,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  1,
-  -1,
-  -1,
-  -1,
-  -1,
-  -1,
+  1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1,
 ];
 
 /** What one kind of FSE table decodes to: per symbol, a value base and a number of extra bits. */
@@ -509,6 +236,7 @@ export class ZstdStreamDecoder {
   readonly #onData: (chunk: Uint8Array) => void;
   readonly #queue = new ByteQueue();
   #state: State = "magic";
+  #paused = false;
   #skipLeft = 0;
   #total = 0;
   /** Units of work done: input bytes, table entries built, sequences and bytes decoded or moved. */
@@ -576,20 +304,46 @@ export class ZstdStreamDecoder {
     return this.#allocated;
   }
 
+  /**
+   * Queues `chunk` and decodes what it can. After about PAUSE_AFTER output bytes in one call it stops
+   * early and sets `paused` (a few bytes can decode to megabytes: 2 KiB of zstd can be 26 MiB and
+   * half a second); the caller then yields to the event loop and calls `resume()`. A caller that
+   * ignores `paused` loses nothing: the next `push` or `finish` carries on.
+   */
   push(chunk: Uint8Array): void {
     this.#queue.push(chunk);
-    this.#drain();
+    this.#drain(PAUSE_AFTER);
+    this.#flush();
+  }
+
+  /** True when the last `push` or `resume` stopped early with decodable input left. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** Carries on decoding after a pause (see `push`). */
+  resume(): void {
+    this.#drain(PAUSE_AFTER);
     this.#flush();
   }
 
   /** Declares the end of input: throws `SyntaxError` unless it ended between frames. */
   finish(): void {
+    if (this.#paused) this.#drain(Infinity);
+    this.#flush();
     if (this.#state !== "magic" || this.#queue.length > 0) throw invalid("unexpected end of input");
   }
 
-  #drain(): void {
+  /** Decodes queued input until it runs out, or until `budget` bytes have been produced (a pause). */
+  #drain(budget: number): void {
     const q = this.#queue;
+    const stop = this.#total + budget;
+    this.#paused = false;
     for (;;) {
+      if (this.#total >= stop) {
+        this.#paused = true;
+        return;
+      }
       switch (this.#state) {
         case "magic": {
           if (q.length < 4) return;
