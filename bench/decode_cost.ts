@@ -76,7 +76,7 @@ function le32(n: number): Uint8Array {
 /** An LZ4 frame (independent 64 KiB blocks, content size declared) holding `blocks`. */
 function lz4Frame(contentSize: number, blocks: Uint8Array[], stored = false): Uint8Array {
   const descriptor = new Uint8Array([0x68, 0x40, ...le32(contentSize), 0, 0, 0, 0]);
-  const parts = [
+  const parts: Uint8Array[] = [
     new Uint8Array([0x04, 0x22, 0x4d, 0x18]),
     descriptor,
     new Uint8Array([(xxh32(descriptor) >>> 8) & 0xff]),
