@@ -7,6 +7,7 @@
  */
 
 import { constants, gzipSync, zstdCompressSync } from "node:zlib";
+import { concatBytes } from "../src/core/byte_sink.ts";
 import { decodeLz4 } from "../src/http/lz4.ts";
 import { decodeSnappy } from "../src/http/snappy.ts";
 import { crc32c } from "../src/http/crc32c.ts";
@@ -61,10 +62,7 @@ function repeat(times: number, part: number[]): number[] {
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) out.set(p, at), at += p.length;
-  return out;
+  return concatBytes(parts, parts.reduce((n, p) => n + p.length, 0));
 }
 
 function le32(n: number): Uint8Array {

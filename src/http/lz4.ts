@@ -10,7 +10,7 @@
  */
 
 import { BodyTooLargeError } from "./body_errors.ts";
-import { copyMatch } from "./match_copy.ts";
+import { copyLiterals, copyMatch } from "./match_copy.ts";
 import { xxh32 } from "./xxh32.ts";
 
 const FRAME_MAGIC = 0x184d2204;
@@ -225,11 +225,7 @@ function decodeBlock(
       out.length = op; // reserve() keeps only the bytes written so far
       buf = out.reserve(op + literals);
     }
-    if (literals <= 16) {
-      for (let i = 0; i < literals; i++) buf[op + i] = src[sp + i];
-    } else {
-      buf.set(src.subarray(sp, sp + literals), op);
-    }
+    copyLiterals(buf, op, src, sp, literals);
     sp += literals;
     op += literals;
     if (sp === end) break; // the last sequence has literals only

@@ -8,7 +8,7 @@
  */
 
 import { BodyTooLargeError } from "./body_errors.ts";
-import { copyMatch } from "./match_copy.ts";
+import { copyLiterals, copyMatch } from "./match_copy.ts";
 import { crc32c } from "./crc32c.ts";
 
 /** The framing format's stream identifier chunk: type 0xff, length 6, "sNaPpY". */
@@ -101,11 +101,7 @@ function decodeElements(
       len += 1;
       if (len > n - pos) throw invalid("literal runs past the end of the input");
       if (len > length - op) throw invalid("data is longer than its declared length");
-      if (len <= 16) {
-        for (let i = 0; i < len; i++) out[op + i] = input[pos + i];
-      } else {
-        out.set(input.subarray(pos, pos + len), op);
-      }
+      copyLiterals(out, op, input, pos, len);
       pos += len;
       op += len;
       continue;

@@ -27,7 +27,7 @@
  */
 
 import { BodyTooLargeError } from "./body_errors.ts";
-import { copyMatch } from "./match_copy.ts";
+import { copyLiterals, copyMatch } from "./match_copy.ts";
 import { Xxh64 } from "./xxh64.ts";
 
 const FRAME_MAGIC = 0xfd2fb528;
@@ -967,11 +967,7 @@ export class ZstdStreamDecoder {
       if (op + literalLength + matchLength > limit) {
         throw invalid(`sequences produce more than the block maximum of ${this.#blockMax} bytes`);
       }
-      if (literalLength <= 16) {
-        for (let k = 0; k < literalLength; k++) hist[op + k] = lit[litPos + k];
-      } else {
-        hist.set(lit.subarray(litPos, litPos + literalLength), op);
-      }
+      copyLiterals(hist, op, lit, litPos, literalLength);
       litPos += literalLength;
       op += literalLength;
       if (offset > op || offset > window || offset === 0) {

@@ -1,6 +1,7 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { constants, zstdCompressSync } from "node:zlib";
 import fc from "fast-check";
+import { concatBytes } from "../core/byte_sink.ts";
 import { BodyTooLargeError } from "./body_errors.ts";
 import { ZstdStreamDecoder } from "./zstd.ts";
 import { randomBytes, runCli, telemetryBytes, throws } from "./test_samples.ts";
@@ -62,13 +63,7 @@ function decode(input: Uint8Array, maxBytes = 64 * MB, piece = 65536): Decoded {
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts, parts.reduce((n, p) => n + p.length, 0));
 }
 
 function assertBounded(input: Uint8Array, result: Decoded, label = ""): void {
