@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { deflateSync, gzipSync } from "node:zlib";
 import fc from "fast-check";
 import { runCli } from "../../src/http/test_samples.ts";
+import { longRun } from "../../src/http/zstd_samples.ts";
 import { corpus, describeCase, mutate, mutationsArb } from "./fuzz_cases.ts";
 import type { FuzzStats } from "./fuzz_worker.ts";
 import { prng, seedFor } from "./load.ts";
@@ -368,6 +369,20 @@ Deno.test({
         "zstd bomb",
         [413],
         () => post(server, zstdZeros(4 * MAX_PAYLOAD), { "content-encoding": "zstd" }),
+      );
+      // zstd built to cost: 98,047 long matches declared in 18 bytes (fzstd ran them all: 454 s), and
+      // a valid request whose checksum no longer matches its content (it must not be stored).
+      await expect(
+        "zstd: 98,047 long RLE-coded matches in one block",
+        [400],
+        () => post(server, longRun(98_047, { ml: 52 }).slice(), { "content-encoding": "zstd" }),
+      );
+      const checked = runCli("zstd", ["-q", "-c", "--check"], valid3).slice();
+      checked[checked.length - 1] ^= 0xff;
+      await expect(
+        "zstd with a wrong content checksum",
+        [400],
+        () => post(server, checked, { "content-encoding": "zstd" }),
       );
       await expect(
         "gzip bomb as JSON",
