@@ -17,7 +17,7 @@
  * The internal `work` counter adds up these units so tests can assert the bound by counting.
  *
  * Memory: the window kept is min(declared window, what may still be decoded), in a buffer of at most
- * twice that plus one block, slid (one copy of the window per window's worth of output) rather than
+ * twice that plus two blocks, slid (one copy of the window per window's worth of output) rather than
  * kept whole. Supported: raw, RLE and compressed blocks; raw, RLE, Huffman (1 or 4 streams) and
  * treeless literals; predefined, RLE, FSE and repeat sequence tables; repeat offsets; skippable frames
  * and concatenated frames; the content checksum (XXH64, low 32 bits), verified. Not supported:
