@@ -204,8 +204,15 @@ function bitsAt(src: Uint8Array, start: number, low: number, n: number): number 
     const word = src[b] | (src[b + 1] << 8) | (src[b + 2] << 16) | (src[b + 3] << 24);
     return (word >>> (low & 7)) & ((1 << n) - 1);
   }
-  if (low + n <= 0) return 0;
-  return bitsAt(src, start, 0, low + n) << -low;
+  return bitsBelowStart(src, start, low, n);
+}
+
+/** {@link bitsAt} for a read that reaches below the stream's start (rare: kept out of the hot path). */
+function bitsBelowStart(src: Uint8Array, start: number, low: number, n: number): number {
+  const m = low + n;
+  if (m <= 0) return 0;
+  const word = src[start] | (src[start + 1] << 8) | (src[start + 2] << 16) | (src[start + 3] << 24);
+  return (word & ((1 << m) - 1)) << -low;
 }
 
 /** Reads n <= 32 bits ending at `top` (exclusive); for offsets, whose extra bits may exceed 25. */
