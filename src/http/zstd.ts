@@ -13,8 +13,10 @@
  * Every sequence needs at least 3 output bytes, so a block declaring more sequences than that allows
  * is refused before any is decoded, and each sequence is checked against the block's remaining room
  * before its literals or match are copied. Everything else is linear in the input or the output:
- * table builds are at most 2^9 entries per table per block, and blocks cost at least 3 input bytes.
- * The internal `work` counter adds up these units so tests can assert the bound by counting.
+ * blocks cost at least 3 input bytes, and table rebuilds (up to 2^11 + 3 * 2^9 entries a block) are
+ * held to TABLE_WORK_PER_BYTE entries per output byte. The internal `work` counter adds up these
+ * units so tests can assert the bound by counting. One `push` pauses after PAUSE_AFTER bytes of
+ * output so the caller can let other work run (a few bytes can decode to megabytes).
  *
  * Memory: the window kept is min(declared window, what may still be decoded), in a buffer of at most
  * twice that plus two blocks, slid (one copy of the window per window's worth of output) rather than
