@@ -409,3 +409,18 @@ Deno.test("ZstdStreamDecoder pauses after a few MiB of output from one push, and
   const lazy = decode(input, 64 * MB, input.length);
   strictEqual(lazy.produced, produced);
 });
+
+Deno.test("ZstdStreamDecoder round-trips the zstd CLI's unusual settings: tiny windows, --ultra, --fast, small jobs", () => {
+  const data = concat([telemetryBytes(300_000, 3), randomBytes(20_000), telemetryBytes(100_000, 4)]);
+  const variants = [
+    ["--zstd=wlog=10", "--no-content-size"], // 1 KiB window: 1 KiB blocks
+    ["-19", "--zstd=wlog=12", "--no-content-size"],
+    ["--ultra", "-22"],
+    ["--fast=10"],
+    ["-1", "--zstd=strategy=1"],
+    ["-9", "-B4096"],
+  ];
+  for (const args of variants) {
+    assertDecodes(runCli("zstd", ["-q", "-c", ...args], data), data, args.join(" "), 4093);
+  }
+});
