@@ -5,6 +5,7 @@ import fc from "fast-check";
 import { decodeLz4, decodeLz4Block, decodeLz4Frames, decodeLz4FramesCounted } from "./lz4.ts";
 import { xxh32 } from "./xxh32.ts";
 import { randomBytes, runCli, telemetryBytes, throws } from "./test_samples.ts";
+import { sizedFrame, zerosBlock } from "./lz4_samples.ts";
 
 const MB = 1 << 20;
 
@@ -150,36 +151,6 @@ Deno.test("decodeLz4() keeps independent blocks from reaching into the previous 
   // The same data with linked blocks is valid: 16 a's, b, then 4 more bytes from 8 back.
   deepStrictEqual(decodeLz4(frame(0x40), MB), new TextEncoder().encode("a".repeat(16) + "b" + "a".repeat(4)));
 });
-
-/** An LZ4 frame built by construction: header with a declared content size, then the given blocks. */
-function sizedFrame(contentSize: number, blocks: Uint8Array[], stored = false): Uint8Array {
-  const descriptor = new Uint8Array(10);
-  descriptor[0] = 0x68; // version 01, independent blocks, content size present
-  descriptor[1] = 0x70; // 4 MiB blocks
-  new DataView(descriptor.buffer).setUint32(2, contentSize % 2 ** 32, true);
-  new DataView(descriptor.buffer).setUint32(6, Math.floor(contentSize / 2 ** 32), true);
-  const hc = (xxh32(descriptor) >>> 8) & 0xff;
-  const parts: Uint8Array[] = [new Uint8Array([0x04, 0x22, 0x4d, 0x18]), descriptor, new Uint8Array([hc])];
-  for (const b of blocks) {
-    const size = new Uint8Array(4);
-    new DataView(size.buffer).setUint32(0, (b.length | (stored ? 0x80000000 : 0)) >>> 0, true);
-    parts.push(size, b);
-  }
-  parts.push(new Uint8Array(4)); // EndMark
-  return concat(parts);
-}
-
-/** A raw block of `n` zero bytes: one literal, then one long match at offset 1, then 5 literals. */
-function zerosBlock(n: number): Uint8Array {
-  const matchLength = n - 6 - 4;
-  const bytes = [0x1f, 0, 1, 0];
-  for (let left = matchLength - 15;; left -= 255) {
-    bytes.push(Math.min(left, 255));
-    if (left < 255) break;
-  }
-  bytes.push(0x50, 0, 0, 0, 0, 0);
-  return new Uint8Array(bytes);
-}
 
 Deno.test("decodeLz4() grows geometrically: a big frame then many one-byte frames cost linear copying", () => {
   // The measured attack at CI size: a 4 MiB frame, then 1,000 frames each declaring 1 byte. With an

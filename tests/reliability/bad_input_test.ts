@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { deflateSync, gzipSync } from "node:zlib";
 import fc from "fast-check";
 import { runCli } from "../../src/http/test_samples.ts";
+import { sizedFrame, zerosBlock } from "../../src/http/lz4_samples.ts";
 import { longRun } from "../../src/http/zstd_samples.ts";
 import { corpus, describeCase, mutate, mutationsArb } from "./fuzz_cases.ts";
 import type { FuzzStats } from "./fuzz_worker.ts";
@@ -383,6 +384,15 @@ Deno.test({
         "zstd with a wrong content checksum",
         [400],
         () => post(server, checked, { "content-encoding": "zstd" }),
+      );
+      // lz4 built to cost: a 4 MiB frame, then 1,000 frames each declaring one byte (an exact
+      // reallocation per declared size made this quadratic: 36 s at 32 MiB).
+      const lz4Frames = [sizedFrame(4 * MiB, [zerosBlock(4 * MiB)])];
+      for (let i = 0; i < 1000; i++) lz4Frames.push(sizedFrame(1, [new Uint8Array([0x61])], true));
+      await expect(
+        "lz4: a 4 MiB frame, then 1,000 one-byte frames",
+        [400],
+        () => post(server, concatAll(lz4Frames), { "content-encoding": "lz4" }),
       );
       await expect(
         "gzip bomb as JSON",
