@@ -47,6 +47,19 @@ function zstd(input: Uint8Array): number {
   }
 }
 
+/** Decodes until done or refused; returns the bytes produced either way (the cost is what counts). */
+function zstdUntilRefused(input: Uint8Array): number {
+  let n = 0;
+  const d = new ZstdStreamDecoder(LIMIT, (c) => n += c.length);
+  try {
+    d.push(input);
+    d.finish();
+  } catch {
+    // refused once the table budget is spent
+  }
+  return d.total;
+}
+
 function attempt(f: () => Uint8Array): number {
   try {
     return f().length;
@@ -121,6 +134,16 @@ function cases(): Case[] {
       ...rawBlock([], true),
     ]),
     run: zstd,
+  });
+  list.push({
+    name: "zstd: 2 MiB of RLE output, then table rebuilds up to the budget",
+    input: new Uint8Array([
+      ...frameHeader({ descriptor: 0x70 }),
+      ...repeat(16, rleBlock(0x61, 131072)),
+      ...repeat(25_000, tableHeavyBlock()),
+      ...rawBlock([], true),
+    ]),
+    run: zstdUntilRefused,
   });
   list.push({
     name: "zstd: RLE blocks (4 B -> 128 KiB)",

@@ -35,8 +35,11 @@ import { Xxh64 } from "./xxh64.ts";
 const FRAME_MAGIC = 0xfd2fb528;
 const SKIPPABLE_MAGIC = 0x184d2a50; // low 4 bits are free
 const MAX_BLOCK = 131072;
-/** One `push` or `resume` produces about this much before it pauses (~80 ms at the slowest, 20 ns a byte). */
-const PAUSE_AFTER = 4 << 20;
+/**
+ * One `push` or `resume` produces about this much before it pauses: ~80 ms at the slowest we know
+ * (75 ns a byte, table rebuilds at their budget), ~5 ms for ordinary data.
+ */
+const PAUSE_AFTER = 1 << 20;
 /** Decoded output is handed on in pieces of about this size (or at the end of a push or frame). */
 const FLUSH_AT = 65536;
 /** Bytes after a copied block that bit readers may touch (always masked off). */
@@ -45,9 +48,10 @@ const MIN_MATCH = 3;
 /**
  * Table rebuilds may cost this many entries per decoded byte, plus TABLE_ALLOWANCE per body. A valid
  * but hostile block of 21 bytes can rebuild 3,300 table entries for 4 bytes of output (537 ns per
- * input byte: 36 s for a 64 MiB body); real encoders size their tables to their blocks (a Huffman
- * table of 2^k entries for at least ~2^k literals, predefined or small FSE tables for few
- * sequences), using well under one entry per output byte.
+ * input byte: 36 s for a 64 MiB body). Real encoders size their tables to their blocks: under one
+ * entry per output byte for whole bodies, and at most 10.3 measured for a stream flushed every 100
+ * bytes (node:zlib, levels 1-19, flushes every 30 to 1,000 bytes); 32 leaves room above that. At
+ * the budget, tables cost ~75 ns per output byte.
  */
 const TABLE_WORK_PER_BYTE = 32;
 const TABLE_ALLOWANCE = 1 << 20;
