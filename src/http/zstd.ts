@@ -116,16 +116,21 @@ interface SymbolKind {
   name: string;
   maxSymbol: number;
   maxLog: number;
-  base: readonly number[];
-  bits: readonly number[];
+  base: Int32Array;
+  bits: Uint8Array;
 }
 
-const LL: SymbolKind = { name: "literal length", maxSymbol: 35, maxLog: 9, base: LL_BASE, bits: LL_BITS };
-const ML: SymbolKind = { name: "match length", maxSymbol: 52, maxLog: 9, base: ML_BASE, bits: ML_BITS };
-const OF: SymbolKind = { name: "offset", maxSymbol: 31, maxLog: 8, base: OF_BASE, bits: OF_BITS };
+/** A symbol kind with typed value tables (one element type everywhere keeps table builds fast). */
+function kind(name: string, maxSymbol: number, maxLog: number, base: number[], bits: number[]): SymbolKind {
+  return { name, maxSymbol, maxLog, base: Int32Array.from(base), bits: Uint8Array.from(bits) };
+}
+
+const LL = kind("literal length", 35, 9, LL_BASE, LL_BITS);
+const ML = kind("match length", 52, 9, ML_BASE, ML_BITS);
+const OF = kind("offset", 31, 8, OF_BASE, OF_BITS);
 const IDENTITY = Array.from({ length: 256 }, (_, s) => s);
 /** Huffman weights, FSE-coded: the value is the symbol itself. */
-const WEIGHTS: SymbolKind = { name: "Huffman weight", maxSymbol: 255, maxLog: 6, base: IDENTITY, bits: [] };
+const WEIGHTS = kind("Huffman weight", 255, 6, IDENTITY, new Array(256).fill(0));
 
 /**
  * A decoding table: for each state, the bits to read for the next state and the base to add to
@@ -183,7 +188,7 @@ function buildFse(norm: Int16Array, symbols: number, log: number, kind: SymbolKi
     table.nbBits[u] = nb;
     table.next[u] = (x << nb) - size;
     table.valueBase[u] = kind.base[s];
-    table.valueBits[u] = kind.bits[s] ?? 0;
+    table.valueBits[u] = kind.bits[s];
   }
   table.log = log;
   return size;
