@@ -3,7 +3,7 @@
  * decoded bytes (a 10 KB gzip can inflate to 10 MB). Reading stops, and the stream is cancelled,
  * the moment the decoded size passes the limit, so a compression bomb costs at most about the limit
  * plus one decoded piece. Web-standard APIs only (`DecompressionStream`, `ReadableStream`), plus
- * fzstd for zstd and our own snappy and LZ4 decoders, so it runs on Deno, Bun and workerd alike.
+ * our own zstd, snappy and LZ4 decoders, so it runs on Deno, Bun and workerd alike.
  *
  * @module
  */
@@ -306,6 +306,11 @@ async function unzstd(
     any = true;
     try {
       decoder.push(c);
+      // A few bytes can decode to megabytes: let other requests run between the decoder's pieces.
+      while (decoder.paused) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        decoder.resume();
+      }
     } catch (e) {
       throw decompressError("zstd", e);
     }

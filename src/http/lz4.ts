@@ -10,7 +10,7 @@
  */
 
 import { BodyTooLargeError } from "./body_errors.ts";
-import { copyMatch } from "./match_copy.ts";
+import { copyLiterals, copyMatch } from "./match_copy.ts";
 import { xxh32 } from "./xxh32.ts";
 
 const FRAME_MAGIC = 0x184d2204;
@@ -26,20 +26,30 @@ function u32(b: Uint8Array, i: number): number {
   return (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)) >>> 0;
 }
 
-/** An output buffer that grows by doubling up to `maxBytes`, then refuses. */
+/**
+ * An output buffer that grows geometrically (at least doubling) up to `maxBytes`, then refuses. Sizes
+ * read from the input are hints: they may make the next growth larger, never an exact reallocation,
+ * so however many frames declare sizes, the bytes allocated and copied stay within a small multiple
+ * of the output.
+ */
 class Output {
   buf: Uint8Array = new Uint8Array(0);
   length = 0;
+  /** Bytes allocated and bytes copied by growth, for tests that assert the bound by counting. */
+  allocated = 0;
+  copied = 0;
 
   constructor(readonly maxBytes: number) {}
 
   /** Makes room for `needed` bytes in total; returns the (possibly new) buffer. */
-  reserve(needed: number, exact = false): Uint8Array {
+  reserve(needed: number): Uint8Array {
     if (needed <= this.buf.length) return this.buf;
     if (needed > this.maxBytes) throw new BodyTooLargeError(this.maxBytes);
-    const size = exact ? needed : Math.min(this.maxBytes, Math.max(needed, this.buf.length * 2, 4096));
+    const size = Math.min(this.maxBytes, Math.max(needed, this.buf.length * 2, 4096));
     const next = new Uint8Array(size);
     next.set(this.buf.subarray(0, this.length));
+    this.allocated += size;
+    this.copied += this.length;
     this.buf = next;
     return next;
   }
@@ -74,15 +84,27 @@ export function decodeLz4(input: Uint8Array, maxBytes: number): Uint8Array {
 export function decodeLz4Block(input: Uint8Array, maxBytes: number): Uint8Array {
   const out = new Output(maxBytes);
   // A guess to avoid most regrowth; typical LZ4 ratios on telemetry are 2-5.
-  out.reserve(Math.min(maxBytes, Math.max(4096, input.length * 4)), true);
+  out.reserve(Math.min(maxBytes, Math.max(4096, input.length * 4)));
   decodeBlock(input, 0, input.length, out, 0, Infinity);
   return out.result();
 }
 
 /** Decodes concatenated LZ4 frames (skippable frames are skipped). */
 export function decodeLz4Frames(input: Uint8Array, maxBytes: number): Uint8Array {
+  return decodeFramesInto(input, new Output(maxBytes)).result();
+}
+
+/** {@link decodeLz4Frames} with the output's growth counters, for tests. */
+export function decodeLz4FramesCounted(
+  input: Uint8Array,
+  maxBytes: number,
+): { output: Uint8Array; allocated: number; copied: number } {
+  const out = decodeFramesInto(input, new Output(maxBytes));
+  return { output: out.result(), allocated: out.allocated, copied: out.copied };
+}
+
+function decodeFramesInto(input: Uint8Array, out: Output): Output {
   const n = input.length;
-  const out = new Output(maxBytes);
   let pos = 0;
   while (pos < n) {
     if (n - pos < 4) throw invalid("truncated frame magic");
@@ -97,7 +119,7 @@ export function decodeLz4Frames(input: Uint8Array, maxBytes: number): Uint8Array
     if (magic !== FRAME_MAGIC) throw invalid(`bad frame magic 0x${magic.toString(16)}`);
     pos = decodeFrame(input, pos + 4, out);
   }
-  return out.result();
+  return out;
 }
 
 /** Decodes one frame whose descriptor starts at `pos`; returns the position after the frame. */
@@ -133,7 +155,7 @@ function decodeFrame(input: Uint8Array, pos: number, out: Output): number {
     if (contentSize > (n - pos) * MAX_EXPANSION) {
       throw invalid(`declared content size ${contentSize} is impossible for ${n - pos} bytes of input`);
     }
-    out.reserve(frameStart + contentSize, true);
+    out.reserve(frameStart + contentSize); // a hint: growth stays geometric
   }
   for (;;) {
     if (n - pos < 4) throw invalid("truncated block header");
@@ -203,11 +225,7 @@ function decodeBlock(
       out.length = op; // reserve() keeps only the bytes written so far
       buf = out.reserve(op + literals);
     }
-    if (literals <= 16) {
-      for (let i = 0; i < literals; i++) buf[op + i] = src[sp + i];
-    } else {
-      buf.set(src.subarray(sp, sp + literals), op);
-    }
+    copyLiterals(buf, op, src, sp, literals);
     sp += literals;
     op += literals;
     if (sp === end) break; // the last sequence has literals only

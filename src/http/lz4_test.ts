@@ -1,9 +1,11 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import lz4js from "lz4js";
 import { BodyTooLargeError } from "./body_errors.ts";
-import { decodeLz4, decodeLz4Block, decodeLz4Frames } from "./lz4.ts";
+import fc from "fast-check";
+import { decodeLz4, decodeLz4Block, decodeLz4Frames, decodeLz4FramesCounted } from "./lz4.ts";
 import { xxh32 } from "./xxh32.ts";
 import { randomBytes, runCli, telemetryBytes, throws } from "./test_samples.ts";
+import { sizedFrame, zerosBlock } from "./lz4_samples.ts";
 
 const MB = 1 << 20;
 
@@ -148,4 +150,49 @@ Deno.test("decodeLz4() keeps independent blocks from reaching into the previous 
   throws(() => decodeLz4(frame(0x60), MB), SyntaxError, "window");
   // The same data with linked blocks is valid: 16 a's, b, then 4 more bytes from 8 back.
   deepStrictEqual(decodeLz4(frame(0x40), MB), new TextEncoder().encode("a".repeat(16) + "b" + "a".repeat(4)));
+});
+
+Deno.test("decodeLz4() grows geometrically: a big frame then many one-byte frames cost linear copying", () => {
+  // The measured attack at CI size: a 4 MiB frame, then 1,000 frames each declaring 1 byte. With an
+  // exact reallocation per declared size this copied 4 GB; growth must stay a small multiple of output.
+  const big = 4 * MB;
+  const frames = [sizedFrame(big, [zerosBlock(big)])];
+  for (let i = 0; i < 1000; i++) frames.push(sizedFrame(1, [new Uint8Array([0x10, 0x61])]));
+  const input = concat(frames);
+  const { output, allocated, copied } = decodeLz4FramesCounted(input, 8 * MB);
+  strictEqual(output.length, big + 1000);
+  ok(allocated <= 4 * output.length, `allocated ${allocated} for ${output.length}`);
+  ok(copied <= 2 * output.length, `copied ${copied} for ${output.length}`);
+});
+
+Deno.test("decodeLz4() treats a declared content size as a hint: lying sizes cost no more than honest ones", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 3000 })), {
+        minLength: 1,
+        maxLength: 60,
+      }),
+      (specs) => {
+        // Each frame: `real` bytes as one stored block, declaring `declared` bytes.
+        const input = concat(
+          specs.map(([real, declared]) =>
+            sizedFrame(declared, real > 0 ? [new Uint8Array(real).fill(7)] : [], true)
+          ),
+        );
+        let result;
+        try {
+          result = decodeLz4FramesCounted(input, MB);
+        } catch (e) {
+          ok(e instanceof SyntaxError || e instanceof BodyTooLargeError, String(e));
+          ok(specs.some(([real, declared]) => real !== declared));
+          return;
+        }
+        ok(specs.every(([real, declared]) => real === declared));
+        const produced = result.output.length;
+        ok(result.allocated <= 4 * produced + 8192, `allocated ${result.allocated} for ${produced}`);
+        ok(result.copied <= 2 * produced, `copied ${result.copied} for ${produced}`);
+      },
+    ),
+    { numRuns: 200 },
+  );
 });

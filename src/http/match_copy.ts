@@ -1,9 +1,21 @@
 /**
- * The back-reference copy shared by the LZ77-family decoders (snappy, LZ4). Internal to them, and
- * positional (no options object) because it runs once per match.
+ * The literal and back-reference copies shared by the LZ77-family decoders (snappy, LZ4, zstd).
+ * Internal to them, and positional (no options object) because they run once per sequence.
  *
  * @module
  */
+
+/**
+ * Copies `length` literal bytes from `src[sp..]` to `dst[dp..]` (different arrays, both checked by the
+ * caller): a loop for the short runs that dominate, `set` for long ones.
+ */
+export function copyLiterals(dst: Uint8Array, dp: number, src: Uint8Array, sp: number, length: number): void {
+  if (length <= 16) {
+    for (let i = 0; i < length; i++) dst[dp + i] = src[sp + i];
+  } else {
+    dst.set(src.subarray(sp, sp + length), dp);
+  }
+}
 
 /**
  * Copies `length` bytes from `offset` bytes behind `pos` to `pos` within `buf`. The regions may

@@ -7,9 +7,8 @@
  * @module
  */
 
-import { concatBytes } from "../core/byte_sink.ts";
 import { BodyTooLargeError } from "./body_errors.ts";
-import { copyMatch } from "./match_copy.ts";
+import { copyLiterals, copyMatch } from "./match_copy.ts";
 import { crc32c } from "./crc32c.ts";
 
 /** The framing format's stream identifier chunk: type 0xff, length 6, "sNaPpY". */
@@ -69,15 +68,24 @@ export function decodeSnappyBlock(input: Uint8Array, maxBytes: number): Uint8Arr
   if (length > maxBytes) throw new BodyTooLargeError(maxBytes);
   checkPlausible(length, input.length - start);
   const out = new Uint8Array(length);
-  decodeElements(input, start, out);
+  decodeElements(input, start, out, 0, length);
   return out;
 }
 
-/** Decodes the elements of `input[pos..]` into `out`, which must come out exactly full. */
-function decodeElements(input: Uint8Array, pos: number, out: Uint8Array): void {
+/**
+ * Decodes the elements of `input[pos..]` into `out[start, start + length)`, which must come out
+ * exactly full. Copies may reach back to `start`, not before.
+ */
+function decodeElements(
+  input: Uint8Array,
+  pos: number,
+  out: Uint8Array,
+  start: number,
+  length: number,
+): void {
   const n = input.length;
-  const length = out.length;
   let op = 0;
+  if (start > 0) out = out.subarray(start, start + length);
   while (pos < n) {
     const tag = input[pos++];
     const kind = tag & 3;
@@ -93,11 +101,7 @@ function decodeElements(input: Uint8Array, pos: number, out: Uint8Array): void {
       len += 1;
       if (len > n - pos) throw invalid("literal runs past the end of the input");
       if (len > length - op) throw invalid("data is longer than its declared length");
-      if (len <= 16) {
-        for (let i = 0; i < len; i++) out[op + i] = input[pos + i];
-      } else {
-        out.set(input.subarray(pos, pos + len), op);
-      }
+      copyLiterals(out, op, input, pos, len);
       pos += len;
       op += len;
       continue;
@@ -140,8 +144,28 @@ export function maskedCrc32c(data: Uint8Array): number {
  * streams (a repeated identifier) are accepted.
  */
 export function decodeSnappyFramed(input: Uint8Array, maxBytes: number): Uint8Array {
+  return decodeFramedCounted(input, maxBytes).output;
+}
+
+/**
+ * {@link decodeSnappyFramed} with the bytes its output buffer allocated, for tests. Chunks decode
+ * straight into one buffer that grows geometrically, so a stream of tiny or empty chunks costs no
+ * object per chunk and no more than a small multiple of its output in copying.
+ */
+export function decodeFramedCounted(
+  input: Uint8Array,
+  maxBytes: number,
+): { output: Uint8Array; allocated: number } {
   const n = input.length;
-  const chunks: Uint8Array[] = [];
+  let out = new Uint8Array(Math.min(maxBytes, Math.max(4096, input.length * 2)));
+  let allocated = out.length;
+  const reserve = (needed: number) => {
+    if (needed <= out.length) return;
+    const grown = new Uint8Array(Math.min(maxBytes, Math.max(needed, 2 * out.length)));
+    grown.set(out.subarray(0, total));
+    allocated += grown.length;
+    out = grown;
+  };
   let total = 0;
   let pos = 0;
   let identified = false;
@@ -164,25 +188,29 @@ export function decodeSnappyFramed(input: Uint8Array, maxBytes: number): Uint8Ar
     if (len < 4) throw invalid("chunk too short for its checksum");
     const expected = (data[0] | (data[1] << 8) | (data[2] << 16) | (data[3] << 24)) >>> 0;
     const payload = data.subarray(4);
-    let chunk: Uint8Array;
+    let length: number;
     if (type === 0x00) {
-      const [length, start] = readPreamble(payload);
+      const [declared, start] = readPreamble(payload);
+      length = declared;
       if (length > MAX_FRAMED_CHUNK) throw invalid(`chunk declares ${length} bytes, more than 65536`);
       if (length > maxBytes - total) throw new BodyTooLargeError(maxBytes);
       checkPlausible(length, payload.length - start);
-      chunk = new Uint8Array(length);
-      decodeElements(payload, start, chunk);
+      reserve(total + length);
+      decodeElements(payload, start, out, total, length);
     } else {
-      if (payload.length > MAX_FRAMED_CHUNK) throw invalid("uncompressed chunk larger than 65536 bytes");
-      if (payload.length > maxBytes - total) throw new BodyTooLargeError(maxBytes);
-      chunk = payload;
+      length = payload.length;
+      if (length > MAX_FRAMED_CHUNK) throw invalid("uncompressed chunk larger than 65536 bytes");
+      if (length > maxBytes - total) throw new BodyTooLargeError(maxBytes);
+      reserve(total + length);
+      out.set(payload, total);
     }
-    if (maskedCrc32c(chunk) !== expected) throw invalid("chunk checksum mismatch");
-    chunks.push(chunk);
-    total += chunk.length;
+    if (maskedCrc32c(out.subarray(total, total + length)) !== expected) {
+      throw invalid("chunk checksum mismatch");
+    }
+    total += length;
   }
   if (!identified) throw invalid("empty framed stream");
-  // A lone chunk that is a view into a larger buffer is copied, so that buffer is not kept alive.
-  if (chunks.length === 1 && chunks[0].length !== chunks[0].buffer.byteLength) return chunks[0].slice();
-  return concatBytes(chunks, total);
+  // A buffer much larger than its content is trimmed, so the spare room is not kept alive with it.
+  const output = out.length - total > total / 8 ? out.slice(0, total) : out.subarray(0, total);
+  return { output, allocated };
 }

@@ -2,7 +2,13 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { compress as snappyjsCompress } from "snappyjs";
 import { BodyTooLargeError } from "./body_errors.ts";
 import { crc32c } from "./crc32c.ts";
-import { decodeSnappy, decodeSnappyBlock, decodeSnappyFramed, maskedCrc32c } from "./snappy.ts";
+import {
+  decodeFramedCounted,
+  decodeSnappy,
+  decodeSnappyBlock,
+  decodeSnappyFramed,
+  maskedCrc32c,
+} from "./snappy.ts";
 import { telemetryBytes, throws } from "./test_samples.ts";
 
 const MB = 1 << 20;
@@ -160,4 +166,24 @@ Deno.test("decodeSnappyFramed() rejects corrupt, truncated and malformed streams
     SyntaxError,
     "65536",
   );
+});
+
+Deno.test("decodeSnappyFramed() costs linear work on streams of tiny and empty chunks", () => {
+  // 100,000 empty compressed chunks, then one byte each: no per-chunk array, geometric growth.
+  const empty = chunk(0x00, withCrc(mask(crc32c(new Uint8Array(0))), new Uint8Array([0x00])));
+  const one = chunk(0x01, withCrc(mask(crc32c(new Uint8Array([7]))), new Uint8Array([7])));
+  const parts = [IDENTIFIER];
+  for (let i = 0; i < 100_000; i++) parts.push(i % 2 ? one : empty);
+  const input = concat(parts);
+  const { output, allocated } = decodeFramedCounted(input, 64 * MB);
+  strictEqual(output.length, 50_000);
+  ok(output.every((b) => b === 7));
+  ok(allocated <= 2 * input.length + 4 * output.length, `${allocated} bytes allocated`);
+  // A 64 KiB chunk then a thousand 1-byte ones (the LZ4 attack's shape): still linear.
+  const big = new Uint8Array(65536).fill(1);
+  const mixed = [IDENTIFIER, chunk(0x00, withCrc(mask(crc32c(big)), compressBlock(big)))];
+  for (let i = 0; i < 1000; i++) mixed.push(one);
+  const r = decodeFramedCounted(concat(mixed), 64 * MB);
+  strictEqual(r.output.length, 65536 + 1000);
+  ok(r.allocated <= 8 * r.output.length, `${r.allocated} bytes allocated`);
 });

@@ -10,6 +10,8 @@ import { join } from "node:path";
 import { deflateSync, gzipSync } from "node:zlib";
 import fc from "fast-check";
 import { runCli } from "../../src/http/test_samples.ts";
+import { sizedFrame, zerosBlock } from "../../src/http/lz4_samples.ts";
+import { longRun } from "../../src/http/zstd_samples.ts";
 import { corpus, describeCase, mutate, mutationsArb } from "./fuzz_cases.ts";
 import type { FuzzStats } from "./fuzz_worker.ts";
 import { FuzzFiles, type FuzzFilesSnapshot } from "./fuzz_readback.ts";
@@ -380,6 +382,29 @@ Deno.test({
         "zstd bomb",
         [413],
         () => post(server, zstdZeros(4 * MAX_PAYLOAD), { "content-encoding": "zstd" }),
+      );
+      // zstd built to cost: 98,047 long matches declared in 18 bytes (fzstd ran them all: 454 s), and
+      // a valid request whose checksum no longer matches its content (it must not be stored).
+      await expect(
+        "zstd: 98,047 long RLE-coded matches in one block",
+        [400],
+        () => post(server, longRun(98_047, { ml: 52 }).slice(), { "content-encoding": "zstd" }),
+      );
+      const checked = runCli("zstd", ["-q", "-c", "--check"], valid3).slice();
+      checked[checked.length - 1] ^= 0xff;
+      await expect(
+        "zstd with a wrong content checksum",
+        [400],
+        () => post(server, checked, { "content-encoding": "zstd" }),
+      );
+      // lz4 built to cost: a 4 MiB frame, then 1,000 frames each declaring one byte (an exact
+      // reallocation per declared size made this quadratic: 36 s at 32 MiB).
+      const lz4Frames = [sizedFrame(4 * MiB, [zerosBlock(4 * MiB)])];
+      for (let i = 0; i < 1000; i++) lz4Frames.push(sizedFrame(1, [new Uint8Array([0x61])], true));
+      await expect(
+        "lz4: a 4 MiB frame, then 1,000 one-byte frames",
+        [400],
+        () => post(server, concatAll(lz4Frames), { "content-encoding": "lz4" }),
       );
       await expect(
         "gzip bomb as JSON",

@@ -5,7 +5,7 @@
  * (the longest the event loop waits for another client). RSS is the process's, so run one case and one
  * setting a process (`CASE` 0-4, `LIMITS` defaults | uncapped):
  * `for c in 0 1 2 3 4; do for l in defaults uncapped; do CASE=$c LIMITS=$l node_modules/.bin/deno run -A
- * --v8-flags=--max-semi-space-size=4 bench/decode_cost.ts; done; done`.
+ * --v8-flags=--max-semi-space-size=4 bench/request_decode_cost.ts; done; done`.
  *
  * @module
  */
