@@ -238,6 +238,10 @@ Deno.test("Deploy entry reads the token: right, rotated, wrong and missing, Bear
     });
     const health = await fetch(`${bare.url}/health`);
     assert.equal(await health.text(), "ok\n");
+    // Liveness stays, readiness does not: a load balancer should not send it traffic.
+    const ready = await fetch(`${bare.url}/ready`);
+    assert.equal(ready.status, 503);
+    assert.match(await ready.text(), /misconfigured/);
     assert.match(bare.output(), /no authentication token is set/);
     assert.deepEqual(await bucket.list("otel/"), keys);
   } catch (error) {

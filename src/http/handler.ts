@@ -220,6 +220,8 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
   const newPause = options.pause ?? (() => pauseEvery(20));
   const { sink } = options;
   const authCheck = options.auth && createAuthCheck(options.auth);
+  // A token is required but none is set: every request gets 503, so the instance is not ready either.
+  const misconfigured = options.auth !== undefined && options.auth.tokens.length === 0;
 
   return async (request: Request): Promise<Response> => {
     const url = new URL(request.url);
@@ -235,11 +237,14 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         return new Response("ok\n", { headers: { "content-type": "text/plain" } });
       }
       if (url.pathname === "/ready" && (request.method === "GET" || request.method === "HEAD")) {
-        const ok = await sink.ready();
-        return new Response(ok ? "ready\n" : "not ready\n", {
-          status: ok ? 200 : 503,
-          headers: { "content-type": "text/plain", ...(ok ? {} : { "retry-after": "5" }) },
-        });
+        const ok = !misconfigured && await sink.ready();
+        return new Response(
+          ok ? "ready\n" : misconfigured ? "not ready: misconfigured, see the log\n" : "not ready\n",
+          {
+            status: ok ? 200 : 503,
+            headers: { "content-type": "text/plain", ...(ok ? {} : { "retry-after": "5" }) },
+          },
+        );
       }
       await request.body?.cancel();
       return statusResponse(404, `no such path ${url.pathname}: use /v1/logs, /v1/traces or /v1/metrics`, {
