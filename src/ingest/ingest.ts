@@ -88,6 +88,8 @@ export interface IngestOptions {
   storeReachable?: boolean;
   /** Milliseconds clock; default Date.now. */
   now?: () => number;
+  /** Awaited by the encoder after every page, so requests are served meanwhile. Default: `setImmediate`. */
+  encodePause?: () => Promise<void>;
 }
 
 /**
@@ -190,6 +192,13 @@ export class Ingest {
   /** Bytes of the rows referenced by open or waiting batches: what batching holds in memory. */
   private heldBytes = 0;
   private queuedBatches = 0;
+  /**
+   * Bytes of rows held only for the batch being encoded (counted when its encoding starts). They are the
+   * memory table's "batch being encoded", bounded by `maxBytes`, not part of the queue: counting them
+   * there made one full batch fill a queue of the same size, and every flush refuse requests until done.
+   */
+  private encodingBytes = 0;
+  private readonly encodePause: () => Promise<void>;
   private lastRejectLog = -Infinity;
   /** Bytes of request records being appended to the log now. */
   private loggingBytes = 0;
@@ -217,6 +226,7 @@ export class Ingest {
     this.maxPending = options.maxPendingBytes ?? 256 * 1024 * 1024;
     this.maxOpen = options.maxOpenBatches ?? 1024;
     this.maxQueued = options.maxQueuedBytes ?? 128 * 1024 * 1024;
+    this.encodePause = options.encodePause ?? yieldToEventLoop;
     if (!Number.isInteger(this.maxOpen) || this.maxOpen < 1) {
       throw new RangeError(`maxOpenBatches must be a positive integer, got ${this.maxOpen}`);
     }
@@ -276,9 +286,19 @@ export class Ingest {
       !this.encodeBehind() && !this.logFull(0);
   }
 
-  /** Whether the batches waiting to be encoded are over their bound. */
+  /** Whether the batches waiting to be encoded (not the one being encoded) are over their bound. */
   private encodeBehind(): boolean {
-    return this.queuedBytes() > this.maxQueued || this.queuedBatches > this.maxOpen;
+    return this.queuedBytes() - this.encodingBytes > this.maxQueued || this.queuedBatches > this.maxOpen;
+  }
+
+  /** Bytes of the distinct rows of `members` that no open batch holds. */
+  private closedBytes(members: readonly { rows: Rows }[]): number {
+    let bytes = 0;
+    for (const rows of new Set(members.map((m) => m.rows))) {
+      const h = this.held.get(rows);
+      if (h && h.open === 0) bytes += h.bytes;
+    }
+    return bytes;
   }
 
   /** Bytes of rows held only for batches waiting to be encoded. */
@@ -505,12 +525,15 @@ export class Ingest {
     // Encoding yields to the event loop after every page, so requests keep being read and answered
     // while large batches are written (p99 under the protobuf load: ~720 ms with a yield per column
     // chunk, ~270 ms with one per page).
-    const run = this.encoding.then(() =>
-      encodeBatch(batch.members.map((m) => ({ rows: m.rows, indices: m.indices })), {
+    const run = this.encoding.then(() => {
+      // Rows leave an open batch only when it is cut, never join one again: this cannot grow meanwhile.
+      this.encodingBytes = this.closedBytes(members);
+      return encodeBatch(batch.members.map((m) => ({ rows: m.rows, indices: m.indices })), {
         ...this.files,
-        pause: yieldToEventLoop,
-      })
-    ).finally(() => {
+        pause: this.encodePause,
+      });
+    }).finally(() => {
+      this.encodingBytes = 0;
       this.queuedBatches--;
       for (const m of members) this.unretain(m.rows, false);
     });

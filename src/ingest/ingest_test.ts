@@ -148,6 +148,9 @@ Deno.test("Ingest cuts the oldest open batch when opening one more would pass ma
 
 Deno.test("Ingest.admit() refuses with 503 before decoding while the encode queue is over its bound", async () => {
   const store = new MemoryStore();
+  // The encoder stops at its first page until the gate opens: one batch is being encoded, the next waits.
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => open = resolve);
   const { ingest } = await Ingest.start({
     store,
     maxRows: 10,
@@ -155,6 +158,7 @@ Deno.test("Ingest.admit() refuses with 503 before decoding while the encode queu
     maxOpenBatches: 2,
     maxAgeMs: 3_600_000,
     files: { instanceId: "test" },
+    encodePause: () => gate,
   });
   const handler = createHandler({ sink: ingest });
   const post = (body: string) =>
@@ -166,9 +170,15 @@ Deno.test("Ingest.admit() refuses with 503 before decoding while the encode queu
       }),
     );
   try {
-    // 20 records in one hour: the batch reaches maxRows and is cut; its rows wait for the encoder.
+    // 20 records in one hour: the batch reaches maxRows and is cut. Being encoded, it is not waiting: its
+    // rows are the memory bound's "batch being encoded", so requests are still admitted.
     await ingest.accept(hoursRequest(Array(20).fill(BASE_HOUR)));
-    assert.equal(ingest.stats().queuedBatches, 1);
+    await until(() => ingest.stats().queuedBatches === 1);
+    ingest.admit(100)();
+    assert.equal(ingest.ready(), true);
+    // A second request's batch is cut while the first is encoded: its rows wait, over the 1-byte bound.
+    await ingest.accept(hoursRequest(Array(20).fill(BASE_HOUR + 1)));
+    assert.equal(ingest.stats().queuedBatches, 2);
     assert.ok(ingest.stats().queuedBytes > 1);
     assert.throws(() => ingest.admit(100), (e) => e instanceof UnavailableError && e.retryAfterSecs === 2);
     assert.equal(ingest.ready(), false);
@@ -176,14 +186,16 @@ Deno.test("Ingest.admit() refuses with 503 before decoding while the encode queu
     const refused = await post("not json");
     assert.equal(refused.status, 503);
     assert.equal(refused.headers.get("retry-after"), "2");
-    assert.match((await refused.json()).message, /encoding is behind \(1 batches/);
+    assert.match((await refused.json()).message, /encoding is behind \(2 batches/);
     assert.equal(ingest.stats().inflightBytes, 0);
     // Once encoded, requests are taken again.
+    open();
     await until(() => ingest.stats().queuedBatches === 0);
     assert.equal(ingest.stats().queuedBytes, 0);
     assert.equal((await post("not json")).status, 400);
     assert.equal(ingest.ready(), true);
   } finally {
+    open();
     await ingest.close();
   }
 });
