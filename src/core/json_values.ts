@@ -192,6 +192,8 @@ export function i64Text(v: unknown, name: string): string {
     return Number.isSafeInteger(v) ? String(v) : BigInt(v).toString();
   }
   if (typeof v === "string") {
+    // The usual case (canonical digits, as encoders write int64 values) skips the general grammar.
+    if (plainI64(v)) return v;
     const t = integerText(v, name, "a 64-bit integer");
     if (!(t[0] === "-" ? atMost(t.slice(1), I64_MIN_ABS) : atMost(t, I64_MAX))) {
       throw new DecodeError(`${v} does not fit in 64 bits`, name);
@@ -199,6 +201,21 @@ export function i64Text(v: unknown, name: string): string {
     return t;
   }
   throw new DecodeError(`expected a 64-bit integer, got ${quote(v)}`, name);
+}
+
+/**
+ * Whether `v` is canonical decimal text of a signed 64-bit integer (an optional "-", digits without a
+ * leading zero, "0" but not "-0"): what integerText would return it as. One pass, no regular expression.
+ */
+function plainI64(v: string): boolean {
+  const neg = v.charCodeAt(0) === 45 ? 1 : 0, n = v.length - neg;
+  if (n === 0 || n > 19) return false;
+  if (v.charCodeAt(neg) === 48) return n === 1 && neg === 0;
+  for (let i = neg; i < v.length; i++) {
+    const d = v.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return false;
+  }
+  return n < 19 || (neg ? v.slice(1) <= I64_MIN_ABS : v <= I64_MAX); // else the general path refuses it
 }
 
 /** A signed 64-bit integer as a float64. */
