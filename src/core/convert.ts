@@ -82,12 +82,41 @@ function jsonParseBytes(text: string, max: number): number {
   return n * JSON_TOKEN_BYTES;
 }
 
+/**
+ * jsonParseBytes for a whole body, counted in its UTF-8 bytes (valid UTF-8: `{` and `,` bytes are those
+ * characters): four bytes a step, which takes about half the time of a search call per character on a
+ * body of small objects. Counting stops, as there, once the estimate passes `max` (checked every 16 KiB).
+ */
+function jsonBodyParseBytes(b: Uint8Array, max: number): number {
+  const limit = max / JSON_TOKEN_BYTES;
+  let n = 0, i = 0;
+  // Bytes up to a 4-byte boundary, then whole words (none when fewer than 4 bytes are left).
+  const head = Math.min(b.length, (4 - (b.byteOffset & 3)) & 3);
+  for (; i < head; i++) if (b[i] === 0x7b || b[i] === 0x2c) n++;
+  const words = b.length - i >= 4
+    ? new Uint32Array(b.buffer, b.byteOffset + i, (b.length - i) >>> 2)
+    : NO_WORDS;
+  for (let k = 0; k < words.length && n <= limit;) {
+    for (const stop = Math.min(words.length, k + 4096); k < stop; k++) {
+      // Bit 7 of each byte of `z` is set where the byte is `{` or `,` (exact: no carry crosses bytes).
+      const x = words[k], y = x ^ 0x7b7b7b7b, c = x ^ 0x2c2c2c2c;
+      const z = ~(((y & 0x7f7f7f7f) + 0x7f7f7f7f) | y | 0x7f7f7f7f) |
+        ~(((c & 0x7f7f7f7f) + 0x7f7f7f7f) | c | 0x7f7f7f7f);
+      if (z !== 0) n += Math.imul((z >>> 7) & 0x01010101, 0x01010101) >>> 24;
+    }
+  }
+  for (i += words.length * 4; i < b.length; i++) if (b[i] === 0x7b || b[i] === 0x2c) n++;
+  return n * JSON_TOKEN_BYTES;
+}
+
+const NO_WORDS = new Uint32Array(0);
+
 /** Heap bytes per parsed JSON value, as jsonParseBytes counts them (V8: 16-40 per object or string). */
 const JSON_TOKEN_BYTES = 32;
 
 function parseJson(bytes: Uint8Array, meter: DecodeMeter): unknown {
   const text = utf8Text(bytes);
-  meter.hold(jsonParseBytes(text, meter.maxDecodedBytes));
+  meter.hold(jsonBodyParseBytes(bytes, meter.maxDecodedBytes));
   try {
     return JSON.parse(text);
   } catch (e) {

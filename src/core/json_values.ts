@@ -78,9 +78,6 @@ const NUMBER_TEXT = /^(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?$/;
 /** Decimal digits of 2^63 - 1, 2^63 and 2^64 - 1 (range checks compare text, with no BigInt). */
 const I64_MAX = "9223372036854775807", I64_MIN_ABS = "9223372036854775808", U64_MAX = "18446744073709551615";
 
-/** Plain decimal digits without leading zeros, at most 20 of them: already canonical text. */
-const CANONICAL_U64 = /^(?:0|[1-9][0-9]{0,19})$/;
-
 /** Whether the digits (no sign, no leading zeros) denote at most `max`. */
 function atMost(digits: string, max: string): boolean {
   return digits.length < max.length || (digits.length === max.length && digits <= max);
@@ -133,20 +130,55 @@ export function u64(v: unknown, name: string): void {
   }
   if (typeof v === "string") {
     // The usual case (plain digits, as encoders write timestamps) skips the general grammar.
-    const t = CANONICAL_U64.test(v) ? v : integerText(v, name, "an unsigned 64-bit integer");
+    if (plainU64(v)) return;
+    const t = integerText(v, name, "an unsigned 64-bit integer");
     if (t[0] === "-") throw new DecodeError(`expected an unsigned 64-bit integer, got ${quote(v)}`, name);
     // v has at most MAX_NUMBER_CHARS characters here: shown whole.
     if (!atMost(t, U64_MAX)) throw new DecodeError(`${v} does not fit in 64 bits`, name);
-    if (t.length <= 15) {
-      const n = Number(t);
-      u64Out.lo = n % 4294967296 >>> 0, u64Out.hi = Math.floor(n / 4294967296) >>> 0;
-      return;
-    }
-    const b = BigInt(t); // at most 20 digits
-    u64Out.lo = Number(b & 0xffffffffn), u64Out.hi = Number(b >> 32n);
+    const cut = Math.max(0, t.length - 9);
+    setU64(Number(t.slice(0, cut)), Number(t.slice(cut)));
     return;
   }
   throw new DecodeError(`expected an unsigned 64-bit integer, got ${quote(v)}`, name);
+}
+
+/**
+ * Reads `v` into `u64Out` when it is canonical decimal text of at most 2^64 - 1 (digits, no leading
+ * zero, as encoders write them) and says whether it was; anything else is left to the general grammar.
+ * One pass over the characters, no regular expression and no BigInt: timestamps are such strings, two a
+ * record, and those cost more than the rest of u64().
+ */
+function plainU64(v: string): boolean {
+  const n = v.length;
+  if (n === 0 || n > 20 || (v.charCodeAt(0) === 48 && n > 1)) return false;
+  const cut = n > 9 ? n - 9 : 0;
+  let high = 0, low = 0;
+  for (let i = 0; i < cut; i++) {
+    const d = v.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return false;
+    high = high * 10 + d;
+  }
+  for (let i = cut; i < n; i++) {
+    const d = v.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return false;
+    low = low * 10 + d;
+  }
+  if (n === 20 && v > U64_MAX) return false; // the general path refuses it, with its message
+  setU64(high, low);
+  return true;
+}
+
+/**
+ * Puts high * 10^9 + low (at most 2^64 - 1; high < 10^11, low < 10^9) into `u64Out` exactly, in doubles:
+ * high * 10^9 = (h1 * 2^16 + h0) * 10^9 with a = h1 * 10^9 < 2^51, and a * 2^16 = (a - a0) / 2^16 * 2^32
+ * + a0 * 2^16 (a0 = a mod 2^16); every product and sum stays under 2^53.
+ */
+function setU64(high: number, low: number): void {
+  const h0 = high % 65536, a = (high - h0) / 65536 * 1e9, a0 = a % 65536;
+  const rest = a0 * 65536 + h0 * 1e9 + low; // < 2^32 + 2^46 + 2^30
+  const carry = Math.floor(rest / 4294967296);
+  u64Out.lo = rest - carry * 4294967296;
+  u64Out.hi = (a - a0) / 65536 + carry;
 }
 
 /** A signed 64-bit integer (number or string, proto3 JSON) as exact decimal text. */
@@ -160,6 +192,8 @@ export function i64Text(v: unknown, name: string): string {
     return Number.isSafeInteger(v) ? String(v) : BigInt(v).toString();
   }
   if (typeof v === "string") {
+    // The usual case (canonical digits, as encoders write int64 values) skips the general grammar.
+    if (plainI64(v)) return v;
     const t = integerText(v, name, "a 64-bit integer");
     if (!(t[0] === "-" ? atMost(t.slice(1), I64_MIN_ABS) : atMost(t, I64_MAX))) {
       throw new DecodeError(`${v} does not fit in 64 bits`, name);
@@ -167,6 +201,21 @@ export function i64Text(v: unknown, name: string): string {
     return t;
   }
   throw new DecodeError(`expected a 64-bit integer, got ${quote(v)}`, name);
+}
+
+/**
+ * Whether `v` is canonical decimal text of a signed 64-bit integer (an optional "-", digits without a
+ * leading zero, "0" but not "-0"): what integerText would return it as. One pass, no regular expression.
+ */
+function plainI64(v: string): boolean {
+  const neg = v.charCodeAt(0) === 45 ? 1 : 0, n = v.length - neg;
+  if (n === 0 || n > 19) return false;
+  if (v.charCodeAt(neg) === 48) return n === 1 && neg === 0;
+  for (let i = neg; i < v.length; i++) {
+    const d = v.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return false;
+  }
+  return n < 19 || (neg ? v.slice(1) <= I64_MIN_ABS : v <= I64_MAX); // else the general path refuses it
 }
 
 /** A signed 64-bit integer as a float64. */

@@ -119,6 +119,38 @@ Deno.test("u64() reads unsigned 64-bit integers into words and refuses negatives
   }
 });
 
+Deno.test("u64() reads every length of plain digits exactly, as BigInt does", () => {
+  const words = (v: string) => (u64(v, "timeUnixNano"), [u64Out.hi, u64Out.lo]);
+  const exact = (b: bigint) => [Number(b >> 32n), Number(b & 0xffffffffn)];
+  const max = (1n << 64n) - 1n;
+  const samples = [0n, 9n, 10n ** 9n - 1n, 10n ** 9n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 53n + 1n, 10n ** 15n];
+  samples.push(10n ** 19n - 1n, 10n ** 19n, 2n ** 63n, max - 1n, max);
+  let x = 0x9e3779b97f4a7c15n;
+  for (let i = 0; i < 2000; i++) {
+    x = (x * 6364136223846793005n + 1442695040888963407n) & max;
+    samples.push(x >> BigInt(i % 64)); // every length from 1 to 20 digits
+  }
+  for (const b of samples) assert.deepEqual(words(b.toString()), exact(b), b.toString());
+  // Leading zeros are not plain digits: the general grammar reads them, to the same value.
+  assert.deepEqual(words("0018446744073709551615"), exact(max));
+});
+
+Deno.test("i64Text() gives the canonical text of every length, at and past the 64-bit bounds", () => {
+  let x = 0x2545f4914f6cdd1dn;
+  for (let i = 0; i < 2000; i++) {
+    x = (x * 6364136223846793005n + 1442695040888963407n) & ((1n << 64n) - 1n);
+    const v = BigInt.asIntN(64, x) >> BigInt(i % 64); // every length from 1 to 19 digits, both signs
+    assert.equal(i64Text(v.toString(), "asInt"), v.toString());
+  }
+  assert.equal(i64Text("9223372036854775807", "asInt"), "9223372036854775807");
+  assert.equal(i64Text("-9223372036854775808", "asInt"), "-9223372036854775808");
+  assert.equal(i64Text("-0", "asInt"), "0");
+  assert.equal(i64Text("-007", "asInt"), "-7");
+  for (const v of ["9223372036854775808", "-9223372036854775809", "10000000000000000000", "-", "1-", "1 "]) {
+    assert.equal(refusal(() => i64Text(v, "asInt")).path, "asInt", v);
+  }
+});
+
 Deno.test("int32() reads numbers and integer strings in range, exponents included", () => {
   assert.equal(int32("1e2", "flags"), 100);
   assert.equal(int32("4294967295", "flags"), 4294967295);

@@ -229,6 +229,27 @@ Deno.test("decodeRequest() charges a JSON body's parse tree before parsing it", 
   assert.equal(stats.records, 30_000);
 });
 
+Deno.test("decodeRequest() charges 32 bytes a JSON object and element, wherever the body sits in its buffer", () => {
+  // Multi-byte UTF-8 (2, 3 and 4 bytes) around the counted characters, and every alignment of the body.
+  const text = `{"resourceLogs":[{"scopeLogs":[{"logRecords":[${
+    `{"body":{"stringValue":"é€😀,{"}},`.repeat(37)
+  }{}]}]}]}`;
+  const tokens = [...text].filter((c) => c === "{" || c === ",").length;
+  const encoded = utf8.encode(text);
+  for (let offset = 0; offset < 8; offset++) {
+    for (const cut of [0, 1, 2, 3]) {
+      const buf = new Uint8Array(offset + encoded.length + cut);
+      buf.set(encoded, offset);
+      const charged: number[] = [];
+      decodeRequest("logs", buf.subarray(offset, offset + encoded.length), {
+        format: "json",
+        onDecodedBytes: (bytes) => void charged.push(bytes),
+      });
+      assert.equal(charged[0], tokens * 32, `offset ${offset}`);
+    }
+  }
+});
+
 Deno.test("decodeRequestAsync() pauses between slices and decodes exactly what decodeRequest does", async () => {
   const samples: [Signal, Format, Uint8Array][] = [
     [
