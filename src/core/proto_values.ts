@@ -436,35 +436,3 @@ export function decodeEnvelope(
   scratch.flushTo(map);
   return { attributes: new PreparedMap(map), name, version, droppedAttributesCount: dropped };
 }
-
-/** Collects the ranges of a repeated message field and the other fields of a container message. */
-export function scanContainer(
-  buf: Uint8Array,
-  start: number,
-  end: number,
-  names: readonly string[],
-): { ranges: Int32Array[]; count: number[] } {
-  // names[i] is the name of field i+1; all are length-delimited (messages or strings).
-  const lists = names.map(() => new Int32Array(8));
-  const used = names.map(() => 0);
-  const r = new WireReader(buf, start, end);
-  while (r.pos < r.end) {
-    const tag = r.tag();
-    const field = tag >>> 3, wt = tag & 7;
-    if (field >= 1 && field <= names.length) {
-      if (wt !== LEN) throw wrongWireType(names[field - 1], wt, LEN);
-      r.bytes();
-      const i = field - 1, at = used[i];
-      let l = lists[i];
-      if (at + 2 > l.length) {
-        // Bounded by the message: every range takes at least two bytes of it.
-        l = new Int32Array(Math.min(l.length * 4, end - start + 2));
-        l.set(lists[i]);
-        lists[i] = l;
-      }
-      l[at] = r.start, l[at + 1] = r.stop;
-      used[i] = at + 2;
-    } else r.skip(wt);
-  }
-  return { ranges: lists.map((l, i) => l.subarray(0, used[i])), count: used.map((n) => n / 2) };
-}
