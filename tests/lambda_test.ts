@@ -304,7 +304,6 @@ Deno.test("Lambda runtime reports an invalid configuration to /runtime/init/erro
 Deno.test("Lambda bootstrap built by Bun serves invocations from an empty folder", async () => {
   const build = mkdtempSync(join(tmpdir(), "otlp2parquet-bootstrap-"));
   try {
-    const started = performance.now();
     const { code, stderr } = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "build/compile.ts", "--lambda", "--outfile", join(build, "bootstrap"), "--no-zip"],
       cwd: ROOT.pathname,
@@ -312,7 +311,6 @@ Deno.test("Lambda bootstrap built by Bun serves invocations from an empty folder
       stderr: "piped",
     }).output();
     assert.equal(code, 0, new TextDecoder().decode(stderr));
-    assert.ok(performance.now() - started < 60_000, "the build took more than 60 s");
     const empty = mkdtempSync(join(tmpdir(), "otlp2parquet-cwd-"));
     try {
       await withRuntime(

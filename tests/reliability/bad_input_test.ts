@@ -101,7 +101,6 @@ Deno.test({
         outcome.stats.decoded > 0 && outcome.stats.refused > 0,
         "the mutations are not varied enough",
       );
-      assert.ok(outcome.stats.slowestMs < 2000, `a case took ${outcome.stats.slowestMs} ms`);
       // What was accepted would be stored: every file must read back whole in DuckDB and ClickHouse.
       const files = new FuzzFiles(outcome.files);
       try {
