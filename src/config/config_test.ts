@@ -72,6 +72,7 @@ Deno.test("resolveConfig() gives the documented defaults", async () => {
     storage: {
       backend: "fs",
       path: "./data",
+      probeIntervalSecs: 10,
       s3: { bucket: undefined, region: "us-east-1", endpoint: undefined, prefix: "", forcePathStyle: false },
       gcs: { bucket: undefined },
       azblob: { container: undefined, account: undefined, endpoint: undefined },

@@ -31,6 +31,8 @@ export interface Sink {
   ): Promise<{ rejected: number; rejectMessage: string } | void>;
   /** Whether data can be accepted now (for `/ready`). */
   ready(): Promise<boolean> | boolean;
+  /** Why data cannot be accepted now, one short phrase each (empty: ready); `/ready` prints them. Optional. */
+  notReadyReasons?(): string[];
 }
 
 /** Handler options. */
@@ -237,9 +239,13 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         return new Response("ok\n", { headers: { "content-type": "text/plain" } });
       }
       if (url.pathname === "/ready" && (request.method === "GET" || request.method === "HEAD")) {
-        const ok = !misconfigured && await sink.ready();
+        // One short phrase per reason, "; "-separated; a sink that cannot say why gives an empty one.
+        const reasons = misconfigured
+          ? ["misconfigured, see the log"]
+          : sink.notReadyReasons?.() ?? (await sink.ready() ? [] : [""]);
+        const ok = reasons.length === 0;
         return new Response(
-          ok ? "ready\n" : misconfigured ? "not ready: misconfigured, see the log\n" : "not ready\n",
+          ok ? "ready\n" : reasons[0] ? `not ready: ${reasons.join("; ")}\n` : "not ready\n",
           {
             status: ok ? 200 : 503,
             headers: { "content-type": "text/plain", ...(ok ? {} : { "retry-after": "5" }) },

@@ -86,6 +86,17 @@ export interface IngestOptions {
   retry?: { initialMs?: number; maxMs?: number };
   /** Whether the store answered at start-up (else `/ready` is 503 until it does). Default true. */
   storeReachable?: boolean;
+  /**
+   * The store is probed (`check()`) this often while no write has shown it reachable for as long, so
+   * `/ready` turns 503 when it goes away even without traffic. 0: only while it is known to be down.
+   * Default 10 000 ms.
+   */
+  probeIntervalMs?: number;
+  /**
+   * How long a request that finds the log full waits for the batches pinning its oldest segments to be
+   * written before it is refused (503). Default 5000 ms.
+   */
+  logWaitMs?: number;
   /** Milliseconds clock; default Date.now. */
   now?: () => number;
   /** Awaited by the encoder after every page, so requests are served meanwhile. Default: `setImmediate`. */
@@ -134,6 +145,13 @@ interface Intent {
 }
 
 const batchId = (table: string, part: Partition): string => `${table}\u0000${part.service}\u0000${part.hour}`;
+
+/**
+ * Log fill, as a fraction of the bound on request records (`maxLogBytes`): past `LOG_FREE_AT` the batches
+ * holding the requests of the oldest segments are written in the background, until at most `LOG_FREE_TO`
+ * is left; `/ready` is 503 from `LOG_NOT_READY_AT` until the log is back under `LOG_READY_AT`.
+ */
+const LOG_FREE_AT = 0.75, LOG_FREE_TO = 0.25, LOG_NOT_READY_AT = 0.9, LOG_READY_AT = 0.75;
 
 /** Counters for logs, `/ready` and tests. */
 export interface IngestStats {
@@ -203,7 +221,18 @@ export class Ingest {
   /** Bytes of request records being appended to the log now. */
   private loggingBytes = 0;
   private localSeq = 0;
-  private storeHealthy = true;
+  /** The last probe's verdict (a successful write counts as one). */
+  private probeOk = true;
+  /** Retry loops of object writes whose last attempt failed. */
+  private failingWrites = 0;
+  /** Why the store is taken for down: the last failure's message. */
+  private storeError = "";
+  private readonly probeIntervalMs: number;
+  private readonly logWaitMs: number;
+  /** `/ready` hysteresis on the log's fill (see `LOG_NOT_READY_AT`). */
+  private logLatched = false;
+  /** The flush that frees log space, shared by every request waiting for it. */
+  private freeing: Promise<void> | undefined;
   private stopping = false;
   private timer: ReturnType<typeof setInterval> | undefined;
   private readonly counters = {
@@ -236,6 +265,8 @@ export class Ingest {
     this.retryInitial = options.retry?.initialMs ?? 200;
     this.retryMax = options.retry?.maxMs ?? 30_000;
     this.now = options.now ?? Date.now;
+    this.probeIntervalMs = options.probeIntervalMs ?? 10_000;
+    this.logWaitMs = options.logWaitMs ?? 5000;
   }
 
   /**
@@ -248,10 +279,14 @@ export class Ingest {
     const ingest = new Ingest(options);
     const replayed = await ingest.replay();
     const tick = Math.max(50, Math.min(1000, ingest.maxAgeMs / 4));
-    ingest.storeHealthy = options.storeReachable ?? true;
+    if (options.storeReachable === false) {
+      ingest.probeOk = false, ingest.storeError = "unreachable at start-up";
+    }
+    ingest.lastProbe = ingest.now();
     ingest.timer = setInterval(() => {
       ingest.flushAged();
       ingest.probeStore();
+      ingest.logNearFull();
     }, tick);
     return { ingest, replayed };
   }
@@ -280,10 +315,49 @@ export class Ingest {
     };
   }
 
-  /** Whether new data can be accepted now. */
+  /** Whether new data can be accepted now: see {@linkcode notReadyReasons}. */
   ready(): boolean {
-    return !this.stopping && this.pendingBytes <= this.maxPending && this.storeHealthy &&
-      !this.encodeBehind() && !this.logFull(0);
+    return this.notReadyReasons().length === 0;
+  }
+
+  /**
+   * Why a request of ordinary size would be refused now (empty: ready): shutting down, the store failing
+   * (a write or the periodic probe), objects or batches piling up, or the log near its bound (from 90 % of
+   * the room for requests until it is back under 75 %).
+   */
+  notReadyReasons(): string[] {
+    const reasons: string[] = [];
+    if (this.stopping) reasons.push("shutting down");
+    if (!this.storeOk()) reasons.push(`store: ${this.storeError}`);
+    if (this.pendingBytes > this.maxPending) {
+      reasons.push(`store: ${this.pendingBytes} bytes of objects waiting for it (bound ${this.maxPending})`);
+    }
+    if (this.encodeBehind()) reasons.push(`encoding is behind (${this.queuedBatches} batches waiting)`);
+    const log = this.logNearFull();
+    if (log) reasons.push(log);
+    return reasons;
+  }
+
+  private storeOk(): boolean {
+    return this.probeOk && this.failingWrites === 0;
+  }
+
+  /**
+   * Updates the log's readiness latch; returns why it is not ready, if it is not. Also starts writing the
+   * batches that pin the oldest segments once the log is past `LOG_FREE_AT`, so requests rarely find it full.
+   */
+  private logNearFull(): string | undefined {
+    if (!this.wal || this.maxLogBytes === Infinity) return undefined;
+    const bytes = this.wal.stats().bytes + this.loggingBytes;
+    const fill = bytes / this.maxLogBytes;
+    if (fill >= LOG_FREE_AT && this.storeOk() && !this.stopping && !this.replaying) void this.freeLog();
+    if (fill >= LOG_NOT_READY_AT) this.logLatched = true;
+    else if (fill < LOG_READY_AT) this.logLatched = false;
+    if (!this.logLatched) return undefined;
+    return `write-ahead log: ${bytes} of ${this.maxLogBytes} bytes (${
+      Math.round(fill * 100)
+    } %; ready again ` +
+      `under ${LOG_READY_AT * 100} %)`;
   }
 
   /** Whether the batches waiting to be encoded (not the one being encoded) are over their bound. */
@@ -371,9 +445,7 @@ export class Ingest {
       if (windowed) new DataView(head.buffer).setFloat64(2, now, true);
       const payload = [head, request.body];
       const length = head.length + request.body.length;
-      if (this.logFull(length)) {
-        throw new UnavailableError("write-ahead log full (waiting for the object store); retry later", 10);
-      }
+      if (this.logFull(length)) await this.waitForLogRoom(length);
       this.loggingBytes += length;
       try {
         seq = await this.wal.append(windowed ? KIND_REQUEST_AT : KIND_REQUEST, payload);
@@ -385,6 +457,7 @@ export class Ingest {
       } finally {
         this.loggingBytes -= length;
       }
+      this.logNearFull();
     } else {
       seq = ++this.localSeq;
     }
@@ -439,6 +512,70 @@ export class Ingest {
         if (b === largest || b.members.some((m) => shared.has(m.rows))) this.flush(b);
       }
     }
+  }
+
+  /**
+   * Waits until a request record of `length` bytes fits under `maxLogBytes`, writing the batches that pin
+   * the oldest segments meanwhile; refuses (503) at once when the store is failing, or after `logWaitMs`
+   * when writing is slower than ingest.
+   */
+  private async waitForLogRoom(length: number): Promise<void> {
+    const deadline = Date.now() + this.logWaitMs;
+    while (this.logFull(length)) {
+      if (this.stopping) throw new UnavailableError("shutting down", 5);
+      if (!this.storeOk()) {
+        throw new UnavailableError(
+          `write-ahead log full: the object store is failing (last error: ${this.storeError}); retry later`,
+          10,
+        );
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new UnavailableError(
+          "write-ahead log full: writing to the object store is slower than ingest; retry later",
+          10,
+        );
+      }
+      const before = this.wal!.stats().bytes;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([this.freeLog(), new Promise((r) => timer = setTimeout(r, left))]);
+      clearTimeout(timer);
+      // Nothing freed (say the log holds only requests still being appended): do not spin.
+      if (this.wal!.stats().bytes >= before && this.logFull(length)) {
+        await new Promise((r) => setTimeout(r, Math.min(50, Math.max(0, deadline - Date.now()))));
+      }
+    }
+  }
+
+  /**
+   * Frees log space: cuts the open batches that hold requests of the oldest segments (enough of them to
+   * leave at most `LOG_FREE_TO` of the bound), waits for every write in progress, starts a new segment if
+   * the active one was among them (it is never deleted while active), and releases what was written. One
+   * run at a time; callers share it.
+   */
+  private freeLog(): Promise<void> {
+    return this.freeing ??= (async () => {
+      const wal = this.wal!;
+      let left = wal.stats().bytes + this.loggingBytes;
+      const target = this.maxLogBytes * LOG_FREE_TO;
+      const segments = wal.segmentList();
+      let upTo = 0, rotate = false;
+      for (let i = 0; i < segments.length && left > target; i++) {
+        upTo = Math.max(upTo, segments[i].lastSeq);
+        left -= segments[i].bytes;
+        rotate = i === segments.length - 1;
+      }
+      for (const b of [...this.batches.values()]) if (b.members.some((m) => m.seq <= upTo)) this.flush(b);
+      await Promise.allSettled([...this.inflightFlushes]);
+      if (rotate) {
+        try {
+          await wal.rotate();
+        } catch (e) {
+          this.log.warn("could not start a new log segment", { error: String(e) });
+        }
+      }
+      await this.releaseLog();
+    })().finally(() => this.freeing = undefined);
   }
 
   private flushAged(): void {
@@ -563,42 +700,75 @@ export class Ingest {
    */
   private async retrying<T>(op: () => Promise<T>, what: string, store: boolean): Promise<T> {
     let delay = this.retryInitial;
-    for (let attempt = 1;; attempt++) {
-      try {
-        const out = await op();
-        if (store) this.markStore(true, what);
-        return out;
-      } catch (e) {
-        if (this.abandon) throw e;
-        if (attempt === 1 || attempt % 10 === 0) {
-          this.log.warn("write failed; retrying", { what, attempt, error: (e as Error).message });
+    let failing = false;
+    try {
+      for (let attempt = 1;; attempt++) {
+        try {
+          const out = await op();
+          if (store) this.storeAnswered(what);
+          return out;
+        } catch (e) {
+          if (this.abandon) throw e;
+          if (attempt === 1 || attempt % 10 === 0) {
+            this.log.warn("write failed; retrying", { what, attempt, error: (e as Error).message });
+          }
+          if (store) {
+            this.storeError = `${what}: ${(e as Error).message}`;
+            if (!failing) failing = true, this.failingWrites++;
+          }
+          this.counters.writeRetries++;
+          await new Promise((r) => setTimeout(r, Math.random() * delay));
+          delay = Math.min(this.retryMax, delay * 2);
         }
-        if (store) this.markStore(false, what);
-        this.counters.writeRetries++;
-        await new Promise((r) => setTimeout(r, Math.random() * delay));
-        delay = Math.min(this.retryMax, delay * 2);
       }
+    } finally {
+      if (failing) this.failingWrites--;
     }
   }
 
   private abandon = false;
   private replaying = false;
   private lastProbe = 0;
+  private probing = false;
 
-  private markStore(healthy: boolean, what: string): void {
-    if (healthy && !this.storeHealthy) this.log.info("object store reachable again", { what });
-    this.storeHealthy = healthy;
+  /** A store operation succeeded: it proves reachability as a probe would. */
+  private storeAnswered(what: string): void {
+    const wasOk = this.storeOk();
+    this.probeOk = true;
+    this.lastProbe = this.now();
+    if (!wasOk && this.storeOk()) this.log.info("object store reachable again", { what });
   }
 
   /**
-   * While the store is marked down and nothing is being retried against it (say it was unreachable at
-   * start-up), probe it every few seconds, so `/ready` recovers without waiting for a write.
+   * Probes the store (`check()`: a HEAD of the bucket on S3, a write and delete of an empty file on fs)
+   * when nothing has shown it reachable for `probeIntervalMs`: so `/ready` turns 503 when the store goes
+   * away without traffic, and back to 200 when it returns, without waiting for a write. While it is known
+   * to be down, every 5 s at least. A probe that takes longer than the interval (at most 10 s) fails.
    */
   private probeStore(): void {
     const now = this.now();
-    if (this.storeHealthy || this.pendingBytes > 0 || now - this.lastProbe < 5000) return;
+    const every = this.storeOk() ? this.probeIntervalMs : Math.min(this.probeIntervalMs || 5000, 5000);
+    if (this.probing || !every || now - this.lastProbe < every) return;
+    this.probing = true;
     this.lastProbe = now;
-    this.store.check().then(() => this.markStore(true, "probe"), () => {});
+    const limit = Math.min(every, 10_000);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    Promise.race([
+      this.store.check(),
+      new Promise((_, reject) =>
+        timer = setTimeout(() => reject(new Error(`no answer to a probe within ${limit} ms`)), limit)
+      ),
+    ]).then(
+      () => this.storeAnswered("probe"),
+      (e) => {
+        if (this.probeOk) this.log.warn("object store probe failed", { error: (e as Error).message });
+        this.probeOk = false;
+        this.storeError = `probe: ${(e as Error).message}`;
+      },
+    ).finally(() => {
+      clearTimeout(timer);
+      this.probing = false;
+    });
   }
 
   /** Replays the write-ahead log: see the module doc. */

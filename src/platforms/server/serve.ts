@@ -9,7 +9,13 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
-import { type Config, ConfigError, describeConfig, resolveConfig } from "../../config/mod.ts";
+import {
+  type Config,
+  ConfigError,
+  describeConfig,
+  resolveConfig,
+  walRequestBytes,
+} from "../../config/mod.ts";
 import { VERSION } from "../../core/version.ts";
 import { createHandler } from "../../http/handler.ts";
 import { DirectSink } from "../../ingest/direct_sink.ts";
@@ -191,7 +197,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     storeReachable,
     wal,
     // An eighth of the log (at most 64 MiB) stays free for intent and commit records.
-    maxLogBytes: walMax - Math.min(64 * 1024 * 1024, Math.floor(walMax / 8)),
+    maxLogBytes: walRequestBytes(walMax),
+    probeIntervalMs: config.storage.probeIntervalSecs * 1000,
     maxRows: config.batch.maxRows,
     maxBytes: config.batch.maxBytes,
     maxAgeMs: config.batch.maxAgeSecs * 1000,
