@@ -153,6 +153,11 @@ const batchId = (table: string, part: Partition): string => `${table}\u0000${par
  */
 const LOG_FREE_AT = 0.75, LOG_FREE_TO = 0.25, LOG_NOT_READY_AT = 0.9, LOG_READY_AT = 0.75;
 
+/** `/ready`'s hysteresis on the log: whether it is held not ready at `fill`, given whether it was. */
+export function logLatch(latched: boolean, fill: number): boolean {
+  return latched ? fill >= LOG_READY_AT : fill >= LOG_NOT_READY_AT;
+}
+
 /** Counters for logs, `/ready` and tests. */
 export interface IngestStats {
   requests: number;
@@ -231,6 +236,10 @@ export class Ingest {
   private readonly logWaitMs: number;
   /** `/ready` hysteresis on the log's fill (see `LOG_NOT_READY_AT`). */
   private logLatched = false;
+  /** A request was refused for log room since the log last was under `LOG_READY_AT`. */
+  private logRefused = false;
+  /** Woken when the store is found failing, so requests waiting for log room are refused at once. */
+  private storeFailed: (() => void)[] = [];
   /** The flush that frees log space, shared by every request waiting for it. */
   private freeing: Promise<void> | undefined;
   private stopping = false;
@@ -323,7 +332,9 @@ export class Ingest {
   /**
    * Why a request of ordinary size would be refused now (empty: ready): shutting down, the store failing
    * (a write or the periodic probe), objects or batches piling up, or the log near its bound (from 90 % of
-   * the room for requests until it is back under 75 %).
+   * the room for requests until it is back under 75 %) while it cannot be freed in time: a request was
+   * refused for room (store failing or slower than ingest). A full log that flushing frees is ready:
+   * requests then wait for the flush and are admitted.
    */
   notReadyReasons(): string[] {
     const reasons: string[] = [];
@@ -351,9 +362,9 @@ export class Ingest {
     const bytes = this.wal.stats().bytes + this.loggingBytes;
     const fill = bytes / this.maxLogBytes;
     if (fill >= LOG_FREE_AT && this.storeOk() && !this.stopping && !this.replaying) void this.freeLog();
-    if (fill >= LOG_NOT_READY_AT) this.logLatched = true;
-    else if (fill < LOG_READY_AT) this.logLatched = false;
-    if (!this.logLatched) return undefined;
+    this.logLatched = logLatch(this.logLatched, fill);
+    if (!this.logLatched) this.logRefused = false;
+    if (!this.logLatched || (!this.logRefused && this.storeOk())) return undefined;
     return `write-ahead log: ${bytes} of ${this.maxLogBytes} bytes (${
       Math.round(fill * 100)
     } %; ready again ` +
@@ -404,10 +415,10 @@ export class Ingest {
   /** Whether a request record of `bytes` would take the log past `maxLogBytes`. */
   private logFull(bytes: number): boolean {
     if (!this.wal || this.maxLogBytes === Infinity) return false;
-    // With nothing outstanding the log drains no further: only its own bound applies, so that a request
-    // larger than the limit is not refused forever.
-    if (!this.outstanding.size && !this.loggingBytes) return false;
-    return this.wal.stats().bytes + this.loggingBytes + bytes > this.maxLogBytes;
+    const used = this.wal.stats().bytes + this.loggingBytes;
+    // An empty log takes what its own bound allows, so that a request larger than the limit is not refused
+    // forever. (A log holding only written requests is emptied by `freeLog`: rotated, then released.)
+    return used > 0 && used + bytes > this.maxLogBytes;
   }
 
   /**
@@ -524,6 +535,7 @@ export class Ingest {
     while (this.logFull(length)) {
       if (this.stopping) throw new UnavailableError("shutting down", 5);
       if (!this.storeOk()) {
+        this.logRefused = true;
         throw new UnavailableError(
           `write-ahead log full: the object store is failing (last error: ${this.storeError}); retry later`,
           10,
@@ -531,6 +543,7 @@ export class Ingest {
       }
       const left = deadline - Date.now();
       if (left <= 0) {
+        this.logRefused = true;
         throw new UnavailableError(
           "write-ahead log full: writing to the object store is slower than ingest; retry later",
           10,
@@ -538,8 +551,14 @@ export class Ingest {
       }
       const before = this.wal!.stats().bytes;
       let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([this.freeLog(), new Promise((r) => timer = setTimeout(r, left))]);
+      let failed: (() => void) | undefined;
+      await Promise.race([
+        this.freeLog(),
+        new Promise((r) => timer = setTimeout(r, left)),
+        new Promise<void>((r) => this.storeFailed.push(failed = r)),
+      ]);
       clearTimeout(timer);
+      this.storeFailed = this.storeFailed.filter((w) => w !== failed);
       // Nothing freed (say the log holds only requests still being appended): do not spin.
       if (this.wal!.stats().bytes >= before && this.logFull(length)) {
         await new Promise((r) => setTimeout(r, Math.min(50, Math.max(0, deadline - Date.now()))));
@@ -715,6 +734,7 @@ export class Ingest {
           if (store) {
             this.storeError = `${what}: ${(e as Error).message}`;
             if (!failing) failing = true, this.failingWrites++;
+            for (const wake of this.storeFailed.splice(0)) wake();
           }
           this.counters.writeRetries++;
           await new Promise((r) => setTimeout(r, Math.random() * delay));
@@ -764,6 +784,7 @@ export class Ingest {
         if (this.probeOk) this.log.warn("object store probe failed", { error: (e as Error).message });
         this.probeOk = false;
         this.storeError = `probe: ${(e as Error).message}`;
+        for (const wake of this.storeFailed.splice(0)) wake();
       },
     ).finally(() => {
       clearTimeout(timer);
