@@ -56,6 +56,8 @@ export interface LoadResult {
   unacked: Set<string>;
   requests: number;
   ackedRequests: number;
+  /** Body bytes of the acknowledged requests. */
+  ackedBytes: number;
   /** Count per HTTP status; network failures under 0. */
   statuses: Map<number, number>;
   /** 429/503 answers that carried no Retry-After header. */
@@ -81,6 +83,7 @@ export function startLoad(options: LoadOptions): Load {
     unacked: new Set(),
     requests: 0,
     ackedRequests: 0,
+    ackedBytes: 0,
     statuses: new Map(),
     missingRetryAfter: 0,
   };
@@ -114,6 +117,7 @@ export function startLoad(options: LoadOptions): Load {
       count(status);
       if (status === 200) {
         result.ackedRequests++;
+        result.ackedBytes += body.length;
         for (const id of ids) result.acked.add(id);
       } else {
         for (const id of ids) result.unacked.add(id);
