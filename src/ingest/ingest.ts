@@ -7,7 +7,10 @@
  * (request, table, partition) contributions it holds; after the write, a commit record closes it. On
  * start, committed contributions are skipped, uncommitted intents are redone under the same key (an
  * overwrite, never a duplicate) and everything else is batched again. A log segment is deleted only
- * when every request in it has all its rows in confirmed objects.
+ * when every request in it has all its rows in confirmed objects. A log that fills makes the batches holding
+ * the requests of its oldest segments be written at once (and the active segment rotated if it was among
+ * them); a request that finds it full waits for that, and is refused (503) only when the store is failing or
+ * slower than ingest.
  *
  * Memory is bounded by what is admitted: open batches hold at most `maxBytes` of decoded rows in at most
  * `maxOpenBatches` batches (beyond either, batches are cut early); cut batches wait to be encoded in a queue
@@ -365,10 +368,9 @@ export class Ingest {
     this.logLatched = logLatch(this.logLatched, fill);
     if (!this.logLatched) this.logRefused = false;
     if (!this.logLatched || (!this.logRefused && this.storeOk())) return undefined;
-    return `write-ahead log: ${bytes} of ${this.maxLogBytes} bytes (${
-      Math.round(fill * 100)
-    } %; ready again ` +
-      `under ${LOG_READY_AT * 100} %)`;
+    const percent = Math.round(fill * 100);
+    const under = LOG_READY_AT * 100;
+    return `write-ahead log: ${bytes} of ${this.maxLogBytes} bytes (${percent} %; ready again under ${under} %)`;
   }
 
   /** Whether the batches waiting to be encoded (not the one being encoded) are over their bound. */
