@@ -78,15 +78,7 @@ export function startLoad(options: LoadOptions): Load {
   const maxRecords = options.maxRecords ?? 20;
   const services = options.services ?? 3;
   const pad = "x".repeat(options.padding ?? 0);
-  const result: LoadResult = {
-    acked: new Set(),
-    unacked: new Set(),
-    requests: 0,
-    ackedRequests: 0,
-    ackedBytes: 0,
-    statuses: new Map(),
-    missingRetryAfter: 0,
-  };
+  const result = emptyResult();
   let running = true;
   const count = (status: number) => result.statuses.set(status, (result.statuses.get(status) ?? 0) + 1);
 
@@ -136,6 +128,33 @@ export function startLoad(options: LoadOptions): Load {
       return result;
     },
   };
+}
+
+function emptyResult(): LoadResult {
+  return {
+    acked: new Set(),
+    unacked: new Set(),
+    requests: 0,
+    ackedRequests: 0,
+    ackedBytes: 0,
+    statuses: new Map(),
+    missingRetryAfter: 0,
+  };
+}
+
+/** What several loads saw, together. */
+export function mergeResults(results: readonly LoadResult[]): LoadResult {
+  const out = emptyResult();
+  for (const r of results) {
+    for (const id of r.acked) out.acked.add(id);
+    for (const id of r.unacked) out.unacked.add(id);
+    out.requests += r.requests;
+    out.ackedRequests += r.ackedRequests;
+    out.ackedBytes += r.ackedBytes;
+    out.missingRetryAfter += r.missingRetryAfter;
+    for (const [s, n] of r.statuses) out.statuses.set(s, (out.statuses.get(s) ?? 0) + n);
+  }
+  return out;
 }
 
 /** `{200: 812, 0: 14}` as a short string. */

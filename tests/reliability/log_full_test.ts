@@ -8,37 +8,14 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startS3Server } from "../support/s3_server.ts";
+import { s3ServerEnv, startS3Server } from "../support/s3_server.ts";
 import { audit, countIds, describeAudit, parquetFilesUnder } from "./id_audit.ts";
-import { describeStatuses, type Load, type LoadResult, seedFor, startLoad } from "./load.ts";
+import { describeStatuses, type Load, mergeResults, seedFor, startLoad } from "./load.ts";
 import { idLogsJson } from "./otlp_proto.ts";
 import { problems, type ServerProcess, spawnServer, waitForStatus } from "./server_process.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MiB = 1024 * 1024;
-
-/** Sums what several loads saw. */
-function merge(results: LoadResult[]): LoadResult {
-  const out: LoadResult = {
-    acked: new Set(),
-    unacked: new Set(),
-    requests: 0,
-    ackedRequests: 0,
-    ackedBytes: 0,
-    statuses: new Map(),
-    missingRetryAfter: 0,
-  };
-  for (const r of results) {
-    for (const id of r.acked) out.acked.add(id);
-    for (const id of r.unacked) out.unacked.add(id);
-    out.requests += r.requests;
-    out.ackedRequests += r.ackedRequests;
-    out.ackedBytes += r.ackedBytes;
-    out.missingRetryAfter += r.missingRetryAfter;
-    for (const [s, n] of r.statuses) out.statuses.set(s, (out.statuses.get(s) ?? 0) + n);
-  }
-  return out;
-}
 
 Deno.test({
   name: "4 MiB log, 4 MiB batches: steady protobuf and JSON load, one service and many, gets no 503",
@@ -70,7 +47,7 @@ Deno.test({
       const ready = await fetch(`${url}/ready`);
       const readyAnswer = [ready.status, await ready.text()];
       const [p1, j1, pm, jm] = await Promise.all(loads.splice(0).map((l) => l.stop()));
-      const seen = merge([p1, j1, pm, jm]);
+      const seen = mergeResults([p1, j1, pm, jm]);
       // Objects written while the server ran: batches were cut before they were due.
       const writtenWhileRunning = parquetFilesUnder(join(dir, "data")).length;
       assert.equal(await server.stop(), 0);
@@ -112,12 +89,7 @@ Deno.test({
     let load: Load | undefined;
     try {
       server = await spawnServer({
-        AWS_ACCESS_KEY_ID: s3.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-        OTLP2PARQUET_STORAGE_BACKEND: "s3",
-        OTLP2PARQUET_S3_BUCKET: s3.bucket,
-        OTLP2PARQUET_S3_ENDPOINT: s3.endpoint,
-        OTLP2PARQUET_S3_REGION: "us-east-1",
+        ...s3ServerEnv(s3),
         OTLP2PARQUET_WAL_DIR: join(dir, "wal"),
         OTLP2PARQUET_WAL_MAX_BYTES: "2MiB",
         OTLP2PARQUET_BATCH_MAX_BYTES: "1MiB",

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { S3FetchStore } from "../../src/storage/s3_fetch_store.ts";
-import { type S3Server, startS3Server } from "../support/s3_server.ts";
+import { type S3Server, s3ServerEnv, startS3Server } from "../support/s3_server.ts";
 import { audit, countIds, describeAudit } from "./id_audit.ts";
 import { describeStatuses, type LoadResult, seedFor, startLoad } from "./load.ts";
 import { problems, type ServerProcess, spawnServer, waitForStatus } from "./server_process.ts";
@@ -34,12 +34,7 @@ async function timeUntil(url: string, status: number, timeoutMs: number): Promis
 /** Server settings for s3rver with a small log (2 MiB) and batches written every 0.3 s. */
 function s3Env(s3: S3Server, dir: string): Record<string, string> {
   return {
-    AWS_ACCESS_KEY_ID: s3.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    OTLP2PARQUET_STORAGE_BACKEND: "s3",
-    OTLP2PARQUET_S3_BUCKET: s3.bucket,
-    OTLP2PARQUET_S3_ENDPOINT: s3.endpoint,
-    OTLP2PARQUET_S3_REGION: "us-east-1",
+    ...s3ServerEnv(s3),
     OTLP2PARQUET_WAL_DIR: join(dir, "wal"),
     OTLP2PARQUET_WAL_MAX_BYTES: String(WAL_MAX_BYTES),
     OTLP2PARQUET_BATCH_MAX_AGE_SECS: "0.3",
