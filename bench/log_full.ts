@@ -11,6 +11,7 @@
 
 import { join } from "node:path";
 import { describeStatuses, mergeResults, startLoad } from "../tests/reliability/load.ts";
+import { parquetFilesUnder } from "../tests/reliability/id_audit.ts";
 import { spawnServer } from "../tests/reliability/server_process.ts";
 
 const wal = Deno.args[0] ?? "4MiB";
@@ -34,13 +35,15 @@ try {
   ];
   await new Promise((r) => setTimeout(r, secs * 1000));
   const seen = mergeResults(await Promise.all(loads.map((l) => l.stop())));
+  const objects = parquetFilesUnder(join(dir, "data")).length;
   await server.stop();
   const mib = (seen.ackedBytes / 2 ** 20 / secs).toFixed(2);
   console.log(
     `wal ${wal}: ${seen.requests} requests (${
       describeStatuses(seen.statuses)
     }), ${seen.acked.size} records; ` +
-      `${mib} MiB/s and ${(seen.acked.size / secs).toFixed(0)} records/s acknowledged`,
+      `${mib} MiB/s and ${(seen.acked.size / secs).toFixed(0)} records/s acknowledged; ${objects} objects ` +
+      "written before the stop",
   );
 } finally {
   Deno.removeSync(dir, { recursive: true });
