@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { s3ServerEnv, startS3Server } from "../support/s3_server.ts";
 import { audit, countIds, describeAudit, parquetFilesUnder } from "./id_audit.ts";
-import { describeStatuses, type Load, mergeResults, seedFor, startLoad } from "./load.ts";
+import { describeStatuses, type Load, mergeResults, prng, seedFor, startLoad } from "./load.ts";
 import { idLogsJson } from "./otlp_proto.ts";
 import { problems, type ServerProcess, spawnServer, waitForStatus } from "./server_process.ts";
 
@@ -69,6 +69,64 @@ Deno.test({
       assert.deepEqual(result.lost.slice(0, 5), [], `${result.lost.length} acknowledged records lost`);
       assert.deepEqual(result.duplicated.slice(0, 5), [], `${result.duplicated.length} records duplicated`);
       assert.equal(result.acknowledged, seen.acked.size);
+    } finally {
+      await Promise.all(loads.map((l) => l.stop()));
+      await server?.kill();
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "4 MiB log, 4 MiB batches: kill -9 while full logs are freed and segments rotated loses and doubles nothing",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const seed = seedFor("log full, kill -9");
+    const random = prng(seed);
+    const dir = Deno.makeTempDirSync({ prefix: "o2p-logfull-kill-" });
+    const env = {
+      OTLP2PARQUET_STORAGE_PATH: join(dir, "data"),
+      OTLP2PARQUET_WAL_DIR: join(dir, "wal"),
+      OTLP2PARQUET_WAL_MAX_BYTES: "4MiB",
+      OTLP2PARQUET_BATCH_MAX_BYTES: "4MiB",
+      OTLP2PARQUET_MAX_PAYLOAD_BYTES: "1MiB",
+      OTLP2PARQUET_BATCH_MAX_AGE_SECS: "600",
+    };
+    let server: ServerProcess | undefined;
+    let url = "http://127.0.0.1:1";
+    const common = { url: () => url, seed, maxRecords: 200, padding: 48, clients: 2 };
+    const loads = [
+      startLoad({ ...common, prefix: `kj${seed}`, services: 1, json: true }),
+      startLoad({ ...common, prefix: `km${seed}`, services: 40, json: true }),
+    ];
+    try {
+      for (let cycle = 0; cycle < 4; cycle++) {
+        server = await spawnServer(env);
+        url = server.url;
+        await sleep(1500 + Math.floor(random() * 1500));
+        await server.kill();
+        assert.ok(!/unexpected error|ERROR/.test(server.output()), `errors logged:\n${server.output()}`);
+        server = undefined;
+      }
+      server = await spawnServer(env);
+      url = server.url;
+      await sleep(1000);
+      const seen = mergeResults(await Promise.all(loads.splice(0).map((l) => l.stop())));
+      assert.equal(await server.stop(), 0);
+      server = undefined;
+      const result = audit(seen.acked, seen.unacked, await countIds(parquetFilesUnder(join(dir, "data"))));
+      console.log(
+        `log full, kill -9: requests ${seen.requests} (${describeStatuses(seen.statuses)}); ${
+          describeAudit(result)
+        }; ${(seen.ackedBytes / MiB).toFixed(1)} MiB acknowledged over 4 kills`,
+      );
+      assert.ok(seen.ackedBytes > 4 * MiB, "too little load to fill the log");
+      assert.equal(seen.statuses.get(503) ?? 0, 0, `503s: ${describeStatuses(seen.statuses)}`);
+      assert.deepEqual(result.lost.slice(0, 5), [], `${result.lost.length} acknowledged records lost`);
+      assert.deepEqual(result.duplicated.slice(0, 5), [], `${result.duplicated.length} records duplicated`);
+      assert.deepEqual(result.unacknowledgedDuplicated.slice(0, 5), []);
     } finally {
       await Promise.all(loads.map((l) => l.stop()));
       await server?.kill();
