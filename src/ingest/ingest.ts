@@ -89,6 +89,8 @@ export interface IngestOptions {
   retry?: { initialMs?: number; maxMs?: number };
   /** Whether the store answered at start-up (else `/ready` is 503 until it does). Default true. */
   storeReachable?: boolean;
+  /** Why it did not, for `/ready`. */
+  storeError?: string;
   /**
    * The store is probed (`check()`) this often while no write has shown it reachable for as long, so
    * `/ready` turns 503 when it goes away even without traffic. 0: only while it is known to be down.
@@ -292,7 +294,8 @@ export class Ingest {
     const replayed = await ingest.replay();
     const tick = Math.max(50, Math.min(1000, ingest.maxAgeMs / 4));
     if (options.storeReachable === false) {
-      ingest.probeOk = false, ingest.storeError = "unreachable at start-up";
+      ingest.probeOk = false;
+      ingest.storeError = `unreachable at start-up: ${options.storeError ?? "see the log"}`;
     }
     ingest.lastProbe = ingest.now();
     ingest.timer = setInterval(() => {
@@ -586,7 +589,13 @@ export class Ingest {
         left -= segments[i].bytes;
         rotate = i === segments.length - 1;
       }
-      for (const b of [...this.batches.values()]) if (b.members.some((m) => m.seq <= upTo)) this.flush(b);
+      const cut = [...this.batches.values()].filter((b) => b.members.some((m) => m.seq <= upTo));
+      this.log.debug("the write-ahead log is filling: writing the batches holding its oldest requests", {
+        logBytes: wal.stats().bytes,
+        batches: cut.length,
+        rotate,
+      });
+      for (const b of cut) this.flush(b);
       await Promise.allSettled([...this.inflightFlushes]);
       if (rotate) {
         try {

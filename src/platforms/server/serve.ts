@@ -161,11 +161,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   // Only what this configuration uses is loaded: no wasm for zstd/gzip/none, no OpenDAL for fs.
   await prepareParquet(config.parquet.compression);
   const store = await storeFromConfig(config, { env: process.env });
-  let storeReachable = true;
+  let storeReachable = true, storeError: string | undefined;
   try {
     await store.check();
   } catch (e) {
     storeReachable = false;
+    storeError = (e as Error).message;
     log.warn("object store not reachable at start-up; accepting into the log and retrying", {
       store: store.description,
       error: (e as Error).message,
@@ -195,6 +196,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const { ingest, replayed } = await Ingest.start({
     store,
     storeReachable,
+    storeError,
     wal,
     // An eighth of the log (at most 64 MiB) stays free for intent and commit records.
     maxLogBytes: walRequestBytes(walMax),
