@@ -761,6 +761,8 @@ export class Ingest {
   private replaying = false;
   private lastProbe = 0;
   private probing = false;
+  /** Fails a probe that takes too long; cleared by `close` so no timer outlives the ingest. */
+  private probeTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** A store operation succeeded: it proves reachability as a probe would. */
   private storeAnswered(what: string): void {
@@ -783,11 +785,13 @@ export class Ingest {
     this.probing = true;
     this.lastProbe = now;
     const limit = Math.min(every, 10_000);
-    let timer: ReturnType<typeof setTimeout> | undefined;
     Promise.race([
       this.store.check(),
       new Promise((_, reject) =>
-        timer = setTimeout(() => reject(new Error(`no answer to a probe within ${limit} ms`)), limit)
+        this.probeTimer = setTimeout(
+          () => reject(new Error(`no answer to a probe within ${limit} ms`)),
+          limit,
+        )
       ),
     ]).then(
       () => this.storeAnswered("probe"),
@@ -798,7 +802,7 @@ export class Ingest {
         for (const wake of this.storeFailed.splice(0)) wake();
       },
     ).finally(() => {
-      clearTimeout(timer);
+      clearTimeout(this.probeTimer);
       this.probing = false;
     });
   }
@@ -911,6 +915,7 @@ export class Ingest {
   async close(options: { deadlineMs?: number } = {}): Promise<{ flushed: boolean }> {
     this.stopping = true;
     if (this.timer !== undefined) clearInterval(this.timer), this.timer = undefined;
+    clearTimeout(this.probeTimer);
     const deadline = options.deadlineMs ?? 30_000;
     let timeout: ReturnType<typeof setTimeout> | undefined;
     const flushed = await Promise.race([
