@@ -22,9 +22,10 @@ import { join } from "node:path";
 
 /** OpenDAL options of the configured backend (credentials come from the standard environment). */
 export function opendalOptions(config: Config): OpendalStoreOptions {
-  if (config.storage.backend === "gcs") throw new RangeError("gcs is written over fetch, not OpenDAL");
   const s = config.storage;
   switch (s.backend) {
+    case "gcs":
+      throw new RangeError("gcs is written over fetch (GcsFetchStore), not OpenDAL");
     case "fs":
       return { backend: "fs", root: s.path };
     case "s3":
