@@ -14,6 +14,7 @@ import type { GcsTokenSource } from "./gcs_auth.ts";
 import { TokenError } from "./gcs_auth.ts";
 import {
   isRetryableStatus,
+  isRetryableStorageError,
   normalizePrefix,
   type ObjectStore,
   readBoundedText,
@@ -162,13 +163,13 @@ export class GcsFetchStore implements ObjectStore {
     try {
       authorization = await this.#token?.();
     } catch (error) {
-      // A refused exchange (4xx) means bad credentials; anything else (network, 5xx) may pass.
-      const retryable = !(error instanceof TokenError && error.status >= 400 && error.status < 500 &&
-        error.status !== 408 && error.status !== 429) && !(error instanceof RangeError);
+      // A refused exchange (4xx but 408/429) means bad credentials; a network error or a 5xx may pass.
       throw new StorageError(
         `cannot ${what} on ${this.description}: no access token: ${(error as Error).message}`,
         {
-          retryable: error instanceof TokenError ? retryable : toStorageError(error, "").retryable,
+          retryable: error instanceof TokenError
+            ? isRetryableStatus(error.status)
+            : isRetryableStorageError(error),
           code: "token",
           cause: error,
         },
