@@ -50,7 +50,9 @@ const WATCHDOG = "const c = require('node:child_process').spawn(process.argv[1],
   " { stdio: ['ignore', 'inherit', 'inherit'] });" +
   "const end = () => { c.kill('SIGKILL'); process.exit(0); };" +
   "process.stdin.on('end', end); process.stdin.on('error', end); process.stdin.resume();" +
-  "process.on('SIGTERM', () => c.kill('SIGTERM'));" +
+  // The group's SIGTERM reaches the peer already; forwarding it would be a second signal, which some peers
+  // (Azurite) take as "exit now, skip saving". The watchdog waits for the peer instead.
+  "process.on('SIGTERM', () => {});" +
   "c.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));";
 
 const running = new Set<ChildProcess>();
