@@ -9,11 +9,11 @@
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { GcsFetchStore, type ObjectStore, S3FetchStore } from "../../src/storage/mod.ts";
+import { GcsFetchStore, type ObjectStore } from "../../src/storage/mod.ts";
 import { createOpendalStore } from "../../src/storage/opendal_store.ts";
 import { startAzurite } from "../support/azurite.ts";
 import { GCS_SKIP_REASON, startGcsServer } from "../support/gcs_server.ts";
-import { type S3Server, startS3Server } from "../support/s3_server.ts";
+import { bucketOf, type S3Server, startS3Server } from "../support/s3_server.ts";
 import { audit, countIds, describeAudit, parquetFilesUnder } from "./id_audit.ts";
 import { describeStatuses, type LoadResult, seedFor, startLoad } from "./load.ts";
 import { problems, type ServerProcess, spawnServer, waitForStatus } from "./server_process.ts";
@@ -53,7 +53,7 @@ const BACKENDS: { name: string; skip?: string; start(): Promise<Backend> }[] = [
       const s3 = await startS3Server();
       return {
         env: s3Settings(s3),
-        reader: s3Reader(s3),
+        reader: bucketOf(s3),
         stop: () => s3.stop(),
         restart: () => s3.restart(),
       };
@@ -113,16 +113,6 @@ function s3Settings(s3: S3Server): Record<string, string> {
     OTLP2PARQUET_S3_ENDPOINT: s3.endpoint,
     OTLP2PARQUET_S3_REGION: "us-east-1",
   };
-}
-
-function s3Reader(s3: S3Server): ObjectStore {
-  return new S3FetchStore({
-    bucket: s3.bucket,
-    endpoint: s3.endpoint,
-    accessKeyId: s3.accessKeyId,
-    secretAccessKey: s3.secretAccessKey,
-    timeoutMs: 10_000,
-  });
 }
 
 /** Server settings for a store with a small log (2 MiB) and batches written every 0.3 s. */
@@ -398,7 +388,7 @@ Deno.test({
     const seed = seedFor("outage kill");
     const s3 = await startS3Server();
     const dir = Deno.makeTempDirSync({ prefix: "o2p-outage-kill-" });
-    const { readBucket } = bucketReader(s3Reader(s3), dir);
+    const { readBucket } = bucketReader(bucketOf(s3), dir);
     let server: ServerProcess | undefined;
     let load: ReturnType<typeof startLoad> | undefined;
     try {

@@ -3,6 +3,7 @@
  * same port and data folder by {@linkcode startPeerProcess}.
  */
 import { resolve } from "node:path";
+import { S3FetchStore } from "../../src/storage/s3_fetch_store.ts";
 import { startPeerProcess } from "./peer_process.ts";
 
 export interface S3Server {
@@ -69,4 +70,15 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
     kill: () => peer.kill(),
     restart: () => peer.restart(),
   };
+}
+
+/** A client of the server's bucket, to read what a test's server wrote as a consumer would. */
+export function bucketOf(s3: S3Server, timeoutMs = 10_000): S3FetchStore {
+  return new S3FetchStore({
+    bucket: s3.bucket,
+    endpoint: s3.endpoint,
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+    timeoutMs,
+  });
 }
