@@ -16,7 +16,7 @@ import type { CliIo } from "./convert.ts";
 export const CHECK_PREFIX = "otlp2parquet-check/";
 
 /** The steps, in order. */
-export type CheckStep = "connect" | "write" | "read" | "list" | "delete" | "list after delete";
+export type CheckStep = "client" | "write" | "read" | "list" | "delete" | "list after delete";
 
 /** One step's outcome. */
 export interface StepResult {
@@ -70,7 +70,7 @@ export function adviceFor(step: CheckStep, error: unknown, config: Config): stri
     ? "OTLP2PARQUET_GCS_BUCKET"
     : "OTLP2PARQUET_AZURE_CONTAINER";
   const needs: Record<CheckStep, string> = {
-    connect: "access to the bucket",
+    client: "access to the bucket",
     write: "s3:PutObject (storage.objects.create on GCS, Blob Data Contributor on Azure)",
     read: "s3:GetObject (storage.objects.get, Blob Data Reader)",
     list: "s3:ListBucket (storage.objects.list, Blob Data Reader)",
@@ -152,7 +152,9 @@ export async function checkStore(
       results.push({ step, ok: true, detail, ms: now() - start });
       return true;
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
+      const full = error instanceof Error ? error.message : String(error);
+      // OpenDAL appends the whole HTTP exchange: the start says what failed, the fix says why.
+      const message = full.length > 320 ? `${full.slice(0, 320)}…` : full;
       results.push({
         step,
         ok: false,
@@ -165,7 +167,7 @@ export async function checkStore(
     }
   };
   let store: ObjectStore | undefined;
-  if (!await run("connect", async () => (store = await open()).description)) return results;
+  if (!await run("client", async () => (store = await open()).description)) return results;
   const s = store!;
   if (!await run("write", async () => (await s.put(key, body), `${key} (${body.length} bytes)`))) {
     return results;
