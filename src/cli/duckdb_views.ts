@@ -172,9 +172,11 @@ export function duckdbSql(loc: DuckDbLocation, options: { present?: ReadonlySet<
     );
   }
   for (const t of TABLES) {
-    const view = `CREATE OR REPLACE VIEW ${t.name} AS SELECT * FROM read_parquet(${
-      quote(tableGlob(loc.base, t.path))
-    }, hive_partitioning = true, hive_types = {'year': INTEGER, 'month': INTEGER, 'day': INTEGER, 'hour': INTEGER});`;
+    // DuckDB appends Hive columns in its own order: name them, so they follow the table's in date order.
+    const view =
+      `CREATE OR REPLACE VIEW ${t.name} AS SELECT * EXCLUDE (year, month, day, hour), year, month, day, hour FROM read_parquet(${
+        quote(tableGlob(loc.base, t.path))
+      }, hive_partitioning = true, hive_types = {'year': INTEGER, 'month': INTEGER, 'day': INTEGER, 'hour': INTEGER});`;
     if (options.present && !options.present.has(t.name)) {
       lines.push(`-- ${t.name}: no objects yet under ${t.path}/; run this once there are:`, `-- ${view}`);
     } else lines.push(view);
