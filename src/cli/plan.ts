@@ -170,7 +170,7 @@ export interface Batching {
 export interface Recommendation {
   settings:
     | { maxRows: number; maxBytes: number; maxAgeSecs: number; maxQueuedBytes: number; walMaxBytes: number }
-    | undefined;
+    | null;
   result: Batching;
   /** Decoded bytes the open batches hold at those settings. */
   memoryBytes: number;
@@ -292,7 +292,7 @@ function recommend(
   if (input.platform === "lambda") {
     const k = input.recordsPerRequest ?? 8192;
     return {
-      settings: undefined,
+      settings: null,
       result: perRequest(r, bytes, ratio, partitions, k, batch.rowGroupRows),
       memoryBytes: 0,
       notes: [
