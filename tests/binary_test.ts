@@ -11,6 +11,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeRuntimeApi, functionUrlEvent } from "./support/fake_runtime_api.ts";
+import { runProcess } from "./support/cli_process.ts";
 import { startS3Server } from "./support/s3_server.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -223,23 +224,9 @@ Deno.test("dist/otlp2parquet on Lambda writes S3 over fetch with the role's cred
   }
 });
 
-/** Runs the executable with `args` from an empty folder, with only PATH set. */
-async function runExecutable(
-  args: string[],
-  cwd: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(EXECUTABLE, {
-    args,
-    env: { PATH: Deno.env.get("PATH") ?? "", HOME: cwd },
-    clearEnv: true,
-    cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+/** Runs the executable with `args` from an empty folder, with only PATH and HOME set. */
+const runExecutable = (args: string[], cwd: string) =>
+  runProcess(EXECUTABLE, args, { cwd, env: { HOME: cwd } });
 
 Deno.test("dist/otlp2parquet runs every command from an empty folder: --help lists them, plan reads its bundled prices", async () => {
   await ensureBuilt();

@@ -129,22 +129,10 @@ Deno.test("plan, server: objects under the default batch settings, the recommend
 
 Deno.test("plan, lambda: one object per request and partition; GB-seconds from the measured CPU per record", async () => {
   const [r, b, k, mem] = [100, 300, 1000, 1769];
-  const p = await planJson([
-    "--records-per-second",
-    String(r),
-    "--bytes-per-record",
-    String(b),
-    "--signal",
-    "traces",
-    "--platform",
-    "lambda",
-    "--provider",
-    "s3",
-    "--records-per-request",
-    String(k),
-    "--lambda-memory",
-    String(mem),
-  ]);
+  const lambdaArgs = (memory: number) =>
+    `--records-per-second ${r} --bytes-per-record ${b} --signal traces --platform lambda --provider s3 ` +
+    `--records-per-request ${k} --lambda-memory ${memory}`;
+  const p = await planJson(lambdaArgs(mem).split(" "));
   const ratio = MEASURED.traces.ratio;
   assert.equal(p.input.ratio, ratio);
   assert.equal(p.current.limitedBy, "request");
@@ -159,22 +147,7 @@ Deno.test("plan, lambda: one object per request and partition; GB-seconds from t
   assert.equal(p.recommended.settings, null);
 
   // Less memory, less CPU: the per-record part stretches by 1769/memory.
-  const small = await planJson([
-    "--records-per-second",
-    String(r),
-    "--bytes-per-record",
-    String(b),
-    "--signal",
-    "traces",
-    "--platform",
-    "lambda",
-    "--provider",
-    "s3",
-    "--records-per-request",
-    String(k),
-    "--lambda-memory",
-    "512",
-  ]);
+  const small = await planJson(lambdaArgs(512).split(" "));
   const stretched = (LAMBDA_FIXED_MS + k * CPU_US_PER_RECORD.traces.convert / 1000 * (1769 / 512)) / 1000;
   close(
     small.costs[0].compute,

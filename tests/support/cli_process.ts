@@ -14,12 +14,21 @@ export interface CliResult {
 }
 
 /** Runs the CLI with `args`; `env` replaces the inherited environment (PATH and HOME are kept). */
-export async function runCliProcess(
+export function runCliProcess(
   args: string[],
   options: { env?: Record<string, string>; cwd?: string } = {},
 ): Promise<CliResult> {
-  const out = await new Deno.Command(DENO, {
-    args: ["run", "-A", join(ROOT, "src", "cli", "main.ts"), ...args],
+  return runProcess(DENO, ["run", "-A", join(ROOT, "src", "cli", "main.ts"), ...args], options);
+}
+
+/** Runs `command` (e.g. the single executable) the same way: only PATH, HOME and `env` in its environment. */
+export async function runProcess(
+  command: string,
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string } = {},
+): Promise<CliResult> {
+  const out = await new Deno.Command(command, {
+    args,
     cwd: options.cwd ?? ROOT,
     env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/tmp", ...options.env },
     clearEnv: true,
