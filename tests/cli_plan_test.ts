@@ -243,3 +243,19 @@ Deno.test("plan: bad inputs are usage errors that say what is wrong", async () =
     assert.match(run.stderr, message, args.join(" "));
   }
 });
+
+Deno.test("plan's measured sizes are what bench/plan_sizes.ts measures today (the generator and encoder are deterministic)", async () => {
+  const { measure } = await import("../bench/plan_sizes.ts");
+  for (const signal of ["logs", "traces", "metrics"] as const) {
+    const m = measure(signal, 100_000);
+    assert.deepEqual(
+      {
+        protobufBytesPerRecord: m.protobufBytesPerRecord,
+        decodedBytesPerRecord: m.decodedBytesPerRecord,
+        ratio: m.ratio,
+      },
+      MEASURED[signal],
+      `${signal}: update MEASURED in src/cli/plan.ts (and docs/cli.md) from deno run -A bench/plan_sizes.ts`,
+    );
+  }
+});
