@@ -168,11 +168,16 @@ export class DirectSink implements Sink {
           ? `object store unavailable: ${detail}; retry later`
           : `object store refused the write: ${detail}; retry after the operator fixed it`,
         this.#retryAfterSecs,
-        { cause: error },
+        { cause: error, reason: "store_unavailable" },
       );
     }
     this.#counters.requests++;
-    return { rejected: limited.rejected, rejectMessage: limited.rejectMessage };
+    return {
+      rejected: limited.rejected,
+      rejectMessage: limited.rejectMessage,
+      overCap: limited.overCap,
+      outsideWindow: limited.outsideWindow,
+    };
   }
 
   /** Always true: each request is answered by its own write, so there is no backlog to refuse on. */
