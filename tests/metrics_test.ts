@@ -166,23 +166,29 @@ Deno.test({
       assert.equal(s.get('otlp2parquet_records_rejected_total{signal="metrics",reason="invalid"}'), 1);
       assert.equal(s.get('otlp2parquet_records_rejected_total{signal="traces",reason="invalid"}'), 0);
       const requests = [...s].filter(([k]) => k.startsWith("otlp2parquet_requests_total"));
-      assert.deepEqual(new Map(requests), new Map([
-        ['otlp2parquet_requests_total{signal="logs",status="200",encoding="identity"}', 1],
-        ['otlp2parquet_requests_total{signal="logs",status="200",encoding="gzip"}', 1],
-        ['otlp2parquet_requests_total{signal="traces",status="200",encoding="identity"}', 1],
-        ['otlp2parquet_requests_total{signal="metrics",status="200",encoding="identity"}', 1],
-        ['otlp2parquet_requests_total{signal="none",status="404",encoding="identity"}', 1],
-        ['otlp2parquet_requests_total{signal="logs",status="413",encoding="identity"}', 1],
-        ['otlp2parquet_requests_total{signal="logs",status="400",encoding="identity"}', 1],
-        ['otlp2parquet_requests_total{signal="logs",status="415",encoding="identity"}', 1],
-      ]));
+      assert.deepEqual(
+        new Map(requests),
+        new Map([
+          ['otlp2parquet_requests_total{signal="logs",status="200",encoding="identity"}', 1],
+          ['otlp2parquet_requests_total{signal="logs",status="200",encoding="gzip"}', 1],
+          ['otlp2parquet_requests_total{signal="traces",status="200",encoding="identity"}', 1],
+          ['otlp2parquet_requests_total{signal="metrics",status="200",encoding="identity"}', 1],
+          ['otlp2parquet_requests_total{signal="none",status="404",encoding="identity"}', 1],
+          ['otlp2parquet_requests_total{signal="logs",status="413",encoding="identity"}', 1],
+          ['otlp2parquet_requests_total{signal="logs",status="400",encoding="identity"}', 1],
+          ['otlp2parquet_requests_total{signal="logs",status="415",encoding="identity"}', 1],
+        ]),
+      );
       const refused = [...s].filter(([k]) => k.startsWith("otlp2parquet_requests_refused_total"));
-      assert.deepEqual(new Map(refused), new Map([
-        ['otlp2parquet_requests_refused_total{signal="none",reason="not_found"}', 1],
-        ['otlp2parquet_requests_refused_total{signal="logs",reason="too_large"}', 1],
-        ['otlp2parquet_requests_refused_total{signal="logs",reason="invalid"}', 1],
-        ['otlp2parquet_requests_refused_total{signal="logs",reason="unsupported_media_type"}', 1],
-      ]));
+      assert.deepEqual(
+        new Map(refused),
+        new Map([
+          ['otlp2parquet_requests_refused_total{signal="none",reason="not_found"}', 1],
+          ['otlp2parquet_requests_refused_total{signal="logs",reason="too_large"}', 1],
+          ['otlp2parquet_requests_refused_total{signal="logs",reason="invalid"}', 1],
+          ['otlp2parquet_requests_refused_total{signal="logs",reason="unsupported_media_type"}', 1],
+        ]),
+      );
       // Bodies read: the four accepted requests and the invalid one (the 413 was refused from its length).
       assert.equal(s.get('otlp2parquet_request_body_bytes_count{signal="logs"}'), 3);
       assert.equal(s.get('otlp2parquet_request_decompressed_body_bytes_count{signal="logs"}'), 3);
@@ -207,7 +213,10 @@ Deno.test({
       assert.ok(after.get('otlp2parquet_written_bytes_total{table="otel_logs"}')! > 0);
       assert.equal(after.get("otlp2parquet_store_errors_total"), 0);
       // The first scrape is counted by the second.
-      assert.equal(after.get('otlp2parquet_requests_total{signal="none",status="200",encoding="identity"}'), 1);
+      assert.equal(
+        after.get('otlp2parquet_requests_total{signal="none",status="200",encoding="identity"}'),
+        1,
+      );
 
       // Every refusal is in the log, at warn, with the details an operator needs.
       const refusals = t.logs.filter((l) => l.includes("refused a request"));
@@ -305,10 +314,12 @@ Deno.test({
       );
       const rejected = await query(api, "otlp2parquet_records_rejected_total > 0");
       assert.deepEqual(
-        Object.fromEntries(rejected.map((r) => [`${r.metric.signal}/${r.metric.reason}`, Number(r.value[1])])),
+        Object.fromEntries(
+          rejected.map((r) => [`${r.metric.signal}/${r.metric.reason}`, Number(r.value[1])]),
+        ),
         SENT.rejected,
       );
-      const refused = await query(api, "sum by (status) (otlp2parquet_requests_total{status!~\"2..\"})");
+      const refused = await query(api, 'sum by (status) (otlp2parquet_requests_total{status!~"2.."})');
       assert.deepEqual(
         Object.fromEntries(refused.map((r) => [r.metric.status, Number(r.value[1])])),
         { "400": 1, "404": 1, "413": 1, "415": 1 },
@@ -321,7 +332,9 @@ Deno.test({
       );
       prometheus.kill("SIGTERM");
       await prometheus.status;
-      const problems = (await stderr).split("\n").filter((l) => /level=(error|warn)/.test(l) && /scrape/i.test(l));
+      const problems = (await stderr).split("\n").filter((l) =>
+        /level=(error|warn)/.test(l) && /scrape/i.test(l)
+      );
       assert.deepEqual(problems, []);
       prometheus = undefined;
     } finally {
@@ -369,7 +382,10 @@ Deno.test("with a token required, /metrics stays open and refusals of credential
     assert.equal(res.status, 200);
     const s = samples(await res.text());
     assert.equal(s.get('otlp2parquet_requests_refused_total{signal="logs",reason="unauthorized"}'), 1);
-    assert.match(t.logs.find((l) => l.includes("refused a request"))!, /status=401 refusal=unauthorized reason="missing credentials/);
+    assert.match(
+      t.logs.find((l) => l.includes("refused a request"))!,
+      /status=401 refusal=unauthorized reason="missing credentials/,
+    );
   } finally {
     await t.dispose();
   }

@@ -45,7 +45,7 @@ export interface Config {
     readonly metrics: boolean;
   };
   readonly auth: {
-    /** `token`: every request but `/health` and `/ready` must present one of `tokens`; `none`: no check. */
+    /** `token`: every request but `/health`, `/ready` (and the server's `/metrics`) must present one of `tokens`; `none`: no check. */
     readonly mode: AuthMode;
     /** `auth.token` as set, or undefined. */
     readonly token: string | undefined;
@@ -224,7 +224,8 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       type: "enum",
       choices: ["token", "none"],
       default: "`token` (server: only if a token is set)",
-      description: "`token`: every request but `/health` and `/ready` needs a token; `none`: off on purpose.",
+      description:
+        "`token`: every request but `/health`, `/ready` and `/metrics` needs a token; `none`: off on purpose.",
     },
     {
       key: "auth.token",

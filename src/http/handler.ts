@@ -116,6 +116,8 @@ export interface RequestOutcome {
   signal: Signal | undefined;
   /** The path as the client sent it (for the log only: never a metric label). */
   path: string;
+  /** The request's `Content-Encoding` header, as sent. */
+  contentEncoding: string | null;
   status: number;
   /** Why it was refused (status 4xx/5xx); undefined for an answer that is not a refusal. */
   reason: RefusalReason | undefined;
@@ -328,6 +330,7 @@ export function createHandler(
     const route = Object.hasOwn(ROUTES, url.pathname) ? ROUTES[url.pathname] : undefined;
     out.signal = route?.signal;
     out.path = url.pathname;
+    const contentEncoding = out.contentEncoding = request.headers.get("content-encoding");
     const format = formatOf(request.headers.get("content-type"));
     const encoding: ResponseEncoding = format === "protobuf" ? "protobuf" : "json";
     const refuse = (
@@ -399,7 +402,6 @@ export function createHandler(
     let charge: BudgetCharge | undefined;
     let decoded: Decoded | undefined;
     try {
-      const contentEncoding = request.headers.get("content-encoding");
       const identity = !contentEncoding || contentEncoding.trim().toLowerCase() === "identity";
       if (identity && declared > maxPayload) {
         await request.body?.cancel();
@@ -515,6 +517,7 @@ function newOutcome(): RequestOutcome {
   return {
     signal: undefined,
     path: "",
+    contentEncoding: null,
     status: 0,
     reason: undefined,
     message: "",

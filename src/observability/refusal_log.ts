@@ -131,7 +131,7 @@ export class RefusalLog {
       refusal: o.reason ?? "other",
       reason: o.message,
       contentType: cut(h.get("content-type")),
-      contentEncoding: cut(h.get("content-encoding")),
+      contentEncoding: cut(o.contentEncoding),
       contentLength: cut(h.get("content-length")),
       bodyBytes: o.wireBytes,
       client: remote && typeof remote.hostname === "string"

@@ -13,6 +13,7 @@ function outcome(path: string, status: number, message = "no such path"): Reques
   return {
     signal: undefined,
     path,
+    contentEncoding: "gzip",
     status,
     reason: status === 404 ? "not_found" : "too_large",
     message,
@@ -42,13 +43,23 @@ function setup(linesPerWindow = 5, windowMs = 60_000) {
         outcome(path, status),
         new Request(`http://x${path}`, {
           method: "POST",
-          headers: { "content-type": "application/x-protobuf", "content-encoding": "gzip", "content-length": "42" },
+          headers: {
+            "content-type": "application/x-protobuf",
+            "content-encoding": "gzip",
+            "content-length": "42",
+          },
         }),
         info,
       );
     }
   };
-  return { lines, parsed: () => lines.map((l) => JSON.parse(l)), send, log, advance: (ms: number) => now += ms };
+  return {
+    lines,
+    parsed: () => lines.map((l) => JSON.parse(l)),
+    send,
+    log,
+    advance: (ms: number) => now += ms,
+  };
 }
 
 Deno.test("a refusal is logged at warn with path, status, content type and encoding, length, client and reason", () => {

@@ -318,9 +318,9 @@ export class ServerMetrics {
   }
 
   /** The handler's `observe`: counts one answered request. */
-  readonly observe = (o: Readonly<RequestOutcome>, request: Request): void => {
+  readonly observe = (o: Readonly<RequestOutcome>): void => {
     const s = o.signal === undefined ? NONE : SIGNAL_INDEX[o.signal];
-    const e = encodingIndex(request.headers.get("content-encoding"));
+    const e = encodingIndex(o.contentEncoding);
     const byStatus = this.#requestsBy[s][e];
     let c = byStatus.get(o.status);
     if (!c) byStatus.set(o.status, c = this.#requests.labels(SIGNALS[s], String(o.status), ENCODINGS[e]));

@@ -247,7 +247,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       log.error("unexpected error", { path: new URL(request.url).pathname, error: String(error) }),
     metrics: metrics && (() => metrics.render()),
     observe: (outcome, request, info) => {
-      metrics?.observe(outcome, request);
+      metrics?.observe(outcome);
       refusals.observe(outcome, request, info);
     },
   });
