@@ -430,3 +430,81 @@ Deno.test({
     }
   },
 });
+
+/** The value of one sample of a server's metrics now. */
+async function scrape(url: string, sample: string): Promise<number | undefined> {
+  return samples(await (await fetch(`${url}/metrics`)).text()).get(sample);
+}
+
+Deno.test("failed object writes are counted as store errors and retries until the write succeeds", async () => {
+  const t = await startTestServer();
+  try {
+    assert.equal((await post(`${t.url}/v1/logs`, logsJson([["svc-a", 2]]))).status, 200);
+    // A file where the logs folder must be: every put of a logs object fails (even as root) until it goes.
+    writeFileSync(join(t.dir, "logs"), "in the way");
+    const flushed = t.server.ingest.flushAll();
+    let errors = 0;
+    for (let i = 0; i < 500 && errors < 2; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      errors = (await scrape(t.url, "otlp2parquet_store_errors_total"))!;
+    }
+    assert.ok(errors >= 2, `${errors} store errors counted`);
+    assert.equal(await scrape(t.url, 'otlp2parquet_written_objects_total{table="otel_logs"}'), 0);
+    assert.equal(await scrape(t.url, "otlp2parquet_pending_bytes") as number > 0, true);
+    rmSync(join(t.dir, "logs"));
+    await flushed;
+    const s = samples(await (await fetch(`${t.url}/metrics`)).text());
+    assert.equal(s.get('otlp2parquet_written_objects_total{table="otel_logs"}'), 1);
+    assert.equal(s.get('otlp2parquet_written_rows_total{table="otel_logs"}'), 2);
+    // Every failure was retried (none abandoned): as many retries as errors.
+    assert.equal(s.get("otlp2parquet_store_retries_total"), s.get("otlp2parquet_store_errors_total"));
+    assert.ok(s.get("otlp2parquet_store_errors_total")! >= 2);
+    assert.equal(s.get("otlp2parquet_pending_bytes"), 0);
+  } finally {
+    await t.dispose();
+  }
+});
+
+Deno.test("records replayed from the write-ahead log at start are counted (killed, then restarted)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "otlp2parquet-metrics-replay-"));
+  const env = {
+    OTLP2PARQUET_STORAGE_PATH: dir,
+    OTLP2PARQUET_WAL_DIR: join(dir, ".wal"),
+    OTLP2PARQUET_BATCH_MAX_AGE_SECS: "3600",
+  };
+  const first = await spawnServer(env);
+  try {
+    assert.equal((await post(`${first.url}/v1/logs`, logsJson([["svc-a", 4], ["svc-b", 3]]))).status, 200);
+    assert.equal((await post(`${first.url}/v1/traces`, tracesJson(2))).status, 200);
+    await first.kill(); // SIGKILL: nothing flushed, everything still in the log
+    const second = await spawnServer(env);
+    try {
+      const s = samples(await (await fetch(`${second.url}/metrics`)).text());
+      assert.equal(s.get("otlp2parquet_replayed_requests_total"), 2);
+      assert.equal(s.get("otlp2parquet_replayed_records_total"), 9);
+      assert.equal(s.get('otlp2parquet_open_batch_rows{table="otel_logs"}'), 7);
+      // Replayed records were accepted by the first run, not this one.
+      assert.equal(s.get('otlp2parquet_records_accepted_total{signal="logs"}'), 0);
+      assert.equal(await second.stop(), 0);
+    } finally {
+      await second.kill();
+    }
+  } finally {
+    await first.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("without batching (each request written before its 200) objects are counted too", async () => {
+  const t = await startTestServer({ env: { OTLP2PARQUET_BATCH_ENABLED: "false" } });
+  try {
+    assert.equal((await post(`${t.url}/v1/logs`, logsJson([["svc-a", 3], ["svc-b", 1]]))).status, 200);
+    const s = samples(await (await fetch(`${t.url}/metrics`)).text());
+    assert.equal(s.get('otlp2parquet_records_accepted_total{signal="logs"}'), 4);
+    assert.equal(s.get('otlp2parquet_written_objects_total{table="otel_logs"}'), 2);
+    assert.equal(s.get('otlp2parquet_written_rows_total{table="otel_logs"}'), 4);
+    assert.equal(s.get('otlp2parquet_flush_duration_seconds_count{table="otel_logs"}'), 2);
+  } finally {
+    await t.dispose();
+  }
+});

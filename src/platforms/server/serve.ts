@@ -233,6 +233,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     maxInflightBytes: config.server.maxInflightBytes,
     limits: limitsOf(config.batch),
     log,
+    observer: metrics?.ingestObserver,
   });
   const refusals = new RefusalLog(log);
   const handler = createHandler({
