@@ -508,3 +508,39 @@ Deno.test("without batching (each request written before its 200) objects are co
     await t.dispose();
   }
 });
+
+const METRICS_DOC = new URL("../docs/metrics.md", import.meta.url);
+
+Deno.test("docs/metrics.md lists every metric the server exposes, with its type, and nothing else", async () => {
+  const { ServerMetrics } = await import("../src/observability/server_metrics.ts");
+  const exposed = new Map<string, string>();
+  for (const line of new ServerMetrics({ residentMemory: () => 1 }).render().split("\n")) {
+    const m = /^# TYPE (\S+) (\S+)$/.exec(line);
+    if (m) exposed.set(m[1], m[2]);
+  }
+  const documented = new Map<string, string>();
+  for (const line of Deno.readTextFileSync(METRICS_DOC).split("\n")) {
+    const m = /^\| `([a-z0-9_]+)`\s*\| (counter|gauge|histogram)\s*\|/.exec(line);
+    if (m) documented.set(m[1], m[2]);
+  }
+  assert.deepEqual(documented, exposed);
+});
+
+Deno.test({
+  name: "the alerting rules in docs/metrics.md pass promtool check rules",
+  ignore: !HAVE_PROMTOOL,
+  fn() {
+    const doc = Deno.readTextFileSync(METRICS_DOC);
+    const rules = /```yaml\n(groups:[\s\S]*?)```/.exec(doc)?.[1];
+    assert.ok(rules, "a ```yaml block starting with groups:");
+    const dir = mkdtempSync(join(tmpdir(), "otlp2parquet-rules-"));
+    try {
+      writeFileSync(join(dir, "rules.yml"), rules);
+      const run = spawnSync("promtool", ["check", "rules", join(dir, "rules.yml")], { encoding: "utf8" });
+      assert.equal(run.status, 0, run.stdout + run.stderr);
+      assert.match(run.stdout, /SUCCESS: 8 rules found/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+});
