@@ -544,3 +544,38 @@ Deno.test({
     }
   },
 });
+
+Deno.test("records decoded and then refused with their request (write-ahead log full) are counted by reason", async () => {
+  const t = await startTestServer({
+    env: {
+      OTLP2PARQUET_WAL_MAX_BYTES: "65536",
+      OTLP2PARQUET_BATCH_MAX_BYTES: "32768",
+      OTLP2PARQUET_MAX_PAYLOAD_BYTES: "32768",
+    },
+  });
+  // The store fails every logs write (a file where the folder must be), so nothing leaves the log.
+  writeFileSync(join(t.dir, "logs"), "in the way");
+  try {
+    let accepted = 0, refused = 0, refusedRequests = 0;
+    for (let i = 0; i < 40 && refusedRequests < 2; i++) {
+      const res = await post(`${t.url}/v1/logs`, logsJson([[`svc-${i % 3}`, 50]]));
+      if (res.status === 200) accepted += 50;
+      else {
+        assert.equal(res.status, 503);
+        assert.match(res.body, /write-ahead log full/);
+        refused += 50, refusedRequests++;
+      }
+    }
+    assert.equal(refusedRequests, 2, "the log filled up");
+    const s = samples(await (await fetch(`${t.url}/metrics`)).text());
+    assert.equal(s.get('otlp2parquet_records_accepted_total{signal="logs"}'), accepted);
+    assert.equal(s.get('otlp2parquet_records_rejected_total{signal="logs",reason="wal_full"}'), refused);
+    assert.equal(s.get('otlp2parquet_requests_refused_total{signal="logs",reason="wal_full"}'), 2);
+    assert.equal(s.get('otlp2parquet_requests_total{signal="logs",status="503",encoding="identity"}'), 2);
+    assert.ok(s.get("otlp2parquet_wal_bytes")! / s.get("otlp2parquet_wal_max_bytes")! > 0.5);
+    assert.ok(t.logs.some((l) => / WARN .*status=503 refusal=wal_full reason="write-ahead log full/.test(l)));
+  } finally {
+    rmSync(join(t.dir, "logs"), { force: true });
+    await t.dispose();
+  }
+});

@@ -373,7 +373,19 @@ export function createHandler(
         );
       }
       if (url.pathname === "/metrics" && metrics && read) {
-        return new Response(metrics(), { headers: { "content-type": METRICS_CONTENT_TYPE } });
+        let text: string;
+        try {
+          text = metrics();
+        } catch (error) {
+          try {
+            options.onError?.(error, request);
+          } catch {
+            // A failing reporter must not leave the request unanswered.
+          }
+          out.reason = "internal", out.message = "internal error";
+          return fallbackResponse();
+        }
+        return new Response(text, { headers: { "content-type": METRICS_CONTENT_TYPE } });
       }
       await request.body?.cancel();
       return refuse(
