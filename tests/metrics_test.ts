@@ -189,7 +189,7 @@ Deno.test({
           ['otlp2parquet_requests_refused_total{signal="logs",reason="unsupported_media_type"}', 1],
         ]),
       );
-      // Bodies read: the four accepted requests and the invalid one (the 413 was refused from its length).
+      // Logs bodies read: the two accepted and the invalid one (the 413 went by its length, the 415 unread).
       assert.equal(s.get('otlp2parquet_request_body_bytes_count{signal="logs"}'), 3);
       assert.equal(s.get('otlp2parquet_request_decompressed_body_bytes_count{signal="logs"}'), 3);
       assert.equal(s.get('otlp2parquet_request_duration_seconds_count{signal="logs"}'), 5);

@@ -525,7 +525,8 @@ export function createHandler(
   };
 }
 
-function newOutcome(): RequestOutcome {
+/** An outcome before anything is known: no signal, no body read, nothing counted. */
+export function newOutcome(): RequestOutcome {
   return {
     signal: undefined,
     path: "",

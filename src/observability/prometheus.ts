@@ -135,8 +135,15 @@ export class CounterChild {
   }
 }
 
+/** A family whose series are one number each (counters, gauges): one sample line per series. */
+abstract class ScalarFamily<C extends { value: number }> extends Family<C> {
+  protected samples(out: string[], pairs: string, child: C): void {
+    out.push(`${this.name}${pairs ? `{${pairs}}` : ""} ${formatValue(child.value)}`);
+  }
+}
+
 /** A counter family. Its name must end in `_total`, as Prometheus names counters. */
-export class Counter extends Family<CounterChild> {
+export class Counter extends ScalarFamily<CounterChild> {
   readonly type = "counter";
 
   constructor(name: string, help: string, labelNames: readonly string[] = [], maxSeries?: number) {
@@ -147,10 +154,6 @@ export class Counter extends Family<CounterChild> {
 
   protected create(): CounterChild {
     return new CounterChild();
-  }
-
-  protected samples(out: string[], pairs: string, child: CounterChild): void {
-    out.push(`${this.name}${pairs ? `{${pairs}}` : ""} ${formatValue(child.value)}`);
   }
 }
 
@@ -168,7 +171,7 @@ export class GaugeChild {
 }
 
 /** A gauge family. */
-export class Gauge extends Family<GaugeChild> {
+export class Gauge extends ScalarFamily<GaugeChild> {
   readonly type = "gauge";
 
   constructor(name: string, help: string, labelNames: readonly string[] = [], maxSeries?: number) {
@@ -179,10 +182,6 @@ export class Gauge extends Family<GaugeChild> {
 
   protected create(): GaugeChild {
     return new GaugeChild();
-  }
-
-  protected samples(out: string[], pairs: string, child: GaugeChild): void {
-    out.push(`${this.name}${pairs ? `{${pairs}}` : ""} ${formatValue(child.value)}`);
   }
 }
 

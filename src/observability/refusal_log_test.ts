@@ -5,27 +5,13 @@
  */
 
 import assert from "node:assert/strict";
-import type { RequestInfo, RequestOutcome } from "../http/handler.ts";
+import { newOutcome, type RequestInfo, type RequestOutcome } from "../http/handler.ts";
 import { createLogger } from "../platforms/server/log.ts";
 import { RefusalLog } from "./refusal_log.ts";
 
 function outcome(path: string, status: number, message = "no such path"): RequestOutcome {
-  return {
-    signal: undefined,
-    path,
-    contentEncoding: "gzip",
-    status,
-    reason: status === 404 ? "not_found" : "too_large",
-    message,
-    wireBytes: 0,
-    bodyBytes: -1,
-    accepted: 0,
-    invalid: 0,
-    overCap: 0,
-    outsideWindow: 0,
-    refusedRecords: 0,
-    seconds: 0,
-  };
+  const reason = status === 404 ? "not_found" : "too_large";
+  return { ...newOutcome(), path, contentEncoding: "gzip", status, reason, message };
 }
 
 function setup(linesPerWindow = 5, windowMs = 60_000) {

@@ -1,22 +1,17 @@
 // What the metrics cost a request, and a scrape: `deno bench -A src/observability/server_metrics_bench.ts`.
-import type { RequestOutcome } from "../http/handler.ts";
+import { newOutcome, type RequestOutcome } from "../http/handler.ts";
 import { ServerMetrics } from "./server_metrics.ts";
 
 const metrics = new ServerMetrics();
 const ok: RequestOutcome = {
+  ...newOutcome(),
   signal: "logs",
   path: "/v1/logs",
   contentEncoding: "gzip",
   status: 200,
-  reason: undefined,
-  message: "",
   wireBytes: 120_000,
   bodyBytes: 900_000,
   accepted: 1000,
-  invalid: 0,
-  overCap: 0,
-  outsideWindow: 0,
-  refusedRecords: 0,
   seconds: 0.012,
 };
 const notFound: RequestOutcome = {
