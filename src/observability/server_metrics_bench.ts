@@ -1,5 +1,7 @@
-// What the metrics cost a request, and a scrape: `deno bench -A src/observability/server_metrics_bench.ts`.
+// What the metrics and the refusal log cost a request, and a scrape: `deno bench -A src/observability/server_metrics_bench.ts`.
 import { newOutcome, type RequestOutcome } from "../http/handler.ts";
+import { silentLogger } from "../ingest/ingest.ts";
+import { RefusalLog } from "./refusal_log.ts";
 import { ServerMetrics } from "./server_metrics.ts";
 
 const metrics = new ServerMetrics();
@@ -33,4 +35,13 @@ Deno.bench("observe: a refused request", { n: 1_000_000, warmup: 10_000 }, () =>
 
 Deno.bench("render: one scrape", { n: 2000, warmup: 100 }, () => {
   metrics.render();
+});
+
+const refusals = new RefusalLog(silentLogger);
+const request = new Request("http://x/v1/log", { method: "POST" });
+Deno.bench("refusal log: a refusal past the window's bound (counted, not logged)", {
+  n: 1_000_000,
+  warmup: 10_000,
+}, () => {
+  refusals.observe(notFound, request);
 });
