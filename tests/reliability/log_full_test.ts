@@ -17,6 +17,19 @@ import { problems, type ServerProcess, spawnServer, waitForStatus } from "./serv
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MiB = 1024 * 1024;
 
+/** The setting of issue 15, storing under `dir`: a log as large as a batch, 1 MiB payloads. */
+function issueSetting(dir: string): Record<string, string> {
+  return {
+    OTLP2PARQUET_STORAGE_PATH: join(dir, "data"),
+    OTLP2PARQUET_WAL_DIR: join(dir, "wal"),
+    OTLP2PARQUET_WAL_MAX_BYTES: "4MiB",
+    OTLP2PARQUET_BATCH_MAX_BYTES: "4MiB",
+    OTLP2PARQUET_MAX_PAYLOAD_BYTES: "1MiB",
+    // Never due by age while a test runs: only the log's bound (or a full batch) writes one.
+    OTLP2PARQUET_BATCH_MAX_AGE_SECS: "600",
+  };
+}
+
 Deno.test({
   name: "4 MiB log, 4 MiB batches: steady protobuf and JSON load, one service and many, gets no 503",
   sanitizeResources: false,
@@ -27,15 +40,7 @@ Deno.test({
     let server: ServerProcess | undefined;
     const loads: Load[] = [];
     try {
-      server = await spawnServer({
-        OTLP2PARQUET_STORAGE_PATH: join(dir, "data"),
-        OTLP2PARQUET_WAL_DIR: join(dir, "wal"),
-        OTLP2PARQUET_WAL_MAX_BYTES: "4MiB",
-        OTLP2PARQUET_BATCH_MAX_BYTES: "4MiB",
-        OTLP2PARQUET_MAX_PAYLOAD_BYTES: "1MiB",
-        // Never due by age while the test runs: only the log's bound (or a full batch) writes one.
-        OTLP2PARQUET_BATCH_MAX_AGE_SECS: "600",
-      });
+      server = await spawnServer(issueSetting(dir));
       const url = server.url;
       const common = { url: () => url, seed, maxRecords: 200, padding: 48 };
       // Protobuf and JSON, one service and forty: four loads of two clients each at once.
@@ -86,14 +91,7 @@ Deno.test({
     const seed = seedFor("log full, kill -9");
     const random = prng(seed);
     const dir = Deno.makeTempDirSync({ prefix: "o2p-logfull-kill-" });
-    const env = {
-      OTLP2PARQUET_STORAGE_PATH: join(dir, "data"),
-      OTLP2PARQUET_WAL_DIR: join(dir, "wal"),
-      OTLP2PARQUET_WAL_MAX_BYTES: "4MiB",
-      OTLP2PARQUET_BATCH_MAX_BYTES: "4MiB",
-      OTLP2PARQUET_MAX_PAYLOAD_BYTES: "1MiB",
-      OTLP2PARQUET_BATCH_MAX_AGE_SECS: "600",
-    };
+    const env = issueSetting(dir);
     let server: ServerProcess | undefined;
     let url = "http://127.0.0.1:1";
     const common = { url: () => url, seed, maxRecords: 200, padding: 48, clients: 2 };
