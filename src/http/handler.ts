@@ -369,12 +369,10 @@ export function createHandler(
           ? ["misconfigured, see the log"]
           : sink.notReadyReasons?.() ?? (await sink.ready() ? [] : [""]);
         const ok = reasons.length === 0;
-        if (!ok) {
-          out.reason = misconfigured ? "misconfigured" : "unavailable";
-          out.message = reasons[0] ? `not ready: ${reasons.join("; ")}` : "not ready";
-        }
+        const message = ok ? "ready" : reasons[0] ? `not ready: ${reasons.join("; ")}` : "not ready";
+        if (!ok) out.reason = misconfigured ? "misconfigured" : "unavailable", out.message = message;
         return new Response(
-          ok ? "ready\n" : reasons[0] ? `not ready: ${reasons.join("; ")}\n` : "not ready\n",
+          `${message}\n`,
           {
             status: ok ? 200 : 503,
             headers: { "content-type": "text/plain", ...(ok ? {} : { "retry-after": "5" }) },
