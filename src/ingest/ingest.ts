@@ -261,6 +261,8 @@ export class Ingest {
   private logRefused = false;
   /** Woken when the store is found failing, so requests waiting for log room are refused at once. */
   private storeFailed: (() => void)[] = [];
+  /** Woken when a probe finds the store reachable, so writes waiting to be retried go at once. */
+  private storeBack: (() => void)[] = [];
   /** The flush that frees log space, shared by every request waiting for it. */
   private freeing: Promise<void> | undefined;
   private stopping = false;
@@ -793,7 +795,14 @@ export class Ingest {
             for (const wake of this.storeFailed.splice(0)) wake();
           }
           this.counters.writeRetries++;
-          await new Promise((r) => setTimeout(r, Math.random() * delay));
+          // A probe that finds the store back cuts the wait short: the log drains as soon as it can.
+          let timer: ReturnType<typeof setTimeout> | undefined, wake: (() => void) | undefined;
+          await new Promise<void>((r) => {
+            timer = setTimeout(r, Math.random() * delay);
+            if (store) this.storeBack.push(wake = r);
+          });
+          clearTimeout(timer);
+          if (wake) this.storeBack = this.storeBack.filter((w) => w !== wake);
           delay = Math.min(this.retryMax, delay * 2);
         }
       }
@@ -814,6 +823,7 @@ export class Ingest {
     const wasOk = this.storeOk();
     this.probeOk = true;
     this.lastProbe = this.now();
+    if (what === "probe") { for (const wake of this.storeBack.splice(0)) wake(); }
     if (!wasOk && this.storeOk()) this.log.info("object store reachable again", { what });
   }
 
@@ -821,11 +831,12 @@ export class Ingest {
    * Probes the store (`check()`: a HEAD of the bucket on S3, a write and delete of an empty file on fs)
    * when nothing has shown it reachable for `probeIntervalMs`: so `/ready` turns 503 when the store goes
    * away without traffic, and back to 200 when it returns, without waiting for a write. While it is known
-   * to be down, every 5 s at least. A probe that takes longer than the interval (at most 10 s) fails.
+   * to be down, every 2 s (or the interval, if shorter); a probe that succeeds then retries the waiting
+   * writes at once. A probe that takes longer than the interval (at most 10 s) fails.
    */
   private probeStore(): void {
     const now = this.now();
-    const every = this.storeOk() ? this.probeIntervalMs : Math.min(this.probeIntervalMs || 5000, 5000);
+    const every = this.storeOk() ? this.probeIntervalMs : Math.min(this.probeIntervalMs || 2000, 2000);
     if (this.probing || !every || now - this.lastProbe < every) return;
     this.probing = true;
     this.lastProbe = now;
