@@ -233,6 +233,35 @@ Deno.test("/ready: the probe finds the store gone without any traffic, and back"
   }
 });
 
+Deno.test("a probe that finds the store back retries the writes waiting out their backoff", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "o2p-probe-retry-" });
+  const store = new MemoryStore();
+  const wal = await Wal.open({ dir, maxBytes: WAL_MAX, sync: false });
+  const { ingest } = await Ingest.start({
+    store,
+    wal,
+    maxLogBytes: walRequestBytes(WAL_MAX),
+    maxRows: 10,
+    // A backoff far beyond the test's patience: only the probe's wake can retry in time.
+    retry: { initialMs: 600_000, maxMs: 600_000 },
+    probeIntervalMs: 20,
+    maxAgeMs: 100,
+    files: { instanceId: "test" },
+  });
+  try {
+    store.failWith(Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }));
+    await ingest.accept(logs("json", "svc", "a", 10));
+    await until("the write to fail", () => ingest.stats().writeRetries > 0);
+    store.failWith(undefined);
+    await until("the object to be written", () => ingest.stats().objects === 1);
+    assert.equal(store.size, 1);
+    await until("ready", () => ingest.ready());
+  } finally {
+    await ingest.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("/ready is 503 while shutting down, before the last batches are written", async () => {
   const dir = await Deno.makeTempDir({ prefix: "o2p-stop-" });
   const store = new GatedStore(`${dir}/data`);
