@@ -1,6 +1,6 @@
 /**
- * xxHash64 (the zstd frame's content checksum: its low 32 bits, RFC 8878 §3.1.1), written from the
- * xxHash specification. Streaming, because the zstd decoder hashes each block as it is produced and
+ * xxHash64 (the zstd frame's content checksum: its low 32 bits, RFC 8878 §3.1.1; and the hash of
+ * Parquet's bloom filters), written from the xxHash specification. Streaming, because the zstd decoder hashes each block as it is produced and
  * keeps only the window. JavaScript has no fast 64-bit integers (BigInt allocates per operation), so
  * every 64-bit value is a pair of unsigned 32-bit halves and multiplication is done in 16-bit pieces.
  *
@@ -149,41 +149,43 @@ export class Xxh64 {
       h = P5H, l = P5L;
     }
     add(h, l, Math.floor(this.#length / 2 ** 32) >>> 0, this.#length >>> 0);
-    h = rh, l = rl;
-    const b = this.#pending;
-    const n = this.#pendingLength;
-    let i = 0;
-    for (; i + 8 <= n; i += 8) {
-      round(0, 0, u32(b, i + 4), u32(b, i));
-      h = (h ^ rh) >>> 0, l = (l ^ rl) >>> 0;
-      rotl(h, l, 27);
-      mul(rh, rl, P1H, P1L);
-      add(rh, rl, P4H, P4L);
-      h = rh, l = rl;
-    }
-    if (i + 4 <= n) {
-      mul(0, u32(b, i), P1H, P1L);
-      h = (h ^ rh) >>> 0, l = (l ^ rl) >>> 0;
-      rotl(h, l, 23);
-      mul(rh, rl, P2H, P2L);
-      add(rh, rl, P3H, P3L);
-      h = rh, l = rl;
-      i += 4;
-    }
-    for (; i < n; i++) {
-      mul(0, b[i], P5H, P5L);
-      h = (h ^ rh) >>> 0, l = (l ^ rl) >>> 0;
-      rotl(h, l, 11);
-      mul(rh, rl, P1H, P1L);
-      h = rh, l = rl;
-    }
-    l = (l ^ (h >>> 1)) >>> 0; // ^= >> 33
-    mul(h, l, P2H, P2L);
-    l = (rl ^ ((rl >>> 29) | (rh << 3))) >>> 0; // ^= >> 29
-    h = (rh ^ (rh >>> 29)) >>> 0;
-    mul(h, l, P3H, P3L);
-    return [rh, (rl ^ rh) >>> 0]; // ^= >> 32
+    finish(rh, rl, this.#pending, 0, this.#pendingLength);
+    return [rh, rl];
   }
+}
+
+/** Mixes the last bytes `b[i, n)` (fewer than 32) into (h:l) and avalanches: the hash into rh:rl. */
+function finish(h: number, l: number, b: Uint8Array, i: number, n: number): void {
+  for (; i + 8 <= n; i += 8) {
+    round(0, 0, u32(b, i + 4), u32(b, i));
+    h = (h ^ rh) >>> 0, l = (l ^ rl) >>> 0;
+    rotl(h, l, 27);
+    mul(rh, rl, P1H, P1L);
+    add(rh, rl, P4H, P4L);
+    h = rh, l = rl;
+  }
+  if (i + 4 <= n) {
+    mul(0, u32(b, i), P1H, P1L);
+    h = (h ^ rh) >>> 0, l = (l ^ rl) >>> 0;
+    rotl(h, l, 23);
+    mul(rh, rl, P2H, P2L);
+    add(rh, rl, P3H, P3L);
+    h = rh, l = rl;
+    i += 4;
+  }
+  for (; i < n; i++) {
+    mul(0, b[i], P5H, P5L);
+    h = (h ^ rh) >>> 0, l = (l ^ rl) >>> 0;
+    rotl(h, l, 11);
+    mul(rh, rl, P1H, P1L);
+    h = rh, l = rl;
+  }
+  l = (l ^ (h >>> 1)) >>> 0; // ^= >> 33
+  mul(h, l, P2H, P2L);
+  l = (rl ^ ((rl >>> 29) | (rh << 3))) >>> 0; // ^= >> 29
+  h = (rh ^ (rh >>> 29)) >>> 0;
+  mul(h, l, P3H, P3L);
+  rl = (rl ^ rh) >>> 0; // ^= >> 32
 }
 
 function u32(b: Uint8Array, i: number): number {
@@ -195,4 +197,26 @@ export function xxh64(bytes: Uint8Array): [number, number] {
   const hash = new Xxh64();
   hash.update(bytes);
   return hash.digest();
+}
+
+/** The halves of the last `xxh64Range` hash. */
+export const xxh64Out = { high: 0, low: 0 };
+
+const long = new Xxh64();
+
+/**
+ * xxHash64 (seed 0) of `bytes[start, end)` into `xxh64Out`, allocating nothing for inputs under 32
+ * bytes: for hashing many short values (Parquet bloom filters hash every id of a column chunk).
+ */
+export function xxh64Range(bytes: Uint8Array, start: number, end: number): void {
+  const n = end - start;
+  if (n >= 32) {
+    long.reset();
+    long.update(bytes, start, end);
+    [xxh64Out.high, xxh64Out.low] = long.digest();
+    return;
+  }
+  add(P5H, P5L, 0, n);
+  finish(rh, rl, bytes, start, end);
+  xxh64Out.high = rh, xxh64Out.low = rl;
 }
