@@ -62,6 +62,8 @@ export interface WriterOptions {
   metadata?: readonly [string, string][];
   /** The footer's `created_by`. */
   createdBy?: string;
+  /** A data page ends after this many rows (or PAGE_BYTES of values); default 20,000. */
+  pageRows?: number;
   /** Write a page index (ColumnIndex and OffsetIndex) for every column chunk; default true. */
   pageIndex?: boolean;
   /**
@@ -1046,7 +1048,7 @@ function* writeChunk(
     // A page ends on a row boundary: after PAGE_ROWS rows or once its plain values pass PAGE_BYTES
     // (dictionary indices take a few bits a value: rows alone cut those pages).
     const pv0 = valueStart(v, p0);
-    let p1 = Math.min(rows, p0 + PAGE_ROWS);
+    let p1 = Math.min(rows, p0 + (options.pageRows ?? PAGE_ROWS));
     if (dict) {
       while (p1 > p0 + 1 && valueStart(v, p1) - pv0 > PAGE_BYTES) p1 = p0 + ((p1 - p0) >> 1);
     } else if (fixed) {
