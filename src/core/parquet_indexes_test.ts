@@ -6,15 +6,17 @@
  * truncated statistics) must still return every matching row: no false negatives.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import * as zlib from "node:zlib";
 import { encodeProtobuf, generateTraces } from "../../bench/data.ts";
 import { openClickHouse, sqlString } from "../../tests/support/clickhouse.ts";
 import { openDuckDb } from "../../tests/support/duckdb.ts";
 import { field, parquetFooter, ThriftReader, type ThriftStruct } from "../../tests/support/thrift_reader.ts";
 import { decodeRequest } from "./convert.ts";
+import { initParquet, rowsToParquet } from "./parquet.ts";
 import { writeParquetFile, type WriterOptions } from "./parquet_writer.ts";
 import { gatherRange, type Rows, sortBatch } from "./rows.ts";
 
@@ -321,6 +323,24 @@ Deno.test("DuckDB's bloom probe never excludes a row group holding an id, and ex
   assert.ok(excluded / probes > 0.97, `${excluded} of ${probes} absent probes excluded`);
   // Columns without a filter are never excluded.
   assert.ok((await probe("ServiceName", "nope")).every((r) => r.ex === false));
+});
+
+Deno.test("parquet-wasm (arrow-rs) writes a page index and truncated bounds too, but no bloom filters", () => {
+  initParquet(readFileSync(fileURLToPath(import.meta.resolve("parquet-wasm/esm/parquet_wasm_bg.wasm"))));
+  // snappy has no registered compressor: this file comes from parquet-wasm.
+  const file = rowsToParquet(logsRows, { compression: "snappy", rowGroupRows: 1000 });
+  const chunks = chunksOf(file);
+  assert.equal(chunks.length, 3 * 19);
+  for (const c of chunks) {
+    assert.equal(field<bigint>(c.chunk, 2), 0n, "file_offset");
+    assert.ok(c.chunk.has(4) && c.chunk.has(6), `${c.path}: offset and column index`);
+    assert.ok(!c.meta.has(14), `${c.path}: no bloom filter`);
+    if (c.path === "Body") {
+      const st = field<ThriftStruct>(c.meta, 12);
+      assert.ok(field<Uint8Array>(st, 5).length <= 64);
+      assert.equal(field<boolean>(st, 7), false);
+    }
+  }
 });
 
 Deno.test("cleanup", () => {
