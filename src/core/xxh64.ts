@@ -124,34 +124,35 @@ export class Xxh64 {
 
   /** The hash of everything so far, as [high, low] unsigned 32-bit halves. */
   digest(): [number, number] {
-    const v = this.#v;
-    let h: number, l: number;
-    if (this.#length >= 32) {
-      rotl(v[0], v[1], 1);
-      let sh = rh, sl = rl;
-      rotl(v[2], v[3], 7);
-      add(sh, sl, rh, rl);
-      sh = rh, sl = rl;
-      rotl(v[4], v[5], 12);
-      add(sh, sl, rh, rl);
-      sh = rh, sl = rl;
-      rotl(v[6], v[7], 18);
-      add(sh, sl, rh, rl);
-      h = rh, l = rl;
-      for (let k = 0; k < 8; k += 2) {
-        round(0, 0, v[k], v[k + 1]);
-        h ^= rh, l ^= rl;
-        mul(h >>> 0, l >>> 0, P1H, P1L);
-        add(rh, rl, P4H, P4L);
-        h = rh, l = rl;
-      }
-    } else {
-      h = P5H, l = P5L;
-    }
+    let h = P5H, l = P5L;
+    if (this.#length >= 32) converge(this.#v), h = rh, l = rl;
     add(h, l, Math.floor(this.#length / 2 ** 32) >>> 0, this.#length >>> 0);
     finish(rh, rl, this.#pending, 0, this.#pendingLength);
     return [rh, rl];
   }
+}
+
+/** Merges the four accumulators `v` ([high, low] each) into one 64-bit value, into rh:rl. */
+function converge(v: Uint32Array): void {
+  rotl(v[0], v[1], 1);
+  let sh = rh, sl = rl;
+  rotl(v[2], v[3], 7);
+  add(sh, sl, rh, rl);
+  sh = rh, sl = rl;
+  rotl(v[4], v[5], 12);
+  add(sh, sl, rh, rl);
+  sh = rh, sl = rl;
+  rotl(v[6], v[7], 18);
+  add(sh, sl, rh, rl);
+  let h = rh, l = rl;
+  for (let k = 0; k < 8; k += 2) {
+    round(0, 0, v[k], v[k + 1]);
+    h ^= rh, l ^= rl;
+    mul(h >>> 0, l >>> 0, P1H, P1L);
+    add(rh, rl, P4H, P4L);
+    h = rh, l = rl;
+  }
+  rh = h >>> 0, rl = l >>> 0;
 }
 
 /** Mixes the last bytes `b[i, n)` (fewer than 32) into (h:l) and avalanches: the hash into rh:rl. */
@@ -202,21 +203,31 @@ export function xxh64(bytes: Uint8Array): [number, number] {
 /** The halves of the last `xxh64Range` hash. */
 export const xxh64Out = { high: 0, low: 0 };
 
-const long = new Xxh64();
+const acc = new Uint32Array(8);
 
 /**
- * xxHash64 (seed 0) of `bytes[start, end)` into `xxh64Out`, allocating nothing for inputs under 32
- * bytes: for hashing many short values (Parquet bloom filters hash every id of a column chunk).
+ * xxHash64 (seed 0) of `bytes[start, end)` into `xxh64Out`, allocating nothing: for hashing many short
+ * values (Parquet bloom filters hash every id of a column chunk; a hex trace id is 32 bytes, one stripe).
  */
 export function xxh64Range(bytes: Uint8Array, start: number, end: number): void {
   const n = end - start;
+  let i = start;
   if (n >= 32) {
-    long.reset();
-    long.update(bytes, start, end);
-    [xxh64Out.high, xxh64Out.low] = long.digest();
-    return;
-  }
-  add(P5H, P5L, 0, n);
-  finish(rh, rl, bytes, start, end);
+    add(P1H, P1L, P2H, P2L);
+    acc[0] = rh, acc[1] = rl;
+    acc[2] = P2H, acc[3] = P2L;
+    acc[4] = 0, acc[5] = 0;
+    add(0, 0, (-P1H - 1) >>> 0, (-P1L) >>> 0); // 0 - P1
+    acc[6] = rh, acc[7] = rl;
+    for (const stop = start + (n & ~31); i < stop; i += 32) {
+      for (let k = 0; k < 8; k += 2) {
+        round(acc[k], acc[k + 1], u32(bytes, i + 4 * k + 4), u32(bytes, i + 4 * k));
+        acc[k] = rh, acc[k + 1] = rl;
+      }
+    }
+    converge(acc);
+  } else rh = P5H, rl = P5L;
+  add(rh, rl, Math.floor(n / 2 ** 32) >>> 0, n >>> 0);
+  finish(rh, rl, bytes, i, end);
   xxh64Out.high = rh, xxh64Out.low = rl;
 }
