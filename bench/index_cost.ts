@@ -29,7 +29,7 @@ const { writeParquetFile } = await import(`${tree}/src/core/parquet_writer.ts`);
 const { gatherRange, sortBatch } = await import(`${tree}/src/core/rows.ts`);
 
 const level = (zlib.constants as Record<string, number>).ZSTD_c_compressionLevel;
-const zstdOptions = { params: { [level]: 1 } } as zlib.ZlibOptions;
+const zstdOptions = { params: { [level]: 1 } } as zlib.ZstdOptions;
 const base = { codec: 6, compress: (p: Uint8Array) => zlib.zstdCompressSync(p, zstdOptions) };
 const variants: [string, object][] = tree === resolve(".")
   ? [["no indexes", { pageIndex: false, bloomFilterFpp: 0 }], ["page index", { bloomFilterFpp: 0 }], [
