@@ -982,10 +982,22 @@ function dictionaryOrder(
 function bloomFilterOf(v: LeafValues, count: number, fpp: number, scratch: Scratch): BloomFilter {
   const high = scratch.u32(5, count), low = scratch.u32(6, count);
   const cols = v.cols as StrColumn[], { src, idx } = v;
+  let pb: Uint8Array = new Uint8Array(0), ps = 0, pl = -1;
   for (let j = 0; j < count; j++) {
-    const c = cols[src[j]], i = idx[j];
-    xxh64Range(c.bytes, c.offsets[i], c.offsets[i + 1]);
+    const c = cols[src[j]], i = idx[j], b = c.bytes, s = c.offsets[i], l = c.offsets[i + 1] - s;
+    // A value equal to the previous one (a log record's trace id, repeated by the records of one span)
+    // reuses its hash: one compare instead of a hash (~0.1-0.4 µs).
+    if (l === pl) {
+      let m = 0;
+      while (m < l && b[s + m] === pb[ps + m]) m++;
+      if (m === l) {
+        high[j] = high[j - 1], low[j] = low[j - 1];
+        continue;
+      }
+    }
+    xxh64Range(b, s, s + l);
     high[j] = xxh64Out.high, low[j] = xxh64Out.low;
+    pb = b, ps = s, pl = l;
   }
   const filter = new BloomFilter(bloomFilterBytes(distinctHashes(high, low, count), fpp));
   for (let j = 0; j < count; j++) filter.insert(high[j], low[j]);
