@@ -4,8 +4,10 @@
  * same Parquet schema (required fields, `MAP` over a repeated `key_value` group, `LIST` over a repeated
  * `list` group of `element`, `TIMESTAMP(NANOS, UTC)`, unsigned integer annotations), the Arrow schema in
  * the `ARROW:schema` key, data pages v1, dictionary encoding with a fallback to plain encoding, and
- * statistics per column chunk. Page compression is a function the platform supplies (zstd from
- * `node:zlib` on Deno and Bun), so the core stays pure.
+ * statistics per column chunk (long strings' bounds truncated). Beyond what parquet-wasm can write, it
+ * adds split-block bloom filters on the id columns of BLOOM_COLUMNS; both write a page index
+ * (`parquet_index.ts` holds those structures). Page compression is a function the platform supplies (zstd
+ * from `node:zlib` on Deno and Bun), so the core stays pure.
  *
  * @module
  */
