@@ -72,13 +72,7 @@ export class Xxh64 {
 
   /** Starts over, as for a fresh hash. */
   reset(): void {
-    const v = this.#v;
-    add(P1H, P1L, P2H, P2L);
-    v[0] = rh, v[1] = rl;
-    v[2] = P2H, v[3] = P2L;
-    v[4] = 0, v[5] = 0;
-    add(0, 0, (-P1H - 1) >>> 0, (-P1L) >>> 0); // 0 - P1
-    v[6] = rh, v[7] = rl;
+    initAccumulators(this.#v);
     this.#pendingLength = 0;
     this.#length = 0;
   }
@@ -136,6 +130,16 @@ export class Xxh64 {
     finish(rh, rl, this.#pending, 0, this.#pendingLength);
     return [rh, rl];
   }
+}
+
+/** The four accumulators ([high, low] each) of seed 0: P1 + P2, P2, 0, -P1. */
+function initAccumulators(v: Uint32Array): void {
+  add(P1H, P1L, P2H, P2L);
+  v[0] = rh, v[1] = rl;
+  v[2] = P2H, v[3] = P2L;
+  v[4] = 0, v[5] = 0;
+  add(0, 0, (-P1H - 1) >>> 0, (-P1L) >>> 0); // 0 - P1
+  v[6] = rh, v[7] = rl;
 }
 
 /** Merges the four accumulators `v` ([high, low] each) into one 64-bit value, into rh:rl. */
@@ -219,12 +223,7 @@ export function xxh64Range(bytes: Uint8Array, start: number, end: number): void 
   const n = end - start;
   let i = start;
   if (n >= 32) {
-    add(P1H, P1L, P2H, P2L);
-    acc[0] = rh, acc[1] = rl;
-    acc[2] = P2H, acc[3] = P2L;
-    acc[4] = 0, acc[5] = 0;
-    add(0, 0, (-P1H - 1) >>> 0, (-P1L) >>> 0); // 0 - P1
-    acc[6] = rh, acc[7] = rl;
+    initAccumulators(acc);
     for (const stop = start + (n & ~31); i < stop; i += 32) {
       for (let k = 0; k < 8; k += 2) {
         round(acc[k], acc[k + 1], u32(bytes, i + 4 * k + 4), u32(bytes, i + 4 * k));
