@@ -343,6 +343,44 @@ Deno.test("parquet-wasm (arrow-rs) writes a page index and truncated bounds too,
   }
 });
 
+/** ClickHouse's ProfileEvents counters that changed while `run` ran. */
+function chEvents(run: () => void): Map<string, number> {
+  const read = () =>
+    new Map(
+      ch.rows<{ event: string; value: string }>("SELECT event, value FROM system.events").map((
+        r,
+      ) => [r.event, Number(r.value)]),
+    );
+  const before = read();
+  run();
+  return new Map([...read()].map(([k, v]) => [k, v - (before.get(k) ?? 0)]));
+}
+
+Deno.test("ClickHouse skips by the indexes: rows it reads for an absent id, a present id, a window inside a row group", () => {
+  // SelectedRows counts each row read once per reading step (the filter's column, then the others: about
+  // twice the rows read), plus the rows of the system.events query that reads the counters (under 200).
+  const selected = (run: () => void) => chEvents(run).get("SelectedRows") ?? 0;
+  // An absent trace id: every row group is ruled out by its bloom filter.
+  const absent = selected(() => assert.equal(chCount(tracesPath, `TraceId = '${"e".repeat(32)}'`), 0));
+  assert.ok(absent < 200, `rows read for an absent trace: ${absent}`);
+  // A present one: one row group of 4,000 rows (8,000 counted), not three.
+  const id = ch.exec(`SELECT TraceId FROM file(${sqlString(tracesPath)}, Parquet) LIMIT 1 OFFSET 6000`)
+    .trim();
+  const present = selected(() => assert.ok(chCount(tracesPath, `TraceId = '${id}'`) >= 1));
+  assert.ok(present < 8200, `rows read for one trace: ${present} of 12,000`);
+  // A window of 1,000 rows (three 500-row pages) inside a row group of 4,000: the page index keeps the rows
+  // read to its pages (3,000 counted); without it the whole row group would be read (8,000 counted).
+  const [w] = ch.rows<{ a: string; b: string }>(
+    `SELECT toString(min(Timestamp)) AS a, toString(max(Timestamp)) AS b FROM (SELECT Timestamp FROM file(${
+      sqlString(tracesPath)
+    }, Parquet) ORDER BY Timestamp LIMIT 1000 OFFSET 5200)`,
+  );
+  const where =
+    `Timestamp >= toDateTime64('${w.a}', 9, 'UTC') AND Timestamp <= toDateTime64('${w.b}', 9, 'UTC')`;
+  const window = selected(() => assert.ok(chCount(tracesPath, where) >= 1000));
+  assert.ok(window >= 2000 && window < 3200, `rows read for a window of 1,000 rows: ${window}`);
+});
+
 Deno.test("cleanup", () => {
   db.close();
   ch.close();
