@@ -202,6 +202,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     limits: limitsOf(config.batch),
     files,
     log,
+    dedupe: {
+      windowMs: config.durability.dedupeWindowSecs * 1000,
+      maxEntries: config.durability.dedupeMaxEntries,
+      dir: durable ? config.durability.walDir : undefined,
+    },
   });
   if (replayed.requests) {
     log.info("replayed the write-ahead log", {
