@@ -264,6 +264,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         {
           objects: s.objects,
           rows: s.objectRows,
+          retriesStoredOnce: s.deduplicated,
         },
       );
       done();
