@@ -288,8 +288,9 @@ export class SeenLog {
   }
 
   /**
-   * Reads the files in `dir`: the newest `maxEntries` entries, oldest first, and the time they end at
-   * (where the window's clock resumes). Cuts a torn tail off the last file.
+   * Reads the files in `dir`, oldest first, handing each valid entry to `onEntry` (its `id` is reused:
+   * copy it), in pieces of 1 MiB; returns the log and the newest time read (where the window's clock
+   * resumes). Cuts a torn tail off the last file.
    */
   static async open(
     options: {
@@ -298,37 +299,38 @@ export class SeenLog {
       maxEntries: number;
       sync?: boolean;
       onWarning?: (m: string) => void;
+      onEntry: (id: RequestId, time: number, rejected: number) => void;
     },
-  ): Promise<{ log: SeenLog; entries: SeenEntry[]; newest: number | undefined }> {
+  ): Promise<{ log: SeenLog; newest: number | undefined }> {
     const names = (await readdir(options.dir)).filter((n) => FILE_NAME.test(n)).sort();
     const files: SeenFile[] = [];
-    let entries: SeenEntry[] = [];
     let newest: number | undefined;
+    const chunk = new Uint8Array(32 * 1024 * ENTRY_BYTES);
+    const view = new DataView(chunk.buffer);
+    const id = new Uint32Array(4);
     for (let i = 0; i < names.length; i++) {
       const name = names[i], last = i === names.length - 1;
       const fh = await open(join(options.dir, name), last ? "r+" : "r");
       try {
         const size = (await fh.stat()).size;
-        const data = new Uint8Array(size);
-        let filled = 0;
-        while (filled < size) {
-          const { bytesRead } = await fh.read(data, filled, size - filled, filled);
+        let n = 0, bad = false;
+        for (let at = 0; !bad && at < size;) {
+          const { bytesRead } = await fh.read(chunk, 0, Math.min(chunk.length, size - at), at);
           if (bytesRead === 0) break;
-          filled += bytesRead;
-        }
-        const view = new DataView(data.buffer);
-        let n = 0;
-        for (let o = 0; o + ENTRY_BYTES <= filled; o += ENTRY_BYTES, n++) {
-          if (view.getUint32(o + 28, true) !== crc32c(data.subarray(o, o + 28))) break;
-          const id = Uint32Array.of(
-            view.getUint32(o, true),
-            view.getUint32(o + 4, true),
-            view.getUint32(o + 8, true),
-            view.getUint32(o + 12, true),
-          );
-          const time = view.getFloat64(o + 16, true);
-          entries.push({ id, time, rejected: view.getUint32(o + 24, true) });
-          if (newest === undefined || time > newest) newest = time;
+          let o = 0;
+          for (; o + ENTRY_BYTES <= bytesRead; o += ENTRY_BYTES, n++) {
+            if (view.getUint32(o + 28, true) !== crc32c(chunk.subarray(o, o + 28))) {
+              bad = true;
+              break;
+            }
+            for (let w = 0; w < 4; w++) id[w] = view.getUint32(o + 4 * w, true);
+            const time = view.getFloat64(o + 16, true);
+            options.onEntry(id, time, view.getUint32(o + 24, true));
+            if (newest === undefined || time > newest) newest = time;
+          }
+          // A short read (or a torn entry at the end): go on from the last whole entry.
+          if (o === 0) break;
+          at += o;
         }
         if (n * ENTRY_BYTES < size) {
           options.onWarning?.(
@@ -341,11 +343,9 @@ export class SeenLog {
       } finally {
         await fh.close();
       }
-      if (entries.length > 2 * options.maxEntries) entries = entries.slice(-options.maxEntries);
     }
-    if (entries.length > options.maxEntries) entries = entries.slice(-options.maxEntries);
     const log = new SeenLog(options.dir, options.windowMs, options.maxEntries, options.sync ?? true, files);
-    return { log, entries, newest };
+    return { log, newest };
   }
 
   /** Appends entries; resolves once they are written and synced (appends meanwhile share one write). */

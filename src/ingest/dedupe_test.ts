@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { idKey, requestId, SeenLog, SeenTable } from "./dedupe.ts";
+import { idKey, requestId, type SeenEntry, SeenLog, SeenTable } from "./dedupe.ts";
 
 const id = (n: number) => Uint32Array.of(n, n ^ 0x5555, n * 3, n & 7); // few distinct last words: probing
 
@@ -69,10 +69,26 @@ Deno.test("SeenTable keeps an identity past the window while its request is stil
   assert.equal(table.find(id(1), 601, (s) => pending.has(s)), undefined);
 });
 
+/** Opens the log in `dir`, collecting its entries. */
+async function openSeen(dir: string, maxEntries = 100, onWarning?: (m: string) => void) {
+  const entries: SeenEntry[] = [];
+  const onEntry = (id: Uint32Array, time: number, rejected: number) =>
+    entries.push({ id: id.slice(), time, rejected });
+  const { log, newest } = await SeenLog.open({
+    dir,
+    windowMs: 1000,
+    maxEntries,
+    sync: false,
+    onWarning,
+    onEntry,
+  });
+  return { log, newest, entries };
+}
+
 Deno.test("SeenLog keeps entries across reopening, cuts a torn tail, and rotates by the window", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "o2p-seen-" });
   try {
-    const first = await SeenLog.open({ dir, windowMs: 1000, maxEntries: 100, sync: false });
+    const first = await openSeen(dir);
     assert.equal(first.entries.length, 0);
     assert.equal(first.newest, undefined);
     await first.log.append([{ id: id(1), time: 10, rejected: 0 }, { id: id(2), time: 10, rejected: 3 }]);
@@ -87,13 +103,7 @@ Deno.test("SeenLog keeps entries across reopening, cuts a torn tail, and rotates
     const path = join(dir, files[0]);
     writeFileSync(path, new Uint8Array(13), { flag: "a" });
     const warnings: string[] = [];
-    const second = await SeenLog.open({
-      dir,
-      windowMs: 1000,
-      maxEntries: 100,
-      sync: false,
-      onWarning: (m) => warnings.push(m),
-    });
+    const second = await openSeen(dir, 100, (m) => warnings.push(m));
     assert.deepEqual(second.entries.map((e) => [idKey(e.id), e.time, e.rejected]), [
       [idKey(id(1)), 10, 0],
       [idKey(id(2)), 10, 3],
@@ -109,13 +119,32 @@ Deno.test("SeenLog keeps entries across reopening, cuts a torn tail, and rotates
     await second.log.append([{ id: id(6), time: 3500, rejected: 0 }]);
     assert.equal(readdirSync(dir).length, 2, "the first file deleted, a third started");
     await second.log.close();
-    const third = await SeenLog.open({ dir, windowMs: 1000, maxEntries: 100, sync: false });
+    const third = await openSeen(dir);
     assert.deepEqual(third.entries.map((e) => e.time), [2000, 3500]);
     await third.log.close();
-    // At most maxEntries are read back, the newest.
-    const fourth = await SeenLog.open({ dir, windowMs: 1000, maxEntries: 1, sync: false });
-    assert.deepEqual(fourth.entries.map((e) => e.time), [3500]);
+    // A full file (maxEntries) starts a new one too, and the files stay few however fast entries come.
+    const fourth = await openSeen(dir, 1);
+    for (let t = 3501; t < 3520; t++) {
+      await fourth.log.append([{ id: id(t), time: t, rejected: 0 }]);
+      assert.ok(readdirSync(dir).length <= 3, `${readdirSync(dir).length} files`);
+    }
     await fourth.log.close();
+    assert.deepEqual((await openSeen(dir, 1)).entries.map((e) => e.time).slice(-2), [3518, 3519]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("SeenLog reads back a file larger than its read buffer, entry for entry", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "o2p-seen-" });
+  try {
+    const { log } = await openSeen(dir, 100_000);
+    const n = 40_000; // 1.25 MiB: more than one 1 MiB read
+    await log.append(Array.from({ length: n }, (_, i) => ({ id: id(i), time: 5 + i / n, rejected: i % 3 })));
+    await log.close();
+    const back = await openSeen(dir, 100_000);
+    assert.equal(back.entries.length, n);
+    assert.ok(back.entries.every((e, i) => idKey(e.id) === idKey(id(i)) && e.rejected === i % 3));
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -471,18 +471,20 @@ export class Ingest {
     const maxEntries = options.maxEntries ?? 1_000_000;
     this.seen = new SeenTable(maxEntries, windowMs);
     if (options.dir === undefined) return;
-    const { log, entries, newest } = await SeenLog.open({
+    const seen = this.seen;
+    const { log, newest } = await SeenLog.open({
       dir: options.dir,
       windowMs,
       maxEntries,
       sync: options.sync,
       onWarning: (message) => this.log.warn(message),
+      // Oldest first: at its bound the table keeps the newest.
+      onEntry: (id, time, rejected) => seen.add(id, time, { rejected, rejectMessage: "" }),
     });
     this.seenLog = log;
     // The clock stands still while the server is down: it resumes from the newest entry.
     if (newest !== undefined) this.clockOffset = this.now() - newest;
-    for (const e of entries) this.seen.add(e.id, e.time, { rejected: e.rejected, rejectMessage: "" });
-    this.seen.expire(this.clock());
+    seen.expire(this.clock());
   }
 
   /** Records the identity of a request just accepted (`seq`: its log record, 0 without a log). */
