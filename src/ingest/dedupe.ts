@@ -9,7 +9,8 @@
  * about n² / 2^129 (1.5e-27 for a million; with a 64-bit hash it would be 2.7e-8). MurmurHash3 is not a
  * cryptographic hash: someone who can already write to the server could craft a body that matches a
  * request whose bytes they know, and so have that request acknowledged without being stored; knowing its
- * bytes, they could as well have sent it. It costs about 0.3 ns a byte (BENCHMARKS.md), a twentieth of decoding.
+ * bytes, they could as well have sent it. It costs about 0.3 ns a byte (BENCHMARKS.md), a twentieth of
+ * decoding.
  *
  * **Window.** An identity is remembered for `windowMs` from when it was last recorded (accepted, or
  * its rows started to be written), and for as long as its request is still in the write-ahead log. The
@@ -22,7 +23,7 @@
  *
  * | offset | size | field                                                   |
  * | ------ | ---- | ------------------------------------------------------- |
- * | 0      | 16   | identity: four u32 LE (high, low of each XXH64)         |
+ * | 0      | 16   | identity: MurmurHash3's h1, h2, h3, h4 (u32 LE each)    |
  * | 16     | 8    | time on the window's clock, ms (f64 LE)                 |
  * | 24     | 4    | records the request limits refused in the answer (u32)  |
  * | 28     | 4    | CRC-32C of bytes 0..28                                  |
