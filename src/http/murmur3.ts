@@ -11,6 +11,9 @@ const C1 = 0x239b961b, C2 = 0xab0e9789, C3 = 0x38b34ae5, C4 = 0xa1e38b93;
 
 const rotl = (x: number, r: number) => (x << r) | (x >>> (32 - r));
 
+/** A lane's word before it joins the lane: `rotl(k * a, r) * b`. */
+const mixK = (k: number, a: number, r: number, b: number) => Math.imul(rotl(Math.imul(k, a), r), b);
+
 function fmix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
@@ -93,22 +96,11 @@ export class Murmur3x128 {
       for (let j = Math.min(n, at + 4) - 1; j >= at; j--) k = (k << 8) | t[j];
       return k;
     };
-    if (n > 12) {
-      let k4 = word(12);
-      k4 = Math.imul(k4, C4), k4 = rotl(k4, 18), k4 = Math.imul(k4, C1), h4 ^= k4;
-    }
-    if (n > 8) {
-      let k3 = word(8);
-      k3 = Math.imul(k3, C3), k3 = rotl(k3, 17), k3 = Math.imul(k3, C4), h3 ^= k3;
-    }
-    if (n > 4) {
-      let k2 = word(4);
-      k2 = Math.imul(k2, C2), k2 = rotl(k2, 16), k2 = Math.imul(k2, C3), h2 ^= k2;
-    }
-    if (n > 0) {
-      let k1 = word(0);
-      k1 = Math.imul(k1, C1), k1 = rotl(k1, 15), k1 = Math.imul(k1, C2), h1 ^= k1;
-    }
+    // The tail's words (little-endian, zero-filled) mix into their lanes as in the block loop.
+    if (n > 12) h4 ^= mixK(word(12), C4, 18, C1);
+    if (n > 8) h3 ^= mixK(word(8), C3, 17, C4);
+    if (n > 4) h2 ^= mixK(word(4), C2, 16, C3);
+    if (n > 0) h1 ^= mixK(word(0), C1, 15, C2);
     // The length as 32 bits, as the reference does (its length parameter is an int).
     const len = this.#length | 0;
     h1 ^= len, h2 ^= len, h3 ^= len, h4 ^= len;
