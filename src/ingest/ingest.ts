@@ -835,7 +835,15 @@ export class Ingest {
     // Requests whose rows are all in objects already (say, logged by a version without the file): keep
     // their identities before their segments go.
     const done = [...this.unrecorded.keys()].filter((seq) => !this.outstanding.has(seq));
-    await this.recordSeen(done);
+    if (done.length && this.seenLog) {
+      // Tried once: start-up must not wait on it. Without it, only a resend after their segments are gone
+      // (and within the window) would be stored again.
+      const now = this.clock();
+      const entries = done.map((seq) => ({ ...this.unrecorded.get(seq)!, time: now }));
+      await this.seenLog.append(entries).catch((e) =>
+        this.log.warn("could not record the identities of replayed requests", { error: String(e) })
+      );
+    }
     for (const seq of done) this.unrecorded.delete(seq);
     await this.releaseLog();
     return { requests: decoded.size, records, redone: redo.length };

@@ -548,3 +548,32 @@ Deno.test("Ingest keeps at most dedupe.maxEntries identities, forgetting the old
     await ingest.close();
   }
 });
+
+Deno.test("Ingest keeps the identities of replayed requests whose rows were written (a log from before the file)", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "o2p-dedupe-" });
+  const store = new MemoryStore();
+  try {
+    // A run that kept no identities (as an earlier version): the request is written and committed.
+    const old = await durable(dir, store, { dedupe: { windowMs: 0 } });
+    await old.ingest.accept(tagged("old", 4));
+    await old.ingest.close();
+    assert.equal(await storedRows(store), 4);
+    // The next start replays it (all its rows in objects) and records its identity.
+    const next = await durable(dir, store);
+    await next.ingest.close();
+    // The log's segments are gone (released): the file alone still knows the request.
+    for (const e of Deno.readDirSync(dir)) if (e.name.endsWith(".wal")) Deno.removeSync(`${dir}/${e.name}`);
+    const last = await durable(dir, store, { files: { instanceId: "last" } });
+    try {
+      assert.equal(last.replayed.requests, 0);
+      await last.ingest.accept(tagged("old", 4));
+      assert.equal(last.ingest.stats().deduplicated, 1);
+      await last.ingest.flushAll();
+      assert.equal(await storedRows(store), 4);
+    } finally {
+      await last.ingest.close();
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
