@@ -49,10 +49,12 @@ import { Murmur3x128 } from "../http/murmur3.ts";
 /** A request's identity: four unsigned 32-bit words. */
 export type RequestId = Uint32Array;
 
-/** What the original answer said besides "accepted": records refused by the request limits. */
+/** What the original answer said besides "accepted": records refused by the request limits (and why). */
 export interface Answer {
-  rejected: number;
-  rejectMessage: string;
+  readonly rejected: number;
+  readonly rejectMessage: string;
+  readonly overCap?: number;
+  readonly outsideWindow?: number;
 }
 
 const hash = new Murmur3x128();
@@ -93,7 +95,8 @@ export class SeenTable {
   #seqs = new Float64Array(0);
   #rejected = new Uint32Array(0);
   #alive = new Uint8Array(0);
-  #messages = new Map<number, string>();
+  /** The whole answer of the (few) slots whose request had records refused: message and reasons. */
+  #answers = new Map<number, Answer>();
   /** Slot + 1, or EMPTY; linear probing on the identity's last word. */
   #index = new Int32Array(0);
   #evicted = 0;
@@ -122,7 +125,7 @@ export class SeenTable {
     this.expire(now, pending);
     const slot = this.#lookup(id);
     if (slot < 0) return undefined;
-    return { rejected: this.#rejected[slot], rejectMessage: this.#messages.get(slot) ?? "" };
+    return this.#answers.get(slot) ?? { rejected: this.#rejected[slot], rejectMessage: "" };
   }
 
   /**
@@ -134,9 +137,9 @@ export class SeenTable {
     let pos = this.#position(id);
     const old = this.#index[pos] - 1;
     let rejected = answer?.rejected ?? 0;
-    let message = answer?.rejectMessage ?? "";
+    let full = answer?.rejected || answer?.rejectMessage ? answer : undefined;
     if (old >= 0) {
-      if (!answer) rejected = this.#rejected[old], message = this.#messages.get(old) ?? "";
+      if (!answer) rejected = this.#rejected[old], full = this.#answers.get(old);
       if (seq === 0) seq = this.#seqs[old];
       this.#kill(old);
     }
@@ -153,8 +156,8 @@ export class SeenTable {
     this.#seqs[slot] = seq;
     this.#rejected[slot] = rejected;
     this.#alive[slot] = 1;
-    if (message) this.#messages.set(slot, message);
-    else this.#messages.delete(slot);
+    if (full) this.#answers.set(slot, full);
+    else this.#answers.delete(slot);
     this.#index[pos] = slot + 1;
   }
 
@@ -184,7 +187,7 @@ export class SeenTable {
   }
 
   #pop(): void {
-    this.#messages.delete(this.#head);
+    this.#answers.delete(this.#head);
     this.#head = (this.#head + 1) % this.#cap;
     this.#used--;
   }
@@ -229,19 +232,19 @@ export class SeenTable {
   #grow(cap: number): void {
     const ids = new Uint32Array(cap * 4), times = new Float64Array(cap), seqs = new Float64Array(cap);
     const rejected = new Uint32Array(cap), alive = new Uint8Array(cap);
-    const messages = new Map<number, string>();
+    const answers = new Map<number, Answer>();
     let n = 0;
     for (let k = 0; k < this.#used; k++) {
       const s = (this.#head + k) % this.#cap;
       if (!this.#alive[s]) continue;
       ids.set(this.#ids.subarray(s * 4, s * 4 + 4), n * 4);
       times[n] = this.#times[s], seqs[n] = this.#seqs[s], rejected[n] = this.#rejected[s], alive[n] = 1;
-      const m = this.#messages.get(s);
-      if (m) messages.set(n, m);
+      const a = this.#answers.get(s);
+      if (a) answers.set(n, a);
       n++;
     }
     this.#ids = ids, this.#times = times, this.#seqs = seqs, this.#rejected = rejected, this.#alive = alive;
-    this.#messages = messages;
+    this.#answers = answers;
     this.#cap = cap, this.#head = 0, this.#used = n, this.#live = n;
     let size = 1;
     while (size < cap * 2) size *= 2;

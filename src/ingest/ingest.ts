@@ -52,6 +52,19 @@ export interface Logger {
 /** A logger that drops everything (tests, library use). */
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
+/** Why a batch was cut: the `reason` label of `otlp2parquet_flushes_total`. */
+export type FlushReason = "rows" | "bytes" | "age" | "open_batches" | "memory" | "shutdown";
+
+/** What the ingest reports as it works, for the metrics; every method is optional and must not throw. */
+export interface IngestObserver {
+  /** A batch was cut: taken out of the open set, to be encoded and written. */
+  batchCut?(table: string, reason: FlushReason): void;
+  /** An object was stored: its rows and bytes, and the seconds from its batch being cut to stored. */
+  objectWritten?(table: string, rows: number, bytes: number, seconds: number): void;
+  /** A write failed (`store`: an object; `wal`: an intent record), and is tried again if `retrying`. */
+  writeFailed?(target: "store" | "wal", retrying: boolean): void;
+}
+
 /** Ingest settings. */
 export interface IngestOptions {
   store: ObjectStore;
@@ -103,6 +116,8 @@ export interface IngestOptions {
    * `windowMs: 0` turns deduplication off. Default: 10 minutes, 1 000 000 identities.
    */
   dedupe?: { windowMs?: number; maxEntries?: number; dir?: string; sync?: boolean };
+  /** Told of batches cut, objects written and failed writes (the metrics). Default: none. */
+  observer?: IngestObserver;
 }
 
 /**
@@ -191,6 +206,7 @@ export class Ingest {
   private readonly retryInitial: number;
   private readonly retryMax: number;
   private readonly now: () => number;
+  private readonly observer: IngestObserver;
 
   private readonly batches = new Map<string, Batch>();
   /** Outstanding contributions per logged request; the log is released below the smallest key. */
@@ -271,6 +287,7 @@ export class Ingest {
     this.retryInitial = options.retry?.initialMs ?? 200;
     this.retryMax = options.retry?.maxMs ?? 30_000;
     this.now = options.now ?? Date.now;
+    this.observer = options.observer ?? {};
   }
 
   /**
@@ -294,15 +311,18 @@ export class Ingest {
 
   /** Reserves in-flight budget for a request of about `bytes`; see `Sink.admit`. */
   admit(bytes: number): () => void {
-    if (this.stopping) throw new UnavailableError("shutting down", 5);
+    if (this.stopping) throw new UnavailableError("shutting down", 5, { reason: "shutting_down" });
     if (this.pendingBytes > this.maxPending) {
-      throw new UnavailableError("the object store is not keeping up or unreachable; retry later", 10);
+      throw new UnavailableError("the object store is not keeping up or unreachable; retry later", 10, {
+        reason: "store_unavailable",
+      });
     }
     // Refused here, before the body is read and decoded: decoded rows would only add to the backlog.
     if (this.encodeBehind()) {
       throw new UnavailableError(
         `encoding is behind (${this.queuedBatches} batches, ${this.queuedBytes()} bytes waiting); retry later`,
         2,
+        { reason: "encode_behind" },
       );
     }
     const n = Math.max(0, Math.min(bytes, this.maxInflight));
@@ -380,7 +400,7 @@ export class Ingest {
   async accept(
     request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
   ): Promise<Rejection> {
-    if (this.stopping) throw new UnavailableError("shutting down", 5);
+    if (this.stopping) throw new UnavailableError("shutting down", 5, { reason: "shutting_down" });
     if (!this.seen) return this.acceptNew(request);
     const id = requestId(SIGNALS.indexOf(request.signal), FORMATS.indexOf(request.format), request.body);
     const known = this.seen.find(id, this.clock(), this.isPending);
@@ -430,7 +450,12 @@ export class Ingest {
         reason: limited.rejectMessage,
       });
     }
-    const rejection = { rejected: limited.rejected, rejectMessage: limited.rejectMessage };
+    const rejection = {
+      rejected: limited.rejected,
+      rejectMessage: limited.rejectMessage,
+      overCap: limited.overCap,
+      outsideWindow: limited.outsideWindow,
+    };
     if (!limited.records) return rejection;
     let seq: number;
     if (this.wal) {
@@ -442,16 +467,24 @@ export class Ingest {
       const payload = [head, request.body];
       const length = head.length + request.body.length;
       if (this.logFull(length)) {
-        throw new UnavailableError("write-ahead log full (waiting for the object store); retry later", 10);
+        throw new UnavailableError("write-ahead log full (waiting for the object store); retry later", 10, {
+          reason: "wal_full",
+        });
       }
       this.loggingBytes += length;
       try {
         seq = await this.wal.append(windowed ? KIND_REQUEST_AT : KIND_REQUEST, payload);
       } catch (e) {
         if (e instanceof WalFullError) {
-          throw new UnavailableError(`write-ahead log full (${e.message}); retry later`, 10, { cause: e });
+          throw new UnavailableError(`write-ahead log full (${e.message}); retry later`, 10, {
+            cause: e,
+            reason: "wal_full",
+          });
         }
-        throw new UnavailableError(`write-ahead log write failed: ${(e as Error).message}`, 5, { cause: e });
+        throw new UnavailableError(`write-ahead log write failed: ${(e as Error).message}`, 5, {
+          cause: e,
+          reason: "wal_failed",
+        });
       } finally {
         this.loggingBytes -= length;
       }
@@ -531,7 +564,9 @@ export class Ingest {
       let batch = this.batches.get(id);
       if (!batch) {
         // Too many open batches: cut the oldest (the map keeps opening order), a smaller object early.
-        if (this.batches.size >= this.maxOpen) this.flush(this.batches.values().next().value!);
+        if (this.batches.size >= this.maxOpen) {
+          this.flush(this.batches.values().next().value!, "open_batches");
+        }
         batch = { id, table: rows.def, part, members: [], rows: 0, bytes: 0, openedAt: this.now() };
         this.batches.set(id, batch);
       }
@@ -544,7 +579,8 @@ export class Ingest {
       batch.bytes += bytes;
       this.bufferedBytes += bytes;
       count++;
-      if (batch.rows >= this.maxRows || batch.bytes >= this.maxBytes) this.flush(batch);
+      if (batch.rows >= this.maxRows) this.flush(batch, "rows");
+      else if (batch.bytes >= this.maxBytes) this.flush(batch, "bytes");
     }
     if (this.wal) {
       if (count) this.outstanding.set(seq, (this.outstanding.get(seq) ?? 0) + count);
@@ -568,20 +604,21 @@ export class Ingest {
       }
       const shared = new Set(largest!.members.map((m) => m.rows));
       for (const b of [...this.batches.values()]) {
-        if (b === largest || b.members.some((m) => shared.has(m.rows))) this.flush(b);
+        if (b === largest || b.members.some((m) => shared.has(m.rows))) this.flush(b, "memory");
       }
     }
   }
 
   private flushAged(): void {
     const now = this.now();
-    for (const b of [...this.batches.values()]) if (now - b.openedAt >= this.maxAgeMs) this.flush(b);
+    for (const b of [...this.batches.values()]) if (now - b.openedAt >= this.maxAgeMs) this.flush(b, "age");
   }
 
   /** Takes a batch out of the open set and writes it in the background. */
-  private flush(batch: Batch): void {
+  private flush(batch: Batch, reason: FlushReason): void {
     if (this.batches.get(batch.id) !== batch) return;
     this.batches.delete(batch.id);
+    this.observer.batchCut?.(batch.table.name, reason);
     this.bufferedBytes -= batch.bytes;
     // The encode queue takes the rows over (and `encode` releases them) before the open references go.
     for (const m of batch.members) this.retain(m.rows, false);
@@ -600,6 +637,7 @@ export class Ingest {
    * stops), commit, release.
    */
   private async writeBatch(batch: Batch, key?: string): Promise<void> {
+    const cutAt = this.now();
     const file = await this.encode(batch);
     const objectKey = key ?? file.key;
     const seqs = batch.members.map((m) => m.seq);
@@ -627,6 +665,12 @@ export class Ingest {
       await this.retrying(() => this.store.put(objectKey, file.bytes), `write ${objectKey}`, true);
       this.counters.objects++;
       this.counters.objectRows += file.rows;
+      this.observer.objectWritten?.(
+        batch.table.name,
+        file.rows,
+        file.bytes.length,
+        (this.now() - cutAt) / 1000,
+      );
       this.log.debug("wrote object", { key: objectKey, rows: file.rows, bytes: file.bytes.length });
       if (this.wal) {
         await recorded;
@@ -704,6 +748,7 @@ export class Ingest {
         if (store) this.markStore(true, what);
         return out;
       } catch (e) {
+        this.observer.writeFailed?.(store ? "store" : "wal", !this.abandon);
         if (this.abandon) throw e;
         if (attempt === 1 || attempt % 10 === 0) {
           this.log.warn("write failed; retrying", { what, attempt, error: (e as Error).message });
@@ -851,7 +896,7 @@ export class Ingest {
 
   /** Flushes every open batch and waits for all writes. */
   async flushAll(): Promise<void> {
-    for (const b of [...this.batches.values()]) this.flush(b);
+    for (const b of [...this.batches.values()]) this.flush(b, "shutdown");
     while (this.inflightFlushes.size) await Promise.allSettled([...this.inflightFlushes]);
   }
 
@@ -876,6 +921,17 @@ export class Ingest {
     return { flushed };
   }
 
+  /** The open batches per table: how many, their rows and decoded bytes (for the metrics, when scraped). */
+  openBatchesByTable(): Map<string, { batches: number; rows: number; bytes: number }> {
+    const out = new Map<string, { batches: number; rows: number; bytes: number }>();
+    for (const b of this.batches.values()) {
+      let t = out.get(b.table.name);
+      if (!t) out.set(b.table.name, t = { batches: 0, rows: 0, bytes: 0 });
+      t.batches++, t.rows += b.rows, t.bytes += b.bytes;
+    }
+    return out;
+  }
+
   /** Counters. */
   stats(): IngestStats {
     return {
@@ -895,9 +951,10 @@ export class Ingest {
 
 /** The answer to a retry: the original's, with a message if only its count was kept (across a restart). */
 function answerOf(known: Answer): Rejection {
-  if (!known.rejected || known.rejectMessage) return known;
+  const answer = { overCap: 0, outsideWindow: 0, ...known };
+  if (!answer.rejected || answer.rejectMessage) return answer;
   return {
-    rejected: known.rejected,
-    rejectMessage: `${known.rejected} records were refused when this request was first received`,
+    ...answer,
+    rejectMessage: `${answer.rejected} records were refused when this request was first received`,
   };
 }
