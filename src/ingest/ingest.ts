@@ -63,6 +63,8 @@ export interface IngestObserver {
   objectWritten?(table: string, rows: number, bytes: number, seconds: number): void;
   /** A write failed (`store`: an object; `wal`: an intent record), and is tried again if `retrying`. */
   writeFailed?(target: "store" | "wal", retrying: boolean): void;
+  /** A request was answered as a resend of one already accepted: its rows were not added again. */
+  deduplicated?(signal: Signal): void;
 }
 
 /** Ingest settings. */
@@ -406,6 +408,7 @@ export class Ingest {
     const known = this.seen.find(id, this.clock(), this.isPending);
     if (known) {
       this.counters.deduplicated++;
+      this.observer.deduplicated?.(request.signal);
       return answerOf(known);
     }
     const key = idKey(id);
@@ -414,6 +417,7 @@ export class Ingest {
       // The same bytes are being accepted now (a client that timed out and resent): one answer for both.
       const answer = await running;
       this.counters.deduplicated++;
+      this.observer.deduplicated?.(request.signal);
       return answer;
     }
     const accepted = this.acceptNew(request, id);
