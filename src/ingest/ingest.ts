@@ -831,7 +831,8 @@ export class Ingest {
         // A client may retry a request whose answer the crash cut off: it is known as soon as we listen.
         if (this.seen) {
           const id = requestId(SIGNALS.indexOf(r.signal), FORMATS.indexOf(r.format), r.body);
-          this.remember(id, seq, { rejected: limited.rejected, rejectMessage: limited.rejectMessage });
+          const { rejected, rejectMessage, overCap, outsideWindow } = limited;
+          this.remember(id, seq, { rejected, rejectMessage, overCap, outsideWindow });
         }
       } catch (e) {
         this.log.error("a logged request no longer decodes; skipping it", { seq, error: String(e) });
