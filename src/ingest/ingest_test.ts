@@ -383,6 +383,22 @@ function snapshot(dir: string): string {
   return copy;
 }
 
+/**
+ * Runs `work` on an ingest with its log in a fresh folder, then "kills" it: returns a copy of the folder as
+ * it was at that moment (the ingest itself is closed without flushing, and its folder removed).
+ */
+async function crashAfter(store: MemoryStore, work: (ingest: Ingest) => Promise<void>): Promise<string> {
+  const dir = Deno.makeTempDirSync({ prefix: "o2p-dedupe-" });
+  const { ingest } = await durable(dir, store);
+  try {
+    await work(ingest);
+    return snapshot(dir);
+  } finally {
+    await ingest.close({ deadlineMs: 0 });
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
 Deno.test("Ingest stores a request sent twice with the same bytes once, and answers both alike", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "o2p-dedupe-" });
   const store = new MemoryStore();
@@ -432,17 +448,11 @@ Deno.test("Ingest answers two identical requests in flight with one append and o
 });
 
 Deno.test("Ingest recognises a retry after a crash: request logged but not written, then replayed", async () => {
-  const dir = Deno.makeTempDirSync({ prefix: "o2p-dedupe-" });
-  const store = new MemoryStore();
-  const first = await durable(dir, store);
-  let crashed: string | undefined;
-  try {
-    await first.ingest.accept(tagged("logged"));
-    // kill -9 before the 200 went out: the log has the request, no object has its rows.
-    crashed = snapshot(dir);
-  } finally {
-    await first.ingest.close({ deadlineMs: 0 });
-  }
+  // kill -9 before the 200 went out: the log has the request, no object has its rows.
+  const crashed = await crashAfter(
+    new MemoryStore(),
+    (ingest) => ingest.accept(tagged("logged")).then(() => {}),
+  );
   const restore = new MemoryStore();
   const second = await durable(crashed, restore);
   try {
@@ -453,28 +463,21 @@ Deno.test("Ingest recognises a retry after a crash: request logged but not writt
     assert.equal(await storedRows(restore), 3);
   } finally {
     await second.ingest.close();
-    Deno.removeSync(dir, { recursive: true });
     Deno.removeSync(crashed, { recursive: true });
   }
 });
 
 Deno.test("Ingest recognises a retry after a crash: rows written and the log released before it", async () => {
-  const dir = Deno.makeTempDirSync({ prefix: "o2p-dedupe-" });
   const store = new MemoryStore();
-  const first = await durable(dir, store);
-  let crashed: string | undefined;
-  try {
-    await first.ingest.accept(tagged("written", 40));
-    await first.ingest.flushAll();
+  const crashed = await crashAfter(store, async (ingest) => {
+    await ingest.accept(tagged("written", 40));
+    await ingest.flushAll();
     // More requests until the segment holding the first one is released (4 KiB segments).
-    for (let i = 0; first.ingest.stats().objects < 4 && i < 50; i++) {
-      await first.ingest.accept(tagged(`filler-${i}`, 40));
-      await first.ingest.flushAll();
+    for (let i = 0; ingest.stats().objects < 4 && i < 50; i++) {
+      await ingest.accept(tagged(`filler-${i}`, 40));
+      await ingest.flushAll();
     }
-    crashed = snapshot(dir);
-  } finally {
-    await first.ingest.close({ deadlineMs: 0 });
-  }
+  });
   // The first request's record is gone from the log: only the identity file knows it.
   const log = await Wal.open({ dir: crashed, maxBytes: 64 * 1024 * 1024, sync: false });
   const logged = log.replayed().map((r) => new TextDecoder().decode(r.payload));
@@ -489,7 +492,6 @@ Deno.test("Ingest recognises a retry after a crash: rows written and the log rel
     assert.equal(await storedRows(store), rows, "nothing stored again");
   } finally {
     await second.ingest.close();
-    Deno.removeSync(dir, { recursive: true });
     Deno.removeSync(crashed, { recursive: true });
   }
 });
