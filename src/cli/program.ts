@@ -12,6 +12,8 @@ import type { ParquetCompression } from "../core/parquet.ts";
 import type { Signal } from "../core/schema.ts";
 import { VERSION } from "../core/version.ts";
 import { prepareParquet } from "../platforms/wasm.ts";
+import { registerBench } from "./bench_command.ts";
+import { registerCompact } from "./compact_command.ts";
 import { type CliIo, runConvert } from "./convert.ts";
 import { schemaText } from "./schema.ts";
 
@@ -74,6 +76,9 @@ export function buildCli(
     .description("every table's columns with their Arrow types")
     .option("--json", "machine-readable output")
     .action((opts: { json?: boolean }) => run.io.stdout(schemaText("arrow", opts)));
+
+  registerBench(program, run);
+  registerCompact(program, run);
 
   // ---- further commands (`serve`) are registered here, by the caller's `extra` ----
   extra?.(program, run);
