@@ -88,6 +88,11 @@ export interface BenchResult {
   targetReached?: boolean;
   /** Rate mode: the largest delay between a request's scheduled time and its actual send, ms. */
   maxSendLagMs?: number;
+  /**
+   * Rate mode: scheduled requests never sent, because the run was already twice its duration (every
+   * request scheduled within the duration is sent otherwise, late if need be).
+   */
+  unsentRequests?: number;
 }
 
 /** The `q`-quantile (0..1) of sorted values (nearest rank). */
@@ -203,7 +208,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
 
   const statuses: Record<string, number> = {};
   const latencies: number[] = [];
-  let sent = 0, sentRecords = 0, acked = 0, rejected = 0, wire = 0, raw = 0, maxLag = 0, done = 0;
+  let sent = 0, sentRecords = 0, acked = 0, rejected = 0, wire = 0, raw = 0, maxLag = 0, done = 0, unsent = 0;
   const start = now();
   const deadline = start + duration * 1000;
   const progress = options.progress;
@@ -270,9 +275,13 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       if (wait > 0) await sleep(wait);
       // Full: wait for a slot; the request then leaves late, and its latency (from `scheduled`) shows it.
       while (inFlight.size >= concurrency) await Promise.race(inFlight);
+      // So far behind that the run would last more than twice its duration: the rest is not sent.
+      if (now() >= deadline + duration * 1000) {
+        unsent = Math.ceil((deadline - scheduled) / intervalMs);
+        break;
+      }
       wait = now() - scheduled;
       if (wait > maxLag) maxLag = wait;
-      if (now() >= deadline + intervalMs) break; // so far behind that the rest would only run over time
       launch(seq, scheduled);
     }
     await Promise.all(inFlight);
@@ -309,8 +318,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     result.targetRecordsPerSecond = rate;
     // Sent over the scheduled span (not the drain after it): what the generator managed to offer.
     result.achievedRecordsPerSecond = Math.round(sentRecords / duration);
-    result.targetReached = sentRecords / duration >= rate * 0.95 && maxLag < 1000;
+    result.targetReached = unsent === 0 && sentRecords / duration >= rate * 0.95 && maxLag < 1000;
     result.maxSendLagMs = round(maxLag);
+    result.unsentRequests = unsent;
   }
   return result;
 }
@@ -346,7 +356,9 @@ export function formatBench(r: BenchResult): string {
         : `  target rate: NOT reached: ${fmtInt(r.achievedRecordsPerSecond!)} of ` +
           `${fmtInt(r.targetRecordsPerSecond!)} records/s offered, requests up to ${
             fmtInt(r.maxSendLagMs!)
-          } ms late (raise --concurrency, or the server is the limit)`,
+          } ms late${
+            r.unsentRequests ? `, ${fmtInt(r.unsentRequests)} never sent` : ""
+          } (raise --concurrency, or the server is the limit)`,
     );
   }
   return lines.join("\n") + "\n";
