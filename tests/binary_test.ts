@@ -222,3 +222,56 @@ Deno.test("dist/otlp2parquet on Lambda writes S3 over fetch with the role's cred
     rmSync(cwd, { recursive: true, force: true });
   }
 });
+
+/** Runs the executable with `args` in `cwd` (exactly `env`) to its end. */
+async function runExecutable(
+  args: string[],
+  cwd: string,
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(EXECUTABLE, { args, cwd, env: { HOME: cwd, ...env }, clearEnv: true }).output();
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+Deno.test("dist/otlp2parquet bench counts what its own server stores; compact merges small objects", async () => {
+  await ensureBuilt();
+  const cwd = mkdtempSync(join(tmpdir(), "otlp2parquet-ops-"));
+  const { openDuckDb } = await import("./support/duckdb.ts");
+  const db = await openDuckDb();
+  const count = async (glob: string) => Number((await db.rows(`SELECT count(*)::INTEGER AS n FROM '${glob}'`))[0].n);
+  // Without batching every request is stored before its 200, so stop()'s SIGKILL loses nothing acknowledged.
+  const server = start({ OTLP2PARQUET_LISTEN_ADDR: "127.0.0.1:0", HOME: cwd, OTLP2PARQUET_BATCH_ENABLED: "false" }, cwd);
+  try {
+    const [, address] = await server.waitFor(/listening on http:\/\/(\S+)/);
+    const bench = await runExecutable(
+      ["bench", "--endpoint", `http://${address}`, "--rate", "1000", "--records-per-request", "100", "--duration", "1"]
+        .concat(["--compression", "zstd", "--json"]),
+      cwd,
+    );
+    assert.equal(bench.code, 0, bench.stderr);
+    const result = JSON.parse(bench.stdout);
+    assert.equal(result.requests, 10);
+    await server.stop();
+    assert.equal(await count(join(cwd, "data", "logs", "**", "*.parquet")), result.acknowledgedRecords);
+
+    // Two writers' copies of the same request: two objects per partition, merged into one.
+    const logs = join(cwd, "logs.pb");
+    Deno.writeFileSync(logs, LOGS);
+    for (const id of ["a", "b"]) {
+      const c = await runExecutable(["convert", "--out", "small", "--instance-id", id, logs], cwd);
+      assert.equal(c.code, 0, c.stderr);
+    }
+    const before = parquetFiles(join(cwd, "small")).length;
+    const rows = await count(join(cwd, "small", "logs", "**", "*.parquet"));
+    const compact = await runExecutable(["compact", "--path", "small", "--table", "logs", "--min-age", "0"], cwd);
+    assert.equal(compact.code, 0, compact.stderr);
+    assert.match(compact.stdout, new RegExp(`otel_logs: merged ${before} objects`));
+    assert.equal(parquetFiles(join(cwd, "small")).length, before / 2);
+    assert.equal(await count(join(cwd, "small", "logs", "**", "*.parquet")), rows);
+  } finally {
+    db.close();
+    await server.stop();
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
