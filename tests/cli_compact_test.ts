@@ -14,7 +14,7 @@ import { COMPACT_INSTANCE, COMPACTED_FROM, compact, type CompactStep } from "../
 import { decodeRequest, toParquetFiles } from "../src/core/convert.ts";
 import { UNCAPPED } from "../src/core/decode_limits.ts";
 import { readFooter } from "../src/core/parquet_read.ts";
-import { LOGS, type Signal, tableDef, type TableDef, TRACES } from "../src/core/schema.ts";
+import { LOGS, type Signal, type TableDef, TRACES } from "../src/core/schema.ts";
 import { loadParquetWasm } from "../src/platforms/wasm.ts";
 import { FsStore } from "../src/storage/fs_store.ts";
 import type { ObjectStore } from "../src/storage/object_store.ts";
@@ -136,7 +136,10 @@ Deno.test("compact (fs): small objects become sorted objects; every row once, sa
     );
     assert.ok(key.split("/").at(-1)!.startsWith(String(first)), `${key} starts with ${first}`);
     const meta = readFooter(await Deno.readFile(join(dir, key))).keyValue;
-    assert.ok(meta.get("otlp2parquet")?.includes('"table":"otel_logs"'));
+    // The server's own metadata, byte for byte: its version entry and the Arrow schema.
+    const server = readFooter(await Deno.readFile(probe)).keyValue;
+    assert.equal(meta.get("otlp2parquet"), server.get("otlp2parquet"));
+    assert.equal(meta.get("ARROW:schema"), server.get("ARROW:schema"));
     const listed: string[] = JSON.parse(meta.get(COMPACTED_FROM)!);
     assert.ok(listed.length > 1 && listed.every((k) => inputs.includes(k)));
   }
@@ -262,6 +265,15 @@ Deno.test("compact (S3, s3rver): merged, exactly once after a stop mid-delete", 
   }
 });
 
-Deno.test("compact: table names", () => {
-  assert.equal(tableDef("otel_logs"), LOGS);
+Deno.test("compact (fs): the memory budget closes outputs early; every row still exactly once", async () => {
+  const dir = newDir();
+  const store = new FsStore({ root: dir });
+  const inputs = await seed(store, "logs", 20, { seed: 13, records: 200 });
+  const before = await rowsOf(dir, LOGS);
+  const partitions = new Set(inputs.map((k) => k.slice(0, k.lastIndexOf("/")))).size;
+  const report = await compact(store, { ...base, table: LOGS, maxMemoryBytes: 64 * 1024 });
+  const outputs = report.partitions.flatMap((p) => p.outputs);
+  assert.ok(outputs.length > partitions, `${outputs.length} outputs for ${partitions} partitions`);
+  assert.ok(outputs.every((o) => o.inputs.length >= 2 && o.key));
+  assert.deepEqual(await rowsOf(dir, LOGS), before);
 });

@@ -41,6 +41,8 @@ export const COMPACTED_FROM = "otlp2parquet.compacted_from";
 export const COMPACTED_ROWS = "otlp2parquet.compacted_rows";
 
 const HOUR_MS = 3_600_000;
+/** Default memory budget of one output's decoded inputs. */
+export const DEFAULT_MAX_MEMORY = 512 * 1024 * 1024;
 
 /** Steps a compaction goes through for one output (hooks see each, in order). */
 export type CompactStep = "written" | "verified" | "deleted";
@@ -59,6 +61,11 @@ export interface CompactOptions {
   smallBytes?: number;
   /** Objects modified less than this long ago are left alone. Required: batch age plus a margin. */
   minAgeMs: number;
+  /**
+   * An output is closed early when its inputs, decoded, hold this many bytes (`Rows.byteLength`: about
+   * what they take in memory). Default 512 MiB.
+   */
+  maxMemoryBytes?: number;
   /** Plan only: read outputs to find unfinished work, change nothing. */
   dryRun?: boolean;
   /** Parquet settings of the outputs (compression, row group size), as the server's. */
@@ -134,20 +141,25 @@ export function parseKey(def: TableDef, info: ObjectInfo): ParsedKey | undefined
   };
 }
 
-/** Packs objects (in key order, i.e. time order) into groups whose sizes add up to at most `target`. */
-export function packGroups(objects: readonly ObjectInfo[], target: number): ObjectInfo[][] {
+/**
+ * Packs objects (in key order, i.e. time order) into groups whose column data (size less `overhead`,
+ * the bytes of a file that are footer: the schema, the Arrow schema, statistics) adds up to at most
+ * `target`. Groups of one object are dropped: they would merge nothing.
+ */
+export function packGroups(objects: readonly ObjectInfo[], target: number, overhead = 0): ObjectInfo[][] {
+  const weight = (o: ObjectInfo) => Math.max(1, o.size - overhead);
   const groups: ObjectInfo[][] = [];
   let current: ObjectInfo[] = [], size = 0;
   for (const o of objects) {
-    if (current.length && size + o.size > target) groups.push(current), current = [], size = 0;
-    current.push(o), size += o.size;
+    if (current.length && size + weight(o) > target) groups.push(current), current = [], size = 0;
+    current.push(o), size += weight(o);
   }
   if (current.length) groups.push(current);
-  // A group of one merges nothing: join it to the one before when that stays within 1.5 × target.
+  // A last group of one merges nothing: join it to the one before when that stays within 1.5 × target.
   const last = groups.at(-1);
   if (last && last.length === 1 && groups.length > 1) {
     const prev = groups[groups.length - 2];
-    if (prev.reduce((n, o) => n + o.size, 0) + last[0].size <= target * 1.5) prev.push(...groups.pop()!);
+    if (prev.reduce((n, o) => n + weight(o), 0) + weight(last[0]) <= target * 1.5) prev.push(...groups.pop()!);
   }
   return groups.filter((g) => g.length > 1);
 }
@@ -199,6 +211,7 @@ export async function compact(store: ObjectStore, options: CompactOptions): Prom
   }
 
   const partitions: PartitionReport[] = [];
+  let overhead: number | undefined;
   for (const [folder, objects] of [...byFolder].sort(([a], [b]) => a < b ? -1 : 1)) {
     const present = new Set(objects.map((o) => o.info.key));
     const finished: { output: string; deleted: string[] }[] = [];
@@ -242,7 +255,12 @@ export async function compact(store: ObjectStore, options: CompactOptions): Prom
       }
       candidates.push(o.info);
     }
-    const plans: OutputPlan[] = packGroups(candidates, target).map((g) => ({
+    // The footer of one small object stands for all (same schema, one row group): merged, it is written once.
+    if (overhead === undefined && candidates.length > 1) {
+      const sample = await store.get(candidates[0].key);
+      overhead = sample ? readFooter(sample).overheadBytes : 0;
+    }
+    const plans: OutputPlan[] = packGroups(candidates, target, overhead).map((g) => ({
       inputs: g.map((o) => o.key),
       inputBytes: g.reduce((n, o) => n + o.size, 0),
     }));
@@ -257,12 +275,18 @@ export async function compact(store: ObjectStore, options: CompactOptions): Prom
     };
     partitions.push(report);
     if (dry) continue;
-    for (const plan of plans) await merge(store, def, plan, options, folder, log);
+    const written: OutputPlan[] = [];
+    for (const plan of plans) written.push(...await merge(store, def, plan, options, folder, log));
+    plans.splice(0, plans.length, ...written);
   }
   return { table: def.name, dryRun: dry, openPartitions, partitions };
 }
 
-/** Merges one group: read, sort, write, read back and check, delete the inputs. */
+/**
+ * Merges one planned group: reads its inputs in turn, and writes an output (sorted, read back and
+ * checked, then its inputs deleted) when all are read or when their decoded rows reach the memory
+ * budget. Returns the outputs written.
+ */
 async function merge(
   store: ObjectStore,
   def: TableDef,
@@ -270,17 +294,40 @@ async function merge(
   options: CompactOptions,
   folder: string,
   log: (line: string) => void,
-): Promise<void> {
-  const inputs: Rows[] = [];
-  let rows = 0;
-  for (const key of plan.inputs) {
-    const bytes = await store.get(key);
-    if (!bytes) throw new Error(`${key} disappeared while compacting: is another compact running?`);
-    const r = parquetToRows(bytes, def);
-    rows += r.length;
-    if (r.length) inputs.push(r);
+): Promise<OutputPlan[]> {
+  const budget = options.maxMemoryBytes ?? DEFAULT_MAX_MEMORY;
+  const done: OutputPlan[] = [];
+  let at = 0;
+  while (at < plan.inputs.length) {
+    const keys: string[] = [], inputs: Rows[] = [];
+    let rows = 0, decoded = 0, inputBytes = 0;
+    while (at < plan.inputs.length && (keys.length < 2 || decoded < budget)) {
+      const key = plan.inputs[at++];
+      const bytes = await store.get(key);
+      if (!bytes) throw new Error(`${key} disappeared while compacting: is another compact running?`);
+      const r = parquetToRows(bytes, def);
+      keys.push(key), inputBytes += bytes.length, rows += r.length, decoded += r.byteLength();
+      if (r.length) inputs.push(r);
+    }
+    // A last input left over by the budget merges with nothing: it stays as it is.
+    if (keys.length < 2) break;
+    done.push(await writeOutput(store, def, { inputs: keys, inputBytes }, inputs, rows, options, folder));
+    const out = done.at(-1)!;
+    log(`${out.key}: ${keys.length} objects, ${rows} rows, ${inputBytes} -> ${out.bytes} bytes`);
   }
-  if (!inputs.length) return;
+  return done;
+}
+
+/** Writes the merged rows of `plan.inputs`, reads the output back and checks it, deletes the inputs. */
+async function writeOutput(
+  store: ObjectStore,
+  def: TableDef,
+  plan: OutputPlan,
+  inputs: Rows[],
+  rows: number,
+  options: CompactOptions,
+  folder: string,
+): Promise<OutputPlan> {
   const file = await encodeBatch(
     inputs.map((r) => ({ rows: r, indices: Uint32Array.from({ length: r.length }, (_, i) => i) })),
     {
@@ -295,7 +342,6 @@ async function merge(
   }
   if (file.rows !== rows) throw new Error(`merged ${file.rows} rows of ${rows}: nothing written`);
   await store.put(file.key, file.bytes);
-  plan.key = file.key, plan.bytes = file.bytes.length, plan.rows = rows;
   await options.onStep?.("written", { output: file.key });
   const back = await store.get(file.key);
   const check = back && listedInputs(back);
@@ -307,7 +353,7 @@ async function merge(
     await store.delete(key);
     await options.onStep?.("deleted", { output: file.key, input: key });
   }
-  log(`${file.key}: ${plan.inputs.length} objects, ${rows} rows, ${plan.inputBytes} -> ${file.bytes.length} bytes`);
+  return { ...plan, key: file.key, bytes: file.bytes.length, rows };
 }
 
 const MiB = 1024 * 1024;

@@ -37,6 +37,17 @@ export function parseTime(name: string): (v: string) => number {
   };
 }
 
+/** A size flag (`128MiB`, `1GB`, bytes). */
+function sizeFlag(name: string): (v: string) => number {
+  return (v) => {
+    try {
+      return parseSize(v);
+    } catch (e) {
+      throw new InvalidArgumentError(`${name}: ${(e as Error).message}`);
+    }
+  };
+}
+
 /** Margin added to the batch age: writes that retry or a log replayed after a restart come later. */
 export const AGE_MARGIN_SECS = 600;
 
@@ -48,6 +59,7 @@ interface CompactFlags {
   from?: number;
   to?: number;
   targetSize: number;
+  maxMemory: number;
   minAge?: number;
   dryRun?: boolean;
   json?: boolean;
@@ -62,13 +74,12 @@ export function registerCompact(program: Command, run: CliRun): void {
     .option("--service <name>", "only this service")
     .option("--from <time>", "only partitions from this hour on (ISO 8601, e.g. 2025-01-15T00:00Z)", parseTime("--from"))
     .option("--to <time>", "only partitions before this time", parseTime("--to"))
-    .option("--target-size <size>", "output object size aimed at (inputs below half of it are merged)", (v: string) => {
-      try {
-        return parseSize(v);
-      } catch (e) {
-        throw new InvalidArgumentError((e as Error).message);
-      }
-    }, 128 * 1024 * 1024)
+    .option(
+      "--target-size <size>",
+      "output object size aimed at (objects below half of it are merged)",
+      sizeFlag("--target-size"),
+      128 * 1024 * 1024,
+    )
     .option(
       "--min-age <secs>",
       `leave objects modified less than this ago alone (default: batch.max_age_secs + ${AGE_MARGIN_SECS})`,
@@ -77,6 +88,12 @@ export function registerCompact(program: Command, run: CliRun): void {
         if (!(n >= 0)) throw new InvalidArgumentError("--min-age: expected seconds");
         return n;
       },
+    )
+    .option(
+      "--max-memory <size>",
+      "close an output early when its inputs, decoded, hold this much (they are 5-20x their Parquet size)",
+      sizeFlag("--max-memory"),
+      512 * 1024 * 1024,
     )
     .option("--dry-run", "print the plan (partitions, inputs -> outputs) and change nothing")
     .option("--json", "machine-readable report on stdout")
@@ -123,6 +140,7 @@ Examples:
       fromMs: flags.from,
       toMs: flags.to,
       targetBytes: flags.targetSize,
+      maxMemoryBytes: flags.maxMemory,
       minAgeMs: (flags.minAge ?? config.batch.maxAgeSecs + AGE_MARGIN_SECS) * 1000,
       dryRun: flags.dryRun,
       files: { compression: config.parquet.compression, rowGroupRows: config.parquet.rowGroupRows },

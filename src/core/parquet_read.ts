@@ -30,6 +30,8 @@ import type { TableDef } from "./schema.ts";
 export interface ParquetFooter {
   readonly numRows: number;
   readonly rowGroups: number;
+  /** Bytes of the file that are not column data: the magic numbers, the footer and its length. */
+  readonly overheadBytes: number;
   /** Key-value metadata, in file order. */
   readonly keyValue: ReadonlyMap<string, string>;
 }
@@ -165,7 +167,7 @@ export function readFooter(file: Uint8Array): ParquetFooter {
     last = id;
   }
   if (numRows < 0) throw new RangeError("Parquet footer without a row count");
-  return { numRows, rowGroups, keyValue };
+  return { numRows, rowGroups, overheadBytes: len + 12, keyValue };
 }
 
 // ---- Arrow data to column buffers ----
