@@ -10,7 +10,7 @@
  * @module
  */
 
-import { type Command, InvalidArgumentError } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import process from "node:process";
 import { readFile } from "node:fs/promises";
 import { parseSize, resolveConfig, SETTINGS } from "../config/mod.ts";
@@ -74,11 +74,9 @@ export function registerCompact(program: Command, run: CliRun): void {
     .option("--service <name>", "only this service")
     .option("--from <time>", "only partitions from this hour on (ISO 8601, e.g. 2025-01-15T00:00Z)", parseTime("--from"))
     .option("--to <time>", "only partitions before this time", parseTime("--to"))
-    .option(
-      "--target-size <size>",
-      "output object size aimed at (objects below half of it are merged)",
-      sizeFlag("--target-size"),
-      128 * 1024 * 1024,
+    .addOption(
+      new Option("--target-size <size>", "output object size aimed at (objects below half of it are merged)")
+        .argParser(sizeFlag("--target-size")).default(128 * 1024 * 1024, "128MiB"),
     )
     .option(
       "--min-age <secs>",
@@ -89,11 +87,11 @@ export function registerCompact(program: Command, run: CliRun): void {
         return n;
       },
     )
-    .option(
-      "--max-memory <size>",
-      "close an output early when its inputs, decoded, hold this much (they are 5-20x their Parquet size)",
-      sizeFlag("--max-memory"),
-      512 * 1024 * 1024,
+    .addOption(
+      new Option(
+        "--max-memory <size>",
+        "close an output early when its inputs, decoded, hold this much (5-20x their Parquet size)",
+      ).argParser(sizeFlag("--max-memory")).default(512 * 1024 * 1024, "512MiB"),
     )
     .option("--dry-run", "print the plan (partitions, inputs -> outputs) and change nothing")
     .option("--json", "machine-readable report on stdout")
