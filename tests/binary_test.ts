@@ -229,7 +229,8 @@ async function runExecutable(
   cwd: string,
   env: Record<string, string> = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(EXECUTABLE, { args, cwd, env: { HOME: cwd, ...env }, clearEnv: true }).output();
+  const out = await new Deno.Command(EXECUTABLE, { args, cwd, env: { HOME: cwd, ...env }, clearEnv: true })
+    .output();
   const text = new TextDecoder();
   return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
 }
@@ -239,13 +240,28 @@ Deno.test("dist/otlp2parquet bench counts what its own server stores; compact me
   const cwd = mkdtempSync(join(tmpdir(), "otlp2parquet-ops-"));
   const { openDuckDb } = await import("./support/duckdb.ts");
   const db = await openDuckDb();
-  const count = async (glob: string) => Number((await db.rows(`SELECT count(*)::INTEGER AS n FROM '${glob}'`))[0].n);
+  const count = async (glob: string) =>
+    Number((await db.rows(`SELECT count(*)::INTEGER AS n FROM '${glob}'`))[0].n);
   // Without batching every request is stored before its 200, so stop()'s SIGKILL loses nothing acknowledged.
-  const server = start({ OTLP2PARQUET_LISTEN_ADDR: "127.0.0.1:0", HOME: cwd, OTLP2PARQUET_BATCH_ENABLED: "false" }, cwd);
+  const server = start({
+    OTLP2PARQUET_LISTEN_ADDR: "127.0.0.1:0",
+    HOME: cwd,
+    OTLP2PARQUET_BATCH_ENABLED: "false",
+  }, cwd);
   try {
     const [, address] = await server.waitFor(/listening on http:\/\/(\S+)/);
     const bench = await runExecutable(
-      ["bench", "--endpoint", `http://${address}`, "--rate", "1000", "--records-per-request", "100", "--duration", "1"]
+      [
+        "bench",
+        "--endpoint",
+        `http://${address}`,
+        "--rate",
+        "1000",
+        "--records-per-request",
+        "100",
+        "--duration",
+        "1",
+      ]
         .concat(["--compression", "zstd", "--json"]),
       cwd,
     );
@@ -264,7 +280,10 @@ Deno.test("dist/otlp2parquet bench counts what its own server stores; compact me
     }
     const before = parquetFiles(join(cwd, "small")).length;
     const rows = await count(join(cwd, "small", "logs", "**", "*.parquet"));
-    const compact = await runExecutable(["compact", "--path", "small", "--table", "logs", "--min-age", "0"], cwd);
+    const compact = await runExecutable(
+      ["compact", "--path", "small", "--table", "logs", "--min-age", "0"],
+      cwd,
+    );
     assert.equal(compact.code, 0, compact.stderr);
     assert.match(compact.stdout, new RegExp(`otel_logs: merged ${before} objects`));
     assert.equal(parquetFiles(join(cwd, "small")).length, before / 2);

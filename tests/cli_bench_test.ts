@@ -53,7 +53,11 @@ Deno.test("bench --max: acknowledged records equal the rows stored (protobuf+zst
       assert.ok(r.requests > 0 && r.statuses["200"] === r.requests, JSON.stringify(r.statuses));
       assert.equal(r.records, r.requests * 200);
       assert.equal(r.acknowledgedRecords, r.records);
-      assert.equal(await storedRows(server, signal), r.acknowledgedRecords, `${signal} ${encoding} ${compression}`);
+      assert.equal(
+        await storedRows(server, signal),
+        r.acknowledgedRecords,
+        `${signal} ${encoding} ${compression}`,
+      );
     } finally {
       await server.dispose();
     }
@@ -78,7 +82,10 @@ Deno.test("bench --rate: open loop sends the scheduled requests; partial_success
     assert.equal(r.acknowledgedRecords, r.records - r.rejectedRecords);
     assert.equal(await storedRows(server, "logs"), r.acknowledgedRecords);
     const text = formatBench(r);
-    assert.match(text, /acked: +[\d,]+ records \(HTTP 200: 40 requests; rejected in partial_success: [\d,]+\)/);
+    assert.match(
+      text,
+      /acked: +[\d,]+ records \(HTTP 200: 40 requests; rejected in partial_success: [\d,]+\)/,
+    );
     assert.match(text, /from each request's scheduled send time/);
   } finally {
     await server.dispose();
@@ -89,7 +96,12 @@ Deno.test("bench: errors by status, and a rate the server cannot take is reporte
   // Every request refused (401: the server wants a token) and answered slowly enough to fill the slots.
   const server = await startTestServer({ env: { OTLP2PARQUET_AUTH_TOKEN: "secret" } });
   try {
-    const r = await runBench({ endpoint: server.url, recordsPerRequest: 10, durationSecs: 0.5, concurrency: 2 });
+    const r = await runBench({
+      endpoint: server.url,
+      recordsPerRequest: 10,
+      durationSecs: 0.5,
+      concurrency: 2,
+    });
     assert.equal(r.acknowledgedRecords, 0);
     assert.equal(r.statuses["401"], r.requests);
     assert.match(formatBench(r), /errors: +401: \d/);

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_START_NS, encodeProtobuf, generateRequest } from "../bench/data.ts";
-import { COMPACT_INSTANCE, COMPACTED_FROM, compact, type CompactStep } from "../src/cli/compact.ts";
+import { compact, COMPACT_INSTANCE, COMPACTED_FROM, type CompactStep } from "../src/cli/compact.ts";
 import { decodeRequest, toParquetFiles } from "../src/core/convert.ts";
 import { UNCAPPED } from "../src/core/decode_limits.ts";
 import { readFooter } from "../src/core/parquet_read.ts";
@@ -47,7 +47,10 @@ async function seed(
       // Every request within the same hour, some minutes apart (not in order, like concurrent writers).
       startNs: (options.startNs ?? DEFAULT_START_NS) + BigInt((i * 7) % 50) * 60_000_000_000n,
     });
-    const decoded = decodeRequest(signal, encodeProtobuf(signal, request), { format: "protobuf", ...UNCAPPED });
+    const decoded = decodeRequest(signal, encodeProtobuf(signal, request), {
+      format: "protobuf",
+      ...UNCAPPED,
+    });
     for (const f of toParquetFiles(decoded, { instanceId: `w${i % 3}` })) {
       await store.put(f.key, f.bytes);
       keys.push(f.key);
@@ -105,7 +108,9 @@ async function schemasOf(root: string, def: TableDef, keys: string[]): Promise<S
   try {
     const out = new Set<string>();
     for (const k of keys.filter((k) => k.startsWith(def.path + "/"))) {
-      out.add(JSON.stringify(await db.rows(`DESCRIBE SELECT * FROM read_parquet(${sqlString(join(root, k))})`)));
+      out.add(
+        JSON.stringify(await db.rows(`DESCRIBE SELECT * FROM read_parquet(${sqlString(join(root, k))})`)),
+      );
     }
     return out;
   } finally {
@@ -146,12 +151,16 @@ Deno.test("compact (fs): small objects become sorted objects; every row once, sa
   for (const key of after) {
     const [{ sorted }] = await db.rows(
       `SELECT bool_and(d >= 0) AS sorted FROM (SELECT epoch_ns(Timestamp) - lag(epoch_ns(Timestamp))
-         OVER (ORDER BY file_row_number) AS d FROM read_parquet(${sqlString(join(dir, key))}, file_row_number = true))
+         OVER (ORDER BY file_row_number) AS d FROM read_parquet(${
+        sqlString(join(dir, key))
+      }, file_row_number = true))
        WHERE d IS NOT NULL`,
     );
     assert.equal(sorted, true, key);
     const [{ first }] = await db.rows(
-      `SELECT strftime(min(Timestamp), '%Y%m%dT%H%M%S') AS first FROM read_parquet(${sqlString(join(dir, key))})`,
+      `SELECT strftime(min(Timestamp), '%Y%m%dT%H%M%S') AS first FROM read_parquet(${
+        sqlString(join(dir, key))
+      })`,
     );
     assert.ok(key.split("/").at(-1)!.startsWith(String(first)), `${key} starts with ${first}`);
     const meta = readFooter(await Deno.readFile(join(dir, key))).keyValue;
@@ -213,7 +222,11 @@ for (const [step, n] of [["written", 1], ["verified", 1], ["deleted", 1], ["dele
     assert.ok((await rowsOf(dir, TRACES)).length > before.length, "duplicates are visible meanwhile");
     assert.deepEqual(await dedupedRowsOf(dir, TRACES), before);
     const rerun = await compact(store, { ...base, table: TRACES, targetBytes: 1 << 30 });
-    assert.equal(rerun.partitions.reduce((n, p) => n + p.finished.length, 0), 1, "finished, not merged again");
+    assert.equal(
+      rerun.partitions.reduce((n, p) => n + p.finished.length, 0),
+      1,
+      "finished, not merged again",
+    );
     assert.deepEqual(await rowsOf(dir, TRACES), before);
     const after = await store.list("traces/");
     assert.ok(after.every((k) => k.includes(`-${COMPACT_INSTANCE}-`)), after.join("\n"));
@@ -228,7 +241,18 @@ Deno.test("compact (fs, process): ended by exit after each step, the next run fi
     const before = await rowsOf(dir, LOGS);
     const cli = (env: Record<string, string>) =>
       new Deno.Command(DENO, {
-        args: ["run", "-A", join(ROOT, "src/cli/main.ts"), "compact", "--path", dir, "--table", "logs", "--min-age", "0"],
+        args: [
+          "run",
+          "-A",
+          join(ROOT, "src/cli/main.ts"),
+          "compact",
+          "--path",
+          dir,
+          "--table",
+          "logs",
+          "--min-age",
+          "0",
+        ],
         env: { OTLP2PARQUET_STORAGE_BACKEND: "fs", ...env },
         stdout: "piped",
         stderr: "piped",

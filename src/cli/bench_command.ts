@@ -38,18 +38,36 @@ interface BenchFlags {
 export function registerBench(program: Command, run: CliRun): void {
   program.command("bench")
     .description("load-test an OTLP/HTTP endpoint: records/s, MB/s, latency p50/p90/p99, errors")
-    .option("--endpoint <url>", "base URL (/v1/<signal> is appended) or the signal's URL", "http://127.0.0.1:4318")
-    .addOption(new Option("--signal <signal>", "records to send").choices(["logs", "traces", "metrics"]).default("logs"))
-    .addOption(new Option("--encoding <encoding>", "request encoding").choices(["protobuf", "json"]).default("protobuf"))
+    .option(
+      "--endpoint <url>",
+      "base URL (/v1/<signal> is appended) or the signal's URL",
+      "http://127.0.0.1:4318",
+    )
     .addOption(
-      new Option("--compression <codec>", "request body compression").choices(["gzip", "zstd", "none"]).default("gzip"),
+      new Option("--signal <signal>", "records to send").choices(["logs", "traces", "metrics"]).default(
+        "logs",
+      ),
+    )
+    .addOption(
+      new Option("--encoding <encoding>", "request encoding").choices(["protobuf", "json"]).default(
+        "protobuf",
+      ),
+    )
+    .addOption(
+      new Option("--compression <codec>", "request body compression").choices(["gzip", "zstd", "none"])
+        .default("gzip"),
     )
     .addOption(
       new Option("--rate <records>", "open loop: records per second (latency from the scheduled send time)")
         .argParser(positive("--rate")).conflicts("max"),
     )
     .option("--max", "closed loop: as fast as --concurrency requests in flight allow (the default)")
-    .option("--records-per-request <n>", "records in each request", positive("--records-per-request", true), 1000)
+    .option(
+      "--records-per-request <n>",
+      "records in each request",
+      positive("--records-per-request", true),
+      1000,
+    )
     .option("--concurrency <n>", "requests in flight (--rate: at most)", positive("--concurrency", true), 8)
     .option("--duration <secs>", "seconds of load", positive("--duration"), 10)
     .option("--token <token>", "sent as Authorization: Bearer <token> (env OTLP2PARQUET_AUTH_TOKEN)")

@@ -126,7 +126,8 @@ interface ParsedKey {
 /** Parses `{path}/{service}/year=…/month=…/day=…/hour=…/{name}.parquet`; undefined for other keys. */
 export function parseKey(def: TableDef, info: ObjectInfo): ParsedKey | undefined {
   const rest = info.key.startsWith(def.path + "/") ? info.key.slice(def.path.length + 1) : undefined;
-  const m = rest && /^([^/]+)\/year=(\d{4})\/month=(\d\d)\/day=(\d\d)\/hour=(\d\d)\/([^/]+)\.parquet$/.exec(rest);
+  const m = rest &&
+    /^([^/]+)\/year=(\d{4})\/month=(\d\d)\/day=(\d\d)\/hour=(\d\d)\/([^/]+)\.parquet$/.exec(rest);
   if (!m) return undefined;
   const hourMs = Date.UTC(+m[2], +m[3] - 1, +m[4], +m[5]);
   // `{26-character time}-{instance}-{16 hex digits}`
@@ -159,7 +160,9 @@ export function packGroups(objects: readonly ObjectInfo[], target: number, overh
   const last = groups.at(-1);
   if (last && last.length === 1 && groups.length > 1) {
     const prev = groups[groups.length - 2];
-    if (prev.reduce((n, o) => n + weight(o), 0) + weight(last[0]) <= target * 1.5) prev.push(...groups.pop()!);
+    if (prev.reduce((n, o) => n + weight(o), 0) + weight(last[0]) <= target * 1.5) {
+      prev.push(...groups.pop()!);
+    }
   }
   return groups.filter((g) => g.length > 1);
 }
@@ -309,9 +312,10 @@ async function merge(
       keys.push(key), inputBytes += bytes.length, rows += r.length, decoded += r.byteLength();
       if (r.length) inputs.push(r);
     }
-    // A last input left over by the budget merges with nothing: it stays as it is.
-    if (keys.length < 2) break;
-    done.push(await writeOutput(store, def, { inputs: keys, inputBytes }, inputs, rows, options, folder));
+    // A last input left over by the budget merges with nothing, and files without rows (never written by
+    // the server) are left as they are.
+    if (keys.length < 2 || !inputs.length) break;
+    done.push(await writeOutput(store, { inputs: keys, inputBytes }, inputs, rows, options, folder));
     const out = done.at(-1)!;
     log(`${out.key}: ${keys.length} objects, ${rows} rows, ${inputBytes} -> ${out.bytes} bytes`);
   }
@@ -321,7 +325,6 @@ async function merge(
 /** Writes the merged rows of `plan.inputs`, reads the output back and checks it, deletes the inputs. */
 async function writeOutput(
   store: ObjectStore,
-  def: TableDef,
   plan: OutputPlan,
   inputs: Rows[],
   rows: number,

@@ -14,7 +14,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import process from "node:process";
 import { readFile } from "node:fs/promises";
 import { parseSize, resolveConfig, SETTINGS } from "../config/mod.ts";
-import { TABLES, type TableDef } from "../core/schema.ts";
+import { type TableDef, TABLES } from "../core/schema.ts";
 import type { CliRun } from "./program.ts";
 
 /** A table by name (`otel_logs`), short name (`logs`, `gauge`) or path (`metrics/gauge`). */
@@ -32,7 +32,9 @@ export function tableByName(name: string): TableDef {
 export function parseTime(name: string): (v: string) => number {
   return (v) => {
     const ms = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
-    if (!Number.isFinite(ms)) throw new InvalidArgumentError(`${name}: expected an ISO 8601 time, e.g. 2025-01-15T10:00Z`);
+    if (!Number.isFinite(ms)) {
+      throw new InvalidArgumentError(`${name}: expected an ISO 8601 time, e.g. 2025-01-15T10:00Z`);
+    }
     return ms;
   };
 }
@@ -70,9 +72,17 @@ interface CompactFlags {
 export function registerCompact(program: Command, run: CliRun): void {
   const cmd = program.command("compact")
     .description("merge the small objects of closed partitions into sorted objects of a target size")
-    .requiredOption("--table <table>", "table: otel_logs, otel_traces, otel_metrics_gauge, … (or logs, traces, gauge, …)", tableByName)
+    .requiredOption(
+      "--table <table>",
+      "table: otel_logs, otel_traces, otel_metrics_gauge, … (or logs, traces, gauge, …)",
+      tableByName,
+    )
     .option("--service <name>", "only this service")
-    .option("--from <time>", "only partitions from this hour on (ISO 8601, e.g. 2025-01-15T00:00Z)", parseTime("--from"))
+    .option(
+      "--from <time>",
+      "only partitions from this hour on (ISO 8601, e.g. 2025-01-15T00:00Z)",
+      parseTime("--from"),
+    )
     .option("--to <time>", "only partitions before this time", parseTime("--to"))
     .addOption(
       new Option("--target-size <size>", "output object size aimed at (objects below half of it are merged)")
@@ -130,7 +140,9 @@ Examples:
     ]);
     await loadParquetWasm();
     const store = await storeFromConfig(config, { env: process.env, s3OverFetch: true });
-    const exitAfter = /^(written|verified|deleted):(\d+)$/.exec(process.env.OTLP2PARQUET_COMPACT_EXIT_AFTER ?? "");
+    const exitAfter = /^(written|verified|deleted):(\d+)$/.exec(
+      process.env.OTLP2PARQUET_COMPACT_EXIT_AFTER ?? "",
+    );
     let steps = 0;
     const report = await compact(store, {
       table: flags.table,

@@ -11,7 +11,13 @@
 
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { type ObjectInfo, type ObjectStore, toStorageError, validateKey, validatePrefix } from "./object_store.ts";
+import {
+  type ObjectInfo,
+  type ObjectStore,
+  toStorageError,
+  validateKey,
+  validatePrefix,
+} from "./object_store.ts";
 
 /**
  * Folder under the root where objects are written before being renamed into place (same filesystem, so
