@@ -11,6 +11,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeRuntimeApi, functionUrlEvent } from "./support/fake_runtime_api.ts";
+import { runProcess } from "./support/cli_process.ts";
 import { startS3Server } from "./support/s3_server.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -223,17 +224,43 @@ Deno.test("dist/otlp2parquet on Lambda writes S3 over fetch with the role's cred
   }
 });
 
-/** Runs the executable with `args` in `cwd` (exactly `env`) to its end. */
-async function runExecutable(
-  args: string[],
-  cwd: string,
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(EXECUTABLE, { args, cwd, env: { HOME: cwd, ...env }, clearEnv: true })
-    .output();
-  const text = new TextDecoder();
-  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
-}
+/** Runs the executable with `args` from an empty folder, with only PATH and HOME set. */
+const runExecutable = (args: string[], cwd: string) =>
+  runProcess(EXECUTABLE, args, { cwd, env: { HOME: cwd } });
+
+Deno.test("dist/otlp2parquet runs every command from an empty folder: --help lists them, plan reads its bundled prices", async () => {
+  await ensureBuilt();
+  const cwd = mkdtempSync(join(tmpdir(), "otlp2parquet-commands-"));
+  try {
+    const help = await runExecutable(["--help"], cwd);
+    assert.equal(help.code, 0, help.stderr);
+    for (const command of ["convert", "schema", "connect", "plan", "check", "bench", "compact", "serve"]) {
+      assert.match(help.stdout, new RegExp(`^ {2}${command} `, "m"), command);
+    }
+    const plan = await runExecutable(
+      ["plan", "--records-per-second", "1000", "--bytes-per-record", "300", "--format", "json"],
+      cwd,
+    );
+    assert.equal(plan.code, 0, plan.stderr);
+    const parsed = JSON.parse(plan.stdout);
+    assert.equal(
+      parsed.prices.taken,
+      JSON.parse(readFileSync(new URL("../src/cli/prices.json", import.meta.url), "utf8")).taken,
+    );
+    assert.equal(parsed.costs.length, 4);
+    const connect = await runExecutable(["connect", "otel-collector"], cwd);
+    assert.equal(connect.code, 0, connect.stderr);
+    assert.match(connect.stdout, /^ {2}otlp_http\/otlp2parquet:$/m);
+    const duck = await runExecutable(["schema", "duckdb", "--url", "s3://b/p"], cwd);
+    assert.equal(duck.code, 0, duck.stderr);
+    assert.match(duck.stdout, /CREATE OR REPLACE VIEW otel_logs AS/);
+    const check = await runExecutable(["check"], cwd);
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+    assert.match(check.stdout, /The store works/);
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
 
 Deno.test("dist/otlp2parquet bench counts what its own server stores; compact merges small objects", async () => {
   await ensureBuilt();

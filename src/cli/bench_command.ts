@@ -37,6 +37,7 @@ interface BenchFlags {
 /** Registers `bench`. */
 export function registerBench(program: Command, run: CliRun): void {
   program.command("bench")
+    .summary("load-test an OTLP/HTTP endpoint")
     .description("load-test an OTLP/HTTP endpoint: records/s, MB/s, latency p50/p90/p99, errors")
     .option(
       "--endpoint <url>",

@@ -308,7 +308,12 @@ async function merge(
       const key = plan.inputs[at++];
       const bytes = await store.get(key);
       if (!bytes) throw new Error(`${key} disappeared while compacting: is another compact running?`);
-      const r = parquetToRows(bytes, def);
+      let r: Rows;
+      try {
+        r = parquetToRows(bytes, def);
+      } catch (e) {
+        throw new Error(`${key}: ${(e as Error).message}: nothing merged from it`);
+      }
       keys.push(key), inputBytes += bytes.length, rows += r.length, decoded += r.byteLength();
       if (r.length) inputs.push(r);
     }

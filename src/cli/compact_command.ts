@@ -12,9 +12,9 @@
 
 import { type Command, InvalidArgumentError, Option } from "commander";
 import process from "node:process";
-import { readFile } from "node:fs/promises";
-import { parseSize, resolveConfig, SETTINGS } from "../config/mod.ts";
+import { parseSize } from "../config/mod.ts";
 import { type TableDef, TABLES } from "../core/schema.ts";
+import { action, loadConfig, settingFlags } from "./client_commands.ts";
 import type { CliRun } from "./program.ts";
 
 /** A table by name (`otel_logs`), short name (`logs`, `gauge`) or path (`metrics/gauge`). */
@@ -53,8 +53,6 @@ function sizeFlag(name: string): (v: string) => number {
 /** Margin added to the batch age: writes that retry or a log replayed after a restart come later. */
 export const AGE_MARGIN_SECS = 600;
 
-const STORAGE_SETTINGS = SETTINGS.filter((s) => s.key.startsWith("storage.") && s.flag);
-
 interface CompactFlags {
   table: TableDef;
   service?: string;
@@ -71,6 +69,7 @@ interface CompactFlags {
 /** Registers `compact`. */
 export function registerCompact(program: Command, run: CliRun): void {
   const cmd = program.command("compact")
+    .summary("merge the small objects of closed hours")
     .description("merge the small objects of closed partitions into sorted objects of a target size")
     .requiredOption(
       "--table <table>",
@@ -104,12 +103,8 @@ export function registerCompact(program: Command, run: CliRun): void {
       ).argParser(sizeFlag("--max-memory")).default(512 * 1024 * 1024, "512MiB"),
     )
     .option("--dry-run", "print the plan (partitions, inputs -> outputs) and change nothing")
-    .option("--json", "machine-readable report on stdout")
-    .option("--config <path>", "TOML configuration file (env OTLP2PARQUET_CONFIG)");
-  for (const s of STORAGE_SETTINGS) {
-    cmd.option(s.flagArg ? `${s.flag} ${s.flagArg}` : s.flag!, `${s.description} (env ${s.env})`);
-  }
-  cmd.option("--batch-max-age <secs>", "the writers' batch age (env OTLP2PARQUET_BATCH_MAX_AGE_SECS)");
+    .option("--json", "machine-readable report on stdout");
+  settingFlags(cmd, ["storage.", "batch.max_age_secs"]);
   cmd.addHelpText(
     "after",
     `
@@ -122,17 +117,8 @@ Examples:
   otlp2parquet compact --path ./data --table logs --from 2025-01-15 --to 2025-01-16
   OTLP2PARQUET_S3_BUCKET=telemetry otlp2parquet compact --storage s3 --table traces --target-size 256MiB`,
   );
-  cmd.action(async (flags: CompactFlags) => {
-    const { config } = await resolveConfig({
-      env: process.env,
-      flags: Object.fromEntries(
-        [...STORAGE_SETTINGS.map((s) => s.flag!.slice(2)), "config", "batch-max-age"].map((k) => [
-          k,
-          cmd.getOptionValue(k.replace(/-([a-z])/g, (_, c) => c.toUpperCase())),
-        ]),
-      ),
-      readTextFile: (path) => readFile(path, "utf8"),
-    });
+  cmd.action(action(run, async (flags: CompactFlags) => {
+    const config = await loadConfig(run, flags);
     const [{ compact, formatCompact }, { storeFromConfig }, { loadParquetWasm }] = await Promise.all([
       import("./compact.ts"),
       import("../storage/from_config.ts"),
@@ -162,5 +148,5 @@ Examples:
         : undefined,
     });
     run.io.stdout(flags.json ? JSON.stringify(report, null, 2) + "\n" : formatCompact(report));
-  });
+  }));
 }

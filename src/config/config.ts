@@ -60,12 +60,18 @@ export interface Config {
       readonly prefix: string;
       readonly forcePathStyle: boolean;
     };
-    readonly gcs: { readonly bucket: string | undefined };
+    readonly gcs: {
+      readonly bucket: string | undefined;
+      readonly endpoint: string | undefined;
+      readonly prefix: string;
+      readonly anonymous: boolean;
+    };
     readonly azblob: {
       readonly container: string | undefined;
       readonly account: string | undefined;
       /** Defaults to `https://<account>.blob.core.windows.net` when only the account is set. */
       readonly endpoint: string | undefined;
+      readonly prefix: string;
     };
   };
   readonly batch: {
@@ -300,6 +306,28 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       description: "Google Cloud Storage bucket.",
     },
     {
+      key: "storage.gcs.endpoint",
+      env: "OTLP2PARQUET_GCS_ENDPOINT",
+      type: "url",
+      default: "(Google)",
+      description: "GCS JSON API endpoint URL (e.g. fake-gcs-server).",
+    },
+    {
+      key: "storage.gcs.prefix",
+      env: "OTLP2PARQUET_GCS_PREFIX",
+      type: "text",
+      default: '""',
+      description: "Key prefix for every object in the bucket.",
+    },
+    {
+      key: "storage.gcs.anonymous",
+      env: "OTLP2PARQUET_GCS_ANONYMOUS",
+      type: "boolean",
+      default: "false",
+      description:
+        "Send no credentials and skip the metadata server (emulators); otherwise `GOOGLE_APPLICATION_CREDENTIALS` or the metadata server.",
+    },
+    {
       key: "storage.azblob.container",
       env: "OTLP2PARQUET_AZURE_CONTAINER",
       type: "string",
@@ -319,6 +347,13 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       type: "url",
       default: "https://<account>.blob.core.windows.net",
       description: "Azure Blob endpoint URL (e.g. Azurite).",
+    },
+    {
+      key: "storage.azblob.prefix",
+      env: "OTLP2PARQUET_AZURE_PREFIX",
+      type: "text",
+      default: '""',
+      description: "Key prefix for every blob in the container. The key comes from `AZBLOB_ACCOUNT_KEY`.",
     },
     {
       key: "batch.enabled",
@@ -494,9 +529,13 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "storage.s3.prefix": "",
   "storage.s3.force_path_style": undefined,
   "storage.gcs.bucket": undefined,
+  "storage.gcs.endpoint": undefined,
+  "storage.gcs.prefix": "",
+  "storage.gcs.anonymous": false,
   "storage.azblob.container": undefined,
   "storage.azblob.account": undefined,
   "storage.azblob.endpoint": undefined,
+  "storage.azblob.prefix": "",
   "batch.enabled": true,
   "batch.max_rows": 200_000,
   "batch.max_bytes": 128 * MiB,
@@ -899,11 +938,17 @@ function build(chosen: Map<string, Chosen>): Config {
         prefix: v("storage.s3.prefix"),
         forcePathStyle: v("storage.s3.force_path_style"),
       },
-      gcs: { bucket: v("storage.gcs.bucket") },
+      gcs: {
+        bucket: v("storage.gcs.bucket"),
+        endpoint: v("storage.gcs.endpoint"),
+        prefix: v("storage.gcs.prefix"),
+        anonymous: v("storage.gcs.anonymous"),
+      },
       azblob: {
         container: v("storage.azblob.container"),
         account: v("storage.azblob.account"),
         endpoint: v("storage.azblob.endpoint"),
+        prefix: v("storage.azblob.prefix"),
       },
     },
     batch: {
@@ -1161,12 +1206,16 @@ export function describeConfig(config: Config): string {
         (s.s3.prefix ? `, prefix ${JSON.stringify(s.s3.prefix)}` : "");
       break;
     case "gcs":
-      where = `gcs bucket ${s.gcs.bucket}`;
+      where = `gcs bucket ${s.gcs.bucket}` +
+        (s.gcs.endpoint ? `, endpoint ${redactUrl(s.gcs.endpoint)}` : "") +
+        (s.gcs.anonymous ? ", anonymous" : "") +
+        (s.gcs.prefix ? `, prefix ${JSON.stringify(s.gcs.prefix)}` : "");
       break;
     case "azblob":
       where = `azblob container ${s.azblob.container}` +
         (s.azblob.account ? `, account ${s.azblob.account}` : "") +
-        (s.azblob.endpoint ? `, endpoint ${redactUrl(s.azblob.endpoint)}` : "");
+        (s.azblob.endpoint ? `, endpoint ${redactUrl(s.azblob.endpoint)}` : "") +
+        (s.azblob.prefix ? `, prefix ${JSON.stringify(s.azblob.prefix)}` : "");
       break;
   }
   const lines: [string, string][] = [

@@ -73,8 +73,8 @@ Deno.test("resolveConfig() gives the documented defaults", async () => {
       backend: "fs",
       path: "./data",
       s3: { bucket: undefined, region: "us-east-1", endpoint: undefined, prefix: "", forcePathStyle: false },
-      gcs: { bucket: undefined },
-      azblob: { container: undefined, account: undefined, endpoint: undefined },
+      gcs: { bucket: undefined, endpoint: undefined, prefix: "", anonymous: false },
+      azblob: { container: undefined, account: undefined, endpoint: undefined, prefix: "" },
     },
     batch: {
       enabled: true,
