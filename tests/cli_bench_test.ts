@@ -93,7 +93,7 @@ Deno.test("bench --rate: open loop sends the scheduled requests; partial_success
 });
 
 Deno.test("bench: errors by status, and a rate the server cannot take is reported as not reached", async () => {
-  // Every request refused (401: the server wants a token) and answered slowly enough to fill the slots.
+  // Every request refused: the server wants a token.
   const server = await startTestServer({ env: { OTLP2PARQUET_AUTH_TOKEN: "secret" } });
   try {
     const r = await runBench({

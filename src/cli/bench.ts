@@ -101,6 +101,19 @@ export function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 }
 
+/** p50, p90, p99 and max of sorted latencies, ms, rounded to hundredths (0 when there are none). */
+export function latencySummary(
+  sorted: readonly number[],
+): { p50: number; p90: number; p99: number; max: number } {
+  const round = (x: number): number => Math.round(x * 100) / 100;
+  return {
+    p50: round(quantile(sorted, 0.5)),
+    p90: round(quantile(sorted, 0.9)),
+    p99: round(quantile(sorted, 0.99)),
+    max: round(sorted.at(-1) ?? 0),
+  };
+}
+
 /** The URL requests go to: `endpoint` itself when it names a `/v1/<signal>` path, else with it appended. */
 export function signalUrl(endpoint: string, signal: Signal): URL {
   let url: URL;
@@ -160,6 +173,23 @@ export function rejectedOf(body: Uint8Array, contentType: string): number {
     else return 0;
   }
   return 0;
+}
+
+/** POSTs one body with its content headers (and the token as a Bearer), failing after `timeoutMs`. */
+export function postLoad(
+  url: URL,
+  load: LoadBody,
+  options: { token?: string; timeoutMs: number },
+): Promise<Response> {
+  const headers: Record<string, string> = { "content-type": load.contentType };
+  if (load.contentEncoding) headers["content-encoding"] = load.contentEncoding;
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  return fetch(url, {
+    method: "POST",
+    headers,
+    body: load.body,
+    signal: AbortSignal.timeout(options.timeoutMs),
+  });
 }
 
 const HOUR_NS = 3_600_000_000_000n;
@@ -228,18 +258,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
 
   const send = async (seq: number, scheduled: number): Promise<void> => {
     const load = source.body(seq);
-    const headers: Record<string, string> = { "content-type": load.contentType };
-    if (load.contentEncoding) headers["content-encoding"] = load.contentEncoding;
-    if (options.token) headers.authorization = `Bearer ${options.token}`;
     sent++, sentRecords += load.records, wire += load.body.length, raw += load.rawBytes;
     let status = "network";
     try {
-      const res = await fetch(url, {
-        method: "POST",
-        headers,
-        body: load.body,
-        signal: AbortSignal.timeout(timeoutMs),
-      });
+      const res = await postLoad(url, load, { token: options.token, timeoutMs });
       const body = new Uint8Array(await res.arrayBuffer());
       status = String(res.status);
       latencies.push(now() - scheduled);
@@ -307,12 +329,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     recordsPerSecond: Math.round(acked / seconds),
     wireMBps: round(wire / 1e6 / seconds),
     rawMBps: round(raw / 1e6 / seconds),
-    latencyMs: {
-      p50: round(quantile(latencies, 0.5)),
-      p90: round(quantile(latencies, 0.9)),
-      p99: round(quantile(latencies, 0.99)),
-      max: round(latencies.at(-1) ?? 0),
-    },
+    latencyMs: latencySummary(latencies),
   };
   if (rate !== undefined) {
     result.targetRecordsPerSecond = rate;
