@@ -14,7 +14,7 @@ import { compact, COMPACT_INSTANCE, COMPACTED_FROM, type CompactStep } from "../
 import { decodeRequest, toParquetFiles } from "../src/core/convert.ts";
 import { UNCAPPED } from "../src/core/decode_limits.ts";
 import { readFooter } from "../src/core/parquet_read.ts";
-import { LOGS, type Signal, type TableDef, TRACES } from "../src/core/schema.ts";
+import { LOGS, type Signal, type TableDef, tableDef, TRACES } from "../src/core/schema.ts";
 import { loadParquetWasm } from "../src/platforms/wasm.ts";
 import { FsStore } from "../src/storage/fs_store.ts";
 import type { ObjectStore } from "../src/storage/object_store.ts";
@@ -308,6 +308,22 @@ Deno.test("compact (S3, s3rver): merged, exactly once after a stop mid-delete", 
     assert.ok(after.every((k) => k.includes(`-${COMPACT_INSTANCE}-`)));
   } finally {
     await s3.stop();
+  }
+});
+
+Deno.test("compact (fs): metrics tables (lists of numbers, maps) keep every row and their schema", async () => {
+  const dir = newDir();
+  const store = new FsStore({ root: dir });
+  const inputs = await seed(store, "metrics", 8, { seed: 17, records: 300 });
+  for (const name of ["otel_metrics_gauge", "otel_metrics_sum", "otel_metrics_histogram"] as const) {
+    const def = tableDef(name);
+    const before = await rowsOf(dir, def);
+    assert.ok(before.length > 0, name);
+    const schema = await schemasOf(dir, def, inputs);
+    const report = await compact(store, { ...base, table: def });
+    assert.ok(report.partitions.some((p) => p.outputs.length), name);
+    assert.deepEqual(await rowsOf(dir, def), before, name);
+    assert.deepEqual(await schemasOf(dir, def, await store.list(def.path + "/")), schema, name);
   }
 });
 

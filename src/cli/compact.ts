@@ -383,7 +383,9 @@ export function formatCompact(r: CompactReport): string {
     if (!r.dryRun && p.outputs.length) line += ` (${size(written)})`;
     if (p.young) line += `; ${p.young} too young, left alone`;
     for (const f of p.finished) {
-      line += `\n  finished an interrupted compaction: ${f.output} (deleted ${f.deleted.length} inputs)`;
+      line += r.dryRun
+        ? `\n  would finish an interrupted compaction: ${f.output} (delete ${f.deleted.length} inputs)`
+        : `\n  finished an interrupted compaction: ${f.output} (deleted ${f.deleted.length} inputs)`;
     }
     lines.push(line);
   }
