@@ -390,10 +390,13 @@ export function formatCompact(r: CompactReport): string {
     lines.push(line);
   }
   const verb = r.dryRun ? "would merge" : "merged";
-  lines.push(
-    `${r.table}: ${verb} ${inputs} objects (${size(inBytes)}) into ${outputs}` +
+  const what = inputs === 0
+    ? `nothing to merge in ${r.partitions.length} closed partitions`
+    : `${verb} ${inputs} objects (${size(inBytes)}) into ${outputs}` +
       (r.dryRun ? "" : ` (${size(outBytes)})`) +
-      ` in ${r.partitions.filter((p) => p.outputs.length).length} partitions` +
+      ` in ${r.partitions.filter((p) => p.outputs.length).length} partitions`;
+  lines.push(
+    `${r.table}: ${what}` +
       (finished ? `; finished ${finished} interrupted` : "") +
       (r.openPartitions ? `; ${r.openPartitions} partitions of the current hour left alone` : "") +
       (r.dryRun ? " (dry run: nothing changed)" : ""),
