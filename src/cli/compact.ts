@@ -20,8 +20,9 @@
  * `minAgeMs` ago (batch age plus a margin), so a writer's retried or replayed write of the same object
  * cannot land after its rows were merged. Run one `compact` per table at a time.
  *
- * Memory: one output at a time; its inputs are decoded into column buffers (about 4-8 times their
- * Parquet size, see docs/cli.md) and encoded straight from them.
+ * Memory: one output at a time; its inputs are decoded into column buffers (16 times their Parquet size
+ * on bench's synthetic logs, see docs/cli.md) and encoded straight from them; `maxMemoryBytes` closes an
+ * output early when they reach it.
  *
  * @module
  */

@@ -99,7 +99,7 @@ export function registerCompact(program: Command, run: CliRun): void {
     .addOption(
       new Option(
         "--max-memory <size>",
-        "close an output early when its inputs, decoded, hold this much (5-20x their Parquet size)",
+        "close an output early when its inputs, decoded, hold this much (16x their Parquet size measured)",
       ).argParser(sizeFlag("--max-memory")).default(512 * 1024 * 1024, "512MiB"),
     )
     .option("--dry-run", "print the plan (partitions, inputs -> outputs) and change nothing")
