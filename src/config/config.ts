@@ -41,9 +41,11 @@ export interface Config {
     readonly idleTimeoutSecs: number;
     /** `""` when no source set one and the entry passed none: the caller derives one. */
     readonly instanceId: string;
+    /** Whether `GET /metrics` serves the Prometheus metrics (open like `/health`). */
+    readonly metrics: boolean;
   };
   readonly auth: {
-    /** `token`: every request but `/health` and `/ready` must present one of `tokens`; `none`: no check. */
+    /** `token`: every request but `/health`, `/ready` (and the server's `/metrics`) must present one of `tokens`; `none`: no check. */
     readonly mode: AuthMode;
     /** `auth.token` as set, or undefined. */
     readonly token: string | undefined;
@@ -214,12 +216,22 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
         "Part of every object name, unique per instance; letters, digits, `_` and `-`, at most 64.",
     },
     {
+      key: "server.metrics",
+      env: "OTLP2PARQUET_METRICS",
+      flag: "--no-metrics",
+      type: "boolean",
+      default: "true",
+      description:
+        "Serve Prometheus metrics on `GET /metrics`, without authentication like `/health` (docs/metrics.md).",
+    },
+    {
       key: "auth.mode",
       env: "OTLP2PARQUET_AUTH",
       type: "enum",
       choices: ["token", "none"],
       default: "`token` (server: only if a token is set)",
-      description: "`token`: every request but `/health` and `/ready` needs a token; `none`: off on purpose.",
+      description:
+        "`token`: every request but `/health`, `/ready` and `/metrics` needs a token; `none`: off on purpose.",
     },
     {
       key: "auth.token",
@@ -518,6 +530,7 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "server.header_timeout_secs": 10,
   "server.idle_timeout_secs": 60,
   "server.instance_id": "",
+  "server.metrics": true,
   "auth.mode": undefined,
   "auth.token": undefined,
   "auth.tokens": undefined,
@@ -926,6 +939,7 @@ function build(chosen: Map<string, Chosen>): Config {
       headerTimeoutSecs: v("server.header_timeout_secs"),
       idleTimeoutSecs: v("server.idle_timeout_secs"),
       instanceId: v("server.instance_id"),
+      metrics: v("server.metrics"),
     },
     auth: { mode: v("auth.mode"), token: v("auth.token"), tokens: tokensOf(chosen) },
     storage: {
@@ -1235,6 +1249,7 @@ export function describeConfig(config: Config): string {
         ? "none: anyone who reaches the address can write"
         : `token (Bearer, or Basic password): ${config.auth.tokens.length} accepted`,
     ],
+    ["metrics", server.metrics ? "GET /metrics (Prometheus text, no authentication)" : "off"],
     ["storage", where],
     [
       "batching",

@@ -67,6 +67,7 @@ Deno.test("resolveConfig() gives the documented defaults", async () => {
       headerTimeoutSecs: 10,
       idleTimeoutSecs: 60,
       instanceId: "",
+      metrics: true,
     },
     auth: { mode: "none", token: undefined, tokens: [] },
     storage: {
