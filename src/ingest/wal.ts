@@ -121,6 +121,11 @@ const MAX_GROUP_RECORDS = 1024;
 const SEGMENT_NAME = /^(\d{20})\.wal$/;
 /** Read size of {@linkcode Wal.records}: records are read in chunks of this much (or one record, if larger). */
 const READ_CHUNK_BYTES = 1024 * 1024;
+/**
+ * Read size in a segment already checked, where unwanted payloads are skipped: small, so that skipping a
+ * record does not read it anyway as part of the chunk that holds its header.
+ */
+const SKIM_CHUNK_BYTES = 64 * 1024;
 
 interface Segment {
   name: string;
@@ -267,7 +272,9 @@ export class Wal {
         const file = fh = await open(join(dir, name), "r+");
         // Read by the stat size rather than to EOF: only what is on disk now counts.
         const size = (await file.stat()).size;
-        const scan = await drain(scanSegment(new ChunkReader(file, size), firstSeq, () => false, false));
+        const scan = await drain(
+          scanSegment(new ChunkReader(file, size, READ_CHUNK_BYTES), firstSeq, () => false, false),
+        );
         if (scan.problem !== undefined) {
           warn(
             `wal: ${name}: ${scan.problem} at offset ${scan.end}; ` +
@@ -336,7 +343,11 @@ export class Wal {
       try {
         const checked = segment.checked;
         const end = checked ?? (await file.stat()).size;
-        const reader = new ChunkReader(file, end);
+        const reader = new ChunkReader(
+          file,
+          end,
+          checked === undefined ? READ_CHUNK_BYTES : SKIM_CHUNK_BYTES,
+        );
         const scan = scanSegment(
           reader,
           Math.max(segment.firstSeq, lastSeq + 1),
@@ -646,8 +657,8 @@ async function drain(scan: AsyncGenerator<ScannedRecord, ScanResult>): Promise<S
 }
 
 /**
- * Positional reads of a segment's first `size` bytes through one buffer of at least
- * {@linkcode READ_CHUNK_BYTES}: a view it returns is valid until the next call.
+ * Positional reads of a segment's first `size` bytes, `chunk` bytes at a time (or one record, if larger),
+ * through one buffer: a view it returns is valid until the next call.
  */
 class ChunkReader {
   #buffer = new Uint8Array(0);
@@ -655,17 +666,17 @@ class ChunkReader {
   #start = 0;
   /** Bytes read from the file so far. */
   read = 0;
-  constructor(readonly fh: FileHandle, readonly size: number) {}
+  constructor(readonly fh: FileHandle, readonly size: number, readonly chunk: number) {}
 
   /** `n` bytes at `offset` (fewer only if the file is shorter than `size` says). */
   async bytes(offset: number, n: number): Promise<Uint8Array> {
     if (offset >= this.#start && offset + n <= this.#start + this.#buffer.length) {
       return this.#buffer.subarray(offset - this.#start, offset - this.#start + n);
     }
-    const want = Math.min(this.size - offset, Math.max(n, READ_CHUNK_BYTES));
+    const want = Math.min(this.size - offset, Math.max(n, this.chunk));
     // A fresh buffer only when the old one is too small: views handed out are used before the next call.
     if (this.#buffer.buffer.byteLength < want) {
-      this.#buffer = new Uint8Array(Math.max(want, READ_CHUNK_BYTES));
+      this.#buffer = new Uint8Array(Math.max(want, this.chunk));
     }
     const target = new Uint8Array(this.#buffer.buffer, 0, want);
     let filled = 0;
@@ -682,8 +693,8 @@ class ChunkReader {
 
   /** Whether every byte from `offset` to the end is zero (a preallocated or zero-filled tail). */
   async isZeroFrom(offset: number): Promise<boolean> {
-    for (let at = offset; at < this.size; at += READ_CHUNK_BYTES) {
-      const chunk = await this.bytes(at, Math.min(READ_CHUNK_BYTES, this.size - at));
+    for (let at = offset; at < this.size; at += this.chunk) {
+      const chunk = await this.bytes(at, Math.min(this.chunk, this.size - at));
       if (chunk.length === 0) return true;
       if (!isZero(chunk, 0)) return false;
     }
