@@ -86,6 +86,7 @@ async function startIngest(
   return {
     ingest,
     wal,
+    store,
     replayed,
     /** kill -9: nothing more reaches the store or the log. */
     async crash() {
@@ -171,6 +172,39 @@ Deno.test("replay after a crash reads back only the requests whose rows are not 
     assert.equal(third.replayed.requests, 0);
     await third.ingest.close();
     await assertStoredOnce(dir, sent);
+  });
+});
+
+Deno.test("replay redoes a write cut off by the crash under its key, while batching the rest of its requests again", async () => {
+  await withDir("o2p-replay-redo-", async (dir) => {
+    const first = await startIngest(dir, { maxRows: 100 });
+    const sent: string[] = [];
+    for (let r = 0; r < 3; r++) {
+      const batch = ids(`before${r}`, 100);
+      sent.push(...batch);
+      await first.ingest.accept(logs(idLogsRequest("before", batch)));
+    }
+    await until("3 objects", () => first.ingest.stats().objects === 3);
+    // The store fails from here: the next full batch gets its intent record, never its object.
+    first.store.frozen = true;
+    const a = ids("cut-a", 100), b = ids("cut-b", 10);
+    sent.push(...a, ...b);
+    const appends = first.wal.stats().appends;
+    await first.ingest.accept(logs(logsRequest([
+      { service: "a", records: a.map((id) => logRecord({ timeMs: Date.now(), body: anyValue.string(id) })) },
+      { service: "b", records: b.map((id) => logRecord({ timeMs: Date.now(), body: anyValue.string(id) })) },
+    ])));
+    await until("the intent record", () => first.wal.stats().appends === appends + 2);
+    await first.crash();
+    assert.equal(parquetFilesUnder(join(dir, "data")).length, 3);
+
+    const second = await startIngest(dir, { maxRows: 100 });
+    assert.equal(second.replayed.requests, 1);
+    assert.equal(second.replayed.skipped, 3);
+    assert.equal(second.replayed.redone, 1);
+    await second.ingest.close();
+    await assertStoredOnce(dir, sent);
+    assert.equal(parquetFilesUnder(join(dir, "data")).length, 5, "3 before, the redone one, b's");
   });
 });
 
