@@ -634,14 +634,20 @@ async function* scanSegment(
     const stored = view.getUint32(20, true);
     const hi = view.getUint32(16, true);
     const seq = hi * 0x1_0000_0000 + view.getUint32(12, true);
-    const headerCrc = crc32c(header.subarray(0, 20));
-    const wanted = want(kind, seq);
-    if (!trusted || wanted) {
+    if (!trusted) {
+      // Before the payload is read: the read may reuse the buffer `header` views.
+      const headerCrc = crc32c(header.subarray(0, 20));
       const payload = await reader.bytes(offset + HEADER_BYTES, length);
       if (stored !== crc32c(payload, headerCrc)) return stop("record checksum mismatch");
       if (hi > 0x1fffff || seq < minSeq || seq <= lastSeq) return stop(`record seq ${seq} out of order`);
-      if (wanted) yield { seq, kind, payload: payload.slice() };
-    } else if (hi > 0x1fffff || seq < minSeq || seq <= lastSeq) return stop(`record seq ${seq} out of order`);
+      if (want(kind, seq)) yield { seq, kind, payload: payload.slice() };
+    } else {
+      // Checked before (checksums and order) up to the reader's end: only what is wanted is read.
+      if (hi > 0x1fffff || seq < minSeq || seq <= lastSeq) return stop(`record seq ${seq} out of order`);
+      if (want(kind, seq)) {
+        yield { seq, kind, payload: (await reader.bytes(offset + HEADER_BYTES, length)).slice() };
+      }
+    }
     lastSeq = seq;
     offset += HEADER_BYTES + length;
   }
