@@ -113,6 +113,22 @@ async function until(what: string, done: () => boolean): Promise<void> {
 
 const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
 
+/** Sends `requests` requests of `size` records of `service`, ids `${prefix}${r}-${i}`, noted in `sent`. */
+async function sendIds(ingest: Ingest, sent: string[], prefix: string, requests: number, size: number) {
+  for (let r = 0; r < requests; r++) {
+    const batch = ids(`${prefix}${r}`, size);
+    sent.push(...batch);
+    await ingest.accept(logs(idLogsRequest(prefix, batch)));
+  }
+}
+
+/** One request with the ids `a` for service "a" and `b` for service "b" (two partitions). */
+function twoServices(a: string[], b: string[]) {
+  const records = (list: string[]) =>
+    list.map((id) => logRecord({ timeMs: Date.now(), body: anyValue.string(id) }));
+  return logs(logsRequest([{ service: "a", records: records(a) }, { service: "b", records: records(b) }]));
+}
+
 /** Asserts every id of `expected` is stored exactly once under `dir/data`, and nothing else. */
 async function assertStoredOnce(dir: string, expected: string[]): Promise<void> {
   const counts = await countIds(parquetFilesUnder(join(dir, "data")));
@@ -135,25 +151,13 @@ Deno.test("replay after a crash reads back only the requests whose rows are not 
     const first = await startIngest(dir, { maxRows: 100 });
     const sent: string[] = [];
     // 10 requests of 100 records: each fills a batch, written at once.
-    for (let r = 0; r < 10; r++) {
-      const batch = ids(`flushed${r}`, 100);
-      sent.push(...batch);
-      await first.ingest.accept(logs(idLogsRequest("flushed", batch)));
-    }
+    await sendIds(first.ingest, sent, "flushed", 10, 100);
     // One request half written: its 100 records of "a" fill a batch, its 10 of "b" stay open.
     const a = ids("partial-a", 100), b = ids("partial-b", 10);
     sent.push(...a, ...b);
-    const partial = logsRequest([
-      { service: "a", records: a.map((id) => logRecord({ timeMs: Date.now(), body: anyValue.string(id) })) },
-      { service: "b", records: b.map((id) => logRecord({ timeMs: Date.now(), body: anyValue.string(id) })) },
-    ]);
-    await first.ingest.accept(logs(partial));
+    await first.ingest.accept(twoServices(a, b));
     // 5 requests that stay in open batches.
-    for (let r = 0; r < 5; r++) {
-      const batch = ids(`open${r}`, 10);
-      sent.push(...batch);
-      await first.ingest.accept(logs(idLogsRequest("open", batch)));
-    }
+    await sendIds(first.ingest, sent, "open", 5, 10);
     await until("11 objects", () => first.ingest.stats().objects === 11);
     // The commit records are appended right after the writes.
     await sleep(50);
@@ -179,21 +183,14 @@ Deno.test("replay redoes a write cut off by the crash under its key, while batch
   await withDir("o2p-replay-redo-", async (dir) => {
     const first = await startIngest(dir, { maxRows: 100 });
     const sent: string[] = [];
-    for (let r = 0; r < 3; r++) {
-      const batch = ids(`before${r}`, 100);
-      sent.push(...batch);
-      await first.ingest.accept(logs(idLogsRequest("before", batch)));
-    }
+    await sendIds(first.ingest, sent, "before", 3, 100);
     await until("3 objects", () => first.ingest.stats().objects === 3);
     // The store fails from here: the next full batch gets its intent record, never its object.
     first.store.frozen = true;
     const a = ids("cut-a", 100), b = ids("cut-b", 10);
     sent.push(...a, ...b);
     const appends = first.wal.stats().appends;
-    await first.ingest.accept(logs(logsRequest([
-      { service: "a", records: a.map((id) => logRecord({ timeMs: Date.now(), body: anyValue.string(id) })) },
-      { service: "b", records: b.map((id) => logRecord({ timeMs: Date.now(), body: anyValue.string(id) })) },
-    ])));
+    await first.ingest.accept(twoServices(a, b));
     await until("the intent record", () => first.wal.stats().appends === appends + 2);
     await first.crash();
     assert.equal(parquetFilesUnder(join(dir, "data")).length, 3);
@@ -242,11 +239,7 @@ Deno.test("once every batch is written, the log's active segment is rolled away:
   await withDir("o2p-replay-roll-", async (dir) => {
     const first = await startIngest(dir, { maxRows: 100, rollReleasedBytes: 0 });
     const sent: string[] = [];
-    for (let r = 0; r < 10; r++) {
-      const batch = ids(`r${r}`, 100);
-      sent.push(...batch);
-      await first.ingest.accept(logs(idLogsRequest("svc", batch)));
-    }
+    await sendIds(first.ingest, sent, "r", 10, 100);
     await until("10 objects", () => first.ingest.stats().objects === 10);
     await until("the log emptied", () => first.wal.stats().bytes === 0);
     assert.ok(first.wal.stats().releaseRolls >= 1);
