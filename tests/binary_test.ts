@@ -11,6 +11,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeRuntimeApi, functionUrlEvent } from "./support/fake_runtime_api.ts";
+import { runProcess } from "./support/cli_process.ts";
 import { startS3Server } from "./support/s3_server.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -219,6 +220,44 @@ Deno.test("dist/otlp2parquet on Lambda writes S3 over fetch with the role's cred
     await runtime.stop();
     await api.close();
     await s3.stop();
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
+
+/** Runs the executable with `args` from an empty folder, with only PATH and HOME set. */
+const runExecutable = (args: string[], cwd: string) =>
+  runProcess(EXECUTABLE, args, { cwd, env: { HOME: cwd } });
+
+Deno.test("dist/otlp2parquet runs every command from an empty folder: --help lists them, plan reads its bundled prices", async () => {
+  await ensureBuilt();
+  const cwd = mkdtempSync(join(tmpdir(), "otlp2parquet-commands-"));
+  try {
+    const help = await runExecutable(["--help"], cwd);
+    assert.equal(help.code, 0, help.stderr);
+    for (const command of ["convert", "schema", "connect", "plan", "check", "serve"]) {
+      assert.match(help.stdout, new RegExp(`^ {2}${command} `, "m"), command);
+    }
+    const plan = await runExecutable(
+      ["plan", "--records-per-second", "1000", "--bytes-per-record", "300", "--format", "json"],
+      cwd,
+    );
+    assert.equal(plan.code, 0, plan.stderr);
+    const parsed = JSON.parse(plan.stdout);
+    assert.equal(
+      parsed.prices.taken,
+      JSON.parse(readFileSync(new URL("../src/cli/prices.json", import.meta.url), "utf8")).taken,
+    );
+    assert.equal(parsed.costs.length, 4);
+    const connect = await runExecutable(["connect", "otel-collector"], cwd);
+    assert.equal(connect.code, 0, connect.stderr);
+    assert.match(connect.stdout, /^ {2}otlp_http\/otlp2parquet:$/m);
+    const duck = await runExecutable(["schema", "duckdb", "--url", "s3://b/p"], cwd);
+    assert.equal(duck.code, 0, duck.stderr);
+    assert.match(duck.stdout, /CREATE OR REPLACE VIEW otel_logs AS/);
+    const check = await runExecutable(["check"], cwd);
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+    assert.match(check.stdout, /The store works/);
+  } finally {
     rmSync(cwd, { recursive: true, force: true });
   }
 });

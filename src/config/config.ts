@@ -41,9 +41,11 @@ export interface Config {
     readonly idleTimeoutSecs: number;
     /** `""` when no source set one and the entry passed none: the caller derives one. */
     readonly instanceId: string;
+    /** Whether `GET /metrics` serves the Prometheus metrics (open like `/health`). */
+    readonly metrics: boolean;
   };
   readonly auth: {
-    /** `token`: every request but `/health` and `/ready` must present one of `tokens`; `none`: no check. */
+    /** `token`: every request but `/health`, `/ready` (and the server's `/metrics`) must present one of `tokens`; `none`: no check. */
     readonly mode: AuthMode;
     /** `auth.token` as set, or undefined. */
     readonly token: string | undefined;
@@ -60,12 +62,18 @@ export interface Config {
       readonly prefix: string;
       readonly forcePathStyle: boolean;
     };
-    readonly gcs: { readonly bucket: string | undefined };
+    readonly gcs: {
+      readonly bucket: string | undefined;
+      readonly endpoint: string | undefined;
+      readonly prefix: string;
+      readonly anonymous: boolean;
+    };
     readonly azblob: {
       readonly container: string | undefined;
       readonly account: string | undefined;
       /** Defaults to `https://<account>.blob.core.windows.net` when only the account is set. */
       readonly endpoint: string | undefined;
+      readonly prefix: string;
     };
   };
   readonly batch: {
@@ -208,12 +216,22 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
         "Part of every object name, unique per instance; letters, digits, `_` and `-`, at most 64.",
     },
     {
+      key: "server.metrics",
+      env: "OTLP2PARQUET_METRICS",
+      flag: "--no-metrics",
+      type: "boolean",
+      default: "true",
+      description:
+        "Serve Prometheus metrics on `GET /metrics`, without authentication like `/health` (docs/metrics.md).",
+    },
+    {
       key: "auth.mode",
       env: "OTLP2PARQUET_AUTH",
       type: "enum",
       choices: ["token", "none"],
       default: "`token` (server: only if a token is set)",
-      description: "`token`: every request but `/health` and `/ready` needs a token; `none`: off on purpose.",
+      description:
+        "`token`: every request but `/health`, `/ready` and `/metrics` needs a token; `none`: off on purpose.",
     },
     {
       key: "auth.token",
@@ -300,6 +318,28 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       description: "Google Cloud Storage bucket.",
     },
     {
+      key: "storage.gcs.endpoint",
+      env: "OTLP2PARQUET_GCS_ENDPOINT",
+      type: "url",
+      default: "(Google)",
+      description: "GCS JSON API endpoint URL (e.g. fake-gcs-server).",
+    },
+    {
+      key: "storage.gcs.prefix",
+      env: "OTLP2PARQUET_GCS_PREFIX",
+      type: "text",
+      default: '""',
+      description: "Key prefix for every object in the bucket.",
+    },
+    {
+      key: "storage.gcs.anonymous",
+      env: "OTLP2PARQUET_GCS_ANONYMOUS",
+      type: "boolean",
+      default: "false",
+      description:
+        "Send no credentials and skip the metadata server (emulators); otherwise `GOOGLE_APPLICATION_CREDENTIALS` or the metadata server.",
+    },
+    {
       key: "storage.azblob.container",
       env: "OTLP2PARQUET_AZURE_CONTAINER",
       type: "string",
@@ -319,6 +359,13 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       type: "url",
       default: "https://<account>.blob.core.windows.net",
       description: "Azure Blob endpoint URL (e.g. Azurite).",
+    },
+    {
+      key: "storage.azblob.prefix",
+      env: "OTLP2PARQUET_AZURE_PREFIX",
+      type: "text",
+      default: '""',
+      description: "Key prefix for every blob in the container. The key comes from `AZBLOB_ACCOUNT_KEY`.",
     },
     {
       key: "batch.enabled",
@@ -483,6 +530,7 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "server.header_timeout_secs": 10,
   "server.idle_timeout_secs": 60,
   "server.instance_id": "",
+  "server.metrics": true,
   "auth.mode": undefined,
   "auth.token": undefined,
   "auth.tokens": undefined,
@@ -494,9 +542,13 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "storage.s3.prefix": "",
   "storage.s3.force_path_style": undefined,
   "storage.gcs.bucket": undefined,
+  "storage.gcs.endpoint": undefined,
+  "storage.gcs.prefix": "",
+  "storage.gcs.anonymous": false,
   "storage.azblob.container": undefined,
   "storage.azblob.account": undefined,
   "storage.azblob.endpoint": undefined,
+  "storage.azblob.prefix": "",
   "batch.enabled": true,
   "batch.max_rows": 200_000,
   "batch.max_bytes": 128 * MiB,
@@ -887,6 +939,7 @@ function build(chosen: Map<string, Chosen>): Config {
       headerTimeoutSecs: v("server.header_timeout_secs"),
       idleTimeoutSecs: v("server.idle_timeout_secs"),
       instanceId: v("server.instance_id"),
+      metrics: v("server.metrics"),
     },
     auth: { mode: v("auth.mode"), token: v("auth.token"), tokens: tokensOf(chosen) },
     storage: {
@@ -899,11 +952,17 @@ function build(chosen: Map<string, Chosen>): Config {
         prefix: v("storage.s3.prefix"),
         forcePathStyle: v("storage.s3.force_path_style"),
       },
-      gcs: { bucket: v("storage.gcs.bucket") },
+      gcs: {
+        bucket: v("storage.gcs.bucket"),
+        endpoint: v("storage.gcs.endpoint"),
+        prefix: v("storage.gcs.prefix"),
+        anonymous: v("storage.gcs.anonymous"),
+      },
       azblob: {
         container: v("storage.azblob.container"),
         account: v("storage.azblob.account"),
         endpoint: v("storage.azblob.endpoint"),
+        prefix: v("storage.azblob.prefix"),
       },
     },
     batch: {
@@ -1161,12 +1220,16 @@ export function describeConfig(config: Config): string {
         (s.s3.prefix ? `, prefix ${JSON.stringify(s.s3.prefix)}` : "");
       break;
     case "gcs":
-      where = `gcs bucket ${s.gcs.bucket}`;
+      where = `gcs bucket ${s.gcs.bucket}` +
+        (s.gcs.endpoint ? `, endpoint ${redactUrl(s.gcs.endpoint)}` : "") +
+        (s.gcs.anonymous ? ", anonymous" : "") +
+        (s.gcs.prefix ? `, prefix ${JSON.stringify(s.gcs.prefix)}` : "");
       break;
     case "azblob":
       where = `azblob container ${s.azblob.container}` +
         (s.azblob.account ? `, account ${s.azblob.account}` : "") +
-        (s.azblob.endpoint ? `, endpoint ${redactUrl(s.azblob.endpoint)}` : "");
+        (s.azblob.endpoint ? `, endpoint ${redactUrl(s.azblob.endpoint)}` : "") +
+        (s.azblob.prefix ? `, prefix ${JSON.stringify(s.azblob.prefix)}` : "");
       break;
   }
   const lines: [string, string][] = [
@@ -1186,6 +1249,7 @@ export function describeConfig(config: Config): string {
         ? "none: anyone who reaches the address can write"
         : `token (Bearer, or Basic password): ${config.auth.tokens.length} accepted`,
     ],
+    ["metrics", server.metrics ? "GET /metrics (Prometheus text, no authentication)" : "off"],
     ["storage", where],
     [
       "batching",

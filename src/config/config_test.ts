@@ -67,14 +67,15 @@ Deno.test("resolveConfig() gives the documented defaults", async () => {
       headerTimeoutSecs: 10,
       idleTimeoutSecs: 60,
       instanceId: "",
+      metrics: true,
     },
     auth: { mode: "none", token: undefined, tokens: [] },
     storage: {
       backend: "fs",
       path: "./data",
       s3: { bucket: undefined, region: "us-east-1", endpoint: undefined, prefix: "", forcePathStyle: false },
-      gcs: { bucket: undefined },
-      azblob: { container: undefined, account: undefined, endpoint: undefined },
+      gcs: { bucket: undefined, endpoint: undefined, prefix: "", anonymous: false },
+      azblob: { container: undefined, account: undefined, endpoint: undefined, prefix: "" },
     },
     batch: {
       enabled: true,

@@ -53,6 +53,19 @@ export interface Logger {
 /** A logger that drops everything (tests, library use). */
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
+/** Why a batch was cut: the `reason` label of `otlp2parquet_flushes_total`. */
+export type FlushReason = "rows" | "bytes" | "age" | "open_batches" | "memory" | "shutdown";
+
+/** What the ingest reports as it works, for the metrics; every method is optional and must not throw. */
+export interface IngestObserver {
+  /** A batch was cut: taken out of the open set, to be encoded and written. */
+  batchCut?(table: string, reason: FlushReason): void;
+  /** An object was stored: its rows and bytes, and the seconds from its batch being cut to stored. */
+  objectWritten?(table: string, rows: number, bytes: number, seconds: number): void;
+  /** A write failed (`store`: an object; `wal`: an intent record), and is tried again if `retrying`. */
+  writeFailed?(target: "store" | "wal", retrying: boolean): void;
+}
+
 /** Ingest settings. */
 export interface IngestOptions {
   store: ObjectStore;
@@ -97,6 +110,8 @@ export interface IngestOptions {
   now?: () => number;
   /** Awaited by the encoder after every page, so requests are served meanwhile. Default: `setImmediate`. */
   encodePause?: () => Promise<void>;
+  /** Told of batches cut, objects written and failed writes (the metrics). Default: none. */
+  observer?: IngestObserver;
 }
 
 /**
@@ -226,6 +241,7 @@ export class Ingest {
   private readonly retryInitial: number;
   private readonly retryMax: number;
   private readonly now: () => number;
+  private readonly observer: IngestObserver;
 
   private readonly batches = new Map<string, Batch>();
   /** Outstanding contributions per logged request; the log is released below the smallest key. */
@@ -298,6 +314,7 @@ export class Ingest {
     this.retryInitial = options.retry?.initialMs ?? 200;
     this.retryMax = options.retry?.maxMs ?? 30_000;
     this.now = options.now ?? Date.now;
+    this.observer = options.observer ?? {};
   }
 
   /**
@@ -318,15 +335,18 @@ export class Ingest {
 
   /** Reserves in-flight budget for a request of about `bytes`; see `Sink.admit`. */
   admit(bytes: number): () => void {
-    if (this.stopping) throw new UnavailableError("shutting down", 5);
+    if (this.stopping) throw new UnavailableError("shutting down", 5, { reason: "shutting_down" });
     if (this.pendingBytes > this.maxPending) {
-      throw new UnavailableError("the object store is not keeping up or unreachable; retry later", 10);
+      throw new UnavailableError("the object store is not keeping up or unreachable; retry later", 10, {
+        reason: "store_unavailable",
+      });
     }
     // Refused here, before the body is read and decoded: decoded rows would only add to the backlog.
     if (this.encodeBehind()) {
       throw new UnavailableError(
         `encoding is behind (${this.queuedBatches} batches, ${this.queuedBytes()} bytes waiting); retry later`,
         2,
+        { reason: "encode_behind" },
       );
     }
     const n = Math.max(0, Math.min(bytes, this.maxInflight));
@@ -405,7 +425,7 @@ export class Ingest {
   async accept(
     request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
   ): Promise<Rejection> {
-    if (this.stopping) throw new UnavailableError("shutting down", 5);
+    if (this.stopping) throw new UnavailableError("shutting down", 5, { reason: "shutting_down" });
     const { decoded } = request;
     const now = this.now();
     for (const rows of decoded.tables) rows.compact(); // kept until written: drop the decoders' spare capacity
@@ -421,7 +441,12 @@ export class Ingest {
         reason: limited.rejectMessage,
       });
     }
-    const rejection = { rejected: limited.rejected, rejectMessage: limited.rejectMessage };
+    const rejection = {
+      rejected: limited.rejected,
+      rejectMessage: limited.rejectMessage,
+      overCap: limited.overCap,
+      outsideWindow: limited.outsideWindow,
+    };
     if (!limited.records) return rejection;
     let seq: number;
     if (this.wal) {
@@ -433,16 +458,24 @@ export class Ingest {
       const payload = [head, request.body];
       const length = head.length + request.body.length;
       if (this.logFull(length)) {
-        throw new UnavailableError("write-ahead log full (waiting for the object store); retry later", 10);
+        throw new UnavailableError("write-ahead log full (waiting for the object store); retry later", 10, {
+          reason: "wal_full",
+        });
       }
       this.loggingBytes += length;
       try {
         seq = await this.wal.append(windowed ? KIND_REQUEST_AT : KIND_REQUEST, payload);
       } catch (e) {
         if (e instanceof WalFullError) {
-          throw new UnavailableError(`write-ahead log full (${e.message}); retry later`, 10, { cause: e });
+          throw new UnavailableError(`write-ahead log full (${e.message}); retry later`, 10, {
+            cause: e,
+            reason: "wal_full",
+          });
         }
-        throw new UnavailableError(`write-ahead log write failed: ${(e as Error).message}`, 5, { cause: e });
+        throw new UnavailableError(`write-ahead log write failed: ${(e as Error).message}`, 5, {
+          cause: e,
+          reason: "wal_failed",
+        });
       } finally {
         this.loggingBytes -= length;
       }
@@ -464,7 +497,9 @@ export class Ingest {
       let batch = this.batches.get(id);
       if (!batch) {
         // Too many open batches: cut the oldest (the map keeps opening order), a smaller object early.
-        if (this.batches.size >= this.maxOpen) this.flush(this.batches.values().next().value!);
+        if (this.batches.size >= this.maxOpen) {
+          this.flush(this.batches.values().next().value!, "open_batches");
+        }
         batch = { id, table: rows.def, part, members: [], rows: 0, bytes: 0, openedAt: this.now() };
         this.batches.set(id, batch);
       }
@@ -477,7 +512,8 @@ export class Ingest {
       batch.bytes += bytes;
       this.bufferedBytes += bytes;
       count++;
-      if (batch.rows >= this.maxRows || batch.bytes >= this.maxBytes) this.flush(batch);
+      if (batch.rows >= this.maxRows) this.flush(batch, "rows");
+      else if (batch.bytes >= this.maxBytes) this.flush(batch, "bytes");
     }
     if (this.wal) {
       if (count) this.expect(seq, count);
@@ -497,20 +533,21 @@ export class Ingest {
       }
       const shared = new Set(largest!.members.map((m) => m.rows));
       for (const b of [...this.batches.values()]) {
-        if (b === largest || b.members.some((m) => shared.has(m.rows))) this.flush(b);
+        if (b === largest || b.members.some((m) => shared.has(m.rows))) this.flush(b, "memory");
       }
     }
   }
 
   private flushAged(): void {
     const now = this.now();
-    for (const b of [...this.batches.values()]) if (now - b.openedAt >= this.maxAgeMs) this.flush(b);
+    for (const b of [...this.batches.values()]) if (now - b.openedAt >= this.maxAgeMs) this.flush(b, "age");
   }
 
   /** Takes a batch out of the open set and writes it in the background. */
-  private flush(batch: Batch): void {
+  private flush(batch: Batch, reason: FlushReason): void {
     if (this.batches.get(batch.id) !== batch) return;
     this.batches.delete(batch.id);
+    this.observer.batchCut?.(batch.table.name, reason);
     this.bufferedBytes -= batch.bytes;
     // The encode queue takes the rows over (and `encode` releases them) before the open references go.
     for (const m of batch.members) this.retain(m.rows, false);
@@ -529,6 +566,7 @@ export class Ingest {
    * stops), commit, release.
    */
   private async writeBatch(batch: Batch, key?: string): Promise<void> {
+    const cutAt = this.now();
     const file = await this.encode(batch);
     const objectKey = key ?? file.key;
     const seqs = batch.members.map((m) => m.seq);
@@ -554,6 +592,12 @@ export class Ingest {
       await this.retrying(() => this.store.put(objectKey, file.bytes), `write ${objectKey}`, true);
       this.counters.objects++;
       this.counters.objectRows += file.rows;
+      this.observer.objectWritten?.(
+        batch.table.name,
+        file.rows,
+        file.bytes.length,
+        (this.now() - cutAt) / 1000,
+      );
       this.log.debug("wrote object", { key: objectKey, rows: file.rows, bytes: file.bytes.length });
       if (this.wal) {
         // The requests this commit finishes: with it, all their rows are in objects.
@@ -652,6 +696,7 @@ export class Ingest {
         if (store) this.markStore(true, what);
         return out;
       } catch (e) {
+        this.observer.writeFailed?.(store ? "store" : "wal", !this.abandon);
         if (this.abandon) throw e;
         if (attempt === 1 || attempt % 10 === 0) {
           this.log.warn("write failed; retrying", { what, attempt, error: (e as Error).message });
@@ -839,7 +884,7 @@ export class Ingest {
 
   /** Flushes every open batch and waits for all writes. */
   async flushAll(): Promise<void> {
-    for (const b of [...this.batches.values()]) this.flush(b);
+    for (const b of [...this.batches.values()]) this.flush(b, "shutdown");
     while (this.inflightFlushes.size) await Promise.allSettled([...this.inflightFlushes]);
   }
 
@@ -861,6 +906,17 @@ export class Ingest {
     await Promise.allSettled([...this.inflightFlushes]);
     await this.wal?.close();
     return { flushed };
+  }
+
+  /** The open batches per table: how many, their rows and decoded bytes (for the metrics, when scraped). */
+  openBatchesByTable(): Map<string, { batches: number; rows: number; bytes: number }> {
+    const out = new Map<string, { batches: number; rows: number; bytes: number }>();
+    for (const b of this.batches.values()) {
+      let t = out.get(b.table.name);
+      if (!t) out.set(b.table.name, t = { batches: 0, rows: 0, bytes: 0 });
+      t.batches++, t.rows += b.rows, t.bytes += b.bytes;
+    }
+    return out;
   }
 
   /** Counters. */

@@ -191,3 +191,25 @@ export function toStorageError(error: unknown, message: string): StorageError {
     cause: error,
   });
 }
+
+/**
+ * The start of a response body as text, at most about `maxChars` characters, then the rest is cancelled: a
+ * misbehaving endpoint cannot balloon memory with an endless error page. Never throws: "" if unreadable.
+ */
+export async function readBoundedText(response: Response, maxChars: number): Promise<string> {
+  let text = "";
+  try {
+    const reader = response.body?.getReader();
+    if (reader === undefined) return "";
+    const decoder = new TextDecoder();
+    while (text.length < maxChars) {
+      const { done, value } = await reader.read();
+      if (done) return text + decoder.decode();
+      text += decoder.decode(value, { stream: true });
+    }
+    await reader.cancel();
+  } catch {
+    // What was read so far is all the caller gets.
+  }
+  return text;
+}

@@ -3,6 +3,7 @@ import {
   isRetryableS3Error,
   normalizePrefix,
   type ObjectStore,
+  readBoundedText,
   StorageError,
   toStorageError,
   validateKey,
@@ -227,21 +228,7 @@ export class S3FetchStore implements ObjectStore {
 }
 
 async function readError(response: Response): Promise<{ code?: string; message?: string }> {
-  let text = "";
-  try {
-    const reader = response.body?.getReader();
-    if (reader !== undefined) {
-      const decoder = new TextDecoder();
-      while (text.length < MAX_ERROR_BODY) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        text += decoder.decode(value, { stream: true });
-      }
-      await reader.cancel();
-    }
-  } catch {
-    // The status alone still classifies the failure.
-  }
+  const text = await readBoundedText(response, MAX_ERROR_BODY);
   return { code: xmlText(text, "Code"), message: xmlText(text, "Message") };
 }
 

@@ -1,7 +1,8 @@
 /**
  * The server platform: configuration, storage, write-ahead log and ingest wired to the OTLP/HTTP
  * handler, served by Deno.serve (development) or Bun.serve (the single executable), with graceful
- * shutdown on SIGINT/SIGTERM (a second signal forces the exit).
+ * shutdown on SIGINT/SIGTERM (a second signal forces the exit). Every refused request is logged
+ * (rate-limited, `refusal_log.ts`) and, unless `server.metrics` is off, counted for `GET /metrics`.
  *
  * @module
  */
@@ -11,12 +12,14 @@ import { join } from "node:path";
 import process from "node:process";
 import { type Config, ConfigError, describeConfig, resolveConfig } from "../../config/mod.ts";
 import { VERSION } from "../../core/version.ts";
-import { createHandler } from "../../http/handler.ts";
+import { createHandler, type RequestInfo } from "../../http/handler.ts";
 import { DirectSink } from "../../ingest/direct_sink.ts";
 import { Ingest, type Logger } from "../../ingest/ingest.ts";
 import { Wal } from "../../ingest/wal.ts";
 import { limitsOf } from "../../ingest/request_limits.ts";
 import { storeFromConfig } from "../../storage/from_config.ts";
+import { RefusalLog } from "../../observability/refusal_log.ts";
+import { ServerMetrics } from "../../observability/server_metrics.ts";
 import { prepareParquet } from "../wasm.ts";
 import { nodeInflateSync } from "../node_codecs.ts";
 import { denoServeHttp, serveConnections } from "./deno_listener.ts";
@@ -74,7 +77,7 @@ const ACCEPT_ERROR_LOG_MS = 10_000;
  * - Deno: see `serveConnections`.
  */
 function listen(
-  handler: (r: Request) => Promise<Response>,
+  handler: (r: Request, info?: RequestInfo) => Promise<Response>,
   config: Config,
   log: Logger,
   onListen: (address: string) => void,
@@ -87,6 +90,7 @@ function listen(
         port: number;
         stop(force?: boolean): Promise<void>;
         timeout(request: Request, seconds: number): void;
+        requestIP(request: Request): { address: string; port: number } | null;
       };
     };
   }).Bun;
@@ -100,7 +104,13 @@ function listen(
         // The socket keeps the last timeout set: back to the idle one once the answer is ready.
         server.timeout(request, requestIdle);
         try {
-          return await handler(request);
+          return await handler(request, {
+            // Looked up only if read (the log of refused requests does).
+            get remoteAddr() {
+              const ip = server.requestIP(request);
+              return ip ? { hostname: ip.address, port: ip.port } : undefined;
+            },
+          });
         } finally {
           server.timeout(request, idle);
         }
@@ -155,6 +165,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   // Only what this configuration uses is loaded: no wasm for zstd/gzip/none, no OpenDAL for fs.
   await prepareParquet(config.parquet.compression);
   const store = await storeFromConfig(config, { env: process.env });
+  const metrics = config.server.metrics
+    ? new ServerMetrics({
+      residentMemory: () => process.memoryUsage.rss(),
+      startTimeMs: performance.timeOrigin,
+    })
+    : undefined;
   let storeReachable = true;
   try {
     await store.check();
@@ -202,7 +218,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     limits: limitsOf(config.batch),
     files,
     log,
+    observer: metrics?.ingestObserver,
   });
+  metrics?.replayed(replayed.requests, replayed.records);
   if (replayed.requests || replayed.skipped || replayed.redone) {
     log.info("replayed the write-ahead log", {
       requests: replayed.requests,
@@ -218,7 +236,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     maxInflightBytes: config.server.maxInflightBytes,
     limits: limitsOf(config.batch),
     log,
+    observer: metrics?.ingestObserver,
   });
+  const refusals = new RefusalLog(log);
   const handler = createHandler({
     sink,
     maxPayloadBytes: config.server.maxPayloadBytes,
@@ -229,6 +249,18 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     auth: config.auth.mode === "token" ? { tokens: config.auth.tokens } : undefined,
     onError: (error, request) =>
       log.error("unexpected error", { path: new URL(request.url).pathname, error: String(error) }),
+    metrics: metrics && (() => metrics.render()),
+    observe: (outcome, request, info) => {
+      metrics?.observe(outcome);
+      refusals.observe(outcome, request, info);
+    },
+  });
+  metrics?.watch({
+    openBatchesByTable: () => ingest.openBatchesByTable(),
+    stats: () =>
+      sink === ingest ? ingest.stats() : { ...ingest.stats(), inflightBytes: sink.stats().inflightBytes },
+    wal,
+    walMaxBytes: wal ? walMax : undefined,
   });
   let address = "";
   const server = listen(handler, config, log, (a) => address = a);
@@ -255,6 +287,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     stopping ??= (async () => {
       log.info("stopping: no new requests; flushing batches");
       await server.stop();
+      refusals.close();
       const { flushed } = await ingest.close();
       const s = ingest.stats();
       log.info(
