@@ -164,13 +164,6 @@ interface ScanResult {
   problem?: string;
 }
 
-/** A record as {@linkcode scanSegment} hands it over: the payload only if it was wanted. */
-interface ScannedRecord {
-  seq: number;
-  kind: number;
-  payload: Uint8Array | undefined;
-}
-
 /** A write-ahead log with group commit. Create one with {@linkcode Wal.open}. */
 export class Wal {
   readonly #dir: string;
@@ -361,7 +354,7 @@ export class Wal {
             result = next.value;
             break;
           }
-          yield { seq: next.value.seq, kind: next.value.kind, payload: next.value.payload! };
+          yield next.value;
         }
         this.#readBytes += reader.read;
         if (result.problem !== undefined) {
@@ -609,7 +602,7 @@ async function* scanSegment(
   minSeq: number,
   want: (kind: number, seq: number) => boolean,
   trusted: boolean,
-): AsyncGenerator<ScannedRecord, ScanResult> {
+): AsyncGenerator<WalRecord, ScanResult> {
   let offset = 0;
   let lastSeq = 0;
   const stop = (problem: string): ScanResult => ({ end: offset, lastSeq, problem });
@@ -655,7 +648,7 @@ async function* scanSegment(
 }
 
 /** Runs a scan to its end, for its result. */
-async function drain(scan: AsyncGenerator<ScannedRecord, ScanResult>): Promise<ScanResult> {
+async function drain(scan: AsyncGenerator<WalRecord, ScanResult>): Promise<ScanResult> {
   for (;;) {
     const next = await scan.next();
     if (next.done) return next.value;
