@@ -234,7 +234,7 @@ Deno.test("dist/otlp2parquet runs every command from an empty folder: --help lis
   try {
     const help = await runExecutable(["--help"], cwd);
     assert.equal(help.code, 0, help.stderr);
-    for (const command of ["convert", "schema", "connect", "plan", "check", "serve"]) {
+    for (const command of ["convert", "schema", "connect", "plan", "check", "bench", "compact", "serve"]) {
       assert.match(help.stdout, new RegExp(`^ {2}${command} `, "m"), command);
     }
     const plan = await runExecutable(
@@ -258,6 +258,66 @@ Deno.test("dist/otlp2parquet runs every command from an empty folder: --help lis
     assert.equal(check.code, 0, check.stdout + check.stderr);
     assert.match(check.stdout, /The store works/);
   } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
+
+Deno.test("dist/otlp2parquet bench counts what its own server stores; compact merges small objects", async () => {
+  await ensureBuilt();
+  const cwd = mkdtempSync(join(tmpdir(), "otlp2parquet-ops-"));
+  const { openDuckDb } = await import("./support/duckdb.ts");
+  const db = await openDuckDb();
+  const count = async (glob: string) =>
+    Number((await db.rows(`SELECT count(*)::INTEGER AS n FROM '${glob}'`))[0].n);
+  // Without batching every request is stored before its 200, so stop()'s SIGKILL loses nothing acknowledged.
+  const server = start({
+    OTLP2PARQUET_LISTEN_ADDR: "127.0.0.1:0",
+    HOME: cwd,
+    OTLP2PARQUET_BATCH_ENABLED: "false",
+  }, cwd);
+  try {
+    const [, address] = await server.waitFor(/listening on http:\/\/(\S+)/);
+    const bench = await runExecutable(
+      [
+        "bench",
+        "--endpoint",
+        `http://${address}`,
+        "--rate",
+        "1000",
+        "--records-per-request",
+        "100",
+        "--duration",
+        "1",
+      ]
+        .concat(["--compression", "zstd", "--json"]),
+      cwd,
+    );
+    assert.equal(bench.code, 0, bench.stderr);
+    const result = JSON.parse(bench.stdout);
+    assert.equal(result.requests, 10);
+    await server.stop();
+    assert.equal(await count(join(cwd, "data", "logs", "**", "*.parquet")), result.acknowledgedRecords);
+
+    // Two writers' copies of the same request: two objects per partition, merged into one.
+    const logs = join(cwd, "logs.pb");
+    Deno.writeFileSync(logs, LOGS);
+    for (const id of ["a", "b"]) {
+      const c = await runExecutable(["convert", "--out", "small", "--instance-id", id, logs], cwd);
+      assert.equal(c.code, 0, c.stderr);
+    }
+    const before = parquetFiles(join(cwd, "small")).length;
+    const rows = await count(join(cwd, "small", "logs", "**", "*.parquet"));
+    const compact = await runExecutable(
+      ["compact", "--path", "small", "--table", "logs", "--min-age", "0"],
+      cwd,
+    );
+    assert.equal(compact.code, 0, compact.stderr);
+    assert.match(compact.stdout, new RegExp(`otel_logs: merged ${before} objects`));
+    assert.equal(parquetFiles(join(cwd, "small")).length, before / 2);
+    assert.equal(await count(join(cwd, "small", "logs", "**", "*.parquet")), rows);
+  } finally {
+    db.close();
+    await server.stop();
     rmSync(cwd, { recursive: true, force: true });
   }
 });

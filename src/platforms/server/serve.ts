@@ -226,11 +226,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     observer: metrics?.ingestObserver,
   });
   metrics?.replayed(replayed.requests, replayed.records);
-  if (replayed.requests) {
+  if (replayed.requests || replayed.skipped || replayed.redone) {
     log.info("replayed the write-ahead log", {
       requests: replayed.requests,
       records: replayed.records,
       redoneWrites: replayed.redone,
+      // Logged requests whose rows were all in objects: neither read nor decoded.
+      skippedRequests: replayed.skipped,
+      readBytes: replayed.readBytes,
     });
   }
   const sink = config.batch.enabled ? ingest : new DirectSink(store, {
