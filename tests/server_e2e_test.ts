@@ -7,7 +7,7 @@
  * - the same against a real S3 server (s3rver) on loopback;
  * - every error path of the receiver contract (status, content type, `google.rpc.Status` body in the
  *   request's encoding), overload (429, 503), slow bodies (408), and the server still serving afterwards;
- * - SIGTERM on the server as a subprocess: data flushed, exit 0; a second signal forces the exit.
+ * - SIGTERM on the server as a subprocess: data flushed, exit 0; a second one after the repeat window forces the exit.
  */
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
