@@ -49,6 +49,8 @@ interface Group {
   readonly pgid: number;
   readonly url: string;
   output(): string;
+  /** How the group leader (the launcher, or the executable itself) ended: exit code or signal. */
+  readonly leaderExit: Promise<number | string>;
   /** Sends `signal` to every process of the group, as a terminal or systemd does. */
   signalGroup(signal: Deno.Signal): void;
   /** Resolves once no process of the group is left; rejects (after SIGKILL) past `ms`. */
@@ -74,12 +76,16 @@ async function launch(
     stdio: ["ignore", "pipe", "pipe"],
   });
   const pgid = child.pid!;
+  const leaderExit = new Promise<number | string>((r) =>
+    child.on("exit", (code, signal) => r(code ?? signal!))
+  );
   let text = "";
   child.stdout!.on("data", (d) => text += String(d));
   child.stderr!.on("data", (d) => text += String(d));
   const group: Group = {
     pgid,
     url: "",
+    leaderExit,
     output: () => text,
     signalGroup: (signal) => Deno.kill(-pgid, signal),
     async gone(ms = 60_000) {
@@ -150,10 +156,27 @@ async function assertStoredOnce(dataDir: string, ids: Set<string>, context: stri
 }
 
 /** How each way of starting the server is launched: command, arguments, working folder. */
-const LAUNCHERS: { name: string; start: (dir: string) => Promise<[string, string[], string]> }[] = [
-  { name: "npx deno task start", start: () => Promise.resolve(["npx", ["deno", "task", "start"], ROOT]) },
-  { name: "deno task start", start: () => Promise.resolve([Deno.execPath(), ["task", "start"], ROOT]) },
-  { name: "the single executable", start: async (dir) => [await ensureExecutable(), [], dir] },
+const LAUNCHERS: {
+  name: string;
+  start: (dir: string) => Promise<[string, string[], string]>;
+  /** Whether the group leader exits with the server's exit code. */
+  passesExitCode: boolean;
+}[] = [
+  {
+    name: "npx deno task start",
+    start: () => Promise.resolve(["npx", ["deno", "task", "start"], ROOT]),
+    passesExitCode: false,
+  },
+  {
+    name: "deno task start",
+    start: () => Promise.resolve([Deno.execPath(), ["task", "start"], ROOT]),
+    passesExitCode: true,
+  },
+  {
+    name: "the single executable",
+    start: async (dir) => [await ensureExecutable(), [], dir],
+    passesExitCode: true,
+  },
 ];
 
 for (const launcher of LAUNCHERS) {
@@ -182,6 +205,8 @@ for (const launcher of LAUNCHERS) {
           assert.match(out, new RegExp(`${signal} received: stopping gracefully`));
           assert.doesNotMatch(out, /exiting now|still stopping/, out);
           assert.match(out, /stopped: every batch written objects=\d+ rows=2000/, out);
+          // The server's exit code, passed on by `deno task`; npm instead ends itself with the signal it got.
+          if (launcher.passesExitCode) assert.equal(await group.leaderExit, 0);
           await assertStoredOnce(data, ids, `${launcher.name}, ${signal}`);
         } finally {
           rmSync(dir, { recursive: true, force: true });
