@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPEAT_WINDOW_MS } from "../src/platforms/server/stop_signals.ts";
@@ -63,37 +63,43 @@ globalThis.addEventListener("unload", () => {
   for (const g of groups) g.kill();
 });
 
+/**
+ * Starts `command` leading a new process group, its output (and that of every process it starts) going to
+ * the file `logFile`: not a pipe, which the runtime stops reading when the leader exits, and npm exits before
+ * the server has finished stopping.
+ */
 async function launch(
   command: string,
   args: string[],
   env: Record<string, string>,
   cwd: string,
+  logFile: string,
 ): Promise<Group> {
+  const fd = openSync(logFile, "w");
   const child: ChildProcess = spawn(command, args, {
     cwd,
     env: { ...cleanEnv(), NO_COLOR: "1", OTLP2PARQUET_LISTEN_ADDR: "127.0.0.1:0", ...env },
     detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", fd, fd],
   });
+  closeSync(fd);
   const pgid = child.pid!;
   const leaderExit = new Promise<number | string>((r) =>
     child.on("exit", (code, signal) => r(code ?? signal!))
   );
-  let text = "";
-  child.stdout!.on("data", (d) => text += String(d));
-  child.stderr!.on("data", (d) => text += String(d));
+  const text = () => readFileSync(logFile, "utf8");
   const group: Group = {
     pgid,
     url: "",
     leaderExit,
-    output: () => text,
+    output: text,
     signalGroup: (signal) => Deno.kill(-pgid, signal),
     async gone(ms = 60_000) {
       const deadline = Date.now() + ms;
       while (groupMembers(pgid).length) {
         if (Date.now() > deadline) {
           group.kill();
-          throw new Error(`the process group did not exit within ${ms} ms:\n${text}`);
+          throw new Error(`the process group did not exit within ${ms} ms:\n${text()}`);
         }
         await sleep(50);
       }
@@ -110,11 +116,11 @@ async function launch(
   groups.add(group);
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(text);
+    const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(text());
     if (m) return { ...group, url: m[1] };
     if (Date.now() > deadline || !groupMembers(pgid).length) {
       group.kill();
-      throw new Error(`the server did not start:\n${text}`);
+      throw new Error(`the server did not start:\n${text()}`);
     }
     await sleep(50);
   }
@@ -191,12 +197,18 @@ for (const launcher of LAUNCHERS) {
         const data = join(dir, "data");
         try {
           const [command, args, cwd] = await launcher.start(dir);
-          const group = await launch(command, args, {
-            OTLP2PARQUET_STORAGE_PATH: data,
-            OTLP2PARQUET_WAL_DIR: join(dir, "wal"),
-            // Only the stop writes the batches.
-            OTLP2PARQUET_BATCH_MAX_AGE_SECS: "3600",
-          }, cwd);
+          const group = await launch(
+            command,
+            args,
+            {
+              OTLP2PARQUET_STORAGE_PATH: data,
+              OTLP2PARQUET_WAL_DIR: join(dir, "wal"),
+              // Only the stop writes the batches.
+              OTLP2PARQUET_BATCH_MAX_AGE_SECS: "3600",
+            },
+            cwd,
+            join(dir, "server.log"),
+          );
           const ids = await sendAcknowledged(group.url, `${signal}`);
           assert.equal(parquetFilesUnder(data).length, 0, "a batch was written before the stop");
           group.signalGroup(signal);
