@@ -1,6 +1,7 @@
 /**
- * The single executable (`deno task build`, Bun-compiled), built once here (a few seconds) and run from an
- * empty folder: with no arguments it serves HTTP; with `AWS_LAMBDA_RUNTIME_API` set it is a Lambda
+ * The single executable (`deno task build`, Bun-compiled), built once (a few seconds; shared with the other test
+ * files that run it: tests/support/executable.ts) and run from an empty folder: with no arguments it serves
+ * HTTP; with `AWS_LAMBDA_RUNTIME_API` set it is a Lambda
  * `bootstrap` and runs the Runtime API loop against a fake Runtime API on loopback. Either way it loads
  * only what its configuration uses: OpenDAL's native addon stays unmapped for the fs store and for S3 on
  * Lambda (S3 over fetch, against s3rver here), and the idle resident memory stays far from what OpenDAL
@@ -10,11 +11,11 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ensureExecutable } from "./support/executable.ts";
 import { FakeRuntimeApi, functionUrlEvent } from "./support/fake_runtime_api.ts";
 import { runProcess } from "./support/cli_process.ts";
 import { startS3Server } from "./support/s3_server.ts";
 
-const ROOT = new URL("../", import.meta.url);
 const LOGS = readFileSync(new URL("../../shared/testdata/otlp2parquet-rust/logs.pb", import.meta.url));
 
 /**
@@ -23,24 +24,12 @@ const LOGS = readFileSync(new URL("../../shared/testdata/otlp2parquet-rust/logs.
  */
 const IDLE_RSS_BOUND_BYTES = 80 * 1024 * 1024;
 
-const build = mkdtempSync(join(tmpdir(), "otlp2parquet-binary-"));
-const EXECUTABLE = join(build, "otlp2parquet");
-let built: Promise<void> | undefined;
+let EXECUTABLE = "";
 
-/** Builds `dist/otlp2parquet` into a temp folder, once for the whole file. */
-function ensureBuilt(): Promise<void> {
-  return built ??= (async () => {
-    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "build/compile.ts", "--outfile", EXECUTABLE],
-      cwd: ROOT.pathname,
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assert.equal(code, 0, new TextDecoder().decode(stderr));
-  })();
+/** Builds the executable once for every test file that runs it (tests/support/executable.ts). */
+async function ensureBuilt(): Promise<void> {
+  EXECUTABLE = await ensureExecutable();
 }
-
-globalThis.addEventListener("unload", () => rmSync(build, { recursive: true, force: true }));
 
 interface Running {
   pid: number;

@@ -39,6 +39,8 @@ export interface Config {
     readonly bodyRateGraceSecs: number;
     readonly headerTimeoutSecs: number;
     readonly idleTimeoutSecs: number;
+    /** From the first stop signal until the server gives up writing batches (the rest stays in the log). */
+    readonly stopTimeoutSecs: number;
     /** `""` when no source set one and the entry passed none: the caller derives one. */
     readonly instanceId: string;
     /** Whether `GET /metrics` serves the Prometheus metrics (open like `/health`). */
@@ -209,6 +211,14 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       default: "60",
       description:
         "A kept-alive connection with no complete request headers within this time after its last response is closed (Bun: at most 255).",
+    },
+    {
+      key: "server.stop_timeout_secs",
+      env: "OTLP2PARQUET_STOP_TIMEOUT_SECS",
+      type: "seconds",
+      default: "30",
+      description:
+        "On SIGINT/SIGTERM, time to finish requests and write batches; the rest stays in the log for the next start.",
     },
     {
       key: "server.instance_id",
@@ -548,6 +558,7 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "server.body_rate_grace_secs": 5,
   "server.header_timeout_secs": 10,
   "server.idle_timeout_secs": 60,
+  "server.stop_timeout_secs": 30,
   "server.instance_id": "",
   "server.metrics": true,
   "auth.mode": undefined,
@@ -959,6 +970,7 @@ function build(chosen: Map<string, Chosen>): Config {
       bodyRateGraceSecs: v("server.body_rate_grace_secs"),
       headerTimeoutSecs: v("server.header_timeout_secs"),
       idleTimeoutSecs: v("server.idle_timeout_secs"),
+      stopTimeoutSecs: v("server.stop_timeout_secs"),
       instanceId: v("server.instance_id"),
       metrics: v("server.metrics"),
     },
@@ -1263,7 +1275,7 @@ export function describeConfig(config: Config): string {
       `read timeout ${server.requestTimeoutSecs}s, body rate ≥ ${
         formatSize(server.minBodyRateBytesPerSec)
       }/s after ${server.bodyRateGraceSecs}s, header timeout ${server.headerTimeoutSecs}s, ` +
-      `idle timeout ${server.idleTimeoutSecs}s`,
+      `idle timeout ${server.idleTimeoutSecs}s, stop timeout ${server.stopTimeoutSecs}s`,
     ],
     ["instance", server.instanceId || "(derived at start)"],
     [

@@ -66,6 +66,7 @@ Deno.test("resolveConfig() gives the documented defaults", async () => {
       bodyRateGraceSecs: 5,
       headerTimeoutSecs: 10,
       idleTimeoutSecs: 60,
+      stopTimeoutSecs: 30,
       instanceId: "",
       metrics: true,
     },

@@ -843,13 +843,20 @@ export class Ingest {
         }
         if (store) this.markStore(false, what);
         this.counters.writeRetries++;
-        await new Promise((r) => setTimeout(r, Math.random() * delay));
+        // A stop that gave up wakes the wait, so no backoff outlasts the stop timeout.
+        await new Promise<void>((r) => {
+          const wake = () => (clearTimeout(timer), this.retryWaits.delete(wake), r());
+          const timer = setTimeout(wake, Math.random() * delay);
+          this.retryWaits.add(wake);
+        });
+        if (this.abandon) throw e;
         delay = Math.min(this.retryMax, delay * 2);
       }
     }
   }
 
   private abandon = false;
+  private readonly retryWaits = new Set<() => void>();
   private replaying = false;
   private lastProbe = 0;
 
@@ -1053,7 +1060,8 @@ export class Ingest {
 
   /**
    * Stops: refuses new data, flushes everything and waits for the writes, up to `deadlineMs` (then the
-   * remaining data stays in the log for the next start). Idempotent.
+   * remaining data stays in the log for the next start: retries stop, and only store calls already in flight
+   * are waited for, each bounded by the store's own timeout). Idempotent.
    */
   async close(options: { deadlineMs?: number } = {}): Promise<{ flushed: boolean }> {
     this.stopping = true;
@@ -1065,7 +1073,10 @@ export class Ingest {
       new Promise<boolean>((r) => timeout = setTimeout(() => r(false), deadline)),
     ]);
     clearTimeout(timeout);
-    if (!flushed) this.abandon = true;
+    if (!flushed) {
+      this.abandon = true;
+      for (const wake of [...this.retryWaits]) wake();
+    }
     await Promise.allSettled([...this.inflightFlushes]);
     await this.seenLog?.close();
     await this.wal?.close();
