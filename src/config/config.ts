@@ -97,6 +97,9 @@ export interface Config {
     readonly mode: DurabilityMode;
     readonly walDir: string;
     readonly walMaxBytes: number;
+    /** A request with the same bytes as one accepted this recently (or still in the log) is stored once. */
+    readonly dedupeWindowSecs: number;
+    readonly dedupeMaxEntries: number;
   };
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
   readonly parquet: { readonly compression: ParquetCompression; readonly rowGroupRows: number };
@@ -492,6 +495,22 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       description: "Most bytes the write-ahead log may hold.",
     },
     {
+      key: "durability.dedupe_window_secs",
+      env: "OTLP2PARQUET_DEDUPE_WINDOW_SECS",
+      type: "seconds",
+      default: "600",
+      description:
+        "A request with the same bytes as one accepted this recently (server uptime) or still logged is stored once.",
+    },
+    {
+      key: "durability.dedupe_max_entries",
+      env: "OTLP2PARQUET_DEDUPE_MAX_ENTRIES",
+      type: "count",
+      default: "1000000",
+      description:
+        "Most request identities the retry window keeps (about 45 bytes each); beyond it the oldest is forgotten.",
+    },
+    {
       key: "log.level",
       env: "OTLP2PARQUET_LOG_LEVEL",
       flag: "--log-level",
@@ -574,6 +593,8 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "durability.mode": "wal",
   "durability.wal_dir": undefined,
   "durability.wal_max_bytes": 2048 * MiB,
+  "durability.dedupe_window_secs": 600,
+  "durability.dedupe_max_entries": 1_000_000,
   "log.level": "info",
   "log.format": "text",
   "parquet.compression": "zstd",
@@ -994,6 +1015,8 @@ function build(chosen: Map<string, Chosen>): Config {
       mode: v("durability.mode"),
       walDir: v("durability.wal_dir"),
       walMaxBytes: v("durability.wal_max_bytes"),
+      dedupeWindowSecs: v("durability.dedupe_window_secs"),
+      dedupeMaxEntries: v("durability.dedupe_max_entries"),
     },
     log: { level: v("log.level"), format: v("log.format") },
     parquet: { compression: v("parquet.compression"), rowGroupRows: v("parquet.row_group_rows") },
@@ -1280,8 +1303,10 @@ export function describeConfig(config: Config): string {
     [
       "durability",
       durability.mode === "wal"
-        ? `wal in ${durability.walDir} (at most ${formatSize(durability.walMaxBytes)})`
-        : "none: unflushed batches are lost on a crash",
+        ? `wal in ${durability.walDir} (at most ${
+          formatSize(durability.walMaxBytes)
+        }); retries recognised for ${durability.dedupeWindowSecs}s (at most ${durability.dedupeMaxEntries})`
+        : `none: unflushed batches are lost on a crash; retries recognised for ${durability.dedupeWindowSecs}s`,
     ],
     ["parquet", `${parquet.compression}, row groups of ${parquet.rowGroupRows} rows`],
     ["log", `${log.level}, ${log.format}`],

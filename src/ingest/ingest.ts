@@ -16,6 +16,11 @@
  * waiting for the store are within the bounds `admit` applies to live requests; open batches are kept
  * under `maxBytes` as for live requests. So a replay holds no more than live traffic may.
  *
+ * A retried request is stored once: a request whose identity (a 128-bit hash of signal, format and
+ * decompressed body; see `dedupe.ts`) was accepted within the retry window, or is still in the log, is
+ * answered as the first was without adding its rows again; one identical to a request being accepted now
+ * waits for that one's answer. Identities are kept across restarts in a small file beside the log.
+ *
  * Memory is bounded by what is admitted: open batches hold at most `maxBytes` of decoded rows in at most
  * `maxOpenBatches` batches (beyond either, batches are cut early); cut batches wait to be encoded in a queue
  * of at most `maxQueuedBytes` and `maxOpenBatches` batches, and encoded objects wait for the store up to
@@ -38,6 +43,7 @@ import {
 import type { Partition, PartitionRows, Rows } from "../core/rows.ts";
 import type { Signal, TableDef } from "../core/schema.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
+import { type Answer, idKey, type RequestId, requestId, SeenLog, SeenTable } from "./dedupe.ts";
 import { OverloadedError, UnavailableError } from "./errors.ts";
 import { checkLimits, limitRequest, type Rejection, type RequestLimits } from "./request_limits.ts";
 import { type Wal, WalFullError } from "./wal.ts";
@@ -64,6 +70,8 @@ export interface IngestObserver {
   objectWritten?(table: string, rows: number, bytes: number, seconds: number): void;
   /** A write failed (`store`: an object; `wal`: an intent record), and is tried again if `retrying`. */
   writeFailed?(target: "store" | "wal", retrying: boolean): void;
+  /** A request was answered as a resend of one already accepted: its rows were not added again. */
+  deduplicated?(signal: Signal): void;
 }
 
 /** Ingest settings. */
@@ -110,6 +118,13 @@ export interface IngestOptions {
   now?: () => number;
   /** Awaited by the encoder after every page, so requests are served meanwhile. Default: `setImmediate`. */
   encodePause?: () => Promise<void>;
+  /**
+   * The retry window (see `dedupe.ts`): how long a request's identity is remembered after it was accepted
+   * or its rows started to be written (and while it is in the log), at most how many, and the directory
+   * (the log's) of the file that keeps them across restarts; without `dir` they are kept in memory only.
+   * `windowMs: 0` turns deduplication off. Default: 10 minutes, 1 000 000 identities.
+   */
+  dedupe?: { windowMs?: number; maxEntries?: number; dir?: string; sync?: boolean };
   /** Told of batches cut, objects written and failed writes (the metrics). Default: none. */
   observer?: IngestObserver;
 }
@@ -194,6 +209,11 @@ export interface IngestStats {
   queuedBytes: number;
   /** Decoded bytes of the requests that open or waiting batches hold (each request whole). */
   heldBytes: number;
+  /** Requests answered as retries of one already accepted (their rows not added again). */
+  deduplicated: number;
+  /** Request identities remembered for the retry window, and those forgotten early at its bound. */
+  dedupeEntries: number;
+  dedupeEvicted: number;
   /** The most `heldBytes` has been since start (the replay included). */
   peakHeldBytes: number;
 }
@@ -291,7 +311,24 @@ export class Ingest {
     objectRows: 0,
     writeRetries: 0,
     rejected: 0,
+    deduplicated: 0,
   };
+  /** Identities of requests accepted within the window; undefined when deduplication is off. */
+  private seen: SeenTable | undefined;
+  private seenLog: SeenLog | undefined;
+  /** The window's clock is `now() - clockOffset`: it resumes where the file ends after a restart. */
+  private clockOffset = 0;
+  /** Identical requests being accepted now, by identity: a second one waits for the first's answer. */
+  private readonly accepting = new Map<string, Promise<Rejection>>();
+  /**
+   * Identities of logged requests still outstanding, and whether they are (being) written to the file:
+   * that must be done before the commit record of any object holding their rows.
+   */
+  private readonly unrecorded = new Map<
+    number,
+    { id: RequestId; rejected: number; written?: Promise<void> }
+  >();
+  private readonly isPending = (seq: number): boolean => this.outstanding.has(seq);
 
   private constructor(options: IngestOptions) {
     this.store = options.store;
@@ -323,6 +360,7 @@ export class Ingest {
    */
   static async start(options: IngestOptions): Promise<{ ingest: Ingest; replayed: ReplayStats }> {
     const ingest = new Ingest(options);
+    await ingest.openSeen(options.dedupe ?? {});
     const replayed = await ingest.replay();
     const tick = Math.max(50, Math.min(1000, ingest.maxAgeMs / 4));
     ingest.storeHealthy = options.storeReachable ?? true;
@@ -426,6 +464,42 @@ export class Ingest {
     request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
   ): Promise<Rejection> {
     if (this.stopping) throw new UnavailableError("shutting down", 5, { reason: "shutting_down" });
+    if (!this.seen) return this.acceptNew(request);
+    const id = requestId(SIGNALS.indexOf(request.signal), FORMATS.indexOf(request.format), request.body);
+    const known = this.seen.find(id, this.clock(), this.isPending);
+    if (known) {
+      this.counters.deduplicated++;
+      this.observer.deduplicated?.(request.signal);
+      return answerOf(known);
+    }
+    const key = idKey(id);
+    const running = this.accepting.get(key);
+    if (running) {
+      // The same bytes are being accepted now (a client that timed out and resent): one answer for both.
+      const answer = await running;
+      this.counters.deduplicated++;
+      this.observer.deduplicated?.(request.signal);
+      return answer;
+    }
+    const accepted = this.acceptNew(request, id);
+    this.accepting.set(key, accepted);
+    try {
+      return await accepted;
+    } finally {
+      this.accepting.delete(key);
+    }
+  }
+
+  /** The window's clock (ms). */
+  private clock(): number {
+    return this.now() - this.clockOffset;
+  }
+
+  /** Accepts a request not seen within the window; `id` is its identity when deduplication is on. */
+  private async acceptNew(
+    request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
+    id?: RequestId,
+  ): Promise<Rejection> {
     const { decoded } = request;
     const now = this.now();
     for (const rows of decoded.tables) rows.compact(); // kept until written: drop the decoders' spare capacity
@@ -482,8 +556,66 @@ export class Ingest {
     } else {
       seq = ++this.localSeq;
     }
+    if (id) this.remember(id, this.wal ? seq : 0, rejection);
     this.add(seq, limited.parts);
     return rejection;
+  }
+
+  /** Sets up the retry window: the table, and the file that keeps it across restarts (read back here). */
+  private async openSeen(options: NonNullable<IngestOptions["dedupe"]>): Promise<void> {
+    const windowMs = options.windowMs ?? 600_000;
+    if (windowMs === 0) return;
+    if (!(windowMs > 0)) throw new RangeError(`dedupe.windowMs must be positive or 0, got ${windowMs}`);
+    const maxEntries = options.maxEntries ?? 1_000_000;
+    this.seen = new SeenTable(maxEntries, windowMs);
+    if (options.dir === undefined) return;
+    const seen = this.seen;
+    const { log, newest } = await SeenLog.open({
+      dir: options.dir,
+      windowMs,
+      maxEntries,
+      sync: options.sync,
+      onWarning: (message) => this.log.warn(message),
+      // Oldest first: at its bound the table keeps the newest.
+      onEntry: (id, time, rejected) => seen.add(id, time, { rejected, rejectMessage: "" }),
+    });
+    this.seenLog = log;
+    // The clock stands still while the server is down: it resumes from the newest entry.
+    if (newest !== undefined) this.clockOffset = this.now() - newest;
+    seen.expire(this.clock());
+  }
+
+  /** Records the identity of a request just accepted (`seq`: its log record, 0 without a log). */
+  private remember(id: RequestId, seq: number, answer: Rejection): void {
+    this.seen!.add(id, this.clock(), answer, seq);
+    if (seq && this.seenLog) this.unrecorded.set(seq, { id, rejected: answer.rejected });
+  }
+
+  /**
+   * Writes the identities of the requests `seqs` to the file (once each), before the commit record of an
+   * object holding their rows: a restart may then skip their log records, and still know them.
+   */
+  private recordSeen(seqs: readonly number[]): Promise<unknown> {
+    if (!this.seenLog) return Promise.resolve();
+    const waits: Promise<void>[] = [];
+    const fresh: { id: RequestId; rejected: number; written?: Promise<void> }[] = [];
+    for (const seq of new Set(seqs)) {
+      const u = this.unrecorded.get(seq);
+      if (!u) continue;
+      if (u.written) waits.push(u.written);
+      else fresh.push(u);
+    }
+    if (fresh.length) {
+      const now = this.clock();
+      // The window starts over: the retry of a request whose rows are being written is most likely now.
+      for (const u of fresh) this.seen!.add(u.id, now);
+      const entries = fresh.map((u) => ({ id: u.id, time: now, rejected: u.rejected }));
+      const written = this.retrying(() => this.seenLog!.append(entries), "record request identities", false);
+      written.catch(() => {});
+      for (const u of fresh) u.written = written;
+      waits.push(written);
+    }
+    return Promise.all(waits);
   }
 
   /** Adds a request's partitions (after its limits) to the open batches and starts the flushes that are due. */
@@ -517,7 +649,11 @@ export class Ingest {
     }
     if (this.wal) {
       if (count) this.expect(seq, count);
-      else void this.releaseLog();
+      else {
+        // A replayed request with every row in objects keeps its identity until the replay records it.
+        if (!this.replaying) this.unrecorded.delete(seq);
+        void this.releaseLog();
+      }
     }
     // The rows open batches hold stay under maxBytes: flush the batch holding the most until they do,
     // together with every batch holding rows of the same requests. A request's decoded rows are one buffer
@@ -574,6 +710,8 @@ export class Ingest {
     // encoded bytes stay in memory, and those are what `maxPendingBytes` bounds.
     batch.members.length = 0;
     this.pendingBytes += file.bytes.length;
+    const recorded = this.recordSeen(seqs);
+    recorded.catch(() => {});
     try {
       if (this.wal && key === undefined) {
         const intent: Intent = {
@@ -600,6 +738,8 @@ export class Ingest {
       );
       this.log.debug("wrote object", { key: objectKey, rows: file.rows, bytes: file.bytes.length });
       if (this.wal) {
+        // Identities first: once the commit lists a request as done, a replay no longer reads it.
+        await recorded;
         // The requests this commit finishes: with it, all their rows are in objects.
         const done: number[] = [];
         for (const seq of seqs) {
@@ -617,7 +757,7 @@ export class Ingest {
         for (const seq of seqs) {
           const left = (this.outstanding.get(seq) ?? 1) - 1;
           if (left > 0) this.outstanding.set(seq, left);
-          else this.outstanding.delete(seq);
+          else this.outstanding.delete(seq), this.unrecorded.delete(seq);
         }
         await this.releaseLog();
       }
@@ -796,6 +936,16 @@ export class Ingest {
           parts = limited.parts;
           stats.requests++;
           stats.records += limited.records;
+          // A client may resend a request whose answer the crash cut off: known as soon as we listen.
+          if (this.seen) {
+            const id = requestId(
+              SIGNALS.indexOf(request.signal),
+              FORMATS.indexOf(request.format),
+              request.body,
+            );
+            const { rejected, rejectMessage, overCap, outsideWindow } = limited;
+            this.remember(id, seq, { rejected, rejectMessage, overCap, outsideWindow });
+          }
         } catch (e) {
           this.log.error("a logged request no longer decodes; skipping it", { seq, error: String(e) });
         }
@@ -826,6 +976,19 @@ export class Ingest {
       this.replaying = false;
     }
     stats.readBytes = this.wal.stats().readBytes;
+    // Requests read back whose rows all turned out to be in objects (say, logged by a version without the
+    // identity file, or finished without a commit listing them): keep their identities before their
+    // segments go. Tried once: start-up must not wait on it (without it, only a resend after their segments
+    // are gone, within the window, would be stored again).
+    const settled = [...this.unrecorded.keys()].filter((seq) => !this.outstanding.has(seq));
+    if (settled.length && this.seenLog) {
+      const now = this.clock();
+      const entries = settled.map((seq) => ({ ...this.unrecorded.get(seq)!, time: now }));
+      await this.seenLog.append(entries).catch((e) =>
+        this.log.warn("could not record the identities of replayed requests", { error: String(e) })
+      );
+    }
+    for (const seq of settled) this.unrecorded.delete(seq);
     await this.releaseLog();
     return stats;
   }
@@ -915,6 +1078,7 @@ export class Ingest {
       for (const wake of [...this.retryWaits]) wake();
     }
     await Promise.allSettled([...this.inflightFlushes]);
+    await this.seenLog?.close();
     await this.wal?.close();
     return { flushed };
   }
@@ -941,9 +1105,21 @@ export class Ingest {
       queuedBatches: this.queuedBatches,
       queuedBytes: this.queuedBytes(),
       heldBytes: this.heldBytes,
+      dedupeEntries: this.seen?.size ?? 0,
+      dedupeEvicted: this.seen?.evicted ?? 0,
       peakHeldBytes: this.peakHeldBytes,
     };
   }
+}
+
+/** The answer to a retry: the original's, with a message if only its count was kept (across a restart). */
+function answerOf(known: Answer): Rejection {
+  const answer = { overCap: 0, outsideWindow: 0, ...known };
+  if (!answer.rejected || answer.rejectMessage) return answer;
+  return {
+    ...answer,
+    rejectMessage: `${answer.rejected} records were refused when this request was first received`,
+  };
 }
 
 /** A set of seqs in [from, to), one bit each: a replay's finished requests, compact however many. */

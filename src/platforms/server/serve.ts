@@ -228,6 +228,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     limits: limitsOf(config.batch),
     files,
     log,
+    dedupe: {
+      windowMs: config.durability.dedupeWindowSecs * 1000,
+      maxEntries: config.durability.dedupeMaxEntries,
+      dir: durable ? config.durability.walDir : undefined,
+    },
     observer: metrics?.ingestObserver,
   });
   metrics?.replayed(replayed.requests, replayed.records);
@@ -310,7 +315,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       refusals.close();
       const { flushed } = await ingest.close({ deadlineMs: Math.max(0, deadline - Date.now()) });
       const s = ingest.stats();
-      const counts = { objects: s.objects, rows: s.objectRows };
+      const counts = { objects: s.objects, rows: s.objectRows, retriesStoredOnce: s.deduplicated };
       if (flushed) log.info("stopped: every batch written", counts);
       else if (durable) {
         log.warn(
