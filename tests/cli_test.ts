@@ -7,31 +7,15 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync 
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { clickhouseDdl, TABLES } from "../src/core/schema.ts";
+import { type CliResult, runCliProcess } from "./support/cli_process.ts";
 import { openDuckDb } from "./support/duckdb.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-const DENO = join(ROOT, "node_modules", ".bin", "deno");
 const DATA = new URL("../../shared/testdata/otlp2parquet-rust/", import.meta.url).pathname;
 const TMP = Deno.makeTempDirSync({ prefix: "otlp2parquet-cli-" });
 globalThis.addEventListener("unload", () => rmSync(TMP, { recursive: true, force: true }));
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(...args: string[]): Promise<Run> {
-  const out = await new Deno.Command(DENO, {
-    args: ["run", "-A", join(ROOT, "src", "cli", "main.ts"), ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+/** The CLI as a subprocess, from the repository root. */
+const cli = (...args: string[]): Promise<CliResult> => runCliProcess(args);
 
 /** Every file under a folder, relative, sorted. */
 function files(dir: string): string[] {

@@ -8,9 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { S3FetchStore } from "../src/storage/s3_fetch_store.ts";
 import { openDuckDb } from "./support/duckdb.ts";
-import { type S3Server, startS3Server } from "./support/s3_server.ts";
+import { bucketOf, type S3Server, startS3Server } from "./support/s3_server.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const DATA = new URL("../../shared/testdata/otlp2parquet-rust/", import.meta.url);
@@ -71,15 +70,6 @@ async function startDeploy(env: Record<string, string>): Promise<DeployProcess> 
         await drained;
       })(),
   };
-}
-
-function bucketOf(s3: S3Server): S3FetchStore {
-  return new S3FetchStore({
-    bucket: s3.bucket,
-    endpoint: s3.endpoint,
-    accessKeyId: s3.accessKeyId,
-    secretAccessKey: s3.secretAccessKey,
-  });
 }
 
 function s3Env(s3: S3Server): Record<string, string> {

@@ -1,5 +1,6 @@
 /**
- * The `otlp2parquet` command line: `convert` and `schema` here; other commands (`serve`) register
+ * The `otlp2parquet` command line: `convert` and `schema` here, `connect`, `plan`, `check` and
+ * `schema duckdb` from client_commands.ts (one line each below); other commands (`serve`) register
  * themselves through `buildCli(extra)`, so this file does not depend on the server.
  *
  * @module
@@ -12,8 +13,11 @@ import type { ParquetCompression } from "../core/parquet.ts";
 import type { Signal } from "../core/schema.ts";
 import { VERSION } from "../core/version.ts";
 import { prepareParquet } from "../platforms/wasm.ts";
+import { registerBench } from "./bench_command.ts";
+import { registerCompact } from "./compact_command.ts";
 import { type CliIo, runConvert } from "./convert.ts";
 import { schemaText } from "./schema.ts";
+import { registerCheck, registerConnect, registerPlan, registerSchemaDuckdb } from "./client_commands.ts";
 
 /** State shared by the commands of one run: where they write and the exit code they leave. */
 export interface CliRun {
@@ -45,9 +49,11 @@ export function buildCli(
     .version(VERSION)
     .exitOverride()
     .configureOutput({ writeOut: run.io.stdout, writeErr: run.io.stderr })
-    .showHelpAfterError("(run with --help for usage)");
+    .showHelpAfterError("(run with --help for usage)")
+    .addHelpText("after", TOP_EXAMPLES);
 
   program.command("convert")
+    .summary("convert OTLP request files to Parquet")
     .description("convert OTLP request files (protobuf, JSON, JSON Lines; .gz too) to Parquet under a folder")
     .argument("<files...>", "OTLP request files")
     .requiredOption("--out <dir>", "folder to write the Parquet files under, at their object keys")
@@ -60,25 +66,52 @@ export function buildCli(
     .addOption(new Option("--compression <codec>", "Parquet compression").choices(CODECS).default("zstd"))
     .option("--instance-id <id>", "instance id in the file names", "local")
     .option("--json", "machine-readable report on stdout")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  otlp2parquet convert --out ./data requests/*.pb exported.jsonl.gz\n" +
+        "  otlp2parquet convert --json --signal metrics --format json --out ./out dump.bin\n",
+    )
     .action(async (files: string[], opts: ConvertFlags) => {
       await prepareParquet(opts.compression);
       run.exitCode = Math.max(run.exitCode, await runConvert(files, run.io, opts));
     });
 
-  const schema = program.command("schema").description("print the output tables' schema");
+  const schema = program.command("schema").summary("print table schemas: clickhouse, duckdb, arrow")
+    .description("print the output tables' schema");
   schema.command("clickhouse")
     .description("CREATE TABLE statements of the seven tables (the OpenTelemetry exporter's)")
     .option("--database <name>", "database the table names are qualified with")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  otlp2parquet schema clickhouse --database otel | clickhouse-client --multiquery\n",
+    )
     .action((opts: { database?: string }) => run.io.stdout(schemaText("clickhouse", opts)));
   schema.command("arrow")
     .description("every table's columns with their Arrow types")
     .option("--json", "machine-readable output")
+    .addHelpText("after", "\nExamples:\n  otlp2parquet schema arrow --json | jq '.[0].columns[0]'\n")
     .action((opts: { json?: boolean }) => run.io.stdout(schemaText("arrow", opts)));
+  registerSchemaDuckdb(schema, run);
+  registerConnect(program, run);
+  registerPlan(program, run);
+  registerCheck(program, run);
+  registerBench(program, run);
+  registerCompact(program, run);
 
   // ---- further commands (`serve`) are registered here, by the caller's `extra` ----
   extra?.(program, run);
   return program;
 }
+
+const TOP_EXAMPLES = `
+Examples:
+  otlp2parquet                                   serve on 0.0.0.0:4318, writing to ./data
+  otlp2parquet connect otel-collector            Collector exporter YAML for this server
+  otlp2parquet plan --records-per-second 5000 --bytes-per-record 300
+  otlp2parquet check                             write, read, list, delete a probe object
+  otlp2parquet <command> --help                  a command's options and examples
+Details: docs/cli.md
+`;
 
 const SIGNALS: Signal[] = ["logs", "traces", "metrics"];
 const FORMATS: Format[] = ["protobuf", "json", "jsonl"];

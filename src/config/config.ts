@@ -39,11 +39,15 @@ export interface Config {
     readonly bodyRateGraceSecs: number;
     readonly headerTimeoutSecs: number;
     readonly idleTimeoutSecs: number;
+    /** From the first stop signal until the server gives up writing batches (the rest stays in the log). */
+    readonly stopTimeoutSecs: number;
     /** `""` when no source set one and the entry passed none: the caller derives one. */
     readonly instanceId: string;
+    /** Whether `GET /metrics` serves the Prometheus metrics (open like `/health`). */
+    readonly metrics: boolean;
   };
   readonly auth: {
-    /** `token`: every request but `/health` and `/ready` must present one of `tokens`; `none`: no check. */
+    /** `token`: every request but `/health`, `/ready` (and the server's `/metrics`) must present one of `tokens`; `none`: no check. */
     readonly mode: AuthMode;
     /** `auth.token` as set, or undefined. */
     readonly token: string | undefined;
@@ -60,12 +64,18 @@ export interface Config {
       readonly prefix: string;
       readonly forcePathStyle: boolean;
     };
-    readonly gcs: { readonly bucket: string | undefined };
+    readonly gcs: {
+      readonly bucket: string | undefined;
+      readonly endpoint: string | undefined;
+      readonly prefix: string;
+      readonly anonymous: boolean;
+    };
     readonly azblob: {
       readonly container: string | undefined;
       readonly account: string | undefined;
       /** Defaults to `https://<account>.blob.core.windows.net` when only the account is set. */
       readonly endpoint: string | undefined;
+      readonly prefix: string;
     };
   };
   readonly batch: {
@@ -87,6 +97,9 @@ export interface Config {
     readonly mode: DurabilityMode;
     readonly walDir: string;
     readonly walMaxBytes: number;
+    /** A request with the same bytes as one accepted this recently (or still in the log) is stored once. */
+    readonly dedupeWindowSecs: number;
+    readonly dedupeMaxEntries: number;
   };
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
   readonly parquet: { readonly compression: ParquetCompression; readonly rowGroupRows: number };
@@ -200,6 +213,14 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
         "A kept-alive connection with no complete request headers within this time after its last response is closed (Bun: at most 255).",
     },
     {
+      key: "server.stop_timeout_secs",
+      env: "OTLP2PARQUET_STOP_TIMEOUT_SECS",
+      type: "seconds",
+      default: "30",
+      description:
+        "On SIGINT/SIGTERM, time to finish requests and write batches; the rest stays in the log for the next start.",
+    },
+    {
       key: "server.instance_id",
       env: "OTLP2PARQUET_INSTANCE_ID",
       type: "id",
@@ -208,12 +229,22 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
         "Part of every object name, unique per instance; letters, digits, `_` and `-`, at most 64.",
     },
     {
+      key: "server.metrics",
+      env: "OTLP2PARQUET_METRICS",
+      flag: "--no-metrics",
+      type: "boolean",
+      default: "true",
+      description:
+        "Serve Prometheus metrics on `GET /metrics`, without authentication like `/health` (docs/metrics.md).",
+    },
+    {
       key: "auth.mode",
       env: "OTLP2PARQUET_AUTH",
       type: "enum",
       choices: ["token", "none"],
       default: "`token` (server: only if a token is set)",
-      description: "`token`: every request but `/health` and `/ready` needs a token; `none`: off on purpose.",
+      description:
+        "`token`: every request but `/health`, `/ready` and `/metrics` needs a token; `none`: off on purpose.",
     },
     {
       key: "auth.token",
@@ -300,6 +331,28 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       description: "Google Cloud Storage bucket.",
     },
     {
+      key: "storage.gcs.endpoint",
+      env: "OTLP2PARQUET_GCS_ENDPOINT",
+      type: "url",
+      default: "(Google)",
+      description: "GCS JSON API endpoint URL (e.g. fake-gcs-server).",
+    },
+    {
+      key: "storage.gcs.prefix",
+      env: "OTLP2PARQUET_GCS_PREFIX",
+      type: "text",
+      default: '""',
+      description: "Key prefix for every object in the bucket.",
+    },
+    {
+      key: "storage.gcs.anonymous",
+      env: "OTLP2PARQUET_GCS_ANONYMOUS",
+      type: "boolean",
+      default: "false",
+      description:
+        "Send no credentials and skip the metadata server (emulators); otherwise `GOOGLE_APPLICATION_CREDENTIALS` or the metadata server.",
+    },
+    {
       key: "storage.azblob.container",
       env: "OTLP2PARQUET_AZURE_CONTAINER",
       type: "string",
@@ -319,6 +372,13 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       type: "url",
       default: "https://<account>.blob.core.windows.net",
       description: "Azure Blob endpoint URL (e.g. Azurite).",
+    },
+    {
+      key: "storage.azblob.prefix",
+      env: "OTLP2PARQUET_AZURE_PREFIX",
+      type: "text",
+      default: '""',
+      description: "Key prefix for every blob in the container. The key comes from `AZBLOB_ACCOUNT_KEY`.",
     },
     {
       key: "batch.enabled",
@@ -435,6 +495,22 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       description: "Most bytes the write-ahead log may hold.",
     },
     {
+      key: "durability.dedupe_window_secs",
+      env: "OTLP2PARQUET_DEDUPE_WINDOW_SECS",
+      type: "seconds",
+      default: "600",
+      description:
+        "A request with the same bytes as one accepted this recently (server uptime) or still logged is stored once.",
+    },
+    {
+      key: "durability.dedupe_max_entries",
+      env: "OTLP2PARQUET_DEDUPE_MAX_ENTRIES",
+      type: "count",
+      default: "1000000",
+      description:
+        "Most request identities the retry window keeps (about 45 bytes each); beyond it the oldest is forgotten.",
+    },
+    {
       key: "log.level",
       env: "OTLP2PARQUET_LOG_LEVEL",
       flag: "--log-level",
@@ -482,7 +558,9 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "server.body_rate_grace_secs": 5,
   "server.header_timeout_secs": 10,
   "server.idle_timeout_secs": 60,
+  "server.stop_timeout_secs": 30,
   "server.instance_id": "",
+  "server.metrics": true,
   "auth.mode": undefined,
   "auth.token": undefined,
   "auth.tokens": undefined,
@@ -494,9 +572,13 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "storage.s3.prefix": "",
   "storage.s3.force_path_style": undefined,
   "storage.gcs.bucket": undefined,
+  "storage.gcs.endpoint": undefined,
+  "storage.gcs.prefix": "",
+  "storage.gcs.anonymous": false,
   "storage.azblob.container": undefined,
   "storage.azblob.account": undefined,
   "storage.azblob.endpoint": undefined,
+  "storage.azblob.prefix": "",
   "batch.enabled": true,
   "batch.max_rows": 200_000,
   "batch.max_bytes": 128 * MiB,
@@ -511,6 +593,8 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "durability.mode": "wal",
   "durability.wal_dir": undefined,
   "durability.wal_max_bytes": 2048 * MiB,
+  "durability.dedupe_window_secs": 600,
+  "durability.dedupe_max_entries": 1_000_000,
   "log.level": "info",
   "log.format": "text",
   "parquet.compression": "zstd",
@@ -886,7 +970,9 @@ function build(chosen: Map<string, Chosen>): Config {
       bodyRateGraceSecs: v("server.body_rate_grace_secs"),
       headerTimeoutSecs: v("server.header_timeout_secs"),
       idleTimeoutSecs: v("server.idle_timeout_secs"),
+      stopTimeoutSecs: v("server.stop_timeout_secs"),
       instanceId: v("server.instance_id"),
+      metrics: v("server.metrics"),
     },
     auth: { mode: v("auth.mode"), token: v("auth.token"), tokens: tokensOf(chosen) },
     storage: {
@@ -899,11 +985,17 @@ function build(chosen: Map<string, Chosen>): Config {
         prefix: v("storage.s3.prefix"),
         forcePathStyle: v("storage.s3.force_path_style"),
       },
-      gcs: { bucket: v("storage.gcs.bucket") },
+      gcs: {
+        bucket: v("storage.gcs.bucket"),
+        endpoint: v("storage.gcs.endpoint"),
+        prefix: v("storage.gcs.prefix"),
+        anonymous: v("storage.gcs.anonymous"),
+      },
       azblob: {
         container: v("storage.azblob.container"),
         account: v("storage.azblob.account"),
         endpoint: v("storage.azblob.endpoint"),
+        prefix: v("storage.azblob.prefix"),
       },
     },
     batch: {
@@ -923,6 +1015,8 @@ function build(chosen: Map<string, Chosen>): Config {
       mode: v("durability.mode"),
       walDir: v("durability.wal_dir"),
       walMaxBytes: v("durability.wal_max_bytes"),
+      dedupeWindowSecs: v("durability.dedupe_window_secs"),
+      dedupeMaxEntries: v("durability.dedupe_max_entries"),
     },
     log: { level: v("log.level"), format: v("log.format") },
     parquet: { compression: v("parquet.compression"), rowGroupRows: v("parquet.row_group_rows") },
@@ -1161,12 +1255,16 @@ export function describeConfig(config: Config): string {
         (s.s3.prefix ? `, prefix ${JSON.stringify(s.s3.prefix)}` : "");
       break;
     case "gcs":
-      where = `gcs bucket ${s.gcs.bucket}`;
+      where = `gcs bucket ${s.gcs.bucket}` +
+        (s.gcs.endpoint ? `, endpoint ${redactUrl(s.gcs.endpoint)}` : "") +
+        (s.gcs.anonymous ? ", anonymous" : "") +
+        (s.gcs.prefix ? `, prefix ${JSON.stringify(s.gcs.prefix)}` : "");
       break;
     case "azblob":
       where = `azblob container ${s.azblob.container}` +
         (s.azblob.account ? `, account ${s.azblob.account}` : "") +
-        (s.azblob.endpoint ? `, endpoint ${redactUrl(s.azblob.endpoint)}` : "");
+        (s.azblob.endpoint ? `, endpoint ${redactUrl(s.azblob.endpoint)}` : "") +
+        (s.azblob.prefix ? `, prefix ${JSON.stringify(s.azblob.prefix)}` : "");
       break;
   }
   const lines: [string, string][] = [
@@ -1177,7 +1275,7 @@ export function describeConfig(config: Config): string {
       `read timeout ${server.requestTimeoutSecs}s, body rate ≥ ${
         formatSize(server.minBodyRateBytesPerSec)
       }/s after ${server.bodyRateGraceSecs}s, header timeout ${server.headerTimeoutSecs}s, ` +
-      `idle timeout ${server.idleTimeoutSecs}s`,
+      `idle timeout ${server.idleTimeoutSecs}s, stop timeout ${server.stopTimeoutSecs}s`,
     ],
     ["instance", server.instanceId || "(derived at start)"],
     [
@@ -1186,6 +1284,7 @@ export function describeConfig(config: Config): string {
         ? "none: anyone who reaches the address can write"
         : `token (Bearer, or Basic password): ${config.auth.tokens.length} accepted`,
     ],
+    ["metrics", server.metrics ? "GET /metrics (Prometheus text, no authentication)" : "off"],
     ["storage", where],
     [
       "batching",
@@ -1204,8 +1303,10 @@ export function describeConfig(config: Config): string {
     [
       "durability",
       durability.mode === "wal"
-        ? `wal in ${durability.walDir} (at most ${formatSize(durability.walMaxBytes)})`
-        : "none: unflushed batches are lost on a crash",
+        ? `wal in ${durability.walDir} (at most ${
+          formatSize(durability.walMaxBytes)
+        }); retries recognised for ${durability.dedupeWindowSecs}s (at most ${durability.dedupeMaxEntries})`
+        : `none: unflushed batches are lost on a crash; retries recognised for ${durability.dedupeWindowSecs}s`,
     ],
     ["parquet", `${parquet.compression}, row groups of ${parquet.rowGroupRows} rows`],
     ["log", `${log.level}, ${log.format}`],

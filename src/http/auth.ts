@@ -33,6 +33,14 @@ export interface AuthOptions {
 /** Paths every client may reach without credentials (liveness and readiness probes). */
 export const OPEN_PATHS: ReadonlySet<string> = new Set(["/health", "/ready"]);
 
+/** What a request without (usable) credentials is told. */
+export const MISSING_CREDENTIALS =
+  "missing credentials: send Authorization: Bearer <token> (or Basic auth with the token as password)";
+/** What a request with wrong credentials is told. */
+export const INVALID_CREDENTIALS = "invalid credentials";
+/** What every request is told while a token is required but none is set. */
+export const MISCONFIGURED = "otlp2parquet is misconfigured: see its log";
+
 /** Both schemes a client may use, as RFC 9110 challenges. */
 export const CHALLENGE = 'Bearer realm="otlp2parquet", Basic realm="otlp2parquet", charset="UTF-8"';
 
@@ -109,7 +117,7 @@ export async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
  * log only.
  */
 export function misconfiguredResponse(encoding: ResponseEncoding = "json"): Response {
-  return statusResponse(503, "otlp2parquet is misconfigured: see its log", { encoding, retryAfterSecs: 30 });
+  return statusResponse(503, MISCONFIGURED, { encoding, retryAfterSecs: 30 });
 }
 
 /**
@@ -137,9 +145,7 @@ export function createAuthCheck(
       }
       refusal = statusResponse(
         401,
-        presented === undefined
-          ? "missing credentials: send Authorization: Bearer <token> (or Basic auth with the token as password)"
-          : "invalid credentials",
+        presented === undefined ? MISSING_CREDENTIALS : INVALID_CREDENTIALS,
         { encoding, headers: { "www-authenticate": CHALLENGE } },
       );
     }

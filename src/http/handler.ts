@@ -1,7 +1,10 @@
 /**
  * The OTLP/HTTP receiver as one `(Request) => Promise<Response>` handler: one route table for the three
- * signals, content types, content encodings, the size limit after decompression, OTLP responses, and
- * `/health` / `/ready`. Platforms only adapt it (Deno.serve and Bun.serve take it as is).
+ * signals, content types, content encodings, the size limit after decompression, OTLP responses,
+ * `/health` / `/ready`, and `/metrics` when given a renderer. Platforms only adapt it (Deno.serve and
+ * Bun.serve take it as is). Each answer can be reported to an observer (`observe`: the server's metrics
+ * and its log of refusals) with its outcome: status, the reason of a refusal from a fixed set, and the
+ * records accepted and refused.
  *
  * @module
  */
@@ -9,8 +12,17 @@
 import { type Decoded, decodeRequestAsync, type Format } from "../core/convert.ts";
 import { DecodeLimitError } from "../core/decode_limits.ts";
 import type { Signal } from "../core/schema.ts";
-import { OverloadedError, UnavailableError } from "../ingest/errors.ts";
-import { type AuthOptions, createAuthCheck, OPEN_PATHS } from "./auth.ts";
+import { OverloadedError, UnavailableError, type UnavailableReason } from "../ingest/errors.ts";
+import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from "../observability/prometheus.ts";
+import {
+  type AuthOptions,
+  createAuthCheck,
+  INVALID_CREDENTIALS,
+  MISCONFIGURED,
+  MISSING_CREDENTIALS,
+  OPEN_PATHS,
+  presentedCredential,
+} from "./auth.ts";
 import { BodyTooLargeError, type InflateSync, readBody, UnsupportedEncodingError } from "./body.ts";
 import { exportResponse, fallbackResponse, type ResponseEncoding, statusResponse } from "./otlp_response.ts";
 import { pauseEvery } from "./pause.ts";
@@ -28,7 +40,7 @@ export interface Sink {
    */
   accept(
     request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
-  ): Promise<{ rejected: number; rejectMessage: string } | void>;
+  ): Promise<{ rejected: number; rejectMessage: string; overCap?: number; outsideWindow?: number } | void>;
   /** Whether data can be accepted now (for `/ready`). */
   ready(): Promise<boolean> | boolean;
 }
@@ -65,8 +77,69 @@ export interface HandlerOptions {
    * meanwhile. Default `pauseEvery(20)`: a timer once 20 ms have passed.
    */
   pause?: () => () => Promise<void>;
+  /**
+   * Serves `GET /metrics` with what this returns (Prometheus text format), without authentication like
+   * `/health` and `/ready`. Default: none (`/metrics` is 404).
+   */
+  metrics?: () => string;
+  /**
+   * Told of every answer, once it is ready (before it is sent). Must be cheap; what it throws is ignored.
+   * `info` is what the platform passed with the request (the client's address). Default: none.
+   */
+  observe?: (outcome: Readonly<RequestOutcome>, request: Request, info?: RequestInfo) => void;
 }
 
+/** What a platform may pass with a request (the shape of `Deno.serve`'s second handler argument). */
+export interface RequestInfo {
+  readonly remoteAddr?: { readonly hostname: string; readonly port: number };
+}
+
+/** Why a request was refused: a fixed set, so that it can be a metric label. */
+export type RefusalReason =
+  | "not_found"
+  | "method_not_allowed"
+  | "unsupported_media_type"
+  | "unauthorized"
+  | "misconfigured"
+  | "too_large"
+  | "timeout"
+  | "body_read_failed"
+  | "unsupported_encoding"
+  | "invalid"
+  | "overloaded"
+  | UnavailableReason
+  | "internal";
+
+/** The outcome of one answered request, for metrics and the log. */
+export interface RequestOutcome {
+  /** The OTLP signal of the path; undefined for every other path. */
+  signal: Signal | undefined;
+  /** The path as the client sent it (for the log only: never a metric label). */
+  path: string;
+  /** The request's `Content-Encoding` header, as sent. */
+  contentEncoding: string | null;
+  status: number;
+  /** Why it was refused (status 4xx/5xx); undefined for an answer that is not a refusal. */
+  reason: RefusalReason | undefined;
+  /** What the client was told about its refusal; "" otherwise. */
+  message: string;
+  /** Body bytes read off the wire (0 when the body was not read). */
+  wireBytes: number;
+  /** Body bytes after decompression; -1 when the body was not read whole. */
+  bodyBytes: number;
+  /** Records stored. */
+  accepted: number;
+  /** Records the decoder refused (in `partial_success`, e.g. a data point without a value). */
+  invalid: number;
+  /** Records refused by the partition cap (in `partial_success`). */
+  overCap: number;
+  /** Records refused by the event-time window (in `partial_success`). */
+  outsideWindow: number;
+  /** Records decoded, then refused with the whole request (a 429/503 after decoding; the client retries). */
+  refusedRecords: number;
+  /** Seconds from the request reaching the handler to its answer being ready. */
+  seconds: number;
+}
 interface Route {
   readonly signal: Signal;
 }
@@ -175,22 +248,48 @@ export function failureResponse(error: unknown, encoding: ResponseEncoding): Res
   }
 }
 
-function responseFor(error: unknown, encoding: ResponseEncoding): Response {
+interface Failure {
+  status: number;
+  reason: RefusalReason;
+  message: string;
+  retryAfterSecs?: number;
+}
+
+/** The status, refusal reason and message of a failure. */
+function classify(error: unknown): Failure {
   if (error instanceof OverloadedError) {
-    return statusResponse(429, error.message, { encoding, retryAfterSecs: error.retryAfterSecs });
+    return {
+      status: 429,
+      reason: "overloaded",
+      message: error.message,
+      retryAfterSecs: error.retryAfterSecs,
+    };
   }
   if (error instanceof UnavailableError) {
-    return statusResponse(503, error.message, { encoding, retryAfterSecs: error.retryAfterSecs });
+    return {
+      status: 503,
+      reason: error.reason,
+      message: error.message,
+      retryAfterSecs: error.retryAfterSecs,
+    };
   }
   if (error instanceof BodyTooLargeError || error instanceof DecodeLimitError) {
-    return statusResponse(413, error.message, { encoding });
+    return { status: 413, reason: "too_large", message: error.message };
   }
-  if (error instanceof ReadTimeoutError) return statusResponse(408, error.message, { encoding });
-  if (error instanceof BodyReadError) return statusResponse(400, error.message, { encoding });
-  if (error instanceof UnsupportedEncodingError || error instanceof SyntaxError) {
-    return statusResponse(400, error.message, { encoding });
+  if (error instanceof ReadTimeoutError) return { status: 408, reason: "timeout", message: error.message };
+  if (error instanceof BodyReadError) {
+    return { status: 400, reason: "body_read_failed", message: error.message };
   }
-  return statusResponse(500, "internal error", { encoding });
+  if (error instanceof UnsupportedEncodingError) {
+    return { status: 400, reason: "unsupported_encoding", message: error.message };
+  }
+  if (error instanceof SyntaxError) return { status: 400, reason: "invalid", message: error.message };
+  return { status: 500, reason: "internal", message: "internal error" };
+}
+
+function responseFor(error: unknown, encoding: ResponseEncoding): Response {
+  const f = classify(error);
+  return statusResponse(f.status, f.message, { encoding, retryAfterSecs: f.retryAfterSecs });
 }
 
 /**
@@ -209,7 +308,9 @@ function chargeDecoded(sink: Sink, releases: (() => void)[], charged: number, wa
 }
 
 /** Creates the receiver's handler. */
-export function createHandler(options: HandlerOptions): (request: Request) => Promise<Response> {
+export function createHandler(
+  options: HandlerOptions,
+): (request: Request, info?: RequestInfo) => Promise<Response> {
   const maxPayload = options.maxPayloadBytes ?? 64 * 1024 * 1024;
   const readTimeout = options.readTimeoutMs ?? 30_000;
   const minRate = options.minBodyRateBytesPerSec ?? 1024;
@@ -218,26 +319,51 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
   const rateCheckMs = Math.min(1000, Math.max(100, rateGrace / 4));
   const maxDecoded = options.maxDecodedBytes ?? 4 * maxPayload;
   const newPause = options.pause ?? (() => pauseEvery(20));
-  const { sink } = options;
+  const { sink, metrics, observe } = options;
   const authCheck = options.auth && createAuthCheck(options.auth);
   // A token is required but none is set: every request gets 503, so the instance is not ready either.
   const misconfigured = options.auth !== undefined && options.auth.tokens.length === 0;
 
-  return async (request: Request): Promise<Response> => {
+  /** Answers a request, filling in `out` (its outcome) as it goes. */
+  const answer = async (request: Request, out: RequestOutcome): Promise<Response> => {
     const url = new URL(request.url);
     const route = Object.hasOwn(ROUTES, url.pathname) ? ROUTES[url.pathname] : undefined;
+    out.signal = route?.signal;
+    out.path = url.pathname;
+    const contentEncoding = out.contentEncoding = request.headers.get("content-encoding");
     const format = formatOf(request.headers.get("content-type"));
     const encoding: ResponseEncoding = format === "protobuf" ? "protobuf" : "json";
-    if (authCheck && !OPEN_PATHS.has(url.pathname)) {
+    const refuse = (
+      status: number,
+      reason: RefusalReason,
+      message: string,
+      extra: { headers?: Record<string, string> } = {},
+    ): Response => {
+      out.reason = reason;
+      out.message = message;
+      return statusResponse(status, message, { encoding, ...extra });
+    };
+    // `/metrics` is open like the probes: it tells counts, never data (docs/metrics.md).
+    if (authCheck && !OPEN_PATHS.has(url.pathname) && !(metrics && url.pathname === "/metrics")) {
       const refused = await authCheck(request, encoding);
-      if (refused) return refused;
+      if (refused) {
+        if (refused.status === 401) {
+          out.reason = "unauthorized";
+          out.message = presentedCredential(request.headers.get("authorization")) === undefined
+            ? MISSING_CREDENTIALS
+            : INVALID_CREDENTIALS;
+        } else out.reason = "misconfigured", out.message = MISCONFIGURED;
+        return refused;
+      }
     }
     if (!route) {
-      if (url.pathname === "/health" && (request.method === "GET" || request.method === "HEAD")) {
+      const read = request.method === "GET" || request.method === "HEAD";
+      if (url.pathname === "/health" && read) {
         return new Response("ok\n", { headers: { "content-type": "text/plain" } });
       }
-      if (url.pathname === "/ready" && (request.method === "GET" || request.method === "HEAD")) {
+      if (url.pathname === "/ready" && read) {
         const ok = !misconfigured && await sink.ready();
+        if (!ok) out.reason = misconfigured ? "misconfigured" : "unavailable", out.message = "not ready";
         return new Response(
           ok ? "ready\n" : misconfigured ? "not ready: misconfigured, see the log\n" : "not ready\n",
           {
@@ -246,31 +372,48 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
           },
         );
       }
+      if (url.pathname === "/metrics" && metrics && read) {
+        let text: string;
+        try {
+          text = metrics();
+        } catch (error) {
+          try {
+            options.onError?.(error, request);
+          } catch {
+            // A failing reporter must not leave the request unanswered.
+          }
+          out.reason = "internal", out.message = "internal error";
+          return fallbackResponse();
+        }
+        return new Response(text, { headers: { "content-type": METRICS_CONTENT_TYPE } });
+      }
       await request.body?.cancel();
-      return statusResponse(404, `no such path ${url.pathname}: use /v1/logs, /v1/traces or /v1/metrics`, {
-        encoding,
-      });
+      return refuse(
+        404,
+        "not_found",
+        `no such path ${url.pathname}: use /v1/logs, /v1/traces or /v1/metrics`,
+      );
     }
     if (request.method !== "POST") {
       await request.body?.cancel();
-      return statusResponse(405, `method ${request.method} not allowed: use POST`, {
-        encoding,
+      return refuse(405, "method_not_allowed", `method ${request.method} not allowed: use POST`, {
         headers: { allow: "POST" },
       });
     }
     if (!format) {
       await request.body?.cancel();
-      return statusResponse(
+      return refuse(
         415,
+        "unsupported_media_type",
         `unsupported content type ${JSON.stringify(request.headers.get("content-type") ?? "")}: ` +
           "use application/x-protobuf, application/json or application/x-ndjson",
-        { encoding },
       );
     }
     const declared = Number(request.headers.get("content-length") ?? NaN);
     const releases: (() => void)[] = [];
+    let charge: BudgetCharge | undefined;
+    let decoded: Decoded | undefined;
     try {
-      const contentEncoding = request.headers.get("content-encoding");
       const identity = !contentEncoding || contentEncoding.trim().toLowerCase() === "identity";
       if (identity && declared > maxPayload) {
         await request.body?.cancel();
@@ -278,8 +421,8 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       }
       // The budget is charged as bytes arrive: a declared Content-Length (only a hint, used above for the
       // early 413) would let four clients that declare 64 MiB and send a byte a second hold it all.
-      const charge = new BudgetCharge(sink, maxPayload);
-      releases.push(() => charge.release());
+      const budget = charge = new BudgetCharge(sink, maxPayload);
+      releases.push(() => budget.release());
       const timeout = new AbortController();
       const timer = setTimeout(
         () => timeout.abort(new ReadTimeoutError(`body not received within ${readTimeout / 1000} s`)),
@@ -288,10 +431,10 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       const started = Date.now();
       const rateTimer = setInterval(() => {
         const late = Date.now() - started - rateGrace;
-        if (late > 0 && charge.raw < minRate * late / 1000) {
+        if (late > 0 && budget.raw < minRate * late / 1000) {
           timeout.abort(
             new ReadTimeoutError(
-              `body arriving slower than ${minRate} bytes/s (${charge.raw} bytes in ${
+              `body arriving slower than ${minRate} bytes/s (${budget.raw} bytes in ${
                 Math.round((late + rateGrace) / 100) / 10
               } s)`,
             ),
@@ -305,8 +448,8 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
           maxBytes: maxPayload,
           signal: timeout.signal,
           inflateSync: options.inflateSync,
-          onRead: (n) => charge.read(n),
-          onDecoded: (n) => charge.decoded(n),
+          onRead: (n) => budget.read(n),
+          onDecoded: (n) => budget.decoded(n),
         });
       } catch (e) {
         if (
@@ -319,10 +462,11 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         clearTimeout(timer);
         clearInterval(rateTimer);
       }
+      out.bodyBytes = body.length;
       // Decoded bytes are charged as they are produced, so the budget bounds them too, not only the bodies.
-      const held = charge.held;
+      const held = budget.held;
       let charged = held;
-      const decoded = await decodeRequestAsync(route.signal, body, {
+      decoded = await decodeRequestAsync(route.signal, body, {
         format,
         maxDecodedBytes: maxDecoded,
         onDecodedBytes: (bytes) => void (charged = chargeDecoded(sink, releases, charged, held + bytes)),
@@ -331,11 +475,15 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       const refused = decoded.records > 0
         ? await sink.accept({ signal: route.signal, format, body, decoded })
         : undefined;
-      const { body: out, contentType } = exportResponse(route.signal, encoding, {
+      out.invalid = decoded.rejected;
+      out.accepted = decoded.records - (refused?.rejected ?? 0);
+      out.overCap = refused?.overCap ?? 0;
+      out.outsideWindow = refused?.outsideWindow ?? 0;
+      const { body: response, contentType } = exportResponse(route.signal, encoding, {
         rejected: decoded.rejected + (refused?.rejected ?? 0),
         message: [decoded.rejectMessage, refused?.rejectMessage].filter(Boolean).join("; "),
       });
-      return new Response(out as Uint8Array<ArrayBuffer>, {
+      return new Response(response as Uint8Array<ArrayBuffer>, {
         status: 200,
         headers: { "content-type": contentType },
       });
@@ -348,9 +496,51 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       } catch {
         // A failing reporter must not leave the request unanswered.
       }
+      if (observe) {
+        const f = classify(error);
+        out.reason = f.reason;
+        out.message = f.message;
+        if (decoded) out.refusedRecords = decoded.records;
+      }
       return response;
     } finally {
+      out.wireBytes = charge?.raw ?? 0;
       for (const release of releases) release();
     }
+  };
+
+  if (!observe) return (request) => answer(request, newOutcome());
+  return async (request, info) => {
+    const started = performance.now();
+    const out = newOutcome();
+    const response = await answer(request, out);
+    out.status = response.status;
+    out.seconds = (performance.now() - started) / 1000;
+    try {
+      observe(out, request, info);
+    } catch {
+      // Counting must never change an answer.
+    }
+    return response;
+  };
+}
+
+/** An outcome before anything is known: no signal, no body read, nothing counted. */
+export function newOutcome(): RequestOutcome {
+  return {
+    signal: undefined,
+    path: "",
+    contentEncoding: null,
+    status: 0,
+    reason: undefined,
+    message: "",
+    wireBytes: 0,
+    bodyBytes: -1,
+    accepted: 0,
+    invalid: 0,
+    overCap: 0,
+    outsideWindow: 0,
+    refusedRecords: 0,
+    seconds: 0,
   };
 }

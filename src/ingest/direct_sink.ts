@@ -28,7 +28,7 @@ import type { Sink } from "../http/handler.ts";
 import { isRetryableStorageError, type ObjectStore } from "../storage/object_store.ts";
 import { UnavailableError } from "./errors.ts";
 import { InflightBudget } from "./inflight_budget.ts";
-import { type Logger, silentLogger } from "./ingest.ts";
+import { type IngestObserver, type Logger, silentLogger } from "./ingest.ts";
 import { checkLimits, limitRequest, type Rejection, type RequestLimits } from "./request_limits.ts";
 
 /** Options of {@linkcode DirectSink}. */
@@ -59,6 +59,8 @@ export interface DirectSinkOptions {
   limits?: RequestLimits;
   /** Milliseconds clock (the event-time window is around it). Default `Date.now`. */
   now?: () => number;
+  /** Told of objects written and failed writes (the server's metrics). Default: none. */
+  observer?: IngestObserver;
 }
 
 /** Counters, for logs and tests. */
@@ -103,6 +105,7 @@ export class DirectSink implements Sink {
   readonly #log: Logger;
   readonly #limits: RequestLimits;
   readonly #now: () => number;
+  readonly #observer: IngestObserver;
   readonly #counters = { requests: 0, objects: 0, rows: 0, retries: 0, failures: 0, rejected: 0 };
 
   constructor(store: ObjectStore, options: DirectSinkOptions = {}) {
@@ -117,6 +120,7 @@ export class DirectSink implements Sink {
     this.#log = options.log ?? silentLogger;
     this.#limits = checkLimits(options.limits ?? {});
     this.#now = options.now ?? Date.now;
+    this.#observer = options.observer ?? {};
   }
 
   /** Reserves `bytes` of the in-flight budget; throws OverloadedError (429) beyond it. */
@@ -142,10 +146,17 @@ export class DirectSink implements Sink {
       // Once one file has failed for good the request gets 503 anyway: the rest need not be tried.
       while (next < parts.length && errors.length === 0) {
         const { rows, indices } = parts[next++];
+        const started = this.#now();
         // Outside the try: an encoding failure is a bug (500), not the store's (503).
         const file = encodeFile(gatherSorted([{ rows, indices }]), this.#files);
         try {
           await this.#write(file, deadline);
+          this.#observer.objectWritten?.(
+            rows.def.name,
+            file.rows,
+            file.bytes.length,
+            (this.#now() - started) / 1000,
+          );
         } catch (error) {
           errors.push(error);
         }
@@ -168,11 +179,16 @@ export class DirectSink implements Sink {
           ? `object store unavailable: ${detail}; retry later`
           : `object store refused the write: ${detail}; retry after the operator fixed it`,
         this.#retryAfterSecs,
-        { cause: error },
+        { cause: error, reason: "store_unavailable" },
       );
     }
     this.#counters.requests++;
-    return { rejected: limited.rejected, rejectMessage: limited.rejectMessage };
+    return {
+      rejected: limited.rejected,
+      rejectMessage: limited.rejectMessage,
+      overCap: limited.overCap,
+      outsideWindow: limited.outsideWindow,
+    };
   }
 
   /** Always true: each request is answered by its own write, so there is no backlog to refuse on. */
@@ -196,9 +212,10 @@ export class DirectSink implements Sink {
       } catch (error) {
         // Half the delay fixed, half random: spread out, yet never a near-zero retry into a struggling store.
         const wait = delay / 2 + Math.random() * delay / 2;
-        if (
-          !isRetryableStorageError(error) || attempt >= this.#retries || Date.now() + wait > deadline
-        ) throw error;
+        const retrying = isRetryableStorageError(error) && attempt < this.#retries &&
+          Date.now() + wait <= deadline;
+        this.#observer.writeFailed?.("store", retrying);
+        if (!retrying) throw error;
         this.#counters.retries++;
         this.#log.warn("object write failed; retrying", {
           key: file.key,

@@ -37,6 +37,10 @@ export interface LimitedRequest extends LimitedPartitions {
 export interface Rejection {
   readonly rejected: number;
   readonly rejectMessage: string;
+  /** Of `rejected`, those refused by the partition cap (for the metrics' `reason` label). */
+  readonly overCap?: number;
+  /** Of `rejected`, those refused by the event-time window. */
+  readonly outsideWindow?: number;
 }
 
 /** Checks the limits' values once, when a sink is created. */

@@ -11,10 +11,24 @@ export interface ObjectStore {
    * "logs" also matches "logs2/x"), at any depth, sorted by code unit. "" lists everything.
    */
   list(prefix: string): Promise<string[]>;
+  /**
+   * Like `list`, with each object's size and last-modified time (what `compact` needs to leave young
+   * objects alone). Optional: stores without it cannot be compacted.
+   */
+  listInfo?(prefix: string): Promise<ObjectInfo[]>;
   /** Removes the object; removing an absent key is not an error. */
   delete(key: string): Promise<void>;
   /** Cheap reachability probe (used by /ready and at start-up); throws StorageError when unreachable. */
   check(): Promise<void>;
+}
+
+/** An object as `listInfo` reports it. */
+export interface ObjectInfo {
+  readonly key: string;
+  /** Bytes. */
+  readonly size: number;
+  /** Last modification, milliseconds since the epoch (NaN when the store does not say). */
+  readonly modifiedMs: number;
 }
 
 /** Options of {@linkcode StorageError}. */
@@ -190,4 +204,26 @@ export function toStorageError(error: unknown, message: string): StorageError {
     code,
     cause: error,
   });
+}
+
+/**
+ * The start of a response body as text, at most about `maxChars` characters, then the rest is cancelled: a
+ * misbehaving endpoint cannot balloon memory with an endless error page. Never throws: "" if unreadable.
+ */
+export async function readBoundedText(response: Response, maxChars: number): Promise<string> {
+  let text = "";
+  try {
+    const reader = response.body?.getReader();
+    if (reader === undefined) return "";
+    const decoder = new TextDecoder();
+    while (text.length < maxChars) {
+      const { done, value } = await reader.read();
+      if (done) return text + decoder.decode();
+      text += decoder.decode(value, { stream: true });
+    }
+    await reader.cancel();
+  } catch {
+    // What was read so far is all the caller gets.
+  }
+  return text;
 }

@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { Operator, TimeoutLayer } from "opendal";
 import {
   normalizePrefix,
+  type ObjectInfo,
   type ObjectStore,
   StorageError,
   toStorageError,
@@ -47,16 +48,6 @@ export interface S3StoreOptions extends CommonOptions {
   multipartChunkBytes?: number;
 }
 
-/** Google Cloud Storage. */
-export interface GcsStoreOptions extends CommonOptions {
-  backend: "gcs";
-  bucket: string;
-  /** Folder inside the bucket. Default: "". */
-  prefix?: string;
-  /** Service-account JSON file. Default: OpenDAL's loading (GOOGLE_APPLICATION_CREDENTIALS, metadata server). */
-  credentialPath?: string;
-}
-
 /** Azure Blob Storage. */
 export interface AzblobStoreOptions extends CommonOptions {
   backend: "azblob";
@@ -71,7 +62,7 @@ export interface AzblobStoreOptions extends CommonOptions {
 }
 
 /** Options of {@linkcode createOpendalStore}, one shape per backend. */
-export type OpendalStoreOptions = FsStoreOptions | S3StoreOptions | GcsStoreOptions | AzblobStoreOptions;
+export type OpendalStoreOptions = FsStoreOptions | S3StoreOptions | AzblobStoreOptions;
 
 // The fs root's staging folder is the node:fs store's, so either store reads a folder the other wrote.
 export { FS_STAGING_DIR };
@@ -133,18 +124,6 @@ function buildOperator(options: OpendalStoreOptions): Built {
         config.region = "us-east-1";
         return { operator: construct("s3", config, description), description, chunkBytes, hidden: undefined };
       }
-    }
-    case "gcs": {
-      const prefix = normalizePrefix(options.prefix);
-      const description = `gs://${options.bucket}/${prefix}`;
-      const config: Record<string, string> = { bucket: options.bucket, root: `/${prefix}` };
-      setIf(config, "credential_path", options.credentialPath);
-      return {
-        operator: construct("gcs", config, description),
-        description,
-        chunkBytes: undefined,
-        hidden: undefined,
-      };
     }
     case "azblob": {
       const prefix = normalizePrefix(options.prefix);
@@ -252,6 +231,21 @@ class OpendalStore implements ObjectStore {
       keys.push(path);
     }
     return keys.sort();
+  }
+
+  async listInfo(prefix: string): Promise<ObjectInfo[]> {
+    const out: ObjectInfo[] = [];
+    for (const key of await this.list(prefix)) {
+      try {
+        const meta = await this.#operator.stat(key);
+        const modified = meta.lastModified === null ? NaN : Date.parse(meta.lastModified);
+        out.push({ key, size: Number(meta.contentLength ?? 0n), modifiedMs: modified });
+      } catch (error) {
+        if (isNotFound(error)) continue; // deleted since the listing
+        throw this.#wrap(error, `stat ${key}`);
+      }
+    }
+    return out;
   }
 
   async delete(key: string): Promise<void> {

@@ -105,7 +105,7 @@ interface Connection {
 
 /** Serves `handler` on `hostname:port`; see the module comment. Requires `Deno.serveHttp` ({@link denoServeHttp}). */
 export function serveConnections(
-  handler: (request: Request) => Promise<Response>,
+  handler: (request: Request, info: { remoteAddr: { hostname: string; port: number } }) => Promise<Response>,
   options: ConnectionServerOptions,
 ): ConnectionServer {
   const serveHttp = denoServeHttp();
@@ -172,6 +172,8 @@ export function serveConnections(
       return;
     }
     const c: Connection = { http, timer: undefined, closed: false };
+    // The client's address, for the log of refused requests (the shape `Deno.serve` passes).
+    const info = { remoteAddr: conn.remoteAddr as Deno.NetAddr };
     open.add(c);
     try {
       for (let first = true;; first = false) {
@@ -186,7 +188,7 @@ export function serveConnections(
         if (event === null || c.closed) break;
         const { request, finish } = lingering(event.request);
         // The handler answers every failure itself.
-        const response = await handler(request);
+        const response = await handler(request, info);
         const closing = response.headers.get("connection")?.toLowerCase() === "close";
         await finish(closing || stopping ? 0 : LINGER_MS);
         // A rejection here means the client went away.
