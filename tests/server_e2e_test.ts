@@ -865,7 +865,7 @@ Deno.test("every error path answers its status with a google.rpc.Status in the r
         const js = assertSuccess(await post("/v1/logs", logs, JSON_CT), "json", "JSON");
         assert.equal(js?.rejected, 2, "rejectedLogRecords (JSON)");
         assert.match(js!.message, /2 log records with a time at or after 2\^63 ns/);
-        expect("logs", 2);
+        expect("logs", 2, "late logs");
         const spans = generateTraces(50, { seed: 9, startNs: BigInt(at(0)) });
         spans.resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano = "18446744073709551615";
         const pb = assertSuccess(
@@ -874,7 +874,7 @@ Deno.test("every error path answers its status with a google.rpc.Status in the r
           "protobuf",
         );
         assert.equal(pb?.rejected, 1, "rejected_spans (protobuf)");
-        expect("traces", 49);
+        expect("traces", 49, "late spans");
       },
     );
 
