@@ -18,6 +18,7 @@ import { ExportResultCode } from "@opentelemetry/core";
 import lz4js from "lz4js";
 import protobuf from "protobufjs";
 import { compress as snappyCompress } from "snappyjs";
+import { encodeProtobuf, generateTraces } from "../bench/data.ts";
 import { createOpendalStore } from "../src/storage/opendal_store.ts";
 import { type ClickHouse, openClickHouse, sqlString } from "./support/clickhouse.ts";
 import { type DuckDb, openDuckDb } from "./support/duckdb.ts";
@@ -843,6 +844,37 @@ Deno.test("every error path answers its status with a google.rpc.Status in the r
         assert.equal(js?.rejected, 1, "rejectedDataPoints (JSON)");
         assert.ok(js!.message.length > 0, "errorMessage (JSON)");
         expect("metrics/gauge", 2, "gauge partial-json");
+      },
+    );
+
+    await t.step(
+      "partial_success for records with a time at or after 2^63 ns (past DateTime64(9)); the others are stored",
+      async () => {
+        const at = (i: number) => String(BigInt(Date.UTC(2025, 2, 14, 15, 40)) * 1_000_000n + BigInt(i));
+        const logs = utf8(JSON.stringify({
+          resourceLogs: [{
+            resource: { attributes: [{ key: "service.name", value: { stringValue: "late-times" } }] },
+            scopeLogs: [{
+              logRecords: [at(1), "18446744073709551615", at(2), "9223372036854775808"].map((t) => ({
+                timeUnixNano: t,
+                body: { stringValue: "x" },
+              })),
+            }],
+          }],
+        }));
+        const js = assertSuccess(await post("/v1/logs", logs, JSON_CT), "json", "JSON");
+        assert.equal(js?.rejected, 2, "rejectedLogRecords (JSON)");
+        assert.match(js!.message, /2 log records with a time at or after 2\^63 ns/);
+        expect("logs", 2, "late logs");
+        const spans = generateTraces(50, { seed: 9, startNs: BigInt(at(0)) });
+        spans.resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano = "18446744073709551615";
+        const pb = assertSuccess(
+          await post("/v1/traces", encodeProtobuf("traces", spans), PROTOBUF),
+          "protobuf",
+          "protobuf",
+        );
+        assert.equal(pb?.rejected, 1, "rejected_spans (protobuf)");
+        expect("traces", 49, "late spans");
       },
     );
 

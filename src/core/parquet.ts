@@ -127,7 +127,10 @@ function writerProperties(def: TableDef, options: ParquetOptions): WriterPropert
     // dictionary passes 32 KiB: measured 10-15 % faster and 5-15 % smaller (zstd does better on plain
     // values than on a large dictionary plus indices) than the 1 MiB default.
     .setDictionaryPageSizeLimit(32 * 1024)
-    .setStatisticsEnabled(EnabledStatistics.Chunk)
+    // Page-level statistics: arrow-rs then writes a ColumnIndex (bounds cut to 64 bytes) besides the
+    // OffsetIndex it always writes, as the TypeScript writer does. parquet-wasm 0.8 has no bloom filter
+    // setting: its files have none (see docs/schema.md).
+    .setStatisticsEnabled(EnabledStatistics.Page)
     .setWriterVersion(WriterVersion.V1)
     .setCreatedBy(CREATED_BY)
     // One entry: parquet-wasm keeps key-value metadata in a hash map whose order varies between calls, and

@@ -10,7 +10,7 @@
  */
 
 import { crc32c } from "../http/crc32c.ts";
-import { xxh64 } from "../http/xxh64.ts";
+import { xxh64 } from "../core/xxh64.ts";
 import { requestId, SeenTable } from "./dedupe.ts";
 
 const body = new Uint8Array(1 << 20).map((_, i) => (i * 2654435761) >>> 24);
