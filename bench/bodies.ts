@@ -50,6 +50,8 @@ export interface BodySourceOptions {
   pool?: number;
   /** Seed of the first base request; default 1. */
   seed?: number;
+  /** Time of the first record, ns since the epoch; default `DEFAULT_START_NS` (2025-01-15T10:00Z). */
+  startNs?: bigint;
 }
 
 const CRC_TABLE = (() => {
@@ -95,18 +97,20 @@ export class BodySource {
   private readonly bases: Base[] = [];
   private readonly json: boolean;
   private readonly gzip: boolean;
+  private readonly startNs: bigint;
 
   constructor(readonly signal: Signal, readonly variant: Variant, options: BodySourceOptions = {}) {
     this.records = Math.max(2, options.records ?? 5000);
     const pool = Math.max(1, options.pool ?? 40);
     const seed = options.seed ?? 1;
+    this.startNs = options.startNs ?? DEFAULT_START_NS;
     this.json = variant.startsWith("json");
     this.gzip = variant.endsWith("+gzip");
     for (let b = 0; b < pool; b++) {
       // Bases a minute apart: all in one event hour, so the partitions are the services only.
       const request = generateRequest(signal, this.records - 1, {
         seed: seed * 100_003 + b,
-        startNs: DEFAULT_START_NS + BigInt(b % 55) * 60n * SECOND,
+        startNs: this.startNs + BigInt(b % 55) * 60n * SECOND,
       });
       const head = this.json ? this.jsonHead(request) : encodeProtobuf(signal, request);
       const base: Base = { head, crc: crc32(head) };
@@ -121,7 +125,7 @@ export class BodySource {
     const request = generateRequest(this.signal, 1, {
       seed: 0x7a11 + seq,
       // Within the base's minute, 1 µs apart per sequence number: unique, and the same hour.
-      startNs: DEFAULT_START_NS + BigInt((seq % this.bases.length) % 55) * 60n * SECOND + BigInt(seq) * 1000n,
+      startNs: this.startNs + BigInt((seq % this.bases.length) % 55) * 60n * SECOND + BigInt(seq) * 1000n,
       serviceOffset: seq,
     });
     const tail = this.json ? this.jsonTail(request) : encodeProtobuf(this.signal, request);

@@ -16,6 +16,9 @@
 import { parseArgs } from "node:util";
 import { BodySource, type Variant, VARIANTS } from "./bodies.ts";
 import type { Signal } from "./data.ts";
+import { latencySummary, postLoad, quantile } from "../src/cli/bench.ts";
+
+export { quantile };
 
 /** What one load run measured. */
 export interface LoadResult {
@@ -73,12 +76,6 @@ export interface LoadOptions {
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
-/** The `q`-quantile (0..1) of sorted values (nearest rank). */
-export function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
-}
-
 /** Runs one bounded load against a loopback OTLP/HTTP endpoint. */
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const url = new URL(options.url);
@@ -108,17 +105,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const worker = async (): Promise<void> => {
     while (next < maxRequests && performance.now() < deadline) {
       const load = source.body(next++);
-      const headers: Record<string, string> = { "content-type": load.contentType };
-      if (load.contentEncoding) headers["content-encoding"] = load.contentEncoding;
       const sent = performance.now();
       let status = "network";
       try {
-        const res = await fetch(url, {
-          method: "POST",
-          headers,
-          body: load.body,
-          signal: AbortSignal.timeout(timeoutMs),
-        });
+        const res = await postLoad(url, load, { timeoutMs });
         await res.arrayBuffer();
         status = String(res.status);
         if (res.ok) {
@@ -160,10 +150,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     rawMBps: round(rawBytes / 1e6 / seconds),
     wireMBps: round(wireBytes / 1e6 / seconds),
     latencyMs: {
-      p50: round(quantile(latencies, 0.5)),
-      p90: round(quantile(latencies, 0.9)),
-      p99: round(quantile(latencies, 0.99)),
-      max: round(latencies.at(-1) ?? 0),
+      ...latencySummary(latencies),
       mean: round(latencies.reduce((a, b) => a + b, 0) / (latencies.length || 1)),
     },
   };

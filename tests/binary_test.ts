@@ -1,6 +1,7 @@
 /**
- * The single executable (`deno task build`, Bun-compiled), built once here (a few seconds) and run from an
- * empty folder: with no arguments it serves HTTP; with `AWS_LAMBDA_RUNTIME_API` set it is a Lambda
+ * The single executable (`deno task build`, Bun-compiled), built once (a few seconds; shared with the other test
+ * files that run it: tests/support/executable.ts) and run from an empty folder: with no arguments it serves
+ * HTTP; with `AWS_LAMBDA_RUNTIME_API` set it is a Lambda
  * `bootstrap` and runs the Runtime API loop against a fake Runtime API on loopback. Either way it loads
  * only what its configuration uses: OpenDAL's native addon stays unmapped for the fs store and for S3 on
  * Lambda (S3 over fetch, against s3rver here), and the idle resident memory stays far from what OpenDAL
@@ -10,11 +11,11 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ensureExecutable } from "./support/executable.ts";
 import { FakeRuntimeApi, functionUrlEvent } from "./support/fake_runtime_api.ts";
 import { runProcess } from "./support/cli_process.ts";
 import { startS3Server } from "./support/s3_server.ts";
 
-const ROOT = new URL("../", import.meta.url);
 const LOGS = readFileSync(new URL("../../shared/testdata/otlp2parquet-rust/logs.pb", import.meta.url));
 
 /**
@@ -23,24 +24,12 @@ const LOGS = readFileSync(new URL("../../shared/testdata/otlp2parquet-rust/logs.
  */
 const IDLE_RSS_BOUND_BYTES = 80 * 1024 * 1024;
 
-const build = mkdtempSync(join(tmpdir(), "otlp2parquet-binary-"));
-const EXECUTABLE = join(build, "otlp2parquet");
-let built: Promise<void> | undefined;
+let EXECUTABLE = "";
 
-/** Builds `dist/otlp2parquet` into a temp folder, once for the whole file. */
-function ensureBuilt(): Promise<void> {
-  return built ??= (async () => {
-    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "build/compile.ts", "--outfile", EXECUTABLE],
-      cwd: ROOT.pathname,
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assert.equal(code, 0, new TextDecoder().decode(stderr));
-  })();
+/** Builds the executable once for every test file that runs it (tests/support/executable.ts). */
+async function ensureBuilt(): Promise<void> {
+  EXECUTABLE = await ensureExecutable();
 }
-
-globalThis.addEventListener("unload", () => rmSync(build, { recursive: true, force: true }));
 
 interface Running {
   pid: number;
@@ -234,7 +223,7 @@ Deno.test("dist/otlp2parquet runs every command from an empty folder: --help lis
   try {
     const help = await runExecutable(["--help"], cwd);
     assert.equal(help.code, 0, help.stderr);
-    for (const command of ["convert", "schema", "connect", "plan", "check", "serve"]) {
+    for (const command of ["convert", "schema", "connect", "plan", "check", "bench", "compact", "serve"]) {
       assert.match(help.stdout, new RegExp(`^ {2}${command} `, "m"), command);
     }
     const plan = await runExecutable(
@@ -258,6 +247,66 @@ Deno.test("dist/otlp2parquet runs every command from an empty folder: --help lis
     assert.equal(check.code, 0, check.stdout + check.stderr);
     assert.match(check.stdout, /The store works/);
   } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
+
+Deno.test("dist/otlp2parquet bench counts what its own server stores; compact merges small objects", async () => {
+  await ensureBuilt();
+  const cwd = mkdtempSync(join(tmpdir(), "otlp2parquet-ops-"));
+  const { openDuckDb } = await import("./support/duckdb.ts");
+  const db = await openDuckDb();
+  const count = async (glob: string) =>
+    Number((await db.rows(`SELECT count(*)::INTEGER AS n FROM '${glob}'`))[0].n);
+  // Without batching every request is stored before its 200, so stop()'s SIGKILL loses nothing acknowledged.
+  const server = start({
+    OTLP2PARQUET_LISTEN_ADDR: "127.0.0.1:0",
+    HOME: cwd,
+    OTLP2PARQUET_BATCH_ENABLED: "false",
+  }, cwd);
+  try {
+    const [, address] = await server.waitFor(/listening on http:\/\/(\S+)/);
+    const bench = await runExecutable(
+      [
+        "bench",
+        "--endpoint",
+        `http://${address}`,
+        "--rate",
+        "1000",
+        "--records-per-request",
+        "100",
+        "--duration",
+        "1",
+      ]
+        .concat(["--compression", "zstd", "--json"]),
+      cwd,
+    );
+    assert.equal(bench.code, 0, bench.stderr);
+    const result = JSON.parse(bench.stdout);
+    assert.equal(result.requests, 10);
+    await server.stop();
+    assert.equal(await count(join(cwd, "data", "logs", "**", "*.parquet")), result.acknowledgedRecords);
+
+    // Two writers' copies of the same request: two objects per partition, merged into one.
+    const logs = join(cwd, "logs.pb");
+    Deno.writeFileSync(logs, LOGS);
+    for (const id of ["a", "b"]) {
+      const c = await runExecutable(["convert", "--out", "small", "--instance-id", id, logs], cwd);
+      assert.equal(c.code, 0, c.stderr);
+    }
+    const before = parquetFiles(join(cwd, "small")).length;
+    const rows = await count(join(cwd, "small", "logs", "**", "*.parquet"));
+    const compact = await runExecutable(
+      ["compact", "--path", "small", "--table", "logs", "--min-age", "0"],
+      cwd,
+    );
+    assert.equal(compact.code, 0, compact.stderr);
+    assert.match(compact.stdout, new RegExp(`otel_logs: merged ${before} objects`));
+    assert.equal(parquetFiles(join(cwd, "small")).length, before / 2);
+    assert.equal(await count(join(cwd, "small", "logs", "**", "*.parquet")), rows);
+  } finally {
+    db.close();
+    await server.stop();
     rmSync(cwd, { recursive: true, force: true });
   }
 });

@@ -558,7 +558,8 @@ Deno.test("records decoded and then refused with their request (write-ahead log 
   try {
     let accepted = 0, refused = 0, refusedRequests = 0;
     for (let i = 0; i < 40 && refusedRequests < 2; i++) {
-      const res = await post(`${t.url}/v1/logs`, logsJson([[`svc-${i % 3}`, 50]]));
+      // A new service each time: the same body again would be a retry, answered without being logged.
+      const res = await post(`${t.url}/v1/logs`, logsJson([[`svc-${i}`, 50]]));
       if (res.status === 200) accepted += 50;
       else {
         assert.equal(res.status, 503);
@@ -576,6 +577,22 @@ Deno.test("records decoded and then refused with their request (write-ahead log 
     assert.ok(t.logs.some((l) => / WARN .*status=503 refusal=wal_full reason="write-ahead log full/.test(l)));
   } finally {
     rmSync(join(t.dir, "logs"), { force: true });
+    await t.dispose();
+  }
+});
+
+Deno.test("a resend of an accepted request is counted as deduplicated, and its rows once", async () => {
+  const t = await startTestServer();
+  try {
+    const body = logsJson([["svc-r", 3]]);
+    for (let i = 0; i < 3; i++) assert.equal((await post(`${t.url}/v1/logs`, body)).status, 200);
+    const s = samples(await (await fetch(`${t.url}/metrics`)).text());
+    assert.equal(s.get('otlp2parquet_requests_deduplicated_total{signal="logs"}'), 2);
+    assert.equal(s.get('otlp2parquet_requests_deduplicated_total{signal="traces"}'), 0);
+    assert.equal(s.get('otlp2parquet_records_accepted_total{signal="logs"}'), 9, "as the client sent them");
+    await t.server.ingest.flushAll();
+    assert.equal(await scrape(t.url, 'otlp2parquet_written_rows_total{table="otel_logs"}'), 3);
+  } finally {
     await t.dispose();
   }
 });

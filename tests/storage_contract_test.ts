@@ -166,6 +166,28 @@ function objectStoreContract(
         for (const key of keys) assert.ok(all.includes(key), `list("") includes ${key}`);
       });
 
+      await t.step({
+        name: "listInfo() (where offered) lists what list() does, with sizes and modification times",
+        ignore: store.listInfo === undefined,
+        fn: async () => {
+          const before = Date.now();
+          await store.put("info/a", randomBytes(123, 5));
+          await store.put("info/b/c", new Uint8Array(0));
+          const infos = await store.listInfo!("info/");
+          assert.deepEqual(infos.map((i) => i.key), await store.list("info/"));
+          assert.deepEqual(infos.map((i) => i.size), [123, 0]);
+          for (const i of infos) {
+            // Stores keep whole seconds (S3's LastModified) and their clock is not ours: a minute either way.
+            assert.ok(
+              Math.abs(i.modifiedMs - before) < 60_000,
+              `${i.key} modified ${i.modifiedMs}, now ${before}`,
+            );
+          }
+          await store.delete("info/a");
+          await store.delete("info/b/c");
+        },
+      });
+
       await t.step("get() of a missing key is undefined", async () => {
         assert.equal(await store.get("missing/key"), undefined);
         assert.equal(await store.get("never-a-folder/missing"), undefined);

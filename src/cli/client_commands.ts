@@ -21,7 +21,7 @@ import { BUNDLED_PRICES, formatPlan, parsePrices, plan, PLATFORMS, PROVIDERS } f
 import type { CliRun } from "./program.ts";
 
 /** Adds `--config` and the flags of the settings whose keys start with one of `prefixes`. */
-function settingFlags(cmd: Command, prefixes: string[]): Command {
+export function settingFlags(cmd: Command, prefixes: string[]): Command {
   cmd.option("--config <path>", "TOML configuration file (env OTLP2PARQUET_CONFIG)");
   for (const s of SETTINGS) {
     if (!s.flag || !prefixes.some((p) => s.key.startsWith(p))) continue;
@@ -31,7 +31,7 @@ function settingFlags(cmd: Command, prefixes: string[]): Command {
 }
 
 /** The configuration as `serve` would resolve it, with these flags; warnings go to stderr. */
-async function loadConfig(run: CliRun, flags: Record<string, unknown>): Promise<Config> {
+export async function loadConfig(run: CliRun, flags: Record<string, unknown>): Promise<Config> {
   const { config, warnings } = await resolveConfig({
     env: process.env,
     flags,
@@ -42,7 +42,7 @@ async function loadConfig(run: CliRun, flags: Record<string, unknown>): Promise<
 }
 
 /** Runs an action; a bad input or configuration is reported on stderr with exit code 2. */
-function action<A extends unknown[]>(
+export function action<A extends unknown[]>(
   run: CliRun,
   fn: (...args: A) => Promise<void> | void,
 ): (...args: A) => Promise<void> {

@@ -13,6 +13,8 @@ import type { ParquetCompression } from "../core/parquet.ts";
 import type { Signal } from "../core/schema.ts";
 import { VERSION } from "../core/version.ts";
 import { prepareParquet } from "../platforms/wasm.ts";
+import { registerBench } from "./bench_command.ts";
+import { registerCompact } from "./compact_command.ts";
 import { type CliIo, runConvert } from "./convert.ts";
 import { schemaText } from "./schema.ts";
 import { registerCheck, registerConnect, registerPlan, registerSchemaDuckdb } from "./client_commands.ts";
@@ -93,6 +95,8 @@ export function buildCli(
   registerConnect(program, run);
   registerPlan(program, run);
   registerCheck(program, run);
+  registerBench(program, run);
+  registerCompact(program, run);
 
   // ---- further commands (`serve`) are registered here, by the caller's `extra` ----
   extra?.(program, run);

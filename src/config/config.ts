@@ -39,6 +39,8 @@ export interface Config {
     readonly bodyRateGraceSecs: number;
     readonly headerTimeoutSecs: number;
     readonly idleTimeoutSecs: number;
+    /** From the first stop signal until the server gives up writing batches (the rest stays in the log). */
+    readonly stopTimeoutSecs: number;
     /** `""` when no source set one and the entry passed none: the caller derives one. */
     readonly instanceId: string;
     /** Whether `GET /metrics` serves the Prometheus metrics (open like `/health`). */
@@ -97,6 +99,9 @@ export interface Config {
     readonly mode: DurabilityMode;
     readonly walDir: string;
     readonly walMaxBytes: number;
+    /** A request with the same bytes as one accepted this recently (or still in the log) is stored once. */
+    readonly dedupeWindowSecs: number;
+    readonly dedupeMaxEntries: number;
   };
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
   readonly parquet: { readonly compression: ParquetCompression; readonly rowGroupRows: number };
@@ -208,6 +213,14 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       default: "60",
       description:
         "A kept-alive connection with no complete request headers within this time after its last response is closed (Bun: at most 255).",
+    },
+    {
+      key: "server.stop_timeout_secs",
+      env: "OTLP2PARQUET_STOP_TIMEOUT_SECS",
+      type: "seconds",
+      default: "30",
+      description:
+        "On SIGINT/SIGTERM, time to finish requests and write batches; the rest stays in the log for the next start.",
     },
     {
       key: "server.instance_id",
@@ -492,6 +505,22 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       description: "Most bytes the write-ahead log may hold.",
     },
     {
+      key: "durability.dedupe_window_secs",
+      env: "OTLP2PARQUET_DEDUPE_WINDOW_SECS",
+      type: "seconds",
+      default: "600",
+      description:
+        "A request with the same bytes as one accepted this recently (server uptime) or still logged is stored once.",
+    },
+    {
+      key: "durability.dedupe_max_entries",
+      env: "OTLP2PARQUET_DEDUPE_MAX_ENTRIES",
+      type: "count",
+      default: "1000000",
+      description:
+        "Most request identities the retry window keeps (about 45 bytes each); beyond it the oldest is forgotten.",
+    },
+    {
       key: "log.level",
       env: "OTLP2PARQUET_LOG_LEVEL",
       flag: "--log-level",
@@ -539,6 +568,7 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "server.body_rate_grace_secs": 5,
   "server.header_timeout_secs": 10,
   "server.idle_timeout_secs": 60,
+  "server.stop_timeout_secs": 30,
   "server.instance_id": "",
   "server.metrics": true,
   "auth.mode": undefined,
@@ -574,6 +604,8 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "durability.mode": "wal",
   "durability.wal_dir": undefined,
   "durability.wal_max_bytes": 2048 * MiB,
+  "durability.dedupe_window_secs": 600,
+  "durability.dedupe_max_entries": 1_000_000,
   "log.level": "info",
   "log.format": "text",
   "parquet.compression": "zstd",
@@ -992,6 +1024,7 @@ function build(chosen: Map<string, Chosen>): Config {
       bodyRateGraceSecs: v("server.body_rate_grace_secs"),
       headerTimeoutSecs: v("server.header_timeout_secs"),
       idleTimeoutSecs: v("server.idle_timeout_secs"),
+      stopTimeoutSecs: v("server.stop_timeout_secs"),
       instanceId: v("server.instance_id"),
       metrics: v("server.metrics"),
     },
@@ -1037,6 +1070,8 @@ function build(chosen: Map<string, Chosen>): Config {
       mode: v("durability.mode"),
       walDir: v("durability.wal_dir"),
       walMaxBytes: v("durability.wal_max_bytes"),
+      dedupeWindowSecs: v("durability.dedupe_window_secs"),
+      dedupeMaxEntries: v("durability.dedupe_max_entries"),
     },
     log: { level: v("log.level"), format: v("log.format") },
     parquet: { compression: v("parquet.compression"), rowGroupRows: v("parquet.row_group_rows") },
@@ -1295,7 +1330,7 @@ export function describeConfig(config: Config): string {
       `read timeout ${server.requestTimeoutSecs}s, body rate ≥ ${
         formatSize(server.minBodyRateBytesPerSec)
       }/s after ${server.bodyRateGraceSecs}s, header timeout ${server.headerTimeoutSecs}s, ` +
-      `idle timeout ${server.idleTimeoutSecs}s`,
+      `idle timeout ${server.idleTimeoutSecs}s, stop timeout ${server.stopTimeoutSecs}s`,
     ],
     ["instance", server.instanceId || "(derived at start)"],
     [
@@ -1323,8 +1358,10 @@ export function describeConfig(config: Config): string {
     [
       "durability",
       durability.mode === "wal"
-        ? `wal in ${durability.walDir} (at most ${formatSize(durability.walMaxBytes)})`
-        : "none: unflushed batches are lost on a crash",
+        ? `wal in ${durability.walDir} (at most ${
+          formatSize(durability.walMaxBytes)
+        }); retries recognised for ${durability.dedupeWindowSecs}s (at most ${durability.dedupeMaxEntries})`
+        : `none: unflushed batches are lost on a crash; retries recognised for ${durability.dedupeWindowSecs}s`,
     ],
     ["parquet", `${parquet.compression}, row groups of ${parquet.rowGroupRows} rows`],
     ["log", `${log.level}, ${log.format}`],

@@ -66,6 +66,7 @@ Deno.test("resolveConfig() gives the documented defaults", async () => {
       bodyRateGraceSecs: 5,
       headerTimeoutSecs: 10,
       idleTimeoutSecs: 60,
+      stopTimeoutSecs: 30,
       instanceId: "",
       metrics: true,
     },
@@ -91,7 +92,13 @@ Deno.test("resolveConfig() gives the documented defaults", async () => {
       acceptFutureSecs: undefined,
     },
     batcher: { shards: 1 },
-    durability: { mode: "wal", walDir: "./data/.wal", walMaxBytes: 2147483648 },
+    durability: {
+      mode: "wal",
+      walDir: "./data/.wal",
+      walMaxBytes: 2147483648,
+      dedupeWindowSecs: 600,
+      dedupeMaxEntries: 1_000_000,
+    },
     log: { level: "info", format: "text" },
     parquet: { compression: "zstd", rowGroupRows: 131072 },
   });

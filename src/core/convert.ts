@@ -21,7 +21,14 @@ import { metricsJsonDecoder } from "./metrics_json.ts";
 import { decodeMetricsProtoSteps } from "./metrics_proto.ts";
 import { type KeyOptions, objectKey } from "./keys.ts";
 import { batchToParquet, type ParquetOptions, rowsToParquet } from "./parquet.ts";
-import { gatherSorted, type Partition, type Rows, type RowSelection, sortBatch } from "./rows.ts";
+import {
+  gatherSorted,
+  type Partition,
+  type Rows,
+  type RowSelection,
+  rowsInTimeRange,
+  sortBatch,
+} from "./rows.ts";
 import type { Signal, TableName } from "./schema.ts";
 import { tracesJsonDecoder } from "./traces_json.ts";
 import { decodeTracesProtoSteps } from "./traces_proto.ts";
@@ -189,18 +196,44 @@ export interface AsyncDecodeOptions extends DecodeOptions {
   pause: () => Promise<void>;
 }
 
-function rowsDecoded(signal: Signal, rows: Rows): Decoded {
-  return { signal, tables: rows.length ? [rows] : [], records: rows.length, rejected: 0, rejectMessage: "" };
+/** What a record is called in reject messages. */
+const RECORDS: Record<Signal, [string, string]> = {
+  logs: ["log record", "log records"],
+  traces: ["span", "spans"],
+  metrics: ["data point", "data points"],
+};
+
+/** The reject message for `n` records refused by `rowsInTimeRange`. */
+function lateMessage(signal: Signal, n: number): string {
+  return `${n} ${RECORDS[signal][n === 1 ? 0 : 1]} with a time at or after 2^63 ns (2262-04-11T23:47:16Z), ` +
+    "beyond DateTime64(9)";
+}
+
+function rowsDecoded(signal: Signal, decoded: Rows): Decoded {
+  const { rows, refused } = rowsInTimeRange(decoded);
+  return {
+    signal,
+    tables: rows.length ? [rows] : [],
+    records: rows.length,
+    rejected: refused,
+    rejectMessage: refused ? lateMessage(signal, refused) : "",
+  };
 }
 
 function metricsDecoded(m: MetricsDecoded): Decoded {
-  const tables = m.tables.filter((t) => t.length > 0);
+  let late = 0;
+  const tables = m.tables.map((t) => {
+    const { rows, refused } = rowsInTimeRange(t);
+    late += refused;
+    return rows;
+  }).filter((t) => t.length > 0);
+  const messages = [m.rejectMessage, late ? lateMessage("metrics", late) : ""].filter((s) => s);
   return {
     signal: "metrics",
     tables,
     records: tables.reduce((n, t) => n + t.length, 0),
-    rejected: m.rejected,
-    rejectMessage: m.rejectMessage,
+    rejected: m.rejected + late,
+    rejectMessage: messages.join("; "),
   };
 }
 

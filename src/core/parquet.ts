@@ -78,7 +78,7 @@ function tsWriterOptions(def: TableDef, options: ParquetOptions): WriterOptions 
     codec: CODEC_IDS[codec],
     compress,
     rowGroupRows: options.rowGroupRows ?? 131072,
-    metadata: [["otlp2parquet", metadataOf(def)]],
+    metadata: [["otlp2parquet", metadataOf(def)], ...(options.metadata ?? [])],
     createdBy: CREATED_BY,
   };
 }
@@ -103,6 +103,11 @@ export interface ParquetOptions {
    * requests meanwhile: a macrotask yield such as `setImmediate`. Default: none (one synchronous run).
    */
   pause?: () => Promise<void>;
+  /**
+   * Key-value metadata written after the `otlp2parquet` entry (`compact` lists its inputs there).
+   * Default none. parquet-wasm (codecs without a registered compressor) may write them in any order.
+   */
+  metadata?: readonly [string, string][];
 }
 
 const CODECS: Record<ParquetCompression, Compression> = {
@@ -122,12 +127,15 @@ function writerProperties(def: TableDef, options: ParquetOptions): WriterPropert
     // dictionary passes 32 KiB: measured 10-15 % faster and 5-15 % smaller (zstd does better on plain
     // values than on a large dictionary plus indices) than the 1 MiB default.
     .setDictionaryPageSizeLimit(32 * 1024)
-    .setStatisticsEnabled(EnabledStatistics.Chunk)
+    // Page-level statistics: arrow-rs then writes a ColumnIndex (bounds cut to 64 bytes) besides the
+    // OffsetIndex it always writes, as the TypeScript writer does. parquet-wasm 0.8 has no bloom filter
+    // setting: its files have none (see docs/schema.md).
+    .setStatisticsEnabled(EnabledStatistics.Page)
     .setWriterVersion(WriterVersion.V1)
     .setCreatedBy(CREATED_BY)
     // One entry: parquet-wasm keeps key-value metadata in a hash map whose order varies between calls, and
     // the bytes must not (object names end in a hash of them).
-    .setKeyValueMetadata(new Map([["otlp2parquet", metadataOf(def)]]));
+    .setKeyValueMetadata(new Map([["otlp2parquet", metadataOf(def)], ...(options.metadata ?? [])]));
   // Ids are unique per row: a dictionary is pure overhead for them (measured ~5% of encode time).
   for (const col of def.columns) {
     if (isIdColumn(col.name)) {

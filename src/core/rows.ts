@@ -165,6 +165,27 @@ export class Rows {
   /** The columns grouped as byteLength() reads them (on first use). */
   private byWidth: ColumnsByWidth | undefined;
 
+  /**
+   * A new `Rows` of the rows `keep` (ascending), each in its own partition as here. Partitions no kept
+   * row is in are left out.
+   */
+  select(keep: Uint32Array): Rows {
+    const out = new Rows(this.def, keep.length);
+    const from = new Uint32Array(keep.length);
+    this.columns.forEach((c, i) => out.columns[i].gather([c], from, keep));
+    const map = new Int32Array(this.parts.length).fill(-1), part = this.partOf.values;
+    for (const i of keep) {
+      let p = map[part[i]];
+      if (p < 0) {
+        const { service, hour } = this.parts[part[i]];
+        p = map[part[i]] = out.parts.push({ service, hour }) - 1;
+        out.partIndex.set(`${hour}\u0000${service}`, p);
+      }
+      out.partOf.push(p);
+    }
+    return out;
+  }
+
   /** Row indices of each partition, in row order. */
   rowsByPartition(): Uint32Array[] {
     const counts = new Uint32Array(this.parts.length);
@@ -391,4 +412,41 @@ export function limitPartitions(tables: readonly Rows[], limits: PartitionLimits
 function inWindow(words: Uint32Array, i: number, earliest: number, latest: number): boolean {
   const ms = (words[i * 2 + 1] * 4294967296 + words[i * 2]) / 1e6;
   return ms >= earliest && ms <= latest;
+}
+
+/**
+ * The rows whose times all fit `DateTime64(9)`: below 2^63 ns (2262-04-11T23:47:16.854775807Z), the
+ * largest time a signed 64-bit nanosecond count holds. OTLP times are unsigned 64-bit, so a later one
+ * would be written as a negative time (before 1970) and the file would no longer be sorted by its own
+ * time column. A row is refused when any of its `DateTime64(9)` values is out of range: its own time
+ * (`Timestamp`, `TimeUnix`) and the others it stores (`StartTimeUnix`, `Events.Timestamp`,
+ * `Exemplars.TimeUnix`). One look at the high word of every time; `rows` itself when all fit.
+ */
+export function rowsInTimeRange(rows: Rows): { rows: Rows; refused: number } {
+  let bad: Uint8Array | undefined;
+  const n = rows.length;
+  rows.def.columns.forEach((def, c) => {
+    if (def.type !== "DateTime64(9)") return;
+    const col = rows.columns[c];
+    if (!def.list) {
+      const w = (col as U64Column).words;
+      for (let i = 0; i < n; i++) if (w[i * 2 + 1] >= 0x80000000) (bad ??= new Uint8Array(n))[i] = 1;
+      return;
+    }
+    const list = col as ListColumn<U64Column>, w = list.child.words, o = list.offsets;
+    let any = false;
+    for (let e = 0; e < list.child.length && !any; e++) any = w[e * 2 + 1] >= 0x80000000;
+    if (!any) return;
+    for (let i = 0; i < n; i++) {
+      for (let e = o[i]; e < o[i + 1]; e++) {
+        if (w[e * 2 + 1] >= 0x80000000) (bad ??= new Uint8Array(n))[i] = 1;
+      }
+    }
+  });
+  if (!bad) return { rows, refused: 0 };
+  let refused = 0;
+  for (let i = 0; i < n; i++) refused += bad[i];
+  const keep = new Uint32Array(n - refused);
+  for (let i = 0, k = 0; i < n; i++) if (!bad[i]) keep[k++] = i;
+  return { rows: rows.select(keep), refused };
 }

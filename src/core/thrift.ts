@@ -1,6 +1,7 @@
 /**
  * A writer for Thrift's compact protocol, the encoding of Parquet's page headers and file footer. Only
- * what those structures use: structs, lists, i32, i64 (non-negative sizes and offsets), bool, binary.
+ * what those structures use: structs, lists, i32, i64 (non-negative sizes and offsets), bool, binary (the
+ * footer, page headers, page indexes and bloom filter headers).
  *
  * @module
  */
@@ -147,6 +148,29 @@ export class CompactWriter {
   i32List(id: number, values: readonly number[]): this {
     this.#listHeader(id, values.length, T.I32);
     for (const v of values) this.#varint(this.#zigzag32(v));
+    return this;
+  }
+
+  /** A list of booleans: one byte each, 1 for true and 2 for false, as the compact protocol writes them. */
+  boolList(id: number, values: readonly boolean[]): this {
+    this.#listHeader(id, values.length, T.TRUE);
+    for (const v of values) this.#byte(v ? T.TRUE : T.FALSE);
+    return this;
+  }
+
+  /** A list of i64 holding non-negative integers below 2^52. */
+  i64List(id: number, values: readonly number[]): this {
+    this.#listHeader(id, values.length, T.I64);
+    for (const v of values) {
+      if (!(v >= 0 && v < 2 ** 52) || !Number.isInteger(v)) throw new RangeError(`i64 out of range: ${v}`);
+      this.#varint(v * 2);
+    }
+    return this;
+  }
+
+  binaryList(id: number, values: readonly Uint8Array[]): this {
+    this.#listHeader(id, values.length, T.BINARY);
+    for (const v of values) this.#rawBinary(v);
     return this;
   }
 

@@ -30,7 +30,7 @@
 
 import { BodyTooLargeError } from "./body_errors.ts";
 import { copyLiterals, copyMatch } from "./match_copy.ts";
-import { Xxh64 } from "./xxh64.ts";
+import { Xxh64 } from "../core/xxh64.ts";
 
 const FRAME_MAGIC = 0xfd2fb528;
 const SKIPPABLE_MAGIC = 0x184d2a50; // low 4 bits are free

@@ -6,11 +6,24 @@
  * Exactly-once across crashes: before an object is written, an intent record names its key and the
  * (request, table, partition) contributions it holds; after the write, a commit record closes it. On
  * start, committed contributions are skipped, uncommitted intents are redone under the same key (an
- * overwrite, never a duplicate) and everything else is batched again. A log segment is deleted only
- * when every request in it has all its rows in confirmed objects. A log that fills makes the batches holding
- * the requests of its oldest segments be written at once (and the active segment rotated if it was among
- * them); a request that finds it full waits for that, and is refused (503) only when the store is failing or
- * slower than ingest.
+ * overwrite, never a duplicate) and everything else is batched again. A commit record also lists the
+ * requests it finished (all their rows now in confirmed objects), so a replay neither decodes nor batches
+ * those. A log segment is deleted only when every request in it has all its rows in confirmed objects;
+ * the active one too, by starting a new one, once it is large enough (see `Wal.releaseBefore`).
+ *
+ * A log that fills makes the batches holding the requests of its oldest segments be written at once (and
+ * the active segment rotated if it was among them); a request that finds it full waits for that, and is
+ * refused (503) only when the store is failing or slower than ingest.
+ *
+ * The replay streams: it reads the log's intent and commit records first, then the requests still
+ * unfinished one at a time, and before decoding each it waits until the encode queue and the objects
+ * waiting for the store are within the bounds `admit` applies to live requests; open batches are kept
+ * under `maxBytes` as for live requests. So a replay holds no more than live traffic may.
+ *
+ * A retried request is stored once: a request whose identity (a 128-bit hash of signal, format and
+ * decompressed body; see `dedupe.ts`) was accepted within the retry window, or is still in the log, is
+ * answered as the first was without adding its rows again; one identical to a request being accepted now
+ * waits for that one's answer. Identities are kept across restarts in a small file beside the log.
  *
  * Memory is bounded by what is admitted: open batches hold at most `maxBytes` of decoded rows in at most
  * `maxOpenBatches` batches (beyond either, batches are cut early); cut batches wait to be encoded in a queue
@@ -34,6 +47,7 @@ import {
 import type { Partition, PartitionRows, Rows } from "../core/rows.ts";
 import type { Signal, TableDef } from "../core/schema.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
+import { type Answer, idKey, type RequestId, requestId, SeenLog, SeenTable } from "./dedupe.ts";
 import { OverloadedError, UnavailableError } from "./errors.ts";
 import { checkLimits, limitRequest, type Rejection, type RequestLimits } from "./request_limits.ts";
 import { type Wal, WalFullError } from "./wal.ts";
@@ -60,6 +74,8 @@ export interface IngestObserver {
   objectWritten?(table: string, rows: number, bytes: number, seconds: number): void;
   /** A write failed (`store`: an object; `wal`: an intent record), and is tried again if `retrying`. */
   writeFailed?(target: "store" | "wal", retrying: boolean): void;
+  /** A request was answered as a resend of one already accepted: its rows were not added again. */
+  deduplicated?(signal: Signal): void;
 }
 
 /** Ingest settings. */
@@ -119,6 +135,13 @@ export interface IngestOptions {
   now?: () => number;
   /** Awaited by the encoder after every page, so requests are served meanwhile. Default: `setImmediate`. */
   encodePause?: () => Promise<void>;
+  /**
+   * The retry window (see `dedupe.ts`): how long a request's identity is remembered after it was accepted
+   * or its rows started to be written (and while it is in the log), at most how many, and the directory
+   * (the log's) of the file that keeps them across restarts; without `dir` they are kept in memory only.
+   * `windowMs: 0` turns deduplication off. Default: 10 minutes, 1 000 000 identities.
+   */
+  dedupe?: { windowMs?: number; maxEntries?: number; dir?: string; sync?: boolean };
   /** Told of batches cut, objects written and failed writes (the metrics). Default: none. */
   observer?: IngestObserver;
 }
@@ -156,12 +179,31 @@ interface Batch {
   readonly openedAt: number;
 }
 
+/** Payload of a KIND_INTENT record (JSON). */
 interface Intent {
   key: string;
   table: string;
   service: string;
   hour: number;
   members: number[];
+}
+
+/**
+ * Payload of a KIND_COMMIT record (JSON). `done`: the requests whose last outstanding contribution this
+ * object holds (absent in logs of earlier versions, whose requests are then all decoded at replay).
+ */
+interface Commit {
+  key: string;
+  done?: number[];
+}
+
+/** An uncommitted intent being rebuilt during a replay, as its requests are read back. */
+interface Redo {
+  intent: Intent;
+  members: Member[];
+  table: TableDef | undefined;
+  /** Members not read back yet; written once none is left (or at the end of the replay). */
+  left: number;
 }
 
 const batchId = (table: string, part: Partition): string => `${table}\u0000${part.service}\u0000${part.hour}`;
@@ -196,6 +238,38 @@ export interface IngestStats {
   queuedBytes: number;
   /** Decoded bytes of the requests that open or waiting batches hold (each request whole). */
   heldBytes: number;
+  /** Requests answered as retries of one already accepted (their rows not added again). */
+  deduplicated: number;
+  /** Request identities remembered for the retry window, and those forgotten early at its bound. */
+  dedupeEntries: number;
+  dedupeEvicted: number;
+  /** The most `heldBytes` has been since start (the replay included). */
+  peakHeldBytes: number;
+}
+
+/** What `Ingest.start` found in the log. */
+export interface ReplayStats {
+  /** Requests decoded and batched again (or redone): those whose rows were not all in objects. */
+  requests: number;
+  /** Their records. */
+  records: number;
+  /** Interrupted object writes redone under their recorded keys. */
+  redone: number;
+  /** Logged requests skipped without reading or decoding their bodies: all their rows were in objects. */
+  skipped: number;
+  /** Bytes of the log read back. */
+  readBytes: number;
+}
+
+/** A request read back from the log. */
+export interface LoggedRequest {
+  seq: number;
+  signal: Signal;
+  format: Format;
+  /** The body as it was decoded when it arrived (decompressed). */
+  body: Uint8Array;
+  /** Arrival time (ms), logged only while an event-time window is configured. */
+  at: number | undefined;
 }
 
 /** The batching, durable ingest. Create with `Ingest.start`, which replays the log first. */
@@ -221,6 +295,15 @@ export class Ingest {
   private readonly batches = new Map<string, Batch>();
   /** Outstanding contributions per logged request; the log is released below the smallest key. */
   private readonly outstanding = new Map<number, number>();
+  /**
+   * Contributions per logged request not yet named by a commit record being written: the commit record
+   * that takes a request to 0 lists it as finished, so a replay skips it. Counted down before the commit
+   * record is appended (unlike `outstanding`, counted down after it is durable, which releases the log).
+   */
+  private readonly uncommitted = new Map<number, number>();
+  /** Woken whenever a batch is encoded or an object write ends: the replay waits on them for room. */
+  private progressWaiters: (() => void)[] = [];
+  private peakHeldBytes = 0;
   private readonly inflightFlushes = new Set<Promise<void>>();
   private bufferedBytes = 0;
   private pendingBytes = 0;
@@ -262,7 +345,7 @@ export class Ingest {
   /** Woken when the store is found failing, so requests waiting for log room are refused at once. */
   private storeFailed: (() => void)[] = [];
   /** Woken when a probe finds the store reachable, so writes waiting to be retried go at once. */
-  private storeBack: (() => void)[] = [];
+  private readonly storeBack = new Set<() => void>();
   /** The flush that frees log space, shared by every request waiting for it. */
   private freeing: Promise<void> | undefined;
   private stopping = false;
@@ -274,7 +357,24 @@ export class Ingest {
     objectRows: 0,
     writeRetries: 0,
     rejected: 0,
+    deduplicated: 0,
   };
+  /** Identities of requests accepted within the window; undefined when deduplication is off. */
+  private seen: SeenTable | undefined;
+  private seenLog: SeenLog | undefined;
+  /** The window's clock is `now() - clockOffset`: it resumes where the file ends after a restart. */
+  private clockOffset = 0;
+  /** Identical requests being accepted now, by identity: a second one waits for the first's answer. */
+  private readonly accepting = new Map<string, Promise<Rejection>>();
+  /**
+   * Identities of logged requests still outstanding, and whether they are (being) written to the file:
+   * that must be done before the commit record of any object holding their rows.
+   */
+  private readonly unrecorded = new Map<
+    number,
+    { id: RequestId; rejected: number; written?: Promise<void> }
+  >();
+  private readonly isPending = (seq: number): boolean => this.outstanding.has(seq);
 
   private constructor(options: IngestOptions) {
     this.store = options.store;
@@ -306,10 +406,9 @@ export class Ingest {
    * Creates the ingest, replays what the write-ahead log still holds (redoing uncommitted writes under
    * their recorded keys) and starts the age timer. Resolves once the replayed data is batched again.
    */
-  static async start(
-    options: IngestOptions,
-  ): Promise<{ ingest: Ingest; replayed: { requests: number; records: number; redone: number } }> {
+  static async start(options: IngestOptions): Promise<{ ingest: Ingest; replayed: ReplayStats }> {
     const ingest = new Ingest(options);
+    await ingest.openSeen(options.dedupe ?? {});
     const replayed = await ingest.replay();
     const tick = Math.max(50, Math.min(1000, ingest.maxAgeMs / 4));
     if (options.storeReachable === false) {
@@ -425,6 +524,7 @@ export class Ingest {
       h = { bytes: rows.byteLength(), open: 0, queued: 0 };
       this.held.set(rows, h);
       this.heldBytes += h.bytes;
+      if (this.heldBytes > this.peakHeldBytes) this.peakHeldBytes = this.heldBytes;
     }
     if (open && h.open++ === 0) this.openHeldBytes += h.bytes;
     if (!open) h.queued++;
@@ -457,6 +557,42 @@ export class Ingest {
     request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
   ): Promise<Rejection> {
     if (this.stopping) throw new UnavailableError("shutting down", 5, { reason: "shutting_down" });
+    if (!this.seen) return this.acceptNew(request);
+    const id = requestId(SIGNALS.indexOf(request.signal), FORMATS.indexOf(request.format), request.body);
+    const known = this.seen.find(id, this.clock(), this.isPending);
+    if (known) {
+      this.counters.deduplicated++;
+      this.observer.deduplicated?.(request.signal);
+      return answerOf(known);
+    }
+    const key = idKey(id);
+    const running = this.accepting.get(key);
+    if (running) {
+      // The same bytes are being accepted now (a client that timed out and resent): one answer for both.
+      const answer = await running;
+      this.counters.deduplicated++;
+      this.observer.deduplicated?.(request.signal);
+      return answer;
+    }
+    const accepted = this.acceptNew(request, id);
+    this.accepting.set(key, accepted);
+    try {
+      return await accepted;
+    } finally {
+      this.accepting.delete(key);
+    }
+  }
+
+  /** The window's clock (ms). */
+  private clock(): number {
+    return this.now() - this.clockOffset;
+  }
+
+  /** Accepts a request not seen within the window; `id` is its identity when deduplication is on. */
+  private async acceptNew(
+    request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
+    id?: RequestId,
+  ): Promise<Rejection> {
     const { decoded } = request;
     const now = this.now();
     for (const rows of decoded.tables) rows.compact(); // kept until written: drop the decoders' spare capacity
@@ -510,8 +646,66 @@ export class Ingest {
     } else {
       seq = ++this.localSeq;
     }
+    if (id) this.remember(id, this.wal ? seq : 0, rejection);
     this.add(seq, limited.parts);
     return rejection;
+  }
+
+  /** Sets up the retry window: the table, and the file that keeps it across restarts (read back here). */
+  private async openSeen(options: NonNullable<IngestOptions["dedupe"]>): Promise<void> {
+    const windowMs = options.windowMs ?? 600_000;
+    if (windowMs === 0) return;
+    if (!(windowMs > 0)) throw new RangeError(`dedupe.windowMs must be positive or 0, got ${windowMs}`);
+    const maxEntries = options.maxEntries ?? 1_000_000;
+    this.seen = new SeenTable(maxEntries, windowMs);
+    if (options.dir === undefined) return;
+    const seen = this.seen;
+    const { log, newest } = await SeenLog.open({
+      dir: options.dir,
+      windowMs,
+      maxEntries,
+      sync: options.sync,
+      onWarning: (message) => this.log.warn(message),
+      // Oldest first: at its bound the table keeps the newest.
+      onEntry: (id, time, rejected) => seen.add(id, time, { rejected, rejectMessage: "" }),
+    });
+    this.seenLog = log;
+    // The clock stands still while the server is down: it resumes from the newest entry.
+    if (newest !== undefined) this.clockOffset = this.now() - newest;
+    seen.expire(this.clock());
+  }
+
+  /** Records the identity of a request just accepted (`seq`: its log record, 0 without a log). */
+  private remember(id: RequestId, seq: number, answer: Rejection): void {
+    this.seen!.add(id, this.clock(), answer, seq);
+    if (seq && this.seenLog) this.unrecorded.set(seq, { id, rejected: answer.rejected });
+  }
+
+  /**
+   * Writes the identities of the requests `seqs` to the file (once each), before the commit record of an
+   * object holding their rows: a restart may then skip their log records, and still know them.
+   */
+  private recordSeen(seqs: readonly number[]): Promise<unknown> {
+    if (!this.seenLog) return Promise.resolve();
+    const waits: Promise<void>[] = [];
+    const fresh: { id: RequestId; rejected: number; written?: Promise<void> }[] = [];
+    for (const seq of new Set(seqs)) {
+      const u = this.unrecorded.get(seq);
+      if (!u) continue;
+      if (u.written) waits.push(u.written);
+      else fresh.push(u);
+    }
+    if (fresh.length) {
+      const now = this.clock();
+      // The window starts over: the retry of a request whose rows are being written is most likely now.
+      for (const u of fresh) this.seen!.add(u.id, now);
+      const entries = fresh.map((u) => ({ id: u.id, time: now, rejected: u.rejected }));
+      const written = this.retrying(() => this.seenLog!.append(entries), "record request identities", false);
+      written.catch(() => {});
+      for (const u of fresh) u.written = written;
+      waits.push(written);
+    }
+    return Promise.all(waits);
   }
 
   /** Adds a request's partitions (after its limits) to the open batches and starts the flushes that are due. */
@@ -544,8 +738,12 @@ export class Ingest {
       else if (batch.bytes >= this.maxBytes) this.flush(batch, "bytes");
     }
     if (this.wal) {
-      if (count) this.outstanding.set(seq, (this.outstanding.get(seq) ?? 0) + count);
-      else void this.releaseLog();
+      if (count) this.expect(seq, count);
+      else {
+        // A replayed request with every row in objects keeps its identity until the replay records it.
+        if (!this.replaying) this.unrecorded.delete(seq);
+        void this.releaseLog();
+      }
     }
     // The rows open batches hold stay under maxBytes: flush the batch holding the most until they do,
     // together with every batch holding rows of the same requests. A request's decoded rows are one buffer
@@ -635,6 +833,9 @@ export class Ingest {
       });
       for (const b of cut) this.flush(b, "wal_full");
       await Promise.allSettled([...this.inflightFlushes]);
+      // Safe to release right after: `rotate` starts the new segment only once no append is waiting or
+      // being written, and after file I/O, so every request already in the old segment has been added to
+      // `outstanding` by then (its `accept` goes on from its append to `add` without awaiting).
       if (rotate) {
         try {
           await wal.rotate();
@@ -682,6 +883,8 @@ export class Ingest {
     // encoded bytes stay in memory, and those are what `maxPendingBytes` bounds.
     batch.members.length = 0;
     this.pendingBytes += file.bytes.length;
+    const recorded = this.recordSeen(seqs);
+    recorded.catch(() => {});
     try {
       if (this.wal && key === undefined) {
         const intent: Intent = {
@@ -708,8 +911,18 @@ export class Ingest {
       );
       this.log.debug("wrote object", { key: objectKey, rows: file.rows, bytes: file.bytes.length });
       if (this.wal) {
+        // Identities first: once the commit lists a request as done, a replay no longer reads it.
+        await recorded;
+        // The requests this commit finishes: with it, all their rows are in objects.
+        const done: number[] = [];
+        for (const seq of seqs) {
+          const left = (this.uncommitted.get(seq) ?? 1) - 1;
+          if (left > 0) this.uncommitted.set(seq, left);
+          else this.uncommitted.delete(seq), done.push(seq);
+        }
         try {
-          await this.wal.append(KIND_COMMIT, encoder.encode(JSON.stringify({ key: objectKey })));
+          const commit: Commit = { key: objectKey, done };
+          await this.wal.append(KIND_COMMIT, encoder.encode(JSON.stringify(commit)));
         } catch (e) {
           // Without the commit record a restart redoes the intent under the same key: an overwrite.
           this.log.warn("could not log a commit record", { key: objectKey, error: String(e) });
@@ -717,13 +930,24 @@ export class Ingest {
         for (const seq of seqs) {
           const left = (this.outstanding.get(seq) ?? 1) - 1;
           if (left > 0) this.outstanding.set(seq, left);
-          else this.outstanding.delete(seq);
+          else this.outstanding.delete(seq), this.unrecorded.delete(seq);
         }
         await this.releaseLog();
       }
     } finally {
       this.pendingBytes -= file.bytes.length;
+      this.progressed();
     }
+  }
+
+  /** Counts `n` more contributions of request `seq` that must reach objects before it is finished. */
+  private expect(seq: number, n: number): void {
+    this.outstanding.set(seq, (this.outstanding.get(seq) ?? 0) + n);
+    this.uncommitted.set(seq, (this.uncommitted.get(seq) ?? 0) + n);
+  }
+
+  private progressed(): void {
+    for (const wake of this.progressWaiters.splice(0)) wake();
   }
 
   /**
@@ -749,6 +973,7 @@ export class Ingest {
       this.encodingBytes = 0;
       this.queuedBatches--;
       for (const m of members) this.unretain(m.rows, false);
+      this.progressed();
     });
     this.encoding = run.catch(() => undefined);
     return run;
@@ -764,7 +989,9 @@ export class Ingest {
     for (const seq of this.outstanding.keys()) if (seq < min) min = seq;
     const upTo = min === Infinity ? this.wal.stats().nextSeq : min;
     try {
-      await this.wal.releaseBefore(upTo);
+      // A request whose append resolved is in `outstanding` by now, unless its `accept` is still between
+      // the append and `add` (`loggingBytes` counts it until then): the active segment may go only if not.
+      await this.wal.releaseBefore(upTo, { roll: this.loggingBytes === 0 });
     } catch (e) {
       this.log.warn("could not delete released log segments", { error: String(e) });
     }
@@ -795,14 +1022,16 @@ export class Ingest {
             for (const wake of this.storeFailed.splice(0)) wake();
           }
           this.counters.writeRetries++;
-          // A probe that finds the store back cuts the wait short: the log drains as soon as it can.
-          let timer: ReturnType<typeof setTimeout> | undefined, wake: (() => void) | undefined;
+          // A stop that gave up wakes the wait, so no backoff outlasts the stop timeout; so does a probe that
+          // finds the store back, so the log drains as soon as it can.
           await new Promise<void>((r) => {
-            timer = setTimeout(r, Math.random() * delay);
-            if (store) this.storeBack.push(wake = r);
+            const wake =
+              () => (clearTimeout(timer), this.retryWaits.delete(wake), this.storeBack.delete(wake), r());
+            const timer = setTimeout(wake, Math.random() * delay);
+            this.retryWaits.add(wake);
+            if (store) this.storeBack.add(wake);
           });
-          clearTimeout(timer);
-          if (wake) this.storeBack = this.storeBack.filter((w) => w !== wake);
+          if (this.abandon) throw e;
           delay = Math.min(this.retryMax, delay * 2);
         }
       }
@@ -812,6 +1041,7 @@ export class Ingest {
   }
 
   private abandon = false;
+  private readonly retryWaits = new Set<() => void>();
   private replaying = false;
   private lastProbe = 0;
   private probing = false;
@@ -823,7 +1053,7 @@ export class Ingest {
     const wasOk = this.storeOk();
     this.probeOk = true;
     this.lastProbe = this.now();
-    if (what === "probe") { for (const wake of this.storeBack.splice(0)) wake(); }
+    if (what === "probe") { for (const wake of [...this.storeBack]) wake(); }
     if (!wasOk && this.storeOk()) this.log.info("object store reachable again", { what });
   }
 
@@ -863,99 +1093,180 @@ export class Ingest {
     });
   }
 
-  /** Replays the write-ahead log: see the module doc. */
-  private async replay(): Promise<{ requests: number; records: number; redone: number }> {
-    if (!this.wal) return { requests: 0, records: 0, redone: 0 };
-    const requests = new Map<
-      number,
-      { signal: Signal; format: Format; body: Uint8Array; at: number | undefined }
-    >();
+  /**
+   * Replays the write-ahead log (see the module doc), in two passes: the intent and commit records, which
+   * say what is in objects already; then the requests still unfinished, one at a time, under the live
+   * bounds (`replayRoom`). Uncommitted intents are rebuilt as their requests are read back and written
+   * under their recorded keys once complete.
+   */
+  private async replay(): Promise<ReplayStats> {
+    const stats: ReplayStats = { requests: 0, records: 0, redone: 0, skipped: 0, readBytes: 0 };
+    if (!this.wal) return stats;
+    const log = this.wal.stats();
+    // Pass 1: the small records.
+    const done = new SeqBits(log.firstSeq, log.nextSeq);
     const intents: Intent[] = [];
     const committed = new Set<string>();
-    for (const rec of this.wal.replayed()) {
-      if (rec.kind === KIND_REQUEST) {
-        requests.set(rec.seq, {
-          signal: SIGNALS[rec.payload[0]],
-          format: FORMATS[rec.payload[1]],
-          body: rec.payload.subarray(2),
-          at: undefined,
-        });
-      } else if (rec.kind === KIND_REQUEST_AT) {
-        const p = rec.payload;
-        requests.set(rec.seq, {
-          signal: SIGNALS[p[0]],
-          format: FORMATS[p[1]],
-          body: p.subarray(REQUEST_AT_HEAD),
-          at: new DataView(p.buffer, p.byteOffset, REQUEST_AT_HEAD).getFloat64(2, true),
-        });
-      } else if (rec.kind === KIND_INTENT) intents.push(JSON.parse(decoder.decode(rec.payload)));
-      else if (rec.kind === KIND_COMMIT) committed.add(JSON.parse(decoder.decode(rec.payload)).key);
-    }
-    if (!requests.size) {
-      await this.releaseLog();
-      return { requests: 0, records: 0, redone: 0 };
-    }
-    // Each request is limited as its answer was (same partitions, same window around its arrival time),
-    // so a replay stores exactly the records the client was told were accepted.
-    const decoded = new Map<number, PartitionRows[]>();
-    let records = 0;
-    for (const [seq, r] of requests) {
-      try {
-        const d = decodeRequest(r.signal, r.body, { format: r.format });
-        for (const rows of d.tables) rows.compact();
-        const limited = limitRequest(d, this.limits, r.at);
-        decoded.set(seq, limited.parts);
-        records += limited.records;
-      } catch (e) {
-        this.log.error("a logged request no longer decodes; skipping it", { seq, error: String(e) });
+    for await (
+      const rec of this.wal.records({ want: (kind) => kind === KIND_INTENT || kind === KIND_COMMIT })
+    ) {
+      if (rec.kind === KIND_INTENT) intents.push(JSON.parse(decoder.decode(rec.payload)));
+      else {
+        const commit: Commit = JSON.parse(decoder.decode(rec.payload));
+        committed.add(commit.key);
+        for (const seq of commit.done ?? []) done.add(seq);
       }
     }
-    // Contributions already in objects (committed) or about to be redone (uncommitted intents) are not batched again.
-    const skip = new Set<string>();
-    const redo: Intent[] = [];
+    // A request is read back if it is unfinished, or if an uncommitted intent holds rows of it (its commit
+    // record may be missing while a later one says the request is finished: the redo needs its rows).
+    const redoOf = new Map<number, Redo[]>();
     for (const intent of intents) {
-      for (const seq of intent.members) {
-        skip.add(`${seq}\u0000${batchId(intent.table, { service: intent.service, hour: intent.hour })}`);
-      }
-      if (!committed.has(intent.key)) redo.push(intent);
+      if (committed.has(intent.key)) continue;
+      const redo: Redo = { intent, members: [], table: undefined, left: intent.members.length };
+      for (const seq of intent.members) redoOf.set(seq, [...(redoOf.get(seq) ?? []), redo]);
     }
-    this.replaying = true;
-    for (const [seq, d] of decoded) this.add(seq, d, skip);
-    // Redo uncommitted intents under their recorded keys, exactly as they were cut.
-    for (const intent of redo) {
+    const needed = (seq: number) => !done.has(seq) || redoOf.has(seq);
+    // Of those, the contributions already in objects (committed) or about to be redone are not batched again.
+    const skip = new Set<string>();
+    for (const intent of intents) {
       const id = batchId(intent.table, { service: intent.service, hour: intent.hour });
-      const members: Member[] = [];
-      let table: TableDef | undefined;
-      for (const seq of intent.members) {
-        const found = decoded.get(seq)?.find(({ rows, part }) =>
-          rows.def.name === intent.table && rows.parts[part].service === intent.service &&
-          rows.parts[part].hour === intent.hour
-        );
-        if (!found) continue;
-        table = found.rows.def;
-        members.push({ seq, rows: found.rows, indices: found.indices, bytes: 0 });
-      }
-      if (!table || !members.length) continue;
-      for (const m of members) this.outstanding.set(m.seq, (this.outstanding.get(m.seq) ?? 0) + 1);
-      for (const m of members) this.retain(m.rows, false);
-      const batch: Batch = {
-        id,
-        table,
-        part: members[0].rows.parts.find((x) => batchId(intent.table, x) === id)!,
-        members,
-        rows: 0,
-        bytes: 0,
-        openedAt: this.now(),
-      };
-      const p = this.writeBatch(batch, intent.key).catch((e) =>
-        this.log.error("redo failed", { error: String(e) })
-      )
-        .finally(() => this.inflightFlushes.delete(p));
-      this.inflightFlushes.add(p);
+      for (const seq of intent.members) if (needed(seq)) skip.add(`${seq}\u0000${id}`);
     }
-    this.replaying = false;
+    intents.length = 0;
+    committed.clear();
+
+    // Pass 2: the requests, streamed. Nothing is released meanwhile: `outstanding` does not yet know the
+    // requests still to be read.
+    this.replaying = true;
+    try {
+      const wanted = (seq: number) => needed(seq) || (stats.skipped++, false);
+      for await (const request of this.loggedRequests(wanted)) {
+        await this.replayRoom();
+        const { seq } = request;
+        let parts: readonly PartitionRows[] | undefined;
+        try {
+          // Limited as its answer was (same partitions, same window around its arrival time), so a replay
+          // stores exactly the records the client was told were accepted.
+          const d = decodeRequest(request.signal, request.body, { format: request.format });
+          for (const rows of d.tables) rows.compact();
+          const limited = limitRequest(d, this.limits, request.at);
+          parts = limited.parts;
+          stats.requests++;
+          stats.records += limited.records;
+          // A client may resend a request whose answer the crash cut off: known as soon as we listen.
+          if (this.seen) {
+            const id = requestId(
+              SIGNALS.indexOf(request.signal),
+              FORMATS.indexOf(request.format),
+              request.body,
+            );
+            const { rejected, rejectMessage, overCap, outsideWindow } = limited;
+            this.remember(id, seq, { rejected, rejectMessage, overCap, outsideWindow });
+          }
+        } catch (e) {
+          this.log.error("a logged request no longer decodes; skipping it", { seq, error: String(e) });
+        }
+        const redos = redoOf.get(seq) ?? [];
+        if (parts) {
+          // Counted before `add`, so the request stays unfinished until its redone rows are committed too.
+          for (const redo of redos) {
+            const { intent } = redo;
+            const found = parts.find(({ rows, part }) =>
+              rows.def.name === intent.table && rows.parts[part].service === intent.service &&
+              rows.parts[part].hour === intent.hour
+            );
+            if (!found) continue;
+            redo.table = found.rows.def;
+            redo.members.push({ seq, rows: found.rows, indices: found.indices, bytes: 0 });
+            this.retain(found.rows, false);
+            this.expect(seq, 1);
+          }
+          this.add(seq, parts, skip);
+        }
+        for (const redo of redos) if (--redo.left === 0 && this.redo(redo)) stats.redone++;
+      }
+      // Intents some of whose requests were not found (a segment lost to corruption): what there is.
+      for (const redos of redoOf.values()) {
+        for (const redo of redos) if (redo.left > 0 && (redo.left = 0, this.redo(redo))) stats.redone++;
+      }
+    } finally {
+      this.replaying = false;
+    }
+    stats.readBytes = this.wal.stats().readBytes;
+    // Requests read back whose rows all turned out to be in objects (say, logged by a version without the
+    // identity file, or finished without a commit listing them): keep their identities before their
+    // segments go. Tried once: start-up must not wait on it (without it, only a resend after their segments
+    // are gone, within the window, would be stored again).
+    const settled = [...this.unrecorded.keys()].filter((seq) => !this.outstanding.has(seq));
+    if (settled.length && this.seenLog) {
+      const now = this.clock();
+      const entries = settled.map((seq) => ({ ...this.unrecorded.get(seq)!, time: now }));
+      await this.seenLog.append(entries).catch((e) =>
+        this.log.warn("could not record the identities of replayed requests", { error: String(e) })
+      );
+    }
+    for (const seq of settled) this.unrecorded.delete(seq);
     await this.releaseLog();
-    return { requests: decoded.size, records, redone: redo.length };
+    return stats;
+  }
+
+  /**
+   * The logged requests, read back one at a time in seq order: the one place where request records are
+   * parsed. `want(seq)` says which to read; the bodies of the others are not read (nor checked, once their
+   * segment has been). Memory: one record (and one read chunk) at a time.
+   */
+  async *loggedRequests(want: (seq: number) => boolean = () => true): AsyncGenerator<LoggedRequest> {
+    if (!this.wal) return;
+    const records = this.wal.records({
+      want: (kind, seq) => (kind === KIND_REQUEST || kind === KIND_REQUEST_AT) && want(seq),
+    });
+    for await (const { seq, kind, payload: p } of records) {
+      const at = kind === KIND_REQUEST_AT
+        ? new DataView(p.buffer, p.byteOffset, REQUEST_AT_HEAD).getFloat64(2, true)
+        : undefined;
+      yield {
+        seq,
+        signal: SIGNALS[p[0]],
+        format: FORMATS[p[1]],
+        body: p.subarray(kind === KIND_REQUEST_AT ? REQUEST_AT_HEAD : 2),
+        at,
+      };
+    }
+  }
+
+  /**
+   * During a replay, before decoding the next request: waits until the batches waiting to be encoded and
+   * the objects waiting for the store are within the bounds `admit` refuses live requests beyond. (While the
+   * store is down and objects fill `maxPendingBytes`, that is until the store is back.)
+   */
+  private async replayRoom(): Promise<void> {
+    // Only a queue the encoder is working through counts: rows kept for an intent still being rebuilt
+    // (retained as queued) would never leave it by waiting.
+    while ((this.encodeBehind() && this.queuedBatches > 0) || this.pendingBytes > this.maxPending) {
+      await new Promise<void>((resolve) => this.progressWaiters.push(resolve));
+    }
+  }
+
+  /** Writes a rebuilt uncommitted intent under its recorded key, exactly as it was cut; false if none of its rows are left. */
+  private redo(redo: Redo): boolean {
+    const { intent, members, table } = redo;
+    if (!table || !members.length) return false;
+    const id = batchId(intent.table, { service: intent.service, hour: intent.hour });
+    const batch: Batch = {
+      id,
+      table,
+      part: members[0].rows.parts.find((x) => batchId(intent.table, x) === id)!,
+      members,
+      rows: 0,
+      bytes: 0,
+      openedAt: this.now(),
+    };
+    const p = this.writeBatch(batch, intent.key).catch((e) =>
+      this.log.error("redo failed", { error: String(e) })
+    )
+      .finally(() => this.inflightFlushes.delete(p));
+    this.inflightFlushes.add(p);
+    return true;
   }
 
   /** Flushes every open batch and waits for all writes. */
@@ -966,7 +1277,8 @@ export class Ingest {
 
   /**
    * Stops: refuses new data, flushes everything and waits for the writes, up to `deadlineMs` (then the
-   * remaining data stays in the log for the next start). Idempotent.
+   * remaining data stays in the log for the next start: retries stop, and only store calls already in flight
+   * are waited for, each bounded by the store's own timeout). Idempotent.
    */
   async close(options: { deadlineMs?: number } = {}): Promise<{ flushed: boolean }> {
     this.stopping = true;
@@ -979,8 +1291,12 @@ export class Ingest {
       new Promise<boolean>((r) => timeout = setTimeout(() => r(false), deadline)),
     ]);
     clearTimeout(timeout);
-    if (!flushed) this.abandon = true;
+    if (!flushed) {
+      this.abandon = true;
+      for (const wake of [...this.retryWaits]) wake();
+    }
     await Promise.allSettled([...this.inflightFlushes]);
+    await this.seenLog?.close();
     await this.wal?.close();
     return { flushed };
   }
@@ -1007,6 +1323,35 @@ export class Ingest {
       queuedBatches: this.queuedBatches,
       queuedBytes: this.queuedBytes(),
       heldBytes: this.heldBytes,
+      dedupeEntries: this.seen?.size ?? 0,
+      dedupeEvicted: this.seen?.evicted ?? 0,
+      peakHeldBytes: this.peakHeldBytes,
     };
+  }
+}
+
+/** The answer to a retry: the original's, with a message if only its count was kept (across a restart). */
+function answerOf(known: Answer): Rejection {
+  const answer = { overCap: 0, outsideWindow: 0, ...known };
+  if (!answer.rejected || answer.rejectMessage) return answer;
+  return {
+    ...answer,
+    rejectMessage: `${answer.rejected} records were refused when this request was first received`,
+  };
+}
+
+/** A set of seqs in [from, to), one bit each: a replay's finished requests, compact however many. */
+class SeqBits {
+  readonly #bits: Uint8Array;
+  constructor(readonly from: number, readonly to: number) {
+    this.#bits = new Uint8Array(Math.ceil(Math.max(0, to - from) / 8));
+  }
+  add(seq: number): void {
+    const i = seq - this.from;
+    if (Number.isInteger(i) && i >= 0 && seq < this.to) this.#bits[i >> 3] |= 1 << (i & 7);
+  }
+  has(seq: number): boolean {
+    const i = seq - this.from;
+    return i >= 0 && seq < this.to && (this.#bits[i >> 3] & (1 << (i & 7))) !== 0;
   }
 }

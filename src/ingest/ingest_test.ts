@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
+import { tableFromIPC } from "apache-arrow";
+import { readParquet } from "parquet-wasm/esm";
 import { decodeRequest } from "../core/convert.ts";
 import { loadParquetWasm } from "../platforms/wasm.ts";
 import { MemoryStore } from "../storage/memory_store.ts";
 import { createHandler } from "../http/handler.ts";
 import { UnavailableError } from "./errors.ts";
-import { Ingest } from "./ingest.ts";
+import { Ingest, type IngestOptions } from "./ingest.ts";
 import type { RequestLimits } from "./request_limits.ts";
 import { BASE_HOUR, consecutiveHours, hoursRequest } from "./testdata/spread_requests.ts";
 import { Wal } from "./wal.ts";
@@ -307,6 +309,8 @@ Deno.test("Ingest counts a request's rows whole while any of its batches is open
     maxBytes: 3 * whole,
     maxAgeMs: 3_600_000,
     files: { instanceId: "test" },
+    // The same request ten times, stored ten times: not retries here.
+    dedupe: { windowMs: 0 },
   });
   try {
     for (let i = 0; i < 10; i++) {
@@ -325,5 +329,263 @@ Deno.test("Ingest counts a request's rows whole while any of its batches is open
     assert.equal(ingest.stats().objectRows, 1010);
   } finally {
     await ingest.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------
+// A retried request is stored once
+
+/** Rows stored in every object of `store` (read back from the Parquet files). */
+async function storedRows(store: MemoryStore): Promise<number> {
+  let rows = 0;
+  for (const key of await store.list("")) {
+    rows += tableFromIPC(readParquet((await store.get(key))!).intoIPCStream()).numRows;
+  }
+  return rows;
+}
+
+/** A logs request of `n` records whose bodies carry `tag`, in protobuf-free OTLP/JSON. */
+function tagged(tag: string, n = 3, format: "json" | "jsonl" = "json") {
+  const body = enc.encode(JSON.stringify({
+    resourceLogs: [{
+      resource: { attributes: [{ key: "service.name", value: { stringValue: "svc" } }] },
+      scopeLogs: [{
+        logRecords: Array.from({ length: n }, (_, i) => ({
+          timeUnixNano: String(1_700_000_000_000_000_000n + BigInt(i)),
+          body: { stringValue: `${tag} ${i}` },
+        })),
+      }],
+    }],
+  }));
+  return { signal: "logs" as const, format, body, decoded: decodeRequest("logs", body, { format }) };
+}
+
+/** A log and ingest in `dir`, as the server sets them up (the identity file beside the log). */
+async function durable(dir: string, store: MemoryStore, extra: Partial<IngestOptions> = {}) {
+  const wal = await Wal.open({ dir, maxBytes: 64 * 1024 * 1024, segmentBytes: 4096, sync: false });
+  const started = await Ingest.start({
+    store,
+    wal,
+    maxAgeMs: 3_600_000,
+    files: { instanceId: "test" },
+    ...extra,
+    dedupe: { dir, sync: false, ...extra.dedupe },
+  });
+  return { ...started, wal };
+}
+
+/** A copy of the log folder as it is now: what a kill -9 at this moment would leave. */
+function snapshot(dir: string): string {
+  const copy = Deno.makeTempDirSync({ prefix: "o2p-crash-" });
+  for (const e of Deno.readDirSync(dir)) {
+    if (e.isFile) Deno.copyFileSync(`${dir}/${e.name}`, `${copy}/${e.name}`);
+  }
+  return copy;
+}
+
+/**
+ * Runs `work` on an ingest with its log in a fresh folder, then "kills" it: returns a copy of the folder as
+ * it was at that moment (the ingest itself is closed without flushing, and its folder removed).
+ */
+async function crashAfter(store: MemoryStore, work: (ingest: Ingest) => Promise<void>): Promise<string> {
+  const dir = Deno.makeTempDirSync({ prefix: "o2p-dedupe-" });
+  const { ingest } = await durable(dir, store);
+  try {
+    await work(ingest);
+    return snapshot(dir);
+  } finally {
+    await ingest.close({ deadlineMs: 0 });
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+Deno.test("Ingest stores a request sent twice with the same bytes once, and answers both alike", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "o2p-dedupe-" });
+  const store = new MemoryStore();
+  const { ingest } = await durable(dir, store);
+  try {
+    const answer = await ingest.accept(tagged("a"));
+    assert.equal(answer.rejected, 0);
+    assert.deepEqual(await ingest.accept(tagged("a")), answer);
+    assert.equal(ingest.stats().deduplicated, 1);
+    // The same records in another format (JSON Lines) are another request: stored again.
+    await ingest.accept(tagged("a", 3, "jsonl"));
+    await ingest.accept(tagged("b"));
+    await ingest.flushAll();
+    assert.equal(await storedRows(store), 9);
+    assert.equal(ingest.stats().deduplicated, 1);
+  } finally {
+    await ingest.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("Ingest answers two identical requests in flight with one append and one answer", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "o2p-dedupe-" });
+  const store = new MemoryStore();
+  // Partition cap 1: each request has records in two hours, one of them refused.
+  const { ingest, wal } = await durable(dir, store, { limits: { maxPartitions: 1 } });
+  try {
+    const request = () => hoursRequest([BASE_HOUR, BASE_HOUR, BASE_HOUR + 1]);
+    const answers = await Promise.all([
+      ingest.accept(request()),
+      ingest.accept(request()),
+      ingest.accept(request()),
+    ]);
+    assert.equal(answers[0].rejected, 1);
+    assert.deepEqual(answers[1], answers[0]);
+    assert.deepEqual(answers[2], answers[0]);
+    assert.equal(ingest.stats().deduplicated, 2);
+    assert.equal(wal.stats().appends, 1, "one request record in the log");
+    await ingest.flushAll();
+    assert.equal(await storedRows(store), 2);
+    // A later retry gets the original's partial_success too.
+    assert.deepEqual(await ingest.accept(request()), answers[0]);
+  } finally {
+    await ingest.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("Ingest recognises a retry after a crash: request logged but not written, then replayed", async () => {
+  // kill -9 before the 200 went out: the log has the request, no object has its rows.
+  const crashed = await crashAfter(
+    new MemoryStore(),
+    (ingest) => ingest.accept(tagged("logged")).then(() => {}),
+  );
+  const restore = new MemoryStore();
+  const second = await durable(crashed, restore);
+  try {
+    assert.equal(second.replayed.requests, 1);
+    await second.ingest.accept(tagged("logged")); // the client's retry, same bytes
+    assert.equal(second.ingest.stats().deduplicated, 1);
+    await second.ingest.flushAll();
+    assert.equal(await storedRows(restore), 3);
+  } finally {
+    await second.ingest.close();
+    Deno.removeSync(crashed, { recursive: true });
+  }
+});
+
+Deno.test("Ingest recognises a retry after a crash: rows written and the log released before it", async () => {
+  const store = new MemoryStore();
+  const crashed = await crashAfter(store, async (ingest) => {
+    await ingest.accept(tagged("written", 40));
+    await ingest.flushAll();
+    // More requests until the segment holding the first one is released (4 KiB segments).
+    for (let i = 0; ingest.stats().objects < 4 && i < 50; i++) {
+      await ingest.accept(tagged(`filler-${i}`, 40));
+      await ingest.flushAll();
+    }
+  });
+  // The first request's record is gone from the log: only the identity file knows it.
+  const log = await Wal.open({ dir: crashed, maxBytes: 64 * 1024 * 1024, sync: false });
+  const logged: string[] = [];
+  for await (const r of log.records()) logged.push(new TextDecoder().decode(r.payload));
+  await log.close();
+  assert.ok(!logged.some((p) => p.includes("written 0")), "the first request's segment was released");
+  const rows = await storedRows(store);
+  const second = await durable(crashed, store);
+  try {
+    await second.ingest.accept(tagged("written", 40));
+    assert.equal(second.ingest.stats().deduplicated, 1);
+    await second.ingest.flushAll();
+    assert.equal(await storedRows(store), rows, "nothing stored again");
+  } finally {
+    await second.ingest.close();
+    Deno.removeSync(crashed, { recursive: true });
+  }
+});
+
+Deno.test("Ingest forgets a request after the window (counted on a clock that stops while it is down)", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "o2p-dedupe-" });
+  const store = new MemoryStore();
+  let now = 1_000_000;
+  const clock = { now: () => now, dedupe: { windowMs: 60_000 } };
+  const first = await durable(dir, store, clock);
+  try {
+    await first.ingest.accept(tagged("w"));
+    await first.ingest.flushAll(); // its identity is in the file now
+    now += 59_000;
+    await first.ingest.accept(tagged("w"));
+    assert.equal(first.ingest.stats().deduplicated, 1);
+  } finally {
+    await first.ingest.close();
+  }
+  // Down for an hour: the window's clock resumes where it stopped (the file's newest entry).
+  now += 3_600_000;
+  // (Another instance id: identical rows written by the same instance make the same object key.)
+  const second = await durable(dir, store, { ...clock, files: { instanceId: "second" } });
+  try {
+    await second.ingest.accept(tagged("w"));
+    assert.equal(second.ingest.stats().deduplicated, 1, "known after a long outage");
+    now += 61_000;
+    await second.ingest.accept(tagged("w"));
+    assert.equal(second.ingest.stats().deduplicated, 1, "forgotten after the window");
+    await second.ingest.flushAll();
+    assert.equal(await storedRows(store), 6);
+  } finally {
+    await second.ingest.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("Ingest keeps at most dedupe.maxEntries identities, forgetting the oldest first", async () => {
+  const store = new MemoryStore();
+  const { ingest } = await Ingest.start({
+    store,
+    maxAgeMs: 3_600_000,
+    files: { instanceId: "test" },
+    dedupe: { maxEntries: 2 },
+  });
+  try {
+    for (const tag of ["a", "b", "c"]) await ingest.accept(tagged(tag));
+    assert.equal(ingest.stats().dedupeEntries, 2);
+    assert.equal(ingest.stats().dedupeEvicted, 1);
+    await ingest.accept(tagged("c"));
+    assert.equal(ingest.stats().deduplicated, 1);
+    await ingest.accept(tagged("a")); // beyond the bound: stored again
+    assert.equal(ingest.stats().deduplicated, 1);
+    await ingest.flushAll();
+    assert.equal(await storedRows(store), 12);
+  } finally {
+    await ingest.close();
+  }
+});
+
+Deno.test("Ingest keeps the identities of replayed requests whose rows were written (a log from before the file)", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "o2p-dedupe-" });
+  const store = new MemoryStore();
+  try {
+    // A log as a version before the identity file and before commits listed finished requests left it:
+    // the request (kind 1: [signal, format] + body), the intent of the object holding its rows (kind 2)
+    // and that object's commit (kind 3), which does not say the request is finished.
+    const old = await Wal.open({ dir, maxBytes: 1 << 20, sync: false });
+    const request = tagged("old", 4);
+    const seq = await old.append(1, [Uint8Array.of(0, 1), request.body]);
+    const key = "logs/svc/old.parquet";
+    const intent = { key, table: "otel_logs", service: "svc", hour: 472_222, members: [seq] };
+    await old.append(2, enc.encode(JSON.stringify(intent)));
+    await old.append(3, enc.encode(JSON.stringify({ key })));
+    await old.close();
+    // The next start reads the request back (nothing says it is finished), finds all its rows in objects,
+    // batches nothing, and records its identity.
+    const next = await durable(dir, store);
+    assert.equal(next.ingest.stats().openBatches, 0, "its rows are in objects already");
+    await next.ingest.close();
+    // The log's segments are gone (released): the file alone still knows the request.
+    for (const e of Deno.readDirSync(dir)) if (e.name.endsWith(".wal")) Deno.removeSync(`${dir}/${e.name}`);
+    const last = await durable(dir, store, { files: { instanceId: "last" } });
+    try {
+      assert.equal(last.replayed.requests, 0);
+      await last.ingest.accept(tagged("old", 4));
+      assert.equal(last.ingest.stats().deduplicated, 1);
+      await last.ingest.flushAll();
+      assert.equal(await storedRows(store), 0, "not stored again (its object was written by the old run)");
+    } finally {
+      await last.ingest.close();
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
   }
 });

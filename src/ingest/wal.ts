@@ -13,12 +13,18 @@
  * | 12     | 8    | seq (u64; always a safe integer)                             |
  * | 20     | 4    | CRC-32C over bytes 0..20 of the header, then the payload     |
  *
+ * Reading back is streamed: {@linkcode Wal.open} checks only the last segment (to cut a torn tail);
+ * {@linkcode Wal.records} reads the segments found at open one record at a time, in bounded chunks, and
+ * skips the payloads its caller does not want (without reading them, once a segment has been checked).
+ * A segment all of whose records are released is deleted; the active one too, by starting a new one,
+ * once it has grown past `rollReleasedBytes` (see {@linkcode Wal.releaseBefore}).
+ *
  * Only node: modules are used so the same file runs under Deno and Bun.
  *
  * @module
  */
 
-import { type FileHandle, mkdir, open, readdir, unlink } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { crc32c } from "../http/crc32c.ts";
 
@@ -58,8 +64,28 @@ export interface WalOptions {
    * and benchmarks only.
    */
   sync?: boolean;
-  /** Receives reports of torn tails and corrupt records found by `open`. Defaults to `console.warn`. */
+  /**
+   * When a release finds every record of the active segment released and the segment at least this
+   * large, a new segment is started and the old one deleted, so a restart has nothing to read back.
+   * Bounds the cost: at most one new file and two directory fsyncs per this many bytes logged.
+   * Defaults to an eighth of `segmentBytes` (at least 4 KiB).
+   */
+  rollReleasedBytes?: number;
+  /**
+   * Receives reports of torn tails and corrupt records found by `open` (the last segment) and by
+   * `records` (the others). Defaults to `console.warn`.
+   */
   onWarning?: (message: string) => void;
+}
+
+/** Options of {@linkcode Wal.records}. */
+export interface WalReadOptions {
+  /**
+   * Whether to hand over the record of `kind` and `seq`; records it declines are not yielded, and their
+   * payloads are not read where the segment has already been checked (at open, or by an earlier read).
+   * Default: every record.
+   */
+  want?: (kind: number, seq: number) => boolean;
 }
 
 /** Counters for logs and metrics, from {@linkcode Wal.stats}. */
@@ -76,6 +102,12 @@ export interface WalStats {
   syncs: number;
   /** The seq the next append will get. */
   nextSeq: number;
+  /** The seq of the oldest segment's first record (or the seq the next append will get if it is empty). */
+  firstSeq: number;
+  /** Active segments started because every record in them was released (see `rollReleasedBytes`). */
+  releaseRolls: number;
+  /** Bytes read back by {@linkcode Wal.records} (headers and the payloads read) since open. */
+  readBytes: number;
 }
 
 const HEADER_BYTES = 24;
@@ -87,13 +119,30 @@ const MAX_GROUP_BYTES = 16 * 1024 * 1024;
 /** Also keeps a group's iovec count within IOV_MAX (1024 on Linux). */
 const MAX_GROUP_RECORDS = 1024;
 const SEGMENT_NAME = /^(\d{20})\.wal$/;
+/** Read size of {@linkcode Wal.records}: records are read in chunks of this much (or one record, if larger). */
+const READ_CHUNK_BYTES = 1024 * 1024;
+/**
+ * Read size in a segment already checked, where unwanted payloads are skipped: small, so that skipping a
+ * record does not read it anyway as part of the chunk that holds its header.
+ */
+const SKIM_CHUNK_BYTES = 64 * 1024;
 
 interface Segment {
   name: string;
   firstSeq: number;
-  /** Highest valid seq in the segment; 0 when it holds none. */
+  /**
+   * Highest valid seq in the segment; 0 when it holds none. For a segment not yet read back, the seq
+   * before the next segment's first: an upper bound, which is all that releasing needs.
+   */
   lastSeq: number;
   bytes: number;
+  /**
+   * How far the segment is known to hold valid records (checksums verified, seqs in order): set when the
+   * last segment is checked at open, or when `records` first reads an older one. Undefined until then.
+   */
+  checked?: number;
+  /** Whether the segment existed at open (only those are read back; later ones hold no old records). */
+  old: boolean;
 }
 
 interface Pending {
@@ -124,7 +173,8 @@ export class Wal {
   #fh: FileHandle;
   /** Oldest first; the last one is the active segment, the only one written to. */
   readonly #segments: Segment[];
-  #replayed: WalRecord[] | undefined;
+  readonly #rollReleasedBytes: number;
+  readonly #warn: (message: string) => void;
   #nextSeq: number;
   #bytes: number;
   /** Bytes of appends accepted but not yet written, counted against maxBytes. */
@@ -140,35 +190,43 @@ export class Wal {
   #appends = 0;
   #groups = 0;
   #syncs = 0;
+  #releaseRolls = 0;
+  #readBytes = 0;
 
   private constructor(
-    options: Required<Omit<WalOptions, "onWarning">>,
-    state: { fh: FileHandle; segments: Segment[]; records: WalRecord[]; nextSeq: number },
+    options: Required<WalOptions>,
+    state: { fh: FileHandle; segments: Segment[]; nextSeq: number },
   ) {
     this.#dir = options.dir;
     this.#maxBytes = options.maxBytes;
     this.#segmentBytes = options.segmentBytes;
     this.#sync = options.sync;
+    this.#rollReleasedBytes = options.rollReleasedBytes;
+    this.#warn = options.onWarning;
     this.#fh = state.fh;
     this.#segments = state.segments;
-    this.#replayed = state.records;
     this.#nextSeq = state.nextSeq;
     this.#bytes = state.segments.reduce((sum, s) => sum + s.bytes, 0);
   }
 
   /**
-   * Opens the log: scans existing segments, verifies every record's checksum and keeps the valid
-   * records for {@linkcode Wal.replayed}. Never throws for corrupt or torn content: it warns, truncates
-   * a torn or corrupt tail of the last segment, skips the rest of an earlier segment after a bad record,
-   * and carries on. It does throw for I/O errors (permissions, a missing disk).
+   * Opens the log: lists the segments and checks the last one (the only one a crash can have left torn),
+   * verifying every record's checksum in bounded chunks; older segments are checked when
+   * {@linkcode Wal.records} reads them. Never throws for corrupt or torn content: it warns, truncates a
+   * torn or corrupt tail of the last segment, skips the rest of an earlier segment after a bad record
+   * (when read), and carries on. It does throw for I/O errors (permissions, a missing disk).
    */
   static async open(options: WalOptions): Promise<Wal> {
     const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     const sync = options.sync ?? true;
     const warn = options.onWarning ?? ((message: string) => console.warn(message));
+    const rollReleasedBytes = options.rollReleasedBytes ?? Math.max(4096, Math.floor(segmentBytes / 8));
     if (!(options.maxBytes > 0)) throw new RangeError(`maxBytes must be positive, got ${options.maxBytes}`);
     if (!Number.isSafeInteger(segmentBytes) || segmentBytes <= 0) {
       throw new RangeError(`segmentBytes must be a positive integer, got ${segmentBytes}`);
+    }
+    if (!(rollReleasedBytes >= 0)) {
+      throw new RangeError(`rollReleasedBytes must not be negative, got ${rollReleasedBytes}`);
     }
     const dir = resolve(options.dir);
     const created = await mkdir(dir, { recursive: true });
@@ -192,51 +250,61 @@ export class Wal {
     }
 
     const segments: Segment[] = [];
-    const records: WalRecord[] = [];
-    let lastSeq = 0;
     let fh: FileHandle | undefined;
     try {
-      for (let i = 0; i < names.length; i++) {
+      for (let i = 0; i < names.length - 1; i++) {
         const name = names[i];
-        const isLast = i === names.length - 1;
         const firstSeq = Number(SEGMENT_NAME.exec(name)![1]);
-        const file = await open(join(dir, name), isLast ? "r+" : "r");
-        try {
-          // Read by the stat size rather than to EOF: only what is on disk now counts.
-          const size = (await file.stat()).size;
-          const data = await readExactly(file, size);
-          const scan = scanSegment(data, Math.max(firstSeq, lastSeq + 1), records);
-          if (scan.problem !== undefined) {
-            const dropped = size - scan.end;
-            warn(
-              `wal: ${name}: ${scan.problem} at offset ${scan.end}; ` +
-                (isLast
-                  ? `truncating the segment to its last valid record (dropping ${dropped} bytes)`
-                  : `skipping the rest of this segment (${dropped} bytes)`),
-            );
-          }
-          if (isLast && scan.end < size) {
-            await file.truncate(scan.end);
-            if (sync) await file.datasync();
-          }
-          if (scan.lastSeq > 0) lastSeq = scan.lastSeq;
-          segments.push({ name, firstSeq, lastSeq: scan.lastSeq, bytes: isLast ? scan.end : size });
-        } finally {
-          if (isLast) fh = file;
-          else await file.close();
-        }
+        const nextFirst = Number(SEGMENT_NAME.exec(names[i + 1])![1]);
+        const { size } = await stat(join(dir, name));
+        segments.push({ name, firstSeq, lastSeq: Math.max(0, nextFirst - 1), bytes: size, old: true });
       }
-      const nextSeq = Math.max(lastSeq + 1, segments.at(-1)?.firstSeq ?? 1);
+      if (names.length > 0) {
+        const name = names[names.length - 1];
+        const firstSeq = Number(SEGMENT_NAME.exec(name)![1]);
+        const file = fh = await open(join(dir, name), "r+");
+        // Read by the stat size rather than to EOF: only what is on disk now counts.
+        const size = (await file.stat()).size;
+        const scan = await drain(
+          scanSegment(new ChunkReader(file, size, READ_CHUNK_BYTES), firstSeq, () => false, false),
+        );
+        if (scan.problem !== undefined) {
+          warn(
+            `wal: ${name}: ${scan.problem} at offset ${scan.end}; ` +
+              `truncating the segment to its last valid record (dropping ${size - scan.end} bytes)`,
+          );
+        }
+        if (scan.end < size) {
+          await file.truncate(scan.end);
+          if (sync) await file.datasync();
+        }
+        segments.push({
+          name,
+          firstSeq,
+          lastSeq: scan.lastSeq,
+          bytes: scan.end,
+          checked: scan.end,
+          old: true,
+        });
+      }
+      const last = segments.at(-1);
+      const nextSeq = last === undefined ? 1 : Math.max(last.lastSeq + 1, last.firstSeq);
       if (fh === undefined) {
         const name = segmentName(nextSeq);
         fh = await open(join(dir, name), "wx");
         if (sync) await syncDir(dir);
-        segments.push({ name, firstSeq: nextSeq, lastSeq: 0, bytes: 0 });
+        segments.push({ name, firstSeq: nextSeq, lastSeq: 0, bytes: 0, checked: 0, old: false });
       }
-      return new Wal({ dir, maxBytes: options.maxBytes, segmentBytes, sync }, {
+      return new Wal({
+        dir,
+        maxBytes: options.maxBytes,
+        segmentBytes,
+        sync,
+        rollReleasedBytes,
+        onWarning: warn,
+      }, {
         fh,
         segments,
-        records,
         nextSeq,
       });
     } catch (error) {
@@ -246,13 +314,64 @@ export class Wal {
   }
 
   /**
-   * Hands over the valid records found at open, in seq order. The log keeps no reference to them (they
-   * may add up to `maxBytes`), so only the first call returns them; later calls return `[]`.
+   * Reads back the records of the segments that existed at open, in seq order, one at a time: at most
+   * one chunk (1 MiB, or one record if larger) of the log is in memory at once, whatever its size. Each
+   * yielded payload is a copy of its own. A segment is checked (checksums, seq order) the first time it
+   * is read; after a bad record the rest of that segment is skipped with a warning. Segments deleted
+   * meanwhile are skipped. Can be called more than once, e.g. first for the small records, then for the
+   * ones still needed; records appended since open are not included.
    */
-  replayed(): WalRecord[] {
-    const records = this.#replayed ?? [];
-    this.#replayed = undefined;
-    return records;
+  async *records(options: WalReadOptions = {}): AsyncGenerator<WalRecord> {
+    const want = options.want ?? (() => true);
+    let lastSeq = 0;
+    for (const segment of this.#segments.slice()) {
+      if (!segment.old) break;
+      let file: FileHandle;
+      try {
+        file = await open(join(this.#dir, segment.name), "r");
+      } catch (error) {
+        if (errorCode(error) === "ENOENT") continue;
+        throw error;
+      }
+      try {
+        const checked = segment.checked;
+        const end = checked ?? (await file.stat()).size;
+        const reader = new ChunkReader(
+          file,
+          end,
+          checked === undefined ? READ_CHUNK_BYTES : SKIM_CHUNK_BYTES,
+        );
+        const scan = scanSegment(
+          reader,
+          Math.max(segment.firstSeq, lastSeq + 1),
+          want,
+          checked !== undefined,
+        );
+        let result: ScanResult;
+        for (;;) {
+          const next = await scan.next();
+          if (next.done) {
+            result = next.value;
+            break;
+          }
+          yield next.value;
+        }
+        this.#readBytes += reader.read;
+        if (result.problem !== undefined) {
+          this.#warn(
+            `wal: ${segment.name}: ${result.problem} at offset ${result.end}; ` +
+              `skipping the rest of this segment (${end - result.end} bytes)`,
+          );
+        }
+        if (checked === undefined || result.problem !== undefined) {
+          segment.checked = result.end;
+          if (result.lastSeq > 0) segment.lastSeq = Math.min(segment.lastSeq || Infinity, result.lastSeq);
+        }
+        if (result.lastSeq > 0) lastSeq = result.lastSeq;
+      } finally {
+        await file.close();
+      }
+    }
   }
 
   /**
@@ -297,11 +416,14 @@ export class Wal {
   }
 
   /**
-   * Deletes the segments all of whose records have a seq below `seq`, oldest first; never the active
-   * segment. Calls are serialized.
+   * Deletes the segments all of whose records have a seq below `seq`, oldest first. The active segment
+   * too when `roll` is set, no append is waiting or being written, it has reached `rollReleasedBytes`
+   * and all its records are below `seq`: a new segment is started first (so a restart reads nothing
+   * back). `roll` says that no record below `seq` is still to be accounted for by the caller (say an
+   * append that resolved but whose request is not yet batched): set it only then. Calls are serialized.
    */
-  releaseBefore(seq: number): Promise<void> {
-    const run = this.#releasing.then(() => this.#release(seq));
+  releaseBefore(seq: number, options: { roll?: boolean } = {}): Promise<void> {
+    const run = this.#releasing.then(() => this.#release(seq, options.roll ?? false));
     this.#releasing = run.catch(() => {});
     return run;
   }
@@ -346,6 +468,9 @@ export class Wal {
       groups: this.#groups,
       syncs: this.#syncs,
       nextSeq: this.#nextSeq,
+      firstSeq: this.#segments[0]?.firstSeq ?? this.#nextSeq,
+      releaseRolls: this.#releaseRolls,
+      readBytes: this.#readBytes,
     };
   }
 
@@ -437,13 +562,29 @@ export class Wal {
     }
     const old = this.#fh;
     this.#fh = fh;
-    this.#segments.push({ name, firstSeq, lastSeq: 0, bytes: 0 });
+    this.#segments.push({ name, firstSeq, lastSeq: 0, bytes: 0, checked: 0, old: false });
     this.#mustRoll = false;
     // Already synced (or sync is off); a failing close loses nothing.
     await old.close().catch(() => {});
   }
 
-  async #release(seq: number): Promise<void> {
+  async #release(seq: number, roll: boolean): Promise<void> {
+    const active = this.#segments.at(-1)!;
+    if (
+      roll && !this.#closing && !this.#pumping && this.#queue.length === 0 && active.bytes > 0 &&
+      active.bytes >= this.#rollReleasedBytes && active.lastSeq < seq && this.#nextSeq <= seq
+    ) {
+      // Appends made meanwhile wait in the queue (they see #pumping) and go to the new segment.
+      this.#pumping = true;
+      try {
+        await this.#roll(this.#nextSeq);
+        this.#releaseRolls++;
+      } finally {
+        this.#pumping = false;
+        if (this.#queue.length) this.#pumping = true, queueMicrotask(() => void this.#pump());
+        else for (const wake of this.#idleWaiters.splice(0)) wake();
+      }
+    }
     let removed = false;
     while (this.#segments.length > 1 && this.#segments[0].lastSeq < seq) {
       const segment = this.#segments[0];
@@ -481,60 +622,119 @@ function recordHeader(seq: number, kind: number, parts: readonly Uint8Array[], l
 }
 
 /**
- * Appends the valid records of one segment to `out`, stopping at the first record that is cut short,
- * fails its checksum or breaks seq order (nothing after a bad record can be trusted to be framed right).
+ * Scans one segment, yielding the valid records `want` asks for (with a copy of their payload), and
+ * returns where it stopped: at the end, or at the first record that is cut short, fails its checksum or
+ * breaks seq order (nothing after a bad record can be trusted to be framed right). With `trusted` (the
+ * segment was checked before, up to the reader's end), the payloads of unwanted records are neither
+ * read nor checked: they are skipped by their length.
  */
-function scanSegment(data: Uint8Array, minSeq: number, out: WalRecord[]): ScanResult {
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+async function* scanSegment(
+  reader: ChunkReader,
+  minSeq: number,
+  want: (kind: number, seq: number) => boolean,
+  trusted: boolean,
+): AsyncGenerator<WalRecord, ScanResult> {
   let offset = 0;
   let lastSeq = 0;
   const stop = (problem: string): ScanResult => ({ end: offset, lastSeq, problem });
-  while (offset < data.length) {
-    const rest = data.length - offset;
-    if (isZero(data, offset)) return stop(`zero-filled tail of ${rest} bytes`);
+  while (offset < reader.size) {
+    const rest = reader.size - offset;
+    const header = await reader.bytes(offset, Math.min(rest, HEADER_BYTES));
+    if (header[0] === 0) {
+      // Not a record (the magic starts with "O"): a preallocated or zero-filled tail, or garbage.
+      if (await reader.isZeroFrom(offset)) return stop(`zero-filled tail of ${rest} bytes`);
+      return stop("bad record magic (garbage or a corrupt record)");
+    }
     if (rest < HEADER_BYTES) return stop(`record header cut short (${rest} of ${HEADER_BYTES} bytes)`);
     for (let i = 0; i < 4; i++) {
-      if (data[offset + i] !== MAGIC[i]) return stop("bad record magic (garbage or a corrupt record)");
+      if (header[i] !== MAGIC[i]) return stop("bad record magic (garbage or a corrupt record)");
     }
-    const length = view.getUint32(offset + 4, true);
+    const view = new DataView(header.buffer, header.byteOffset, HEADER_BYTES);
+    const length = view.getUint32(4, true);
     if (length > rest - HEADER_BYTES) {
       return stop(`record cut short (${rest - HEADER_BYTES} of ${length} payload bytes)`);
     }
-    const end = offset + HEADER_BYTES + length;
-    const stored = view.getUint32(offset + 20, true);
-    const actual = crc32c(
-      data.subarray(offset + HEADER_BYTES, end),
-      crc32c(data.subarray(offset, offset + 20)),
-    );
-    if (stored !== actual) return stop("record checksum mismatch");
-    const hi = view.getUint32(offset + 16, true);
-    const seq = hi * 0x1_0000_0000 + view.getUint32(offset + 12, true);
-    if (hi > 0x1fffff || seq < minSeq || seq <= lastSeq) return stop(`record seq ${seq} out of order`);
-    out.push({
-      seq,
-      kind: view.getUint32(offset + 8, true),
-      payload: data.subarray(offset + HEADER_BYTES, end),
-    });
+    const kind = view.getUint32(8, true);
+    const stored = view.getUint32(20, true);
+    const hi = view.getUint32(16, true);
+    const seq = hi * 0x1_0000_0000 + view.getUint32(12, true);
+    if (!trusted) {
+      // Before the payload is read: the read may reuse the buffer `header` views.
+      const headerCrc = crc32c(header.subarray(0, 20));
+      const payload = await reader.bytes(offset + HEADER_BYTES, length);
+      if (stored !== crc32c(payload, headerCrc)) return stop("record checksum mismatch");
+      if (hi > 0x1fffff || seq < minSeq || seq <= lastSeq) return stop(`record seq ${seq} out of order`);
+      if (want(kind, seq)) yield { seq, kind, payload: payload.slice() };
+    } else {
+      // Checked before (checksums and order) up to the reader's end: only what is wanted is read.
+      if (hi > 0x1fffff || seq < minSeq || seq <= lastSeq) return stop(`record seq ${seq} out of order`);
+      if (want(kind, seq)) {
+        yield { seq, kind, payload: (await reader.bytes(offset + HEADER_BYTES, length)).slice() };
+      }
+    }
     lastSeq = seq;
-    offset = end;
+    offset += HEADER_BYTES + length;
   }
   return { end: offset, lastSeq };
+}
+
+/** Runs a scan to its end, for its result. */
+async function drain(scan: AsyncGenerator<WalRecord, ScanResult>): Promise<ScanResult> {
+  for (;;) {
+    const next = await scan.next();
+    if (next.done) return next.value;
+  }
+}
+
+/**
+ * Positional reads of a segment's first `size` bytes, `chunk` bytes at a time (or one record, if larger),
+ * through one buffer: a view it returns is valid until the next call.
+ */
+class ChunkReader {
+  #buffer = new Uint8Array(0);
+  /** File offset of `#buffer[0]`. */
+  #start = 0;
+  /** Bytes read from the file so far. */
+  read = 0;
+  constructor(readonly fh: FileHandle, readonly size: number, readonly chunk: number) {}
+
+  /** `n` bytes at `offset` (fewer only if the file is shorter than `size` says). */
+  async bytes(offset: number, n: number): Promise<Uint8Array> {
+    if (offset >= this.#start && offset + n <= this.#start + this.#buffer.length) {
+      return this.#buffer.subarray(offset - this.#start, offset - this.#start + n);
+    }
+    const want = Math.min(this.size - offset, Math.max(n, this.chunk));
+    // A fresh buffer only when the old one is too small: views handed out are used before the next call.
+    if (this.#buffer.buffer.byteLength < want) {
+      this.#buffer = new Uint8Array(Math.max(want, this.chunk));
+    }
+    const target = new Uint8Array(this.#buffer.buffer, 0, want);
+    let filled = 0;
+    while (filled < want) {
+      const { bytesRead } = await this.fh.read(target, filled, want - filled, offset + filled);
+      if (bytesRead === 0) break; // shrank since stat: scan what is there
+      filled += bytesRead;
+    }
+    this.read += filled;
+    this.#buffer = target.subarray(0, filled);
+    this.#start = offset;
+    return this.#buffer.subarray(0, Math.min(n, filled));
+  }
+
+  /** Whether every byte from `offset` to the end is zero (a preallocated or zero-filled tail). */
+  async isZeroFrom(offset: number): Promise<boolean> {
+    for (let at = offset; at < this.size; at += this.chunk) {
+      const chunk = await this.bytes(at, Math.min(this.chunk, this.size - at));
+      if (chunk.length === 0) return true;
+      if (!isZero(chunk, 0)) return false;
+    }
+    return true;
+  }
 }
 
 function isZero(data: Uint8Array, from: number): boolean {
   for (let i = from; i < data.length; i++) if (data[i] !== 0) return false;
   return true;
-}
-
-async function readExactly(fh: FileHandle, size: number): Promise<Uint8Array> {
-  const data = new Uint8Array(size);
-  let filled = 0;
-  while (filled < size) {
-    const { bytesRead } = await fh.read(data, filled, size - filled, filled);
-    if (bytesRead === 0) break; // shrank since stat: scan what is there
-    filled += bytesRead;
-  }
-  return data.subarray(0, filled);
 }
 
 /** Writes all of `buffers` at `position`, resuming after short writes (Bun reports them; Deno retries). */

@@ -23,7 +23,13 @@ async function openWal(
 ): Promise<{ wal: Wal; warnings: string[]; records: WalRecord[] }> {
   const warnings: string[] = [];
   const wal = await Wal.open({ dir, maxBytes: 1 << 30, onWarning: (m) => warnings.push(m), ...options });
-  return { wal, warnings, records: wal.replayed() };
+  return { wal, warnings, records: await collect(wal.records()) };
+}
+
+async function collect(records: AsyncIterable<WalRecord>): Promise<WalRecord[]> {
+  const out: WalRecord[] = [];
+  for await (const r of records) out.push(r);
+  return out;
 }
 
 function bytes(text: string): Uint8Array {
@@ -77,7 +83,13 @@ Deno.test("Wal round-trips appends through close and reopen", async () => {
       [3, 0xffffffff, "three"],
       [4, 4, "four"],
     ]);
-    assert.deepEqual(again.replayed(), [], "replayed() hands the records over once");
+    assert.deepEqual(await collect(again.records()), records, "records() reads the log again");
+    await again.append(5, bytes("five"));
+    assert.deepEqual(
+      (await collect(again.records())).map((r) => r.seq),
+      [1, 2, 3, 4],
+      "only what was there at open",
+    );
     assert.equal(again.stats().bytes, await totalSize(dir));
     await again.close();
   });
@@ -480,3 +492,64 @@ for (const [label, runtime] of RUNTIMES) {
     },
   });
 }
+
+Deno.test("Wal.records() hands over only the records wanted, and skips unwanted payloads of checked segments", async () => {
+  await withDir(async (dir) => {
+    const { wal } = await openWal(dir);
+    const big = 3 * 1024 * 1024;
+    for (let i = 1; i <= 3; i++) {
+      await wal.append(1, payloadFor(1, i, big));
+      await wal.append(2, bytes(`small ${i}`));
+    }
+    await wal.close();
+    const total = await totalSize(dir);
+
+    const again = await Wal.open({ dir, maxBytes: 1 << 30 });
+    const small: WalRecord[] = [];
+    for await (const r of again.records({ want: (kind) => kind === 2 })) small.push(r);
+    assert.deepEqual(small.map((r) => [r.seq, text(r.payload)]), [[2, "small 1"], [4, "small 2"], [
+      6,
+      "small 3",
+    ]]);
+    const read = again.stats().readBytes;
+    assert.ok(read < total / 2, `read ${read} of ${total} bytes to find the small records`);
+    // The large ones, still intact, when asked for.
+    let n = 0;
+    for await (const r of again.records({ want: (kind) => kind === 1 })) {
+      assert.deepEqual(r.payload, payloadFor(1, r.seq === 1 ? 1 : r.seq === 3 ? 2 : 3, big));
+      n++;
+    }
+    assert.equal(n, 3);
+    await again.close();
+  });
+});
+
+Deno.test("Wal.releaseBefore({ roll }) replaces a fully released active segment by an empty one", async () => {
+  await withDir(async (dir) => {
+    const { wal } = await openWal(dir, { rollReleasedBytes: 100 });
+    for (let i = 1; i <= 5; i++) await wal.append(0, payloadFor(0, i, 50));
+    // Not every record released, or not asked to: the active segment stays.
+    await wal.releaseBefore(5, { roll: true });
+    await wal.releaseBefore(6);
+    assert.equal(wal.stats().releaseRolls, 0);
+    assert.equal((await segmentFiles(dir)).length, 1);
+    await wal.releaseBefore(6, { roll: true });
+    assert.equal(wal.stats().releaseRolls, 1);
+    assert.deepEqual(await segmentFiles(dir), [`${"6".padStart(20, "0")}.wal`]);
+    assert.equal(wal.stats().bytes, 0);
+    assert.equal(await wal.append(0, bytes("next")), 6);
+    // Below the size threshold: no roll.
+    await wal.releaseBefore(7, { roll: true });
+    assert.equal(wal.stats().releaseRolls, 1);
+    // An append waiting to be written: the active segment is kept (its record may be unaccounted for).
+    for (let i = 7; i <= 9; i++) await wal.append(0, payloadFor(0, i, 50));
+    const during = wal.append(0, bytes("during"));
+    await wal.releaseBefore(10, { roll: true });
+    assert.equal(await during, 10);
+    assert.equal(wal.stats().releaseRolls, 1);
+    await wal.close();
+    const { records, wal: reopened } = await openWal(dir);
+    assert.deepEqual(records.map((r) => r.seq), [6, 7, 8, 9, 10]);
+    await reopened.close();
+  });
+});

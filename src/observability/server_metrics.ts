@@ -258,6 +258,16 @@ export class ServerMetrics {
         "Intent records that failed to be logged (each attempt).",
       ),
     ).labels();
+    const deduplicated = r.add(
+      new Counter(
+        "otlp2parquet_requests_deduplicated_total",
+        "Requests answered as a resend of one already accepted (same bytes, within the retry window), not stored again.",
+        ["signal"],
+      ),
+    );
+    const deduplicatedBy = new Map(
+      (["logs", "traces", "metrics"] as const).map((s) => [s as string, deduplicated.labels(s)]),
+    );
     const perTable = new Map<string, {
       flushes: Map<FlushReason, CounterChild>;
       duration: HistogramChild;
@@ -283,6 +293,9 @@ export class ServerMetrics {
         const t = perTable.get(table);
         if (!t) return;
         t.objects.inc(), t.rows.inc(rowCount), t.bytes.inc(byteCount), t.duration.observe(seconds);
+      },
+      deduplicated(signal) {
+        deduplicatedBy.get(signal)?.inc();
       },
       writeFailed(target, retrying) {
         if (target === "wal") walErrors.inc();

@@ -9,9 +9,15 @@
  * @module
  */
 
-import { mkdir, open, readdir, readFile, rename, rm, unlink } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { type ObjectStore, toStorageError, validateKey, validatePrefix } from "./object_store.ts";
+import {
+  type ObjectInfo,
+  type ObjectStore,
+  toStorageError,
+  validateKey,
+  validatePrefix,
+} from "./object_store.ts";
 
 /**
  * Folder under the root where objects are written before being renamed into place (same filesystem, so
@@ -116,6 +122,20 @@ export class FsStore implements ObjectStore {
       throw toStorageError(error, `cannot list ${prefix} on ${this.description}`);
     }
     return keys.sort();
+  }
+
+  async listInfo(prefix: string): Promise<ObjectInfo[]> {
+    const out: ObjectInfo[] = [];
+    for (const key of await this.list(prefix)) {
+      try {
+        const s = await stat(join(this.#root, key));
+        out.push({ key, size: s.size, modifiedMs: s.mtimeMs });
+      } catch (error) {
+        if (isMissing(error)) continue; // deleted since the listing
+        throw toStorageError(error, `cannot stat ${key} on ${this.description}`);
+      }
+    }
+    return out;
   }
 
   async delete(key: string): Promise<void> {

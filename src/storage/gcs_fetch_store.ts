@@ -16,6 +16,7 @@ import {
   isRetryableStatus,
   isRetryableStorageError,
   normalizePrefix,
+  type ObjectInfo,
   type ObjectStore,
   readBoundedText,
   StorageError,
@@ -97,19 +98,23 @@ export class GcsFetchStore implements ObjectStore {
   }
 
   async list(prefix: string): Promise<string[]> {
+    return (await this.listInfo(prefix)).map((o) => o.key);
+  }
+
+  async listInfo(prefix: string): Promise<ObjectInfo[]> {
     validatePrefix(prefix);
-    const keys: string[] = [];
+    const keys: ObjectInfo[] = [];
     let token: string | undefined;
     do {
       const query = new URLSearchParams({
         prefix: this.#prefix + prefix,
         maxResults: String(this.#pageSize),
-        fields: "items(name),nextPageToken",
+        fields: "items(name,size,updated),nextPageToken",
       });
       if (token !== undefined) query.set("pageToken", token);
       const response = await this.#send("GET", `${this.#bucketUrl()}/o?${query}`, `list ${prefix}`);
       await this.#expectOk(response, `list ${prefix}`, false);
-      let page: { items?: { name?: unknown }[]; nextPageToken?: unknown };
+      let page: { items?: { name?: unknown; size?: unknown; updated?: unknown }[]; nextPageToken?: unknown };
       try {
         page = await response.json();
       } catch (error) {
@@ -118,14 +123,19 @@ export class GcsFetchStore implements ObjectStore {
       for (const item of page.items ?? []) {
         // A bucket may hold names we could never have written; they are not ours to list.
         if (typeof item.name === "string" && item.name.startsWith(this.#prefix) && !item.name.endsWith("/")) {
-          keys.push(item.name.slice(this.#prefix.length));
+          keys.push({
+            key: item.name.slice(this.#prefix.length),
+            // The JSON API writes the size (a uint64) as a string.
+            size: Number(item.size ?? NaN),
+            modifiedMs: typeof item.updated === "string" ? Date.parse(item.updated) : NaN,
+          });
         }
       }
       token = typeof page.nextPageToken === "string" && page.nextPageToken !== ""
         ? page.nextPageToken
         : undefined;
     } while (token !== undefined);
-    return keys.sort();
+    return keys.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
   }
 
   async delete(key: string): Promise<void> {

@@ -25,6 +25,7 @@ export {
   isRetryableStorageError,
   MAX_KEY_BYTES,
   normalizePrefix,
+  type ObjectInfo,
   type ObjectStore,
   StorageError,
   type StorageErrorOptions,

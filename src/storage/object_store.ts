@@ -11,10 +11,24 @@ export interface ObjectStore {
    * "logs" also matches "logs2/x"), at any depth, sorted by code unit. "" lists everything.
    */
   list(prefix: string): Promise<string[]>;
+  /**
+   * Like `list`, with each object's size and last-modified time (what `compact` needs to leave young
+   * objects alone). Optional: stores without it cannot be compacted.
+   */
+  listInfo?(prefix: string): Promise<ObjectInfo[]>;
   /** Removes the object; removing an absent key is not an error. */
   delete(key: string): Promise<void>;
   /** Cheap reachability probe (used by /ready and at start-up); throws StorageError when unreachable. */
   check(): Promise<void>;
+}
+
+/** An object as `listInfo` reports it. */
+export interface ObjectInfo {
+  readonly key: string;
+  /** Bytes. */
+  readonly size: number;
+  /** Last modification, milliseconds since the epoch (NaN when the store does not say). */
+  readonly modifiedMs: number;
 }
 
 /** Options of {@linkcode StorageError}. */

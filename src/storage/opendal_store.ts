@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { Operator, TimeoutLayer } from "opendal";
 import {
   normalizePrefix,
+  type ObjectInfo,
   type ObjectStore,
   StorageError,
   toStorageError,
@@ -230,6 +231,21 @@ class OpendalStore implements ObjectStore {
       keys.push(path);
     }
     return keys.sort();
+  }
+
+  async listInfo(prefix: string): Promise<ObjectInfo[]> {
+    const out: ObjectInfo[] = [];
+    for (const key of await this.list(prefix)) {
+      try {
+        const meta = await this.#operator.stat(key);
+        const modified = meta.lastModified === null ? NaN : Date.parse(meta.lastModified);
+        out.push({ key, size: Number(meta.contentLength ?? 0n), modifiedMs: modified });
+      } catch (error) {
+        if (isNotFound(error)) continue; // deleted since the listing
+        throw this.#wrap(error, `stat ${key}`);
+      }
+    }
+    return out;
   }
 
   async delete(key: string): Promise<void> {

@@ -2,6 +2,7 @@ import { type AwsCredentials, EMPTY_SHA256, sha256Hex, signV4, uriEncode } from 
 import {
   isRetryableS3Error,
   normalizePrefix,
+  type ObjectInfo,
   type ObjectStore,
   readBoundedText,
   StorageError,
@@ -120,8 +121,12 @@ export class S3FetchStore implements ObjectStore {
   }
 
   async list(prefix: string): Promise<string[]> {
+    return (await this.listInfo(prefix)).map((o) => o.key);
+  }
+
+  async listInfo(prefix: string): Promise<ObjectInfo[]> {
     validatePrefix(prefix);
-    const keys: string[] = [];
+    const keys: ObjectInfo[] = [];
     let token: string | undefined;
     do {
       const url = new URL(this.#bucketUrl);
@@ -141,10 +146,11 @@ export class S3FetchStore implements ObjectStore {
         throw toStorageError(error, `cannot list ${prefix} in ${this.description}`);
       }
       const page = parseListPage(xml);
-      for (const key of page.keys) {
+      page.keys.forEach((key, i) => {
         // A bucket may hold keys we could never have written (e.g. "a//b"); they are not ours to list.
-        if (key.startsWith(this.#prefix)) keys.push(key.slice(this.#prefix.length));
-      }
+        if (!key.startsWith(this.#prefix)) return;
+        keys.push({ key: key.slice(this.#prefix.length), size: page.sizes[i], modifiedMs: page.modified[i] });
+      });
       if (page.truncated && page.nextToken === undefined) {
         throw new StorageError(`cannot list ${prefix} in ${this.description}: truncated page without token`, {
           retryable: false,
@@ -152,7 +158,7 @@ export class S3FetchStore implements ObjectStore {
       }
       token = page.truncated ? page.nextToken : undefined;
     } while (token !== undefined);
-    return keys.sort();
+    return keys.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
   }
 
   async delete(key: string): Promise<void> {
@@ -235,6 +241,10 @@ async function readError(response: Response): Promise<{ code?: string; message?:
 /** One page of a ListObjectsV2 answer. */
 export interface ListPage {
   keys: string[];
+  /** `Size` of each key (NaN when absent). */
+  sizes: number[];
+  /** `LastModified` of each key, ms since the epoch (NaN when absent). */
+  modified: number[];
   truncated: boolean;
   nextToken: string | undefined;
 }
@@ -244,13 +254,18 @@ export interface ListPage {
  * platform (no DOMParser in Deno or Workers), and S3 writes these elements without attributes or CDATA.
  */
 export function parseListPage(xml: string): ListPage {
-  const keys: string[] = [];
+  const keys: string[] = [], sizes: number[] = [], modified: number[] = [];
   for (const match of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
     const key = xmlText(match[1], "Key");
-    if (key !== undefined) keys.push(key);
+    if (key === undefined) continue;
+    keys.push(key);
+    sizes.push(Number(xmlText(match[1], "Size") ?? NaN));
+    modified.push(Date.parse(xmlText(match[1], "LastModified") ?? ""));
   }
   return {
     keys,
+    sizes,
+    modified,
     truncated: xmlText(xml, "IsTruncated") === "true",
     nextToken: xmlText(xml, "NextContinuationToken"),
   };

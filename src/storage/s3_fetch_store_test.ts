@@ -14,20 +14,22 @@ function isStorageError(retryable: boolean, code?: string) {
   };
 }
 
-Deno.test("parseListPage() reads keys, truncation and the token, decoding XML entities", () => {
+Deno.test("parseListPage() reads keys, sizes, times, truncation and the token, decoding XML entities", () => {
   const page = parseListPage(
     `<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>p/</Prefix>
 <Contents><Key>p/a&amp;b&lt;c&gt;&quot;&apos;.parquet</Key><Size>1</Size></Contents>
-<Contents><Key>p/&#252;&#x1F600;</Key><Size>2</Size></Contents>
+<Contents><Key>p/&#252;&#x1F600;</Key><LastModified>2025-01-15T10:00:01.000Z</LastModified><Size>2</Size></Contents>
 <IsTruncated>true</IsTruncated><NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>
 </ListBucketResult>`,
   );
   assert.deepEqual(page.keys, [`p/a&b<c>"'.parquet`, "p/ü😀"]);
+  assert.deepEqual(page.sizes, [1, 2]);
+  assert.deepEqual(page.modified, [NaN, Date.UTC(2025, 0, 15, 10, 0, 1)]);
   assert.equal(page.truncated, true);
   assert.equal(page.nextToken, "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");
   const last = parseListPage("<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>");
-  assert.deepEqual(last, { keys: [], truncated: false, nextToken: undefined });
+  assert.deepEqual(last, { keys: [], sizes: [], modified: [], truncated: false, nextToken: undefined });
 });
 
 Deno.test("S3FetchStore refuses incomplete options with RangeError", () => {

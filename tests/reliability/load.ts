@@ -1,7 +1,8 @@
 /**
  * Concurrent OTLP clients for the reliability tests: each sends protobuf logs requests whose records
  * carry unique ids, and remembers which ids were acknowledged (200) and which were not (any other
- * status, a dropped connection, a timeout).
+ * status, a dropped connection, a timeout). With `retry`, a client resends an unanswered request with the
+ * same bytes until it gets its 200, as the Collector's `retry_on_failure` does.
  *
  * @module
  */
@@ -48,6 +49,11 @@ export interface LoadOptions {
   pauseMs?: number;
   /** Send OTLP/JSON instead of protobuf. Default false. */
   json?: boolean;
+  /**
+   * Resend a request that got no 200 (a failure, a timeout, 429, 503) with the same bytes until it does or
+   * the load stops, instead of moving on. Default false.
+   */
+  retry?: boolean;
 }
 
 /** What the clients saw. */
@@ -62,6 +68,8 @@ export interface LoadResult {
   statuses: Map<number, number>;
   /** 429/503 answers that carried no Retry-After header. */
   missingRetryAfter: number;
+  /** Requests sent again with the same bytes (with `retry`). */
+  resent: number;
 }
 
 /** A running load. */
@@ -91,22 +99,27 @@ export function startLoad(options: LoadOptions): Load {
       const body = options.json ? idLogsJson(service, ids) : idLogsRequest(service, ids);
       result.requests++;
       let status = 0;
-      try {
-        const response = await fetch(`${options.url()}/v1/logs`, {
-          method: "POST",
-          headers: { "content-type": options.json ? "application/json" : "application/x-protobuf" },
-          body,
-          signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
-        });
-        await response.arrayBuffer();
-        status = response.status;
-        if ((status === 429 || status === 503) && !response.headers.get("retry-after")) {
-          result.missingRetryAfter++;
+      for (let attempt = 0;; attempt++) {
+        if (attempt > 0) result.resent++;
+        try {
+          const response = await fetch(`${options.url()}/v1/logs`, {
+            method: "POST",
+            headers: { "content-type": options.json ? "application/json" : "application/x-protobuf" },
+            body,
+            signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+          });
+          await response.arrayBuffer();
+          status = response.status;
+          if ((status === 429 || status === 503) && !response.headers.get("retry-after")) {
+            result.missingRetryAfter++;
+          }
+        } catch {
+          status = 0;
         }
-      } catch {
-        status = 0;
+        count(status);
+        if (status === 200 || !options.retry || !running) break;
+        await new Promise((r) => setTimeout(r, status === 0 ? 20 : 50));
       }
-      count(status);
       if (status === 200) {
         result.ackedRequests++;
         result.ackedBytes += body.length;
@@ -139,6 +152,7 @@ function emptyResult(): LoadResult {
     ackedBytes: 0,
     statuses: new Map(),
     missingRetryAfter: 0,
+    resent: 0,
   };
 }
 
@@ -152,6 +166,7 @@ export function mergeResults(results: readonly LoadResult[]): LoadResult {
     out.ackedRequests += r.ackedRequests;
     out.ackedBytes += r.ackedBytes;
     out.missingRetryAfter += r.missingRetryAfter;
+    out.resent += r.resent;
     for (const [s, n] of r.statuses) out.statuses.set(s, (out.statuses.get(s) ?? 0) + n);
   }
   return out;

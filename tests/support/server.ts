@@ -52,7 +52,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const log = createLogger({ level: "debug", write: (line) => logs.push(line) });
   const server = await startServer(config, log);
   let stopped: Promise<void> | undefined;
-  const stop = () => stopped ??= server.stop();
+  const stop = () => stopped ??= server.stop().then(() => {});
   return {
     url: `http://${server.address}`,
     dir,

@@ -28,7 +28,6 @@ function say(line: string): void {
 
 async function loop(dir: string): Promise<void> {
   const wal = await Wal.open({ dir, maxBytes: 1 << 30, segmentBytes: 64 * 1024 });
-  wal.replayed();
   const appender = async (k: number) => {
     for (let i = 0;; i++) {
       const seq = await wal.append(k, payloadFor(k, i));

@@ -1,8 +1,10 @@
 /**
  * The server platform: configuration, storage, write-ahead log and ingest wired to the OTLP/HTTP
- * handler, served by Deno.serve (development) or Bun.serve (the single executable), with graceful
- * shutdown on SIGINT/SIGTERM (a second signal forces the exit). Every refused request is logged
- * (rate-limited, `refusal_log.ts`) and, unless `server.metrics` is off, counted for `GET /metrics`.
+ * handler, served by Deno.serve (development) or Bun.serve (the single executable), with a graceful stop
+ * on SIGINT/SIGTERM: one stop request is one graceful stop however many times it reaches the process, and
+ * only a second request made on purpose forces the exit (the rule is in `stop_signals.ts`). Every refused
+ * request is logged (rate-limited, `refusal_log.ts`) and, unless `server.metrics` is off, counted for
+ * `GET /metrics`.
  *
  * @module
  */
@@ -30,17 +32,25 @@ import { prepareParquet } from "../wasm.ts";
 import { nodeInflateSync } from "../node_codecs.ts";
 import { denoServeHttp, serveConnections } from "./deno_listener.ts";
 import { createLogger } from "./log.ts";
+import { REPEAT_WINDOW_MS, StopSignals } from "./stop_signals.ts";
 
 /** A running server. */
 export interface RunningServer {
   /** The address it listens on, e.g. `127.0.0.1:4318`. */
   readonly address: string;
   readonly ingest: Ingest;
-  /** Stops accepting, flushes every batch and closes the log. Idempotent. */
-  stop(): Promise<void>;
+  /**
+   * Stops accepting, finishes the requests in progress, writes every batch and closes the log, giving up
+   * `server.stop_timeout_secs` after `since` (default: now; `Date.now()` time): what is not written by then
+   * stays in the log. Resolves with whether every batch was written. Idempotent.
+   */
+  stop(since?: number): Promise<{ flushed: boolean }>;
   /** Resolves when the server has stopped. */
   readonly finished: Promise<void>;
 }
+
+/** After the stop timeout, how long closing may still take (a store call in flight) before the process exits. */
+export const STOP_EXIT_MARGIN_MS = 10_000;
 
 async function instanceId(config: Config, walDir: string | undefined): Promise<string> {
   if (config.server.instanceId) return config.server.instanceId;
@@ -227,14 +237,22 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     limits: limitsOf(config.batch),
     files,
     log,
+    dedupe: {
+      windowMs: config.durability.dedupeWindowSecs * 1000,
+      maxEntries: config.durability.dedupeMaxEntries,
+      dir: durable ? config.durability.walDir : undefined,
+    },
     observer: metrics?.ingestObserver,
   });
   metrics?.replayed(replayed.requests, replayed.records);
-  if (replayed.requests) {
+  if (replayed.requests || replayed.skipped || replayed.redone) {
     log.info("replayed the write-ahead log", {
       requests: replayed.requests,
       records: replayed.records,
       redoneWrites: replayed.redone,
+      // Logged requests whose rows were all in objects: neither read nor decoded.
+      skippedRequests: replayed.skipped,
+      readBytes: replayed.readBytes,
     });
   }
   const sink = config.batch.enabled ? ingest : new DirectSink(store, {
@@ -286,24 +304,37 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         "set OTLP2PARQUET_AUTH_TOKEN (see docs/deploy.md#authentication)",
     );
   }
-  let stopping: Promise<void> | undefined;
+  let stopping: Promise<{ flushed: boolean }> | undefined;
   let done!: () => void;
   const finished = new Promise<void>((r) => done = r);
-  const stop = () =>
+  const stop = (since = Date.now()) =>
     stopping ??= (async () => {
-      log.info("stopping: no new requests; flushing batches");
-      await server.stop();
+      const deadline = since + config.server.stopTimeoutSecs * 1000;
+      log.info("stopping: no new requests; writing every batch", {
+        timeoutSecs: config.server.stopTimeoutSecs,
+      });
+      // Requests in progress are bounded by their own read timeouts; past the deadline they are left to
+      // finish or fail while the batches are written.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        server.stop(),
+        new Promise((r) => timer = setTimeout(r, Math.max(0, deadline - Date.now()))),
+      ]);
+      clearTimeout(timer);
       refusals.close();
-      const { flushed } = await ingest.close();
+      const { flushed } = await ingest.close({ deadlineMs: Math.max(0, deadline - Date.now()) });
       const s = ingest.stats();
-      log.info(
-        flushed ? "stopped: every batch written" : "stopped: unwritten data stays in the write-ahead log",
-        {
-          objects: s.objects,
-          rows: s.objectRows,
-        },
-      );
+      const counts = { objects: s.objects, rows: s.objectRows, retriesStoredOnce: s.deduplicated };
+      if (flushed) log.info("stopped: every batch written", counts);
+      else if (durable) {
+        log.warn(
+          `stopped after ${config.server.stopTimeoutSecs} s (server.stop_timeout_secs) with batches not ` +
+            "written (is the store reachable?): they stay in the write-ahead log and are written at the next start",
+          counts,
+        );
+      } else log.error("stopped with batches not written: without the write-ahead log they are lost", counts);
       done();
+      return { flushed };
     })();
   return { address, ingest, stop, finished };
 }
@@ -329,23 +360,49 @@ export async function serveMain(flags: Record<string, unknown>): Promise<void> {
   for (const w of warnings) log.warn(w);
   // Handlers go in before start-up (replay can take a while), so an early SIGTERM still stops gracefully.
   const running: { server?: RunningServer } = {};
-  let signals = 0;
+  const signals = new StopSignals();
+  let stopAsked = 0;
+  const kept = config.batch.enabled && config.durability.mode === "wal"
+    ? "what is not yet written stays in the write-ahead log and is written at the next start"
+    : config.batch.enabled
+    ? "batches not yet written are lost (durability none)"
+    : "every acknowledged request is already stored";
   const shutdown = (s: RunningServer) =>
-    s.stop().then(() => process.exit(0), (e) => {
-      log.error("shutdown failed", { error: String(e) });
+    s.stop(stopAsked).then(({ flushed }) => process.exit(flushed ? 0 : 1), (e) => {
+      log.error("stop failed", { error: String(e), kept });
       process.exit(1);
     });
   const onSignal = (name: string) => {
-    if (++signals > 1) {
-      log.warn(`second ${name}: exiting now`);
+    const now = Date.now();
+    const decision = signals.receive(name, now);
+    if (decision.kind === "repeat") {
+      log.info(`${name} again after ${decision.afterMs} ms: the same stop (not forcing the exit)`);
+      return;
+    }
+    if (decision.kind === "force") {
+      log.warn(`${decision.reason}: exiting now without waiting for the stop; ${kept}`);
       process.exit(1);
     }
-    log.info(`${name} received`);
+    stopAsked = now;
+    const timeout = config.server.stopTimeoutSecs;
+    log.info(
+      `${name} received: stopping gracefully (requests in progress finish, every batch is written; at most ` +
+        `${timeout} s, server.stop_timeout_secs). The same signal within ${
+          REPEAT_WINDOW_MS / 1000
+        } s is this ` +
+        `same stop; to exit at once, send it again later (Ctrl-C again after ${REPEAT_WINDOW_MS / 1000} s) ` +
+        `or send the other signal: ${kept}.`,
+    );
+    // The stop gives up writing at the timeout; closing may still wait on one store call in flight.
+    setTimeout(() => {
+      log.error(`still stopping ${timeout + STOP_EXIT_MARGIN_MS / 1000} s after ${name}: exiting; ${kept}`);
+      process.exit(1);
+    }, timeout * 1000 + STOP_EXIT_MARGIN_MS);
     if (running.server) shutdown(running.server);
   };
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   const server = running.server = await startServer(config, log);
-  if (signals > 0) shutdown(server);
+  if (signals.stopping) shutdown(server);
   await server.finished;
 }

@@ -1,6 +1,6 @@
 import { strictEqual } from "node:assert/strict";
-import { Xxh64, xxh64 } from "./xxh64.ts";
-import { randomBytes } from "./test_samples.ts";
+import { Xxh64, xxh64, xxh64Out, xxh64Range } from "./xxh64.ts";
+import { randomBytes } from "../http/test_samples.ts";
 
 const hex = ([h, l]: [number, number]) => h.toString(16).padStart(8, "0") + l.toString(16).padStart(8, "0");
 
@@ -24,4 +24,18 @@ Deno.test("Xxh64 gives the same hash however the input is split", () => {
   reused.update(data);
   reused.reset();
   strictEqual(hex(reused.digest()), "ef46db3751d8e999");
+});
+
+Deno.test("xxh64Range() hashes any slice like xxh64() of a copy", () => {
+  const data = randomBytes(300, 5);
+  for (let n = 0; n <= 100; n++) {
+    for (const start of [0, 1, 3, 17]) {
+      xxh64Range(data, start, start + n);
+      strictEqual(
+        hex([xxh64Out.high, xxh64Out.low]),
+        hex(xxh64(data.slice(start, start + n))),
+        `${n} bytes at ${start}`,
+      );
+    }
+  }
 });
