@@ -57,6 +57,8 @@ export interface Config {
   readonly storage: {
     readonly backend: StorageBackend;
     readonly path: string;
+    /** How often `/ready` probes the store while no write has shown it reachable. */
+    readonly probeIntervalSecs: number;
     readonly s3: {
       readonly bucket: string | undefined;
       readonly region: string;
@@ -281,6 +283,14 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       type: "string",
       default: "./data",
       description: "Root directory of the `fs` backend.",
+    },
+    {
+      key: "storage.probe_interval_secs",
+      env: "OTLP2PARQUET_STORAGE_PROBE_INTERVAL_SECS",
+      type: "seconds",
+      default: "10",
+      description:
+        "Probe the store this often while no write has shown it reachable (`/ready`); an S3 `HEAD` each.",
     },
     {
       key: "storage.s3.bucket",
@@ -566,6 +576,7 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "auth.tokens": undefined,
   "storage.backend": "fs",
   "storage.path": "./data",
+  "storage.probe_interval_secs": 10,
   "storage.s3.bucket": undefined,
   "storage.s3.region": undefined,
   "storage.s3.endpoint": undefined,
@@ -751,7 +762,7 @@ export async function resolveConfig(sources: ConfigSources = {}): Promise<Resolv
   }
 
   derive(chosen, env, sources, problems, invalid);
-  crossCheck(chosen, problems, invalid);
+  crossCheck(chosen, problems, invalid, warnings);
   if (problems.length > 0) throw new ConfigError(problems);
   return { config: deepFreeze(build(chosen)), warnings };
 }
@@ -861,7 +872,12 @@ function derive(
 }
 
 /** Rules that involve more than one setting. */
-function crossCheck(chosen: Map<string, Chosen>, problems: string[], invalid: Set<string>): void {
+function crossCheck(
+  chosen: Map<string, Chosen>,
+  problems: string[],
+  invalid: Set<string>,
+  warnings: string[],
+): void {
   const get = (key: string) => chosen.get(key)!.value;
   const ok = (...keys: string[]) => keys.every((k) => !invalid.has(k));
   const from = (key: string) => {
@@ -902,12 +918,36 @@ function crossCheck(chosen: Map<string, Chosen>, problems: string[], invalid: Se
   }
   if (get("durability.mode") === "wal" && ok("durability.mode", "durability.wal_max_bytes")) {
     const wal = get("durability.wal_max_bytes") as number;
+    const room = walRequestBytes(wal);
+    const payload = get("server.max_payload_bytes") as number;
+    const batch = get("batch.max_bytes") as number;
     // A batch is cut from the log, so the log must be able to hold a whole one, and a whole request.
-    if (ok("batch.max_bytes") && (get("batch.max_bytes") as number) > wal) {
+    if (ok("batch.max_bytes") && batch > wal) {
       problems.push(`${size("batch.max_bytes")} exceeds ${size("durability.wal_max_bytes")}`);
     }
-    if (ok("server.max_payload_bytes") && (get("server.max_payload_bytes") as number) > wal) {
-      problems.push(`${size("server.max_payload_bytes")} exceeds ${size("durability.wal_max_bytes")}`);
+    // A request larger than the room for requests is refused whenever anything else is in the log.
+    if (ok("server.max_payload_bytes") && payload > room) {
+      problems.push(
+        `${size("server.max_payload_bytes")} exceeds the ${formatSize(room)} of ` +
+          `${
+            size("durability.wal_max_bytes")
+          } that requests may use (an eighth of it, at most 64MiB, is kept ` +
+          "for the records that let batches be written)",
+      );
+    } else if (ok("server.max_payload_bytes", "batch.max_bytes") && batch <= wal) {
+      // OTLP/JSON bodies are 1.2 to 3 times their decoded rows (docs/reliability.md): the log must hold
+      // twice a batch's rows in bodies, plus one request, for JSON batches to fill before the log does.
+      const want = JSON_LOG_RATIO * batch + payload;
+      if (room < want) {
+        const need = Math.ceil((want + Math.min(64 * MiB, Math.ceil(want / 7))) / MiB) * MiB;
+        warnings.push(
+          `${size("durability.wal_max_bytes")} holds ${formatSize(room)} of requests, less than ` +
+            `${JSON_LOG_RATIO} × ${size("batch.max_bytes")} + ${size("server.max_payload_bytes")}: ` +
+            "OTLP/JSON bodies fill the log before their rows fill a batch, so batches are written when the " +
+            "log fills, as smaller objects (nothing is refused for it); for full batches set " +
+            `durability.wal_max_bytes to at least ${formatSize(need)}`,
+        );
+      }
     }
   }
   if (ok("auth.mode", "auth.token", "auth.tokens")) {
@@ -944,6 +984,20 @@ function crossCheck(chosen: Map<string, Chosen>, problems: string[], invalid: Se
   }
 }
 
+/**
+ * How many times their decoded rows OTLP/JSON request bodies are taken to weigh, for the log's size warning
+ * (measured 1.15-3 for compact JSON logs; protobuf bodies are 0.5-1 times their rows).
+ */
+const JSON_LOG_RATIO = 2;
+
+/**
+ * The part of a write-ahead log of `walMaxBytes` that request records may fill: all but an eighth (at most
+ * 64 MiB), which stays free for the intent and commit records without which a full log could never drain.
+ */
+export function walRequestBytes(walMaxBytes: number): number {
+  return walMaxBytes - Math.min(64 * MiB, Math.floor(walMaxBytes / 8));
+}
+
 /** `auth.token`, then `auth.tokens` split at commas: trimmed, without empty entries or duplicates. */
 function tokensOf(chosen: Map<string, Chosen>): string[] {
   const one = chosen.get("auth.token")!.value as string | undefined;
@@ -978,6 +1032,7 @@ function build(chosen: Map<string, Chosen>): Config {
     storage: {
       backend: v("storage.backend"),
       path: v("storage.path"),
+      probeIntervalSecs: v("storage.probe_interval_secs"),
       s3: {
         bucket: v("storage.s3.bucket"),
         region: v("storage.s3.region"),

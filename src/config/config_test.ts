@@ -74,6 +74,7 @@ Deno.test("resolveConfig() gives the documented defaults", async () => {
     storage: {
       backend: "fs",
       path: "./data",
+      probeIntervalSecs: 10,
       s3: { bucket: undefined, region: "us-east-1", endpoint: undefined, prefix: "", forcePathStyle: false },
       gcs: { bucket: undefined, endpoint: undefined, prefix: "", anonymous: false },
       azblob: { container: undefined, account: undefined, endpoint: undefined, prefix: "" },
@@ -593,7 +594,21 @@ Deno.test("resolveConfig() checks settings against each other", async () => {
   );
   assert.equal(
     await oneProblem({ env: { OTLP2PARQUET_WAL_MAX_BYTES: "32MiB" }, flags: { batchMaxBytes: "16MiB" } }),
-    "server.max_payload_bytes 64MiB (default) exceeds durability.wal_max_bytes 32MiB (from OTLP2PARQUET_WAL_MAX_BYTES)",
+    "server.max_payload_bytes 64MiB (default) exceeds the 28MiB of durability.wal_max_bytes 32MiB (from " +
+      "OTLP2PARQUET_WAL_MAX_BYTES) that requests may use (an eighth of it, at most 64MiB, is kept for the " +
+      "records that let batches be written)",
+  );
+  // Larger than the room for requests, if smaller than the log: refused too (it could only be taken by an
+  // empty log).
+  assert.match(
+    await oneProblem({
+      env: {
+        OTLP2PARQUET_WAL_MAX_BYTES: "4MiB",
+        OTLP2PARQUET_BATCH_MAX_BYTES: "1MiB",
+        OTLP2PARQUET_MAX_PAYLOAD_BYTES: "3900KiB",
+      },
+    }),
+    /^server\.max_payload_bytes 3900KiB .* exceeds the 3584KiB of durability\.wal_max_bytes 4MiB/,
   );
   assert.equal(
     await oneProblem({ env: { OTLP2PARQUET_MAX_INFLIGHT_BYTES: "1MiB" } }),
@@ -605,6 +620,36 @@ Deno.test("resolveConfig() checks settings against each other", async () => {
     flags: { durability: "none" },
   });
   assert.equal(config.durability.mode, "none");
+});
+
+Deno.test("resolveConfig() warns when OTLP/JSON would fill the log before a batch, and takes the setting", async () => {
+  // The setting of issue 15: accepted (a full log writes its batches early), with a warning that says so.
+  const { config, warnings } = await resolveConfig({
+    env: {
+      OTLP2PARQUET_WAL_MAX_BYTES: "4MiB",
+      OTLP2PARQUET_BATCH_MAX_BYTES: "4MiB",
+      OTLP2PARQUET_MAX_PAYLOAD_BYTES: "1MiB",
+    },
+  });
+  assert.equal(config.durability.walMaxBytes, 4 * 2 ** 20);
+  assert.equal(config.batch.maxBytes, 4 * 2 ** 20);
+  assert.deepEqual(warnings, [
+    "durability.wal_max_bytes 4MiB (from OTLP2PARQUET_WAL_MAX_BYTES) holds 3584KiB of requests, less than 2 × " +
+    "batch.max_bytes 4MiB (from OTLP2PARQUET_BATCH_MAX_BYTES) + server.max_payload_bytes 1MiB (from " +
+    "OTLP2PARQUET_MAX_PAYLOAD_BYTES): OTLP/JSON bodies fill the log before their rows fill a batch, so " +
+    "batches are written when the log fills, as smaller objects (nothing is refused for it); for full " +
+    "batches set durability.wal_max_bytes to at least 11MiB",
+  ]);
+  // At the size it names, no warning; nor with the defaults.
+  const enough = await resolveConfig({
+    env: {
+      OTLP2PARQUET_WAL_MAX_BYTES: "11MiB",
+      OTLP2PARQUET_BATCH_MAX_BYTES: "4MiB",
+      OTLP2PARQUET_MAX_PAYLOAD_BYTES: "1MiB",
+    },
+  });
+  assert.deepEqual(enough.warnings, []);
+  assert.deepEqual((await resolveConfig({})).warnings, []);
 });
 
 Deno.test("resolveConfig() throws one ConfigError listing every problem", async () => {

@@ -45,4 +45,5 @@ export {
   SETTINGS,
   type SettingType,
   type StorageBackend,
+  walRequestBytes,
 } from "./config.ts";

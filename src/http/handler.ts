@@ -43,6 +43,8 @@ export interface Sink {
   ): Promise<{ rejected: number; rejectMessage: string; overCap?: number; outsideWindow?: number } | void>;
   /** Whether data can be accepted now (for `/ready`). */
   ready(): Promise<boolean> | boolean;
+  /** Why data cannot be accepted now, one short phrase each (empty: ready); `/ready` prints them. Optional. */
+  notReadyReasons?(): string[];
 }
 
 /** Handler options. */
@@ -362,10 +364,15 @@ export function createHandler(
         return new Response("ok\n", { headers: { "content-type": "text/plain" } });
       }
       if (url.pathname === "/ready" && read) {
-        const ok = !misconfigured && await sink.ready();
-        if (!ok) out.reason = misconfigured ? "misconfigured" : "unavailable", out.message = "not ready";
+        // One short phrase per reason, "; "-separated; a sink that cannot say why gives an empty one.
+        const reasons = misconfigured
+          ? ["misconfigured, see the log"]
+          : sink.notReadyReasons?.() ?? (await sink.ready() ? [] : [""]);
+        const ok = reasons.length === 0;
+        const message = ok ? "ready" : reasons[0] ? `not ready: ${reasons.join("; ")}` : "not ready";
+        if (!ok) out.reason = misconfigured ? "misconfigured" : "unavailable", out.message = message;
         return new Response(
-          ok ? "ready\n" : misconfigured ? "not ready: misconfigured, see the log\n" : "not ready\n",
+          `${message}\n`,
           {
             status: ok ? 200 : 503,
             headers: { "content-type": "text/plain", ...(ok ? {} : { "retry-after": "5" }) },

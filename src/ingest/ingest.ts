@@ -11,6 +11,10 @@
  * those. A log segment is deleted only when every request in it has all its rows in confirmed objects;
  * the active one too, by starting a new one, once it is large enough (see `Wal.releaseBefore`).
  *
+ * A log that fills makes the batches holding the requests of its oldest segments be written at once (and
+ * the active segment rotated if it was among them); a request that finds it full waits for that, and is
+ * refused (503) only when the store is failing or slower than ingest.
+ *
  * The replay streams: it reads the log's intent and commit records first, then the requests still
  * unfinished one at a time, and before decoding each it waits until the encode queue and the objects
  * waiting for the store are within the bounds `admit` applies to live requests; open batches are kept
@@ -60,7 +64,7 @@ export interface Logger {
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** Why a batch was cut: the `reason` label of `otlp2parquet_flushes_total`. */
-export type FlushReason = "rows" | "bytes" | "age" | "open_batches" | "memory" | "shutdown";
+export type FlushReason = "rows" | "bytes" | "age" | "open_batches" | "memory" | "wal_full" | "shutdown";
 
 /** What the ingest reports as it works, for the metrics; every method is optional and must not throw. */
 export interface IngestObserver {
@@ -114,6 +118,19 @@ export interface IngestOptions {
   retry?: { initialMs?: number; maxMs?: number };
   /** Whether the store answered at start-up (else `/ready` is 503 until it does). Default true. */
   storeReachable?: boolean;
+  /** Why it did not, for `/ready`. */
+  storeError?: string;
+  /**
+   * The store is probed (`check()`) this often while no write has shown it reachable for as long, so
+   * `/ready` turns 503 when it goes away even without traffic. 0: only while it is known to be down.
+   * Default 10 000 ms.
+   */
+  probeIntervalMs?: number;
+  /**
+   * How long a request that finds the log full waits for the batches pinning its oldest segments to be
+   * written before it is refused (503). Default 5000 ms.
+   */
+  logWaitMs?: number;
   /** Milliseconds clock; default Date.now. */
   now?: () => number;
   /** Awaited by the encoder after every page, so requests are served meanwhile. Default: `setImmediate`. */
@@ -190,6 +207,18 @@ interface Redo {
 }
 
 const batchId = (table: string, part: Partition): string => `${table}\u0000${part.service}\u0000${part.hour}`;
+
+/**
+ * Log fill, as a fraction of the bound on request records (`maxLogBytes`): past `LOG_FREE_AT` the batches
+ * holding the requests of the oldest segments are written in the background, until at most `LOG_FREE_TO`
+ * is left; `/ready` is 503 from `LOG_NOT_READY_AT` until the log is back under `LOG_READY_AT`.
+ */
+const LOG_FREE_AT = 0.75, LOG_FREE_TO = 0.25, LOG_NOT_READY_AT = 0.9, LOG_READY_AT = 0.75;
+
+/** `/ready`'s hysteresis on the log: whether it is held not ready at `fill`, given whether it was. */
+export function logLatch(latched: boolean, fill: number): boolean {
+  return latched ? fill >= LOG_READY_AT : fill >= LOG_NOT_READY_AT;
+}
 
 /** Counters for logs, `/ready` and tests. */
 export interface IngestStats {
@@ -301,7 +330,24 @@ export class Ingest {
   /** Bytes of request records being appended to the log now. */
   private loggingBytes = 0;
   private localSeq = 0;
-  private storeHealthy = true;
+  /** The last probe's verdict (a successful write counts as one). */
+  private probeOk = true;
+  /** Retry loops of object writes whose last attempt failed. */
+  private failingWrites = 0;
+  /** Why the store is taken for down: the last failure's message. */
+  private storeError = "";
+  private readonly probeIntervalMs: number;
+  private readonly logWaitMs: number;
+  /** `/ready` hysteresis on the log's fill (see `LOG_NOT_READY_AT`). */
+  private logLatched = false;
+  /** A request was refused for log room since the log last was under `LOG_READY_AT`. */
+  private logRefused = false;
+  /** Woken when the store is found failing, so requests waiting for log room are refused at once. */
+  private storeFailed: (() => void)[] = [];
+  /** Woken when a probe finds the store reachable, so writes waiting to be retried go at once. */
+  private readonly storeBack = new Set<() => void>();
+  /** The flush that frees log space, shared by every request waiting for it. */
+  private freeing: Promise<void> | undefined;
   private stopping = false;
   private timer: ReturnType<typeof setInterval> | undefined;
   private readonly counters = {
@@ -351,6 +397,8 @@ export class Ingest {
     this.retryInitial = options.retry?.initialMs ?? 200;
     this.retryMax = options.retry?.maxMs ?? 30_000;
     this.now = options.now ?? Date.now;
+    this.probeIntervalMs = options.probeIntervalMs ?? 10_000;
+    this.logWaitMs = options.logWaitMs ?? 5000;
     this.observer = options.observer ?? {};
   }
 
@@ -363,10 +411,15 @@ export class Ingest {
     await ingest.openSeen(options.dedupe ?? {});
     const replayed = await ingest.replay();
     const tick = Math.max(50, Math.min(1000, ingest.maxAgeMs / 4));
-    ingest.storeHealthy = options.storeReachable ?? true;
+    if (options.storeReachable === false) {
+      ingest.probeOk = false;
+      ingest.storeError = `unreachable at start-up: ${options.storeError ?? "see the log"}`;
+    }
+    ingest.lastProbe = ingest.now();
     ingest.timer = setInterval(() => {
       ingest.flushAged();
       ingest.probeStore();
+      ingest.logNearFull();
     }, tick);
     return { ingest, replayed };
   }
@@ -398,10 +451,50 @@ export class Ingest {
     };
   }
 
-  /** Whether new data can be accepted now. */
+  /** Whether new data can be accepted now: see {@linkcode notReadyReasons}. */
   ready(): boolean {
-    return !this.stopping && this.pendingBytes <= this.maxPending && this.storeHealthy &&
-      !this.encodeBehind() && !this.logFull(0);
+    return this.notReadyReasons().length === 0;
+  }
+
+  /**
+   * Why a request of ordinary size would be refused now (empty: ready): shutting down, the store failing
+   * (a write or the periodic probe), objects or batches piling up, or the log near its bound (from 90 % of
+   * the room for requests until it is back under 75 %) while it cannot be freed in time: a request was
+   * refused for room (store failing or slower than ingest). A full log that flushing frees is ready:
+   * requests then wait for the flush and are admitted.
+   */
+  notReadyReasons(): string[] {
+    const reasons: string[] = [];
+    if (this.stopping) reasons.push("shutting down");
+    if (!this.storeOk()) reasons.push(`store: ${this.storeError}`);
+    if (this.pendingBytes > this.maxPending) {
+      reasons.push(`store: ${this.pendingBytes} bytes of objects waiting for it (bound ${this.maxPending})`);
+    }
+    if (this.encodeBehind()) reasons.push(`encoding is behind (${this.queuedBatches} batches waiting)`);
+    const log = this.logNearFull();
+    if (log) reasons.push(log);
+    return reasons;
+  }
+
+  private storeOk(): boolean {
+    return this.probeOk && this.failingWrites === 0;
+  }
+
+  /**
+   * Updates the log's readiness latch; returns why it is not ready, if it is not. Also starts writing the
+   * batches that pin the oldest segments once the log is past `LOG_FREE_AT`, so requests rarely find it full.
+   */
+  private logNearFull(): string | undefined {
+    if (!this.wal || this.maxLogBytes === Infinity) return undefined;
+    const bytes = this.wal.stats().bytes + this.loggingBytes;
+    const fill = bytes / this.maxLogBytes;
+    if (fill >= LOG_FREE_AT && this.storeOk() && !this.stopping && !this.replaying) void this.freeLog();
+    this.logLatched = logLatch(this.logLatched, fill);
+    if (!this.logLatched) this.logRefused = false;
+    if (!this.logLatched || (!this.logRefused && this.storeOk())) return undefined;
+    const percent = Math.round(fill * 100);
+    const under = LOG_READY_AT * 100;
+    return `write-ahead log: ${bytes} of ${this.maxLogBytes} bytes (${percent} %; ready again under ${under} %)`;
   }
 
   /** Whether the batches waiting to be encoded (not the one being encoded) are over their bound. */
@@ -449,10 +542,10 @@ export class Ingest {
   /** Whether a request record of `bytes` would take the log past `maxLogBytes`. */
   private logFull(bytes: number): boolean {
     if (!this.wal || this.maxLogBytes === Infinity) return false;
-    // With nothing outstanding the log drains no further: only its own bound applies, so that a request
-    // larger than the limit is not refused forever.
-    if (!this.outstanding.size && !this.loggingBytes) return false;
-    return this.wal.stats().bytes + this.loggingBytes + bytes > this.maxLogBytes;
+    const used = this.wal.stats().bytes + this.loggingBytes;
+    // An empty log takes what its own bound allows, so that a request larger than the limit is not refused
+    // forever. (A log holding only written requests is emptied by `freeLog`: rotated, then released.)
+    return used > 0 && used + bytes > this.maxLogBytes;
   }
 
   /**
@@ -531,11 +624,7 @@ export class Ingest {
       if (windowed) new DataView(head.buffer).setFloat64(2, now, true);
       const payload = [head, request.body];
       const length = head.length + request.body.length;
-      if (this.logFull(length)) {
-        throw new UnavailableError("write-ahead log full (waiting for the object store); retry later", 10, {
-          reason: "wal_full",
-        });
-      }
+      if (this.logFull(length)) await this.waitForLogRoom(length);
       this.loggingBytes += length;
       try {
         seq = await this.wal.append(windowed ? KIND_REQUEST_AT : KIND_REQUEST, payload);
@@ -553,6 +642,7 @@ export class Ingest {
       } finally {
         this.loggingBytes -= length;
       }
+      this.logNearFull();
     } else {
       seq = ++this.localSeq;
     }
@@ -672,6 +762,89 @@ export class Ingest {
         if (b === largest || b.members.some((m) => shared.has(m.rows))) this.flush(b, "memory");
       }
     }
+  }
+
+  /**
+   * Waits until a request record of `length` bytes fits under `maxLogBytes`, writing the batches that pin
+   * the oldest segments meanwhile; refuses (503) at once when the store is failing, or after `logWaitMs`
+   * when writing is slower than ingest.
+   */
+  private async waitForLogRoom(length: number): Promise<void> {
+    const deadline = Date.now() + this.logWaitMs;
+    while (this.logFull(length)) {
+      if (this.stopping) throw new UnavailableError("shutting down", 5, { reason: "shutting_down" });
+      if (!this.storeOk()) {
+        this.logRefused = true;
+        throw new UnavailableError(
+          `write-ahead log full: the object store is failing (last error: ${this.storeError}); retry later`,
+          10,
+          { reason: "wal_full" },
+        );
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        this.logRefused = true;
+        throw new UnavailableError(
+          "write-ahead log full: writing to the object store is slower than ingest; retry later",
+          10,
+          { reason: "wal_full" },
+        );
+      }
+      const before = this.wal!.stats().bytes;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let failed: (() => void) | undefined;
+      await Promise.race([
+        this.freeLog(),
+        new Promise((r) => timer = setTimeout(r, left)),
+        new Promise<void>((r) => this.storeFailed.push(failed = r)),
+      ]);
+      clearTimeout(timer);
+      this.storeFailed = this.storeFailed.filter((w) => w !== failed);
+      // Nothing freed (say the log holds only requests still being appended): do not spin.
+      if (this.wal!.stats().bytes >= before && this.logFull(length)) {
+        await new Promise((r) => setTimeout(r, Math.min(50, Math.max(0, deadline - Date.now()))));
+      }
+    }
+  }
+
+  /**
+   * Frees log space: cuts the open batches that hold requests of the oldest segments (enough of them to
+   * leave at most `LOG_FREE_TO` of the bound), waits for every write in progress, starts a new segment if
+   * the active one was among them (it is never deleted while active), and releases what was written. One
+   * run at a time; callers share it.
+   */
+  private freeLog(): Promise<void> {
+    return this.freeing ??= (async () => {
+      const wal = this.wal!;
+      let left = wal.stats().bytes + this.loggingBytes;
+      const target = this.maxLogBytes * LOG_FREE_TO;
+      const segments = wal.segmentList();
+      let upTo = 0, rotate = false;
+      for (let i = 0; i < segments.length && left > target; i++) {
+        upTo = Math.max(upTo, segments[i].lastSeq);
+        left -= segments[i].bytes;
+        rotate = i === segments.length - 1;
+      }
+      const cut = [...this.batches.values()].filter((b) => b.members.some((m) => m.seq <= upTo));
+      this.log.debug("the write-ahead log is filling: writing the batches holding its oldest requests", {
+        logBytes: wal.stats().bytes,
+        batches: cut.length,
+        rotate,
+      });
+      for (const b of cut) this.flush(b, "wal_full");
+      await Promise.allSettled([...this.inflightFlushes]);
+      // Safe to release right after: `rotate` starts the new segment only once no append is waiting or
+      // being written, and after file I/O, so every request already in the old segment has been added to
+      // `outstanding` by then (its `accept` goes on from its append to `add` without awaiting).
+      if (rotate) {
+        try {
+          await wal.rotate();
+        } catch (e) {
+          this.log.warn("could not start a new log segment", { error: String(e) });
+        }
+      }
+      await this.releaseLog();
+    })().finally(() => this.freeing = undefined);
   }
 
   private flushAged(): void {
@@ -830,28 +1003,40 @@ export class Ingest {
    */
   private async retrying<T>(op: () => Promise<T>, what: string, store: boolean): Promise<T> {
     let delay = this.retryInitial;
-    for (let attempt = 1;; attempt++) {
-      try {
-        const out = await op();
-        if (store) this.markStore(true, what);
-        return out;
-      } catch (e) {
-        this.observer.writeFailed?.(store ? "store" : "wal", !this.abandon);
-        if (this.abandon) throw e;
-        if (attempt === 1 || attempt % 10 === 0) {
-          this.log.warn("write failed; retrying", { what, attempt, error: (e as Error).message });
+    let failing = false;
+    try {
+      for (let attempt = 1;; attempt++) {
+        try {
+          const out = await op();
+          if (store) this.storeAnswered(what);
+          return out;
+        } catch (e) {
+          this.observer.writeFailed?.(store ? "store" : "wal", !this.abandon);
+          if (this.abandon) throw e;
+          if (attempt === 1 || attempt % 10 === 0) {
+            this.log.warn("write failed; retrying", { what, attempt, error: (e as Error).message });
+          }
+          if (store) {
+            this.storeError = `${what}: ${(e as Error).message}`;
+            if (!failing) failing = true, this.failingWrites++;
+            for (const wake of this.storeFailed.splice(0)) wake();
+          }
+          this.counters.writeRetries++;
+          // A stop that gave up wakes the wait, so no backoff outlasts the stop timeout; so does a probe that
+          // finds the store back, so the log drains as soon as it can.
+          await new Promise<void>((r) => {
+            const wake =
+              () => (clearTimeout(timer), this.retryWaits.delete(wake), this.storeBack.delete(wake), r());
+            const timer = setTimeout(wake, Math.random() * delay);
+            this.retryWaits.add(wake);
+            if (store) this.storeBack.add(wake);
+          });
+          if (this.abandon) throw e;
+          delay = Math.min(this.retryMax, delay * 2);
         }
-        if (store) this.markStore(false, what);
-        this.counters.writeRetries++;
-        // A stop that gave up wakes the wait, so no backoff outlasts the stop timeout.
-        await new Promise<void>((r) => {
-          const wake = () => (clearTimeout(timer), this.retryWaits.delete(wake), r());
-          const timer = setTimeout(wake, Math.random() * delay);
-          this.retryWaits.add(wake);
-        });
-        if (this.abandon) throw e;
-        delay = Math.min(this.retryMax, delay * 2);
       }
+    } finally {
+      if (failing) this.failingWrites--;
     }
   }
 
@@ -859,21 +1044,53 @@ export class Ingest {
   private readonly retryWaits = new Set<() => void>();
   private replaying = false;
   private lastProbe = 0;
+  private probing = false;
+  /** Fails a probe that takes too long; cleared by `close` so no timer outlives the ingest. */
+  private probeTimer: ReturnType<typeof setTimeout> | undefined;
 
-  private markStore(healthy: boolean, what: string): void {
-    if (healthy && !this.storeHealthy) this.log.info("object store reachable again", { what });
-    this.storeHealthy = healthy;
+  /** A store operation succeeded: it proves reachability as a probe would. */
+  private storeAnswered(what: string): void {
+    const wasOk = this.storeOk();
+    this.probeOk = true;
+    this.lastProbe = this.now();
+    if (what === "probe") { for (const wake of [...this.storeBack]) wake(); }
+    if (!wasOk && this.storeOk()) this.log.info("object store reachable again", { what });
   }
 
   /**
-   * While the store is marked down and nothing is being retried against it (say it was unreachable at
-   * start-up), probe it every few seconds, so `/ready` recovers without waiting for a write.
+   * Probes the store (`check()`: a HEAD of the bucket on S3, a write and delete of an empty file on fs)
+   * when nothing has shown it reachable for `probeIntervalMs`: so `/ready` turns 503 when the store goes
+   * away without traffic, and back to 200 when it returns, without waiting for a write. While it is known
+   * to be down, every 2 s (or the interval, if shorter); a probe that succeeds then retries the waiting
+   * writes at once. A probe that takes longer than the interval (at most 10 s) fails.
    */
   private probeStore(): void {
     const now = this.now();
-    if (this.storeHealthy || this.pendingBytes > 0 || now - this.lastProbe < 5000) return;
+    const every = this.storeOk() ? this.probeIntervalMs : Math.min(this.probeIntervalMs || 2000, 2000);
+    if (this.probing || !every || now - this.lastProbe < every) return;
+    this.probing = true;
     this.lastProbe = now;
-    this.store.check().then(() => this.markStore(true, "probe"), () => {});
+    const limit = Math.min(every, 10_000);
+    Promise.race([
+      this.store.check(),
+      new Promise((_, reject) =>
+        this.probeTimer = setTimeout(
+          () => reject(new Error(`no answer to a probe within ${limit} ms`)),
+          limit,
+        )
+      ),
+    ]).then(
+      () => this.storeAnswered("probe"),
+      (e) => {
+        if (this.probeOk) this.log.warn("object store probe failed", { error: (e as Error).message });
+        this.probeOk = false;
+        this.storeError = `probe: ${(e as Error).message}`;
+        for (const wake of this.storeFailed.splice(0)) wake();
+      },
+    ).finally(() => {
+      clearTimeout(this.probeTimer);
+      this.probing = false;
+    });
   }
 
   /**
@@ -1066,6 +1283,7 @@ export class Ingest {
   async close(options: { deadlineMs?: number } = {}): Promise<{ flushed: boolean }> {
     this.stopping = true;
     if (this.timer !== undefined) clearInterval(this.timer), this.timer = undefined;
+    clearTimeout(this.probeTimer);
     const deadline = options.deadlineMs ?? 30_000;
     let timeout: ReturnType<typeof setTimeout> | undefined;
     const flushed = await Promise.race([

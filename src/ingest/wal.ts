@@ -428,6 +428,37 @@ export class Wal {
     return run;
   }
 
+  /**
+   * The segments, oldest first (the last is the active one): the highest seq each holds (0 for none) and
+   * its size. The ingest reads it to find which requests pin the oldest bytes of a full log.
+   */
+  segmentList(): { lastSeq: number; bytes: number }[] {
+    return this.#segments.map((s) => ({ lastSeq: s.lastSeq, bytes: s.bytes }));
+  }
+
+  /**
+   * Starts a new segment now, if the active one holds anything, so that the records written so far can be
+   * released ({@linkcode Wal.releaseBefore} never deletes the active segment). Waits for the group being
+   * written; appends made meanwhile wait for the new segment. Calls are serialized with the writes.
+   */
+  async rotate(): Promise<void> {
+    while (this.#pumping) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    if (this.#closing || this.#segments.at(-1)!.bytes === 0) return;
+    // Holding the pump keeps groups out of the old segment while the file handle changes.
+    this.#pumping = true;
+    try {
+      await this.#roll(this.#nextSeq);
+    } finally {
+      this.#pumping = false;
+      if (this.#queue.length > 0) {
+        this.#pumping = true;
+        queueMicrotask(() => void this.#pump());
+      } else {
+        for (const wake of this.#idleWaiters.splice(0)) wake();
+      }
+    }
+  }
+
   /** Current size on disk and counters since open. */
   stats(): WalStats {
     return {

@@ -342,6 +342,37 @@ Deno.test("Wal.releaseBefore() deletes only fully released segments, never the a
   });
 });
 
+Deno.test("Wal.rotate() starts a new segment so the active one can be released; appends meanwhile go after it", async () => {
+  await withDir(async (dir) => {
+    // One segment would hold everything: without a rotation nothing could ever be released.
+    const { wal } = await openWal(dir, { segmentBytes: 1 << 20 });
+    for (let i = 1; i <= 5; i++) await wal.append(0, payloadFor(5, i, 40));
+    assert.deepEqual(wal.segmentList().map((s) => s.lastSeq), [5]);
+    await wal.releaseBefore(6);
+    assert.equal(wal.stats().segments, 1, "the active segment is never released");
+    // Appends made while the rotation runs wait for the new segment.
+    const during = [wal.rotate(), wal.append(0, bytes("six")), wal.append(0, bytes("seven"))];
+    await Promise.all(during);
+    assert.deepEqual(await segmentFiles(dir), ["00000000000000000001.wal", "00000000000000000006.wal"]);
+    assert.deepEqual(wal.segmentList().map((s) => s.lastSeq), [5, 7]);
+    await wal.releaseBefore(6);
+    assert.deepEqual(await segmentFiles(dir), ["00000000000000000006.wal"]);
+    assert.equal(wal.stats().bytes, await totalSize(dir));
+    // Rotating an empty active segment does nothing.
+    await wal.releaseBefore(8);
+    await wal.rotate();
+    await wal.rotate();
+    assert.equal(wal.stats().segments, 2);
+    await wal.rotate();
+    assert.equal(wal.stats().segments, 2, "an empty active segment is not rotated");
+    await wal.append(0, bytes("eight"));
+    await wal.close();
+    const { records, wal: again } = await openWal(dir);
+    assert.deepEqual(records.map((r) => [r.seq, text(r.payload)]), [[6, "six"], [7, "seven"], [8, "eight"]]);
+    await again.close();
+  });
+});
+
 Deno.test({
   name: "Wal.append() rejects a whole group with WalFullError on ENOSPC, and later appends work",
   ignore: !(await Deno.stat("/dev/full").then(() => true, () => false)),

@@ -225,7 +225,7 @@ export class ServerMetrics {
     const flushes = r.add(
       new Counter(
         "otlp2parquet_flushes_total",
-        "Batches cut to be written, by table and reason (rows, bytes, age, open_batches, memory, shutdown).",
+        "Batches cut to be written, by table and reason (rows, bytes, age, open_batches, memory, wal_full, shutdown).",
         ["table", "reason"],
       ),
     );

@@ -62,6 +62,8 @@ export interface LoadResult {
   unacked: Set<string>;
   requests: number;
   ackedRequests: number;
+  /** Body bytes of the acknowledged requests. */
+  ackedBytes: number;
   /** Count per HTTP status; network failures under 0. */
   statuses: Map<number, number>;
   /** 429/503 answers that carried no Retry-After header. */
@@ -84,15 +86,7 @@ export function startLoad(options: LoadOptions): Load {
   const maxRecords = options.maxRecords ?? 20;
   const services = options.services ?? 3;
   const pad = "x".repeat(options.padding ?? 0);
-  const result: LoadResult = {
-    acked: new Set(),
-    unacked: new Set(),
-    requests: 0,
-    ackedRequests: 0,
-    statuses: new Map(),
-    missingRetryAfter: 0,
-    resent: 0,
-  };
+  const result = emptyResult();
   let running = true;
   const count = (status: number) => result.statuses.set(status, (result.statuses.get(status) ?? 0) + 1);
 
@@ -128,6 +122,7 @@ export function startLoad(options: LoadOptions): Load {
       }
       if (status === 200) {
         result.ackedRequests++;
+        result.ackedBytes += body.length;
         for (const id of ids) result.acked.add(id);
       } else {
         for (const id of ids) result.unacked.add(id);
@@ -146,6 +141,35 @@ export function startLoad(options: LoadOptions): Load {
       return result;
     },
   };
+}
+
+function emptyResult(): LoadResult {
+  return {
+    acked: new Set(),
+    unacked: new Set(),
+    requests: 0,
+    ackedRequests: 0,
+    ackedBytes: 0,
+    statuses: new Map(),
+    missingRetryAfter: 0,
+    resent: 0,
+  };
+}
+
+/** What several loads saw, together. */
+export function mergeResults(results: readonly LoadResult[]): LoadResult {
+  const out = emptyResult();
+  for (const r of results) {
+    for (const id of r.acked) out.acked.add(id);
+    for (const id of r.unacked) out.unacked.add(id);
+    out.requests += r.requests;
+    out.ackedRequests += r.ackedRequests;
+    out.ackedBytes += r.ackedBytes;
+    out.missingRetryAfter += r.missingRetryAfter;
+    out.resent += r.resent;
+    for (const [s, n] of r.statuses) out.statuses.set(s, (out.statuses.get(s) ?? 0) + n);
+  }
+  return out;
 }
 
 /** `{200: 812, 0: 14}` as a short string. */

@@ -31,6 +31,18 @@ export interface S3ServerOptions {
 
 const S3RVER_BIN = resolve(import.meta.dirname ?? ".", "../../node_modules/s3rver/bin/s3rver.js");
 
+/** The environment that points the server (or the single executable) at `s3`: credentials and storage settings. */
+export function s3ServerEnv(s3: S3Server): Record<string, string> {
+  return {
+    AWS_ACCESS_KEY_ID: s3.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    OTLP2PARQUET_STORAGE_BACKEND: "s3",
+    OTLP2PARQUET_S3_BUCKET: s3.bucket,
+    OTLP2PARQUET_S3_ENDPOINT: s3.endpoint,
+    OTLP2PARQUET_S3_REGION: "us-east-1",
+  };
+}
+
 /** Starts s3rver on a free loopback port with a fresh data folder and one bucket; resolves once it answers. */
 export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Server> {
   const bucket = options.bucket ?? "test-bucket";

@@ -12,7 +12,13 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
-import { type Config, ConfigError, describeConfig, resolveConfig } from "../../config/mod.ts";
+import {
+  type Config,
+  ConfigError,
+  describeConfig,
+  resolveConfig,
+  walRequestBytes,
+} from "../../config/mod.ts";
 import { VERSION } from "../../core/version.ts";
 import { createHandler, type RequestInfo } from "../../http/handler.ts";
 import { DirectSink } from "../../ingest/direct_sink.ts";
@@ -181,11 +187,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       startTimeMs: performance.timeOrigin,
     })
     : undefined;
-  let storeReachable = true;
+  let storeReachable = true, storeError: string | undefined;
   try {
     await store.check();
   } catch (e) {
     storeReachable = false;
+    storeError = (e as Error).message;
     log.warn("object store not reachable at start-up; accepting into the log and retrying", {
       store: store.description,
       error: (e as Error).message,
@@ -215,9 +222,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const { ingest, replayed } = await Ingest.start({
     store,
     storeReachable,
+    storeError,
     wal,
     // An eighth of the log (at most 64 MiB) stays free for intent and commit records.
-    maxLogBytes: walMax - Math.min(64 * 1024 * 1024, Math.floor(walMax / 8)),
+    maxLogBytes: walRequestBytes(walMax),
+    probeIntervalMs: config.storage.probeIntervalSecs * 1000,
     maxRows: config.batch.maxRows,
     maxBytes: config.batch.maxBytes,
     maxAgeMs: config.batch.maxAgeSecs * 1000,
