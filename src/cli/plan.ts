@@ -67,9 +67,9 @@ export const BUNDLED_PRICES: Prices = DEFAULT_PRICES as Prices;
 export const MEASURED: Readonly<
   Record<Signal, { protobufBytesPerRecord: number; decodedBytesPerRecord: number; ratio: number }>
 > = {
-  logs: { protobufBytesPerRecord: 286.8, decodedBytesPerRecord: 652.5, ratio: 8.4 },
-  traces: { protobufBytesPerRecord: 274.0, decodedBytesPerRecord: 685.9, ratio: 8.7 },
-  metrics: { protobufBytesPerRecord: 220.1, decodedBytesPerRecord: 643.8, ratio: 18.1 },
+  logs: { protobufBytesPerRecord: 286.8, decodedBytesPerRecord: 652.5, ratio: 8.2 },
+  traces: { protobufBytesPerRecord: 274.0, decodedBytesPerRecord: 685.9, ratio: 8.3 },
+  metrics: { protobufBytesPerRecord: 220.1, decodedBytesPerRecord: 643.8, ratio: 18.0 },
 };
 
 /**
