@@ -26,11 +26,5 @@
  */
 
 export * from "./src/core/mod.ts";
-export {
-  createHandler,
-  failureResponse,
-  formatOf,
-  type HandlerOptions,
-  ROUTES,
-  type Sink,
-} from "./src/http/handler.ts";
+export { createHandler, failureResponse, formatOf, type HandlerOptions, ROUTES } from "./src/http/handler.ts";
+export type { Sink } from "./src/ingest/sink.ts";

@@ -1,20 +1,20 @@
 /**
  * The worst cases we know for each request-body decoder, timed: nanoseconds per input byte and per
  * output byte (best of several runs, one thread). `deno run -A bench/body_decode_cost.ts`. The shapes are
- * built by construction (see `src/http/zstd_samples.ts`); docs/reliability.md quotes the results.
+ * built by construction (see `src/codecs/zstd_samples.ts`); docs/reliability.md quotes the results.
  *
  * @module
  */
 
 import { constants, gzipSync, zstdCompressSync } from "node:zlib";
-import { concatBytes } from "../src/core/byte_sink.ts";
-import { decodeLz4 } from "../src/http/lz4.ts";
-import { sizedFrame, zerosBlock } from "../src/http/lz4_samples.ts";
-import { decodeSnappy } from "../src/http/snappy.ts";
-import { crc32c } from "../src/http/crc32c.ts";
-import { ZstdStreamDecoder } from "../src/http/zstd.ts";
+import { concatBytes } from "../src/core/parquet/byte_sink.ts";
+import { decodeLz4 } from "../src/codecs/lz4.ts";
+import { sizedFrame, zerosBlock } from "../src/codecs/lz4_samples.ts";
+import { decodeSnappy } from "../src/codecs/snappy.ts";
+import { crc32c } from "../src/codecs/crc32c.ts";
+import { ZstdStreamDecoder } from "../src/codecs/zstd.ts";
 import { nodeInflateSync } from "../src/platforms/node_codecs.ts";
-import { telemetryBytes } from "../src/http/test_samples.ts";
+import { telemetryBytes } from "../src/codecs/test_samples.ts";
 import {
   frameHeader,
   HISTORY,
@@ -22,7 +22,7 @@ import {
   rawBlock,
   rleBlock,
   tableHeavyBlock,
-} from "../src/http/zstd_samples.ts";
+} from "../src/codecs/zstd_samples.ts";
 import { machine } from "./machine.ts";
 
 const MB = 1 << 20;

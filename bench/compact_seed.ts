@@ -16,7 +16,7 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_START_NS, encodeProtobuf, generateRequest, type Signal } from "./data.ts";
 import { decodeRequest, toParquetFiles } from "../src/core/convert.ts";
-import { UNCAPPED } from "../src/core/decode_limits.ts";
+import { UNCAPPED } from "../src/core/decode/decode_limits.ts";
 import { FsStore } from "../src/storage/fs_store.ts";
 import { prepareParquet } from "../src/platforms/wasm.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { gunzipSync } from "node:zlib";
 import { decodeRequest, detectFormat } from "../src/core/convert.ts";
-import type { MapColumn, StrColumn } from "../src/core/columns.ts";
+import type { MapColumn, StrColumn } from "../src/core/table/columns.ts";
 import { BodySource, crc32, VARIANTS } from "./bodies.ts";
 import {
   countRecords,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { decodeRequest } from "../src/core/convert.ts";
-import { initParquet, rowsToParquet } from "../src/core/parquet.ts";
+import { initParquet, rowsToParquet } from "../src/core/parquet/parquet.ts";
 import { encodeProtobuf, generateLogs } from "./data.ts";
 import { countRows, type E2eResult, e2eTable, processTree, statusKb } from "./e2e.ts";
 import { quantile, runLoad } from "./loadgen.ts";

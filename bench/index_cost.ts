@@ -25,8 +25,8 @@ const flag = (name: string, fallback: string) => {
 const tree = resolve(flag("tree", "."));
 const runs = Number(flag("runs", "7"));
 const { decodeRequest } = await import(`${tree}/src/core/convert.ts`);
-const { writeParquetFile } = await import(`${tree}/src/core/parquet_writer.ts`);
-const { gatherRange, sortBatch } = await import(`${tree}/src/core/rows.ts`);
+const { writeParquetFile } = await import(`${tree}/src/core/parquet/parquet_writer.ts`);
+const { gatherRange, sortBatch } = await import(`${tree}/src/core/table/rows.ts`);
 
 const level = (zlib.constants as Record<string, number>).ZSTD_c_compressionLevel;
 const zstdOptions = { params: { [level]: 1 } } as zlib.ZstdOptions;

@@ -11,7 +11,7 @@
 
 import process from "node:process";
 import { decodeRequest, toParquetFiles } from "../src/core/convert.ts";
-import { UNCAPPED } from "../src/core/decode_limits.ts";
+import { UNCAPPED } from "../src/core/decode/decode_limits.ts";
 import { prepareParquet } from "../src/platforms/wasm.ts";
 import { encodeProtobuf, generateRequest, type Signal } from "./data.ts";
 

@@ -14,7 +14,7 @@
 
 import { parseArgs } from "node:util";
 import { decodeRequest, toParquetFiles } from "../src/core/convert.ts";
-import { initParquet } from "../src/core/parquet.ts";
+import { initParquet } from "../src/core/parquet/parquet.ts";
 import { registerNodeCompressors } from "../src/platforms/node_codecs.ts";
 import { encodeProtobuf, generateLogs } from "./data.ts";
 

@@ -218,7 +218,7 @@ async function query(dirs: string[]): Promise<void> {
 async function longBodies(): Promise<void> {
   const tree = resolve(flag("tree", "."));
   const { decodeRequest } = await import(`${tree}/src/core/convert.ts`);
-  const { writeParquetFile } = await import(`${tree}/src/core/parquet_writer.ts`);
+  const { writeParquetFile } = await import(`${tree}/src/core/parquet/parquet_writer.ts`);
   const records = Array.from({ length: 30_000 }, (_, i) => ({
     timeUnixNano: String(1_700_000_000_000_000_000n + BigInt(i) * 1_000_000n),
     body: {

@@ -12,8 +12,8 @@
 
 import process from "node:process";
 import { decodeRequestAsync, type Format } from "../src/core/convert.ts";
-import { type DecodeStats, UNCAPPED } from "../src/core/decode_limits.ts";
-import type { Signal } from "../src/core/schema.ts";
+import { type DecodeStats, UNCAPPED } from "../src/core/decode/decode_limits.ts";
+import type { Signal } from "../src/core/table/schema.ts";
 
 const MiB = 1 << 20;
 

@@ -15,12 +15,12 @@
  */
 
 import { type Table, tableToIPC } from "apache-arrow";
-import { toArrowTable } from "../src/core/arrow.ts";
+import { toArrowTable } from "../src/core/parquet/arrow.ts";
 import { type Decoded, decodeRequest, type Format, toParquetFiles } from "../src/core/convert.ts";
-import { objectKey } from "../src/core/keys.ts";
-import { initParquet, rowsToParquet, rowsToParquetWasm } from "../src/core/parquet.ts";
+import { objectKey } from "../src/core/table/keys.ts";
+import { initParquet, rowsToParquet, rowsToParquetWasm } from "../src/core/parquet/parquet.ts";
 import { registerNodeCompressors } from "../src/platforms/node_codecs.ts";
-import type { Rows } from "../src/core/rows.ts";
+import type { Rows } from "../src/core/table/rows.ts";
 import { encodeJson, encodeProtobuf, generateRequest, type Signal } from "./data.ts";
 import { decodeWithProtobufjs } from "./protobufjs_baseline.ts";
 

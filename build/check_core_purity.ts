@@ -8,9 +8,11 @@
  */
 
 import { readdir, readFile } from "node:fs/promises";
+import { posix } from "node:path";
 import process from "node:process";
 
-const ALLOWED_IMPORTS = [/^\.\/[a-z0-9_]+\.ts$/, /^apache-arrow$/, /^parquet-wasm\/esm$/];
+/** Imports a core file may have besides its own folder's and sibling folders' files (checked below). */
+const ALLOWED_PACKAGES = [/^apache-arrow$/, /^parquet-wasm\/esm$/];
 const FORBIDDEN: [RegExp, string][] = [
   [/\bDeno\./, "the Deno namespace"],
   [/\bprocess\./, "process"],
@@ -27,15 +29,30 @@ const FORBIDDEN: [RegExp, string][] = [
 ];
 
 const problems: string[] = [];
-const dir = "src/core";
-for (const name of (await readdir(dir)).sort()) {
-  if (!name.endsWith(".ts") || name.endsWith("_test.ts") || name.endsWith("_bench.ts")) continue;
-  const text = await readFile(`${dir}/${name}`, "utf8");
+const root = "src/core";
+/** The core's sources, its folders included (tests and benchmarks aside). */
+async function sources(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (
+    const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name < b.name ? -1 : 1)
+  ) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory()) out.push(...await sources(path));
+    else if (entry.name.endsWith(".ts") && !/_(test|bench)\.ts$/.test(entry.name)) out.push(path);
+  }
+  return out;
+}
+for (const path of await sources(root)) {
+  const text = await readFile(path, "utf8");
   const code = text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/.*$/gm, "");
   for (const m of code.matchAll(/\bfrom\s+"([^"]+)"/g)) {
-    if (!ALLOWED_IMPORTS.some((re) => re.test(m[1]))) problems.push(`${dir}/${name}: imports ${m[1]}`);
+    const spec = m[1];
+    // A relative import must stay inside src/core.
+    const inside = spec.startsWith(".") && /\.ts$/.test(spec) &&
+      posix.normalize(posix.join(posix.dirname(path), spec)).startsWith(`${root}/`);
+    if (!inside && !ALLOWED_PACKAGES.some((re) => re.test(spec))) problems.push(`${path}: imports ${spec}`);
   }
-  for (const [re, what] of FORBIDDEN) if (re.test(code)) problems.push(`${dir}/${name}: uses ${what}`);
+  for (const [re, what] of FORBIDDEN) if (re.test(code)) problems.push(`${path}: uses ${what}`);
 }
 
 // Type-check with the ES and web libs only: any use of the Deno namespace fails to compile.

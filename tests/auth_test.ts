@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { ConfigError, describeConfig, resolveConfig } from "../src/config/mod.ts";
 import { CHALLENGE } from "../src/http/auth.ts";
-import { createHandler, type Sink } from "../src/http/handler.ts";
+import { createHandler } from "../src/http/handler.ts";
+import type { Sink } from "../src/ingest/sink.ts";
 import { resolvePlatformConfig } from "../src/platforms/direct.ts";
 import { startTestServer } from "./support/server.ts";
 

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { TABLES } from "../src/core/schema.ts";
+import { TABLES } from "../src/core/table/schema.ts";
 import { runCliProcess } from "./support/cli_process.ts";
 import { openClickHouse } from "./support/clickhouse.ts";
 import { openDuckDb } from "./support/duckdb.ts";

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { clickhouseDdl, TABLES } from "../src/core/schema.ts";
+import { clickhouseDdl, TABLES } from "../src/core/table/schema.ts";
 import { type CliResult, runCliProcess } from "./support/cli_process.ts";
 import { openDuckDb } from "./support/duckdb.ts";
 

@@ -39,8 +39,8 @@ import {
   SimpleSpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
 import { convertFiles, type ConvertReport } from "../src/cli/convert.ts";
-import { rowsToParquet } from "../src/core/parquet.ts";
-import { Rows } from "../src/core/rows.ts";
+import { rowsToParquet } from "../src/core/parquet/parquet.ts";
+import { Rows } from "../src/core/table/rows.ts";
 import {
   clickhouseDdl,
   type Signal,
@@ -48,7 +48,7 @@ import {
   tableDef,
   type TableName,
   TABLES,
-} from "../src/core/schema.ts";
+} from "../src/core/table/schema.ts";
 import { loadParquetWasm } from "../src/platforms/wasm.ts";
 import { type Described, openClickHouse, sqlString } from "./support/clickhouse.ts";
 import { openDuckDb } from "./support/duckdb.ts";

@@ -1,7 +1,7 @@
 /** docs/schema.md documents every column of every table, in order, with its ClickHouse type. */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { TABLES } from "../src/core/schema.ts";
+import { TABLES } from "../src/core/table/schema.ts";
 
 const DOC = readFileSync(new URL("../docs/schema.md", import.meta.url), "utf8");
 

@@ -19,7 +19,7 @@
 
 import { zstdCompressSync } from "node:zlib";
 import { BodySource, type LoadBody, type Variant } from "../../bench/bodies.ts";
-import type { Signal } from "../core/schema.ts";
+import type { Signal } from "../core/table/schema.ts";
 import type { CliIo } from "./convert.ts";
 
 /** Options of a bench run. */

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { Argument, type Command, Option } from "commander";
 import { type Config, ConfigError, parseSize, resolveConfig, SETTINGS } from "../config/mod.ts";
-import { TABLES } from "../core/schema.ts";
+import { TABLES } from "../core/table/schema.ts";
 import { storeFromConfig } from "../storage/from_config.ts";
 import { checkStore, reportCheck } from "./check.ts";
 import { CONNECT_TARGETS, type ConnectTarget, connectText } from "./connect.ts";

@@ -28,10 +28,10 @@
  */
 
 import { encodeBatch, type FileOptions } from "../core/convert.ts";
-import { parquetToRows, readFooter } from "../core/parquet_read.ts";
-import type { Rows } from "../core/rows.ts";
-import { serviceSegment } from "../core/keys.ts";
-import type { TableDef } from "../core/schema.ts";
+import { parquetToRows, readFooter } from "../core/parquet/parquet_read.ts";
+import type { Rows } from "../core/table/rows.ts";
+import { serviceSegment } from "../core/table/keys.ts";
+import type { TableDef } from "../core/table/schema.ts";
 import type { ObjectInfo, ObjectStore } from "../storage/object_store.ts";
 
 /** The instance id in the names of compacted objects (server instance ids cannot be told apart from it). */

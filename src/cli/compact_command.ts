@@ -13,7 +13,7 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import process from "node:process";
 import { parseSize } from "../config/mod.ts";
-import { type TableDef, TABLES } from "../core/schema.ts";
+import { type TableDef, TABLES } from "../core/table/schema.ts";
 import { action, loadConfig, settingFlags } from "./client_commands.ts";
 import type { CliRun } from "./program.ts";
 

@@ -16,11 +16,11 @@ import {
   parseJsonBody,
   toParquetFiles,
 } from "../core/convert.ts";
-import { concatBytes } from "../core/byte_sink.ts";
-import { UNCAPPED } from "../core/decode_limits.ts";
+import { concatBytes } from "../core/parquet/byte_sink.ts";
+import { UNCAPPED } from "../core/decode/decode_limits.ts";
 import { DecodeError } from "../core/errors.ts";
-import type { ParquetCompression } from "../core/parquet.ts";
-import type { Signal, TableName } from "../core/schema.ts";
+import type { ParquetCompression } from "../core/parquet/parquet.ts";
+import type { Signal, TableName } from "../core/table/schema.ts";
 
 /** Options of `convert`. */
 export interface ConvertOptions {

@@ -5,7 +5,7 @@
  * `az://` URL; remote ones get the extension and secret statements DuckDB needs first.
  *
  * Object keys are `{prefix}{table path}/{service}/year=YYYY/month=MM/day=DD/hour=HH/{name}.parquet`
- * (src/core/keys.ts): the service folder carries no `name=`, so it is matched by `*` and its value comes
+ * (src/core/table/keys.ts): the service folder carries no `name=`, so it is matched by `*` and its value comes
  * from the `ServiceName` column instead.
  *
  * @module
@@ -13,7 +13,7 @@
 
 import { isAbsolute, resolve } from "node:path";
 import type { Config } from "../config/mod.ts";
-import { TABLES } from "../core/schema.ts";
+import { TABLES } from "../core/table/schema.ts";
 
 /** A storage location as DuckDB addresses it. */
 export interface DuckDbLocation {

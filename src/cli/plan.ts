@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { Signal } from "../core/schema.ts";
+import type { Signal } from "../core/table/schema.ts";
 import DEFAULT_PRICES from "./prices.json" with { type: "json" };
 
 /** Object stores `plan` prices. */

@@ -9,8 +9,8 @@
 import process from "node:process";
 import { Command, CommanderError, Option } from "commander";
 import type { Format } from "../core/convert.ts";
-import type { ParquetCompression } from "../core/parquet.ts";
-import type { Signal } from "../core/schema.ts";
+import type { ParquetCompression } from "../core/parquet/parquet.ts";
+import type { Signal } from "../core/table/schema.ts";
 import { VERSION } from "../core/version.ts";
 import { prepareParquet } from "../platforms/wasm.ts";
 import { registerBench } from "./bench_command.ts";

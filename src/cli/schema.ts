@@ -6,8 +6,8 @@
  */
 
 import { type DataType, List, Map_ } from "apache-arrow";
-import { arrowSchema } from "../core/arrow.ts";
-import { clickhouseDdl, TABLES } from "../core/schema.ts";
+import { arrowSchema } from "../core/parquet/arrow.ts";
+import { clickhouseDdl, TABLES } from "../core/table/schema.ts";
 
 /** Arrow type as text, maps shown as `Map<key, value>`. */
 export function arrowTypeName(type: DataType): string {

@@ -12,15 +12,16 @@ import {
   type DecodeStats,
   runSteps,
   UNCAPPED,
-} from "./decode_limits.ts";
+} from "./decode/decode_limits.ts";
 import { DecodeError } from "./errors.ts";
-import type { JsonDecoder } from "./json_request.ts";
-import { logsJsonDecoder } from "./logs_json.ts";
-import { decodeLogsProtoSteps } from "./logs_proto.ts";
-import { metricsJsonDecoder } from "./metrics_json.ts";
-import { decodeMetricsProtoSteps } from "./metrics_proto.ts";
-import { type KeyOptions, objectKey } from "./keys.ts";
-import { batchToParquet, type ParquetOptions, rowsToParquet } from "./parquet.ts";
+import type { JsonDecoder } from "./decode/json_request.ts";
+import { logsJsonDecoder } from "./decode/logs_json.ts";
+import { decodeLogsProtoSteps } from "./decode/logs_proto.ts";
+import { metricsJsonDecoder } from "./decode/metrics_json.ts";
+import { decodeMetricsProtoSteps, type MetricsDecoded } from "./decode/metrics_proto.ts";
+export type { MetricsDecoded };
+import { type KeyOptions, objectKey } from "./table/keys.ts";
+import { batchToParquet, type ParquetOptions, rowsToParquet } from "./parquet/parquet.ts";
 import {
   gatherSorted,
   type Partition,
@@ -28,10 +29,10 @@ import {
   type RowSelection,
   rowsInTimeRange,
   sortBatch,
-} from "./rows.ts";
-import type { Signal, TableName } from "./schema.ts";
-import { tracesJsonDecoder } from "./traces_json.ts";
-import { decodeTracesProtoSteps } from "./traces_proto.ts";
+} from "./table/rows.ts";
+import type { Signal, TableName } from "./table/schema.ts";
+import { tracesJsonDecoder } from "./decode/traces_json.ts";
+import { decodeTracesProtoSteps } from "./decode/traces_proto.ts";
 
 /** Request body encodings. */
 export type Format = "protobuf" | "json" | "jsonl";
@@ -46,14 +47,6 @@ export interface Decoded {
   /** Records refused (e.g. a metric data point without a value), for `partial_success`. */
   readonly rejected: number;
   /** Why records were refused ("" when none were). */
-  readonly rejectMessage: string;
-}
-
-/** What the metrics decoders return: rows of the five metric tables plus refused data points. */
-export interface MetricsDecoded {
-  /** gauge, sum, histogram, exponential histogram, summary: in this order. */
-  readonly tables: Rows[];
-  readonly rejected: number;
   readonly rejectMessage: string;
 }
 

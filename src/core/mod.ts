@@ -4,6 +4,10 @@
  * the same bytes, in Deno, Bun, Node and Cloudflare workerd alike. The platform initialises the
  * parquet-wasm module once with `initParquet`.
  *
+ * Three parts, a folder each, and `convert.ts` joining them: `decode/` (request bytes to rows, under the
+ * decode limits), `table/` (schema, column buffers, rows, object keys, value text) and `parquet/` (rows to
+ * Parquet files). Decoding and Parquet writing depend on the table model, not on each other.
+ *
  * @example Decode a request and look at its rows
  * ```ts
  * import { decodeRequest } from "./mod.ts";
@@ -43,9 +47,16 @@ export {
   MAX_ITEMS_PER_RECORD,
   MAX_RECORDS,
   UNCAPPED,
-} from "./decode_limits.ts";
+} from "./decode/mod.ts";
 export { DecodeError } from "./errors.ts";
-export { compactTime, hash64, type KeyOptions, objectKey, partitionPath, serviceSegment } from "./keys.ts";
+export {
+  compactTime,
+  hash64,
+  type KeyOptions,
+  objectKey,
+  partitionPath,
+  serviceSegment,
+} from "./table/mod.ts";
 export {
   initParquet,
   type ParquetCompression,
@@ -53,10 +64,10 @@ export {
   parquetReady,
   registerCompressor,
   rowsToParquet,
-} from "./parquet.ts";
-export { type PageCompressor, ParquetFileWriter, type WriterOptions } from "./parquet_writer.ts";
-export { gatherSorted, type Partition, Rows, type RowSelection } from "./rows.ts";
-export { arrowSchema, toArrowTable } from "./arrow.ts";
+} from "./parquet/mod.ts";
+export { type PageCompressor, ParquetFileWriter, type WriterOptions } from "./parquet/mod.ts";
+export { gatherSorted, type Partition, Rows, type RowSelection } from "./table/mod.ts";
+export { arrowSchema, toArrowTable } from "./parquet/mod.ts";
 export {
   clickhouseDdl,
   type ColumnDef,
@@ -67,5 +78,5 @@ export {
   type TableName,
   TABLES,
   type ValueType,
-} from "./schema.ts";
+} from "./table/mod.ts";
 export { VERSION } from "./version.ts";

@@ -14,9 +14,9 @@ import {
   type MetricsRequest,
 } from "../../bench/data.ts";
 import { type Decoded, decodeRequest, type Format, toParquetFiles } from "./convert.ts";
-import type { StrColumn, U64Column } from "./columns.ts";
+import type { StrColumn, U64Column } from "./table/columns.ts";
 import { openDuckDb } from "../../tests/support/duckdb.ts";
-import type { Rows } from "./rows.ts";
+import type { Rows } from "./table/rows.ts";
 
 const LAST = "9223372036854775807"; // 2^63 - 1: the last time DateTime64(9) holds
 const FIRST_OUT = "9223372036854775808"; // 2^63

@@ -8,12 +8,12 @@
  * @module
  */
 
-import { concatBytes } from "../core/byte_sink.ts";
-import { adler32 } from "./adler32.ts";
+import { concatBytes } from "../core/parquet/byte_sink.ts";
+import { adler32 } from "../codecs/adler32.ts";
 import { BodyTooLargeError, UnsupportedEncodingError } from "./body_errors.ts";
-import { decodeLz4 } from "./lz4.ts";
-import { decodeSnappy } from "./snappy.ts";
-import { ZstdStreamDecoder } from "./zstd.ts";
+import { decodeLz4 } from "../codecs/lz4.ts";
+import { decodeSnappy } from "../codecs/snappy.ts";
+import { ZstdStreamDecoder } from "../codecs/zstd.ts";
 
 export { BodyTooLargeError, UnsupportedEncodingError };
 

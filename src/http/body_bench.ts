@@ -3,9 +3,9 @@ import { gzipSync, zstdCompressSync } from "node:zlib";
 import lz4js from "lz4js";
 import { compress as snappyjsCompress } from "snappyjs";
 import { readBody } from "./body.ts";
-import { decodeLz4 } from "./lz4.ts";
-import { decodeSnappy } from "./snappy.ts";
-import { telemetryBytes } from "./test_samples.ts";
+import { decodeLz4 } from "../codecs/lz4.ts";
+import { decodeSnappy } from "../codecs/snappy.ts";
+import { telemetryBytes } from "../codecs/test_samples.ts";
 
 const SIZE = 3 * (1 << 20);
 // Fixed counts: with its automatic budget, `deno bench` ran the millisecond-long cases for minutes.

@@ -4,9 +4,9 @@ import lz4js from "lz4js";
 import { compress as snappyjsCompress } from "snappyjs";
 import { BodyTooLargeError, parseContentEncoding, readBody, UnsupportedEncodingError } from "./body.ts";
 import { nodeInflateSync } from "../platforms/node_codecs.ts";
-import { crc32c } from "./crc32c.ts";
-import { chunkedStream, randomBytes, rejects, runCli, telemetryBytes } from "./test_samples.ts";
-import { frameHeader, HISTORY, longRun, rawBlock } from "./zstd_samples.ts";
+import { crc32c } from "../codecs/crc32c.ts";
+import { chunkedStream, randomBytes, rejects, runCli, telemetryBytes } from "../codecs/test_samples.ts";
+import { frameHeader, HISTORY, longRun, rawBlock } from "../codecs/zstd_samples.ts";
 
 const MB = 1 << 20;
 

@@ -10,8 +10,8 @@
  */
 
 import { type Decoded, decodeRequestAsync, type Format } from "../core/convert.ts";
-import { DecodeLimitError } from "../core/decode_limits.ts";
-import type { Signal } from "../core/schema.ts";
+import { DecodeLimitError } from "../core/decode/decode_limits.ts";
+import type { Signal } from "../core/table/schema.ts";
 import { OverloadedError, UnavailableError, type UnavailableReason } from "../ingest/errors.ts";
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from "../observability/prometheus.ts";
 import {
@@ -26,26 +26,7 @@ import {
 import { BodyTooLargeError, type InflateSync, readBody, UnsupportedEncodingError } from "./body.ts";
 import { exportResponse, fallbackResponse, type ResponseEncoding, statusResponse } from "./otlp_response.ts";
 import { pauseEvery } from "./pause.ts";
-
-/** What accepts decoded requests: the batching ingest on servers, a direct writer on Lambda and Workers. */
-export interface Sink {
-  /**
-   * Reserves `bytes` of the in-flight budget for one request, or throws OverloadedError (429) /
-   * UnavailableError (503). Returns the release function.
-   */
-  admit(bytes: number): () => void;
-  /**
-   * Stores a decoded request durably; resolves only once a 200 may be sent, with the records its limits
-   * refused (partition cap, event-time window), which the answer reports in `partial_success`.
-   */
-  accept(
-    request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
-  ): Promise<{ rejected: number; rejectMessage: string; overCap?: number; outsideWindow?: number } | void>;
-  /** Whether data can be accepted now (for `/ready`). */
-  ready(): Promise<boolean> | boolean;
-  /** Why data cannot be accepted now, one short phrase each (empty: ready); `/ready` prints them. Optional. */
-  notReadyReasons?(): string[];
-}
+import type { Sink } from "../ingest/sink.ts";
 
 /** Handler options. */
 export interface HandlerOptions {

@@ -6,7 +6,7 @@
  */
 
 import { capText, MAX_MESSAGE_CHARS } from "../core/errors.ts";
-import type { Signal } from "../core/schema.ts";
+import type { Signal } from "../core/table/schema.ts";
 
 /** How a response body is encoded: like the request's. */
 export type ResponseEncoding = "protobuf" | "json";

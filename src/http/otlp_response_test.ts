@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { DecodeError, MAX_MESSAGE_CHARS } from "../core/errors.ts";
-import { WireReader } from "../core/wire.ts";
+import { WireReader } from "../core/decode/wire.ts";
 import {
   anyValue,
   concat,
@@ -14,7 +14,8 @@ import {
   logRecord,
   logsRequest,
 } from "../../tests/reliability/otlp_proto.ts";
-import { createHandler, failureResponse, type Sink } from "./handler.ts";
+import { createHandler, failureResponse } from "./handler.ts";
+import type { Sink } from "../ingest/sink.ts";
 import { exportResponse, statusResponse } from "./otlp_response.ts";
 
 /** Room for the JSON or protobuf framing around a capped message (and its UTF-8 growth for "…"). */

@@ -43,8 +43,8 @@
 
 import { type FileHandle, open, readdir, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { crc32c } from "../http/crc32c.ts";
-import { Murmur3x128 } from "../http/murmur3.ts";
+import { crc32c } from "../codecs/crc32c.ts";
+import { Murmur3x128 } from "../codecs/murmur3.ts";
 
 /** A request's identity: four unsigned 32-bit words. */
 export type RequestId = Uint32Array;

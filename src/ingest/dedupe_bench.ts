@@ -9,8 +9,8 @@
  * @module
  */
 
-import { crc32c } from "../http/crc32c.ts";
-import { xxh64 } from "../core/xxh64.ts";
+import { crc32c } from "../codecs/crc32c.ts";
+import { xxh64 } from "../core/parquet/xxh64.ts";
 import { requestId, SeenTable } from "./dedupe.ts";
 
 const body = new Uint8Array(1 << 20).map((_, i) => (i * 2654435761) >>> 24);

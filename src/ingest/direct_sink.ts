@@ -22,9 +22,9 @@ import {
   type Format,
   type ParquetFile,
 } from "../core/convert.ts";
-import { gatherSorted } from "../core/rows.ts";
-import type { Signal } from "../core/schema.ts";
-import type { Sink } from "../http/handler.ts";
+import { gatherSorted } from "../core/table/rows.ts";
+import type { Signal } from "../core/table/schema.ts";
+import type { Sink } from "./sink.ts";
 import { isRetryableStorageError, type ObjectStore } from "../storage/object_store.ts";
 import { UnavailableError } from "./errors.ts";
 import { InflightBudget } from "./inflight_budget.ts";

@@ -44,12 +44,13 @@ import {
   type Format,
   type ParquetFile,
 } from "../core/convert.ts";
-import type { Partition, PartitionRows, Rows } from "../core/rows.ts";
-import type { Signal, TableDef } from "../core/schema.ts";
+import type { Partition, PartitionRows, Rows } from "../core/table/rows.ts";
+import type { Signal, TableDef } from "../core/table/schema.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
 import { type Answer, idKey, type RequestId, requestId, SeenLog, SeenTable } from "./dedupe.ts";
 import { OverloadedError, UnavailableError } from "./errors.ts";
 import { checkLimits, limitRequest, type Rejection, type RequestLimits } from "./request_limits.ts";
+import type { Sink } from "./sink.ts";
 import { type Wal, WalFullError } from "./wal.ts";
 
 /** Minimal structured logger the platform supplies. */
@@ -273,7 +274,7 @@ export interface LoggedRequest {
 }
 
 /** The batching, durable ingest. Create with `Ingest.start`, which replays the log first. */
-export class Ingest {
+export class Ingest implements Sink {
   private readonly store: ObjectStore;
   private readonly wal?: Wal;
   private readonly maxLogBytes: number;

@@ -10,7 +10,7 @@
  */
 
 import type { Decoded } from "../core/convert.ts";
-import { type LimitedPartitions, limitPartitions } from "../core/rows.ts";
+import { type LimitedPartitions, limitPartitions } from "../core/table/rows.ts";
 
 /** The per-request limits. */
 export interface RequestLimits {

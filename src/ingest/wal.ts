@@ -26,7 +26,7 @@
 
 import { type FileHandle, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { crc32c } from "../http/crc32c.ts";
+import { crc32c } from "../codecs/crc32c.ts";
 
 /** One logged request. `seq` is strictly increasing across the life of the log, restarts included. */
 export interface WalRecord {

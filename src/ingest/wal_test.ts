@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { crc32c } from "../http/crc32c.ts";
+import { crc32c } from "../codecs/crc32c.ts";
 import { Wal, WalFullError, type WalOptions, type WalRecord } from "./wal.ts";
 import { payloadFor } from "./testdata/wal_writer.ts";
 

@@ -14,8 +14,8 @@
  * @module
  */
 
-import type { Signal } from "../core/schema.ts";
-import { TABLES } from "../core/schema.ts";
+import type { Signal } from "../core/table/schema.ts";
+import { TABLES } from "../core/table/schema.ts";
 import { VERSION } from "../core/version.ts";
 import { parseContentEncoding } from "../http/body.ts";
 import type { RefusalReason, RequestOutcome } from "../http/handler.ts";

@@ -17,7 +17,8 @@ import {
   type StorageBackend,
 } from "../config/mod.ts";
 import type { InflateSync } from "../http/body.ts";
-import { createHandler, type Sink } from "../http/handler.ts";
+import { createHandler } from "../http/handler.ts";
+import type { Sink } from "../ingest/sink.ts";
 import { DirectSink } from "../ingest/direct_sink.ts";
 import type { Logger } from "../ingest/ingest.ts";
 import { limitsOf } from "../ingest/request_limits.ts";

@@ -7,7 +7,7 @@
  */
 
 import * as zlib from "node:zlib";
-import { registerCompressor } from "../core/parquet.ts";
+import { registerCompressor } from "../core/parquet/parquet.ts";
 import { BodyTooLargeError } from "../http/body_errors.ts";
 import type { InflateSync } from "../http/body.ts";
 

@@ -9,7 +9,7 @@
 
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { initParquet, needsWasm, type ParquetCompression, parquetReady } from "../core/parquet.ts";
+import { initParquet, needsWasm, type ParquetCompression, parquetReady } from "../core/parquet/parquet.ts";
 import { registerNodeCompressors } from "./node_codecs.ts";
 
 let embeddedPath: string | undefined;

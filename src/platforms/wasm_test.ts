@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 /** Runs `prepareParquet` for each codec in turn in a fresh Deno, and reports whether the wasm was loaded after each. */
 async function wasmLoadedAfter(codecs: string[]): Promise<boolean[]> {
   const wasm = new URL("./wasm.ts", import.meta.url).href;
-  const parquet = new URL("../core/parquet.ts", import.meta.url).href;
+  const parquet = new URL("../core/parquet/parquet.ts", import.meta.url).href;
   const script = `
     const { prepareParquet } = await import(${JSON.stringify(wasm)});
     const { parquetReady } = await import(${JSON.stringify(parquet)});

@@ -9,9 +9,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { deflateSync, gzipSync } from "node:zlib";
 import fc from "fast-check";
-import { runCli } from "../../src/http/test_samples.ts";
-import { sizedFrame, zerosBlock } from "../../src/http/lz4_samples.ts";
-import { longRun } from "../../src/http/zstd_samples.ts";
+import { runCli } from "../../src/codecs/test_samples.ts";
+import { sizedFrame, zerosBlock } from "../../src/codecs/lz4_samples.ts";
+import { longRun } from "../../src/codecs/zstd_samples.ts";
 import { corpus, describeCase, mutate, mutationsArb } from "./fuzz_cases.ts";
 import type { FuzzStats } from "./fuzz_worker.ts";
 import { FuzzFiles, type FuzzFilesSnapshot } from "./fuzz_readback.ts";
@@ -629,7 +629,7 @@ Deno.test({
         // 413: beyond MAX_ITEMS_PER_RECORD (65 536 attributes), refused after decoding that many.
         [200, 400, 413].includes(status),
         `got ${status === 0 ? "no answer" : status} after ${Date.now() - t0} ms ` +
-          "(sorting attribute keys is quadratic: AttrScratch.flushTo in src/core/values.ts)",
+          "(sorting attribute keys is quadratic: AttrScratch.flushTo in src/core/table/values.ts)",
       );
       assert.equal(await post(server, idLogsRequest("valid", ["after-attrs"]), {}, { timeoutMs: 5000 }), 200);
     } finally {

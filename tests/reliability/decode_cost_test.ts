@@ -22,10 +22,11 @@ import {
   MAX_ENVELOPES,
   MAX_ITEMS_PER_RECORD,
   MAX_RECORDS,
-} from "../../src/core/decode_limits.ts";
-import type { Signal } from "../../src/core/schema.ts";
-import type { SharedMapColumn } from "../../src/core/columns.ts";
-import { createHandler, type Sink } from "../../src/http/handler.ts";
+} from "../../src/core/decode/decode_limits.ts";
+import type { Signal } from "../../src/core/table/schema.ts";
+import type { SharedMapColumn } from "../../src/core/table/columns.ts";
+import { createHandler } from "../../src/http/handler.ts";
+import type { Sink } from "../../src/ingest/sink.ts";
 import { OverloadedError } from "../../src/ingest/errors.ts";
 import { concatAll, fixed64, ld, resource, str, tag, varint } from "./otlp_proto.ts";
 

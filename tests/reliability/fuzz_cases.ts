@@ -7,7 +7,7 @@
  */
 
 import fc from "fast-check";
-import type { Signal } from "../../src/core/schema.ts";
+import type { Signal } from "../../src/core/table/schema.ts";
 import {
   anyValue,
   type Bytes,

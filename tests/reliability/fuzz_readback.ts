@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ParquetFile } from "../../src/core/convert.ts";
-import { TABLES } from "../../src/core/schema.ts";
+import { TABLES } from "../../src/core/table/schema.ts";
 
 /** What a FuzzFiles holds, as a Worker can post it. */
 export interface FuzzFilesSnapshot {

@@ -13,7 +13,7 @@ import fc from "fast-check";
 import { decodeRequest } from "../../src/core/convert.ts";
 import { encodeFile } from "../../src/core/convert.ts";
 import { DecodeError } from "../../src/core/errors.ts";
-import type { Signal } from "../../src/core/schema.ts";
+import type { Signal } from "../../src/core/table/schema.ts";
 import { loadParquetWasm } from "../../src/platforms/wasm.ts";
 import { corpus, describeCase, mutate, mutationsArb } from "./fuzz_cases.ts";
 import { FuzzFiles, type FuzzFilesSnapshot } from "./fuzz_readback.ts";

@@ -1,6 +1,6 @@
 /**
  * A Thrift compact-protocol reader for tests, written from the protocol specification independently of
- * the writer in `src/core/thrift.ts`: it decodes any struct into a tree keyed by field id, so tests can
+ * the writer in `src/core/parquet/thrift.ts`: it decodes any struct into a tree keyed by field id, so tests can
  * read a Parquet footer, page headers, page indexes and bloom filter headers back byte for byte.
  */
 

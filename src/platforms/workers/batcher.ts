@@ -34,10 +34,10 @@ import {
   type FileOptions,
   type Format,
 } from "../../core/convert.ts";
-import { partitionPath, serviceSegment } from "../../core/keys.ts";
-import { initParquet } from "../../core/parquet.ts";
-import type { RowSelection } from "../../core/rows.ts";
-import { type Signal, tableDef, type TableName } from "../../core/schema.ts";
+import { partitionPath, serviceSegment } from "../../core/table/keys.ts";
+import { initParquet } from "../../core/parquet/parquet.ts";
+import type { RowSelection } from "../../core/table/rows.ts";
+import { type Signal, tableDef, type TableName } from "../../core/table/schema.ts";
 import type { Logger } from "../../ingest/ingest.ts";
 import { limitRequest, limitsOf, type RequestLimits } from "../../ingest/request_limits.ts";
 import { isRetryableStorageError } from "../../storage/object_store.ts";

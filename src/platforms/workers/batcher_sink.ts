@@ -14,10 +14,10 @@
  */
 
 import type { Decoded, Format } from "../../core/convert.ts";
-import { hash64 } from "../../core/keys.ts";
-import type { PartitionRows } from "../../core/rows.ts";
-import type { Signal } from "../../core/schema.ts";
-import type { Sink } from "../../http/handler.ts";
+import { hash64 } from "../../core/table/keys.ts";
+import type { PartitionRows } from "../../core/table/rows.ts";
+import type { Signal } from "../../core/table/schema.ts";
+import type { Sink } from "../../ingest/sink.ts";
 import { OverloadedError, UnavailableError } from "../../ingest/errors.ts";
 import { InflightBudget } from "../../ingest/inflight_budget.ts";
 import {

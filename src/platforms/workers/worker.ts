@@ -16,7 +16,7 @@
 // @ts-ignore: a wasm import is a compiled WebAssembly.Module under wrangler/workerd; Deno never runs this file.
 import parquetWasm from "parquet-wasm/esm/parquet_wasm_bg.wasm";
 import { ConfigError } from "../../config/mod.ts";
-import { initParquet } from "../../core/parquet.ts";
+import { initParquet } from "../../core/parquet/parquet.ts";
 import { misconfiguredResponse } from "../../http/auth.ts";
 import { formatOf } from "../../http/handler.ts";
 import { limitsOf } from "../../ingest/request_limits.ts";

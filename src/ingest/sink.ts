@@ -1,0 +1,30 @@
+/**
+ * The seam between the HTTP layer and what stores requests: the handler calls a `Sink`; the batching
+ * ingest (servers), the direct writer (Lambda) and the Workers batcher implement it. Declared here, below
+ * the handler, so that both sides import it downward.
+ *
+ * @module
+ */
+
+import type { Decoded, Format } from "../core/convert.ts";
+import type { Signal } from "../core/table/schema.ts";
+
+/** What accepts decoded requests: the batching ingest on servers, a direct writer on Lambda and Workers. */
+export interface Sink {
+  /**
+   * Reserves `bytes` of the in-flight budget for one request, or throws OverloadedError (429) /
+   * UnavailableError (503). Returns the release function.
+   */
+  admit(bytes: number): () => void;
+  /**
+   * Stores a decoded request durably; resolves only once a 200 may be sent, with the records its limits
+   * refused (partition cap, event-time window), which the answer reports in `partial_success`.
+   */
+  accept(
+    request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
+  ): Promise<{ rejected: number; rejectMessage: string; overCap?: number; outsideWindow?: number } | void>;
+  /** Whether data can be accepted now (for `/ready`). */
+  ready(): Promise<boolean> | boolean;
+  /** Why data cannot be accepted now, one short phrase each (empty: ready); `/ready` prints them. Optional. */
+  notReadyReasons?(): string[];
+}
