@@ -4,9 +4,11 @@
  * - `deno run -A bench/json_decode.ts speed [--sizes=10000,100000] [--runs=7]`: MB/s of JSON body
  *   decoded (`decodeRequest`, format "json") per signal and size, the median of `runs` runs, with
  *   protobuf of the same request for reference. Prints a markdown table.
- * - `deno run -A --v8-flags=--max-semi-space-size=4 bench/json_decode.ts memory [--mb=60] [--signal=logs]`:
- *   decodes one JSON request of about `mb` MB in a fresh process and prints the peak RSS and JS heap
- *   sampled every 5 ms while it decodes (run it once per variant; it starts from a settled heap).
+ * - `deno run -A bench/json_decode.ts write [--mb=60] [--signal=logs]` writes one request of about `mb`
+ *   MB of JSON to `.bench/<signal>.json` (and `.pb`, the same request in protobuf); then
+ *   `deno run -A --v8-flags=--max-semi-space-size=4,--expose-gc bench/json_decode.ts memory
+ *   [--signal=logs] [--format=json|protobuf]` decodes it once in a fresh process (as the server does: in
+ *   slices) and prints how far RSS and the JS heap rose above where they stood before, sampled every 2 ms.
  *
  * Timings on a shared machine are noisy: compare runs made back to back, and say so with the numbers.
  *
@@ -14,7 +16,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { decodeRequest } from "../src/core/convert.ts";
+import { decodeRequest, decodeRequestAsync } from "../src/core/convert.ts";
+import type { DecodeStats } from "../src/core/decode/decode_limits.ts";
 import { encodeJson, encodeProtobuf, generateRequest, type Signal } from "./data.ts";
 
 const { positionals, values } = parseArgs({
@@ -25,6 +28,7 @@ const { positionals, values } = parseArgs({
     runs: { type: "string", default: "7" },
     mb: { type: "string", default: "60" },
     signal: { type: "string", default: "logs" },
+    format: { type: "string", default: "json" },
   },
 });
 
@@ -45,41 +49,44 @@ function speed(signal: Signal, body: Uint8Array, format: "json" | "protobuf", ru
   return body.length / 1e6 / (median(times) / 1000);
 }
 
-if (positionals[0] === "memory") {
+if (positionals[0] === "write") {
+  // One request of about `mb` MB of JSON, as JSON and protobuf files, for `memory` to read.
   const signal = values.signal as Signal;
-  const target = Number(values.mb) * 1e6;
-  // Sized from a small sample: records ≈ target / (JSON bytes per record).
   const sample = encodeJson(generateRequest(signal, 1000, { seed: 7 })).length / 1000;
-  const records = Math.round(target / sample);
-  let body: Uint8Array | undefined = encodeJson(generateRequest(signal, records, { seed: 7 }));
-  const bodyBytes = body.length;
-  // Let the generator's garbage go before measuring.
-  for (let i = 0; i < 3; i++) await new Promise((r) => setTimeout(r, 50));
+  const request = generateRequest(signal, Math.round(Number(values.mb) * 1e6 / sample), { seed: 7 });
+  Deno.mkdirSync(".bench", { recursive: true });
+  Deno.writeFileSync(`.bench/${signal}.json`, encodeJson(request));
+  Deno.writeFileSync(`.bench/${signal}.pb`, encodeProtobuf(signal, request));
+} else if (positionals[0] === "memory") {
+  // Decodes `.bench/<signal>.<format>` (see `write`) once in this process, sampling RSS and heap.
+  const signal = values.signal as Signal, format = values.format === "protobuf" ? "protobuf" : "json";
+  const body = Deno.readFileSync(`.bench/${signal}.${format === "json" ? "json" : "pb"}`);
+  (globalThis as { gc?: () => void }).gc?.();
   const before = Deno.memoryUsage();
   let peakRss = before.rss, peakHeap = before.heapUsed;
   const sampler = setInterval(() => {
     const m = Deno.memoryUsage();
     peakRss = Math.max(peakRss, m.rss), peakHeap = Math.max(peakHeap, m.heapUsed);
-  }, 5);
-  // Decoded in slices so the sampler runs between them (the server decodes so too).
-  const { decodeRequestAsync } = await import("../src/core/convert.ts");
+  }, 2);
+  // Decoded in slices, as the server decodes, so that the sampler runs between them.
+  const stats = {} as DecodeStats;
   const t0 = performance.now();
   const decoded = await decodeRequestAsync(signal, body, {
-    format: "json",
+    format,
+    stats,
     pause: () => new Promise((r) => setTimeout(r, 0)),
   });
   const ms = performance.now() - t0;
   clearInterval(sampler);
   const m = Deno.memoryUsage();
   peakRss = Math.max(peakRss, m.rss), peakHeap = Math.max(peakHeap, m.heapUsed);
-  body = undefined;
   const mb = (n: number) => (n / 1e6).toFixed(0);
   console.log(
-    `${signal}: ${mb(bodyBytes)} MB JSON body, ${decoded.records} records, decoded in ${ms.toFixed(0)} ms; ` +
-      `RSS ${mb(before.rss)} MB before, peak ${mb(peakRss)} MB (+${mb(peakRss - before.rss)}); ` +
-      `JS heap ${mb(before.heapUsed)} MB before, peak ${mb(peakHeap)} MB (+${
-        mb(peakHeap - before.heapUsed)
-      })`,
+    `${signal} ${format}: ${mb(body.length)} MB body, ${decoded.records} records (${
+      mb(stats.decodedBytes)
+    } MB of rows), ${ms.toFixed(0)} ms; RSS ${mb(before.rss)} MB before, peak +${
+      mb(peakRss - before.rss)
+    } MB; JS heap ${mb(before.heapUsed)} MB before, peak +${mb(peakHeap - before.heapUsed)} MB`,
   );
 } else {
   const runs = Number(values.runs);

@@ -16,6 +16,7 @@ import { checkJson, FieldNames, nextElement, pick, scanEnd, scanFields, ws } fro
 import { arrayAt, emptyObjectAt, envelopeAt, objectAt, utf8At } from "./json_values.ts";
 import { enterResource, type EnvelopeNames, newScopeContext, type ScopeContext } from "./proto_request.ts";
 import type { Envelope } from "./proto_values.ts";
+import type { Rows } from "../table/rows.ts";
 import { AttrScratch } from "../table/values.ts";
 import { isUtf8 } from "./wire.ts";
 
@@ -172,6 +173,22 @@ export class JsonRequestWalker {
     }
     at.q = q, at.n = n;
   }
+}
+
+/**
+ * A decoder of one signal's requests into the rows of `c` (its columns, which count with `meter`),
+ * `item` decoding each item as one record.
+ */
+export function rowsJsonDecoder(
+  c: { readonly rows: Rows; meter: DecodeMeter },
+  names: EnvelopeNames,
+  item: JsonItem,
+  meter: DecodeMeter,
+): JsonDecoder<Rows> {
+  c.meter = meter;
+  meter.measure = () => c.rows.byteLength();
+  const walker = new JsonRequestWalker(names, item, meter, true);
+  return { walk: (buf, p, base) => walker.walk(buf, p, base), result: () => c.rows };
 }
 
 /** Where a JSON body starts: after a UTF-8 byte order mark, which decoding the text used to drop. */

@@ -31,25 +31,63 @@ const SCALAR_END = WS.slice();
 SCALAR_END[0x2c] = SCALAR_END[0x7d] = SCALAR_END[0x5d] = 1;
 
 /**
- * Containers at most this deep (the request is depth 0; a scope's item array depth 5, a metric's data
+ * Containers less than this deep (the request is depth 0; a scope's item array depth 5, a metric's data
  * points depth 8) whose text is at least INDEX_MIN_BYTES long have their end recorded by `checkJson`,
- * so that skipping them (scanning an envelope's fields while its items follow) costs a lookup, not a
- * pass over its bytes. At most INDEX_DEPTH * size / INDEX_MIN_BYTES entries, whatever the input.
+ * so that skipping them (scanning an envelope's or a metric's fields while its items follow) costs a
+ * lookup, not a pass over their bytes. At most INDEX_DEPTH * size / INDEX_MIN_BYTES entries of 8 bytes
+ * (under 1 % of the body), whatever the input.
  */
-const INDEX_DEPTH = 9, INDEX_MIN_BYTES = 16384;
+const INDEX_DEPTH = 9, INDEX_MIN_BYTES = 1024;
 
-/** Per checked buffer, the recorded container ends: start position → position after the container. */
-const endIndexes = new WeakMap<Uint8Array, Map<number, number>>();
-let indexedBuf: Uint8Array | undefined, indexedEnds: Map<number, number> | undefined;
+/** The large containers of a checked body: starts (increasing) and the positions after them. */
+class EndIndex {
+  starts = new Int32Array(16);
+  ends = new Int32Array(16);
+  length = 0;
+
+  /** Opens an entry at `p`; returns its number. */
+  open(p: number): number {
+    if (this.length === this.starts.length) {
+      const starts = new Int32Array(this.length * 2), ends = new Int32Array(this.length * 2);
+      starts.set(this.starts), ends.set(this.ends);
+      this.starts = starts, this.ends = ends;
+    }
+    this.starts[this.length] = p;
+    return this.length++;
+  }
+
+  /** Closes entry `k` at `p` (the position after the container): kept if large, else dropped. */
+  close(k: number, p: number): void {
+    // A small container holds only small ones, whose entries were dropped already: `k` is the last.
+    if (p - this.starts[k] >= INDEX_MIN_BYTES) this.ends[k] = p;
+    else this.length = k;
+  }
+
+  /** The recorded end of the container starting at `p`, or -1. */
+  find(p: number): number {
+    let lo = 0, hi = this.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1, s = this.starts[mid];
+      if (s === p) return this.ends[mid];
+      if (s < p) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+}
+
+/** Per checked buffer, its index of large containers. */
+const endIndexes = new WeakMap<Uint8Array, EndIndex>();
+let indexedBuf: Uint8Array | undefined, indexed: EndIndex | undefined;
 
 /** The recorded end of the container starting at `buf[p]`, or -1. */
 function indexedEnd(buf: Uint8Array, p: number): number {
-  if (buf !== indexedBuf) indexedBuf = buf, indexedEnds = endIndexes.get(buf);
-  return indexedEnds === undefined ? -1 : indexedEnds.get(p) ?? -1;
+  if (buf !== indexedBuf) indexedBuf = buf, indexed = endIndexes.get(buf);
+  return indexed === undefined ? -1 : indexed.find(p);
 }
 
 /** Hex digit values (-1: not a hex digit). */
-export const HEX_VALUE = new Int8Array(256).fill(-1);
+const HEX_VALUE = new Int8Array(256).fill(-1);
 for (let i = 0; i < 10; i++) HEX_VALUE[48 + i] = i;
 for (let i = 0; i < 6; i++) HEX_VALUE[65 + i] = HEX_VALUE[97 + i] = 10 + i;
 
@@ -150,9 +188,10 @@ export function checkJson(buf: Uint8Array, utf8 = true): void {
   jsonWork.checked += n;
   // Bit d of `stack`: the container at depth d + 1 is an object (1) or an array (0).
   let stack = new Int32Array(8), depth = 0;
-  const opens = new Int32Array(INDEX_DEPTH), ends = new Map<number, number>();
-  endIndexes.set(buf, ends);
-  if (indexedBuf === buf) indexedEnds = ends;
+  // Per open depth below INDEX_DEPTH, its entry in the index.
+  const index = new EndIndex(), entries = new Int32Array(INDEX_DEPTH);
+  endIndexes.set(buf, index);
+  if (indexedBuf === buf) indexed = index;
   let p = 0;
   if (buf[p] <= 0x20) p = ws(buf, p);
   value: for (;;) {
@@ -167,13 +206,14 @@ export function checkJson(buf: Uint8Array, utf8 = true): void {
       const isObject = c === 0x7b;
       if (isObject) stack[depth >>> 5] |= 1 << (depth & 31);
       else stack[depth >>> 5] &= ~(1 << (depth & 31));
-      if (depth < INDEX_DEPTH) opens[depth] = p;
+      if (depth < INDEX_DEPTH) entries[depth] = index.open(p);
       depth++;
       p++;
       if (buf[p] <= 0x20) p = ws(buf, p);
       if (buf[p] === (isObject ? 0x7d : 0x5d)) {
         depth--;
         p++;
+        if (depth < INDEX_DEPTH) index.close(entries[depth], p);
       } else {
         if (isObject) p = checkKey(buf, p);
         continue value;
@@ -202,7 +242,7 @@ export function checkJson(buf: Uint8Array, utf8 = true): void {
       if (d !== (isObject ? 0x7d : 0x5d)) unexpected(buf, p);
       depth--;
       p++;
-      if (depth < INDEX_DEPTH && p - opens[depth] >= INDEX_MIN_BYTES) ends.set(opens[depth], p);
+      if (depth < INDEX_DEPTH) index.close(entries[depth], p);
     }
   }
 }
@@ -258,7 +298,7 @@ export function skip(buf: Uint8Array, p: number, indexed = false): number {
 }
 
 /** snake_case spelling of a lowerCamelCase field name (proto3 JSON parsers accept both). */
-export function snake(name: string): string {
+function snake(name: string): string {
   return name.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase());
 }
 
@@ -267,8 +307,8 @@ export function snake(name: string): string {
  * 2i, its snake_case name (when it differs) slot 2i + 1 (see `pick`).
  */
 export class FieldNames {
-  /** Per key length, the slots of the names of that length. */
-  private readonly byLength: number[][] = [];
+  /** Per hash of a name (its length, first and last byte), the slots of the names with that hash. */
+  private readonly byHash: number[][] = [];
   private readonly bytes: Uint8Array[] = [];
   private readonly byName = new Map<string, number>();
   /** Slots: two per field. */
@@ -277,11 +317,12 @@ export class FieldNames {
   constructor(fields: readonly string[]) {
     this.size = fields.length * 2;
     const encoder = new TextEncoder();
+    for (let i = 0; i < 256; i++) this.byHash.push([]);
     fields.forEach((camel, i) => {
       for (const [name, slot] of [[camel, 2 * i], [snake(camel), 2 * i + 1]] as const) {
         if (this.byName.has(name)) continue;
-        this.bytes[slot] = encoder.encode(name);
-        (this.byLength[name.length] ??= []).push(slot);
+        const b = this.bytes[slot] = encoder.encode(name);
+        this.byHash[hash(b, 0, b.length)].push(slot);
         this.byName.set(name, slot);
       }
     });
@@ -290,16 +331,22 @@ export class FieldNames {
   /** The slot of the key whose contents are `buf[s, e)` (`esc`: with escapes), or -1. */
   lookup(buf: Uint8Array, s: number, e: number, esc: boolean): number {
     if (esc) return this.byName.get(decodeString(buf, s, e, true)) ?? -1;
-    const slots = this.byLength[e - s];
-    if (slots === undefined) return -1;
+    if (s === e) return -1;
+    const slots = this.byHash[hash(buf, s, e)];
     for (let k = 0; k < slots.length; k++) {
       const name = this.bytes[slots[k]];
+      if (name.length !== e - s) continue;
       let i = 0;
       while (i < name.length && buf[s + i] === name[i]) i++;
       if (i === name.length) return slots[k];
     }
     return -1;
   }
+}
+
+/** A byte hash of a non-empty key `b[s, e)`: its length, first and last byte. */
+function hash(b: Uint8Array, s: number, e: number): number {
+  return ((e - s) * 7 + b[s] * 3 + b[e - 1]) & 255;
 }
 
 /**
@@ -439,29 +486,6 @@ export function jsValue(buf: Uint8Array, p: number): unknown {
   let text = "";
   for (let i = p; i < q; i++) text += String.fromCharCode(buf[i]);
   return Number(text);
-}
-
-/** Kinds of a value by its first byte. */
-export const enum Kind {
-  String,
-  Object,
-  Array,
-  Null,
-  Other,
-}
-
-/** The kind of the value starting at `buf[p]`. */
-export function kindAt(buf: Uint8Array, p: number): Kind {
-  const c = buf[p];
-  return c === 0x22
-    ? Kind.String
-    : c === 0x7b
-    ? Kind.Object
-    : c === 0x5b
-    ? Kind.Array
-    : c === 0x6e
-    ? Kind.Null
-    : Kind.Other;
 }
 
 /**

@@ -380,7 +380,8 @@ function plainU64At(buf: Uint8Array, s: number, close: number): boolean {
   let high = 0, low = 0;
   for (let i = s; i < cut; i++) high = high * 10 + buf[i] - 48;
   for (let i = cut; i < e; i++) low = low * 10 + buf[i] - 48;
-  setU64(high, low);
+  if (high === 0) u64Out.lo = low, u64Out.hi = 0; // counts and other small values
+  else setU64(high, low);
   return true;
 }
 
@@ -402,8 +403,15 @@ export function pushI64At(col: StrColumn, buf: Uint8Array, p: number, name: stri
 
 /** A signed 64-bit integer field as a float64 (0 when absent). */
 export function i64NumberAt(buf: Uint8Array, p: number, name: string): number {
-  const v = smallUint(buf, p);
-  return v >= 0 ? v : i64Number(jsValue(buf, p), name);
+  // At most 15 digits, quoted or not (JSON numbers have no leading zeros; "-0" is 0): exact as read.
+  const q = buf[p] === QUOTE ? p + 1 : p, neg = buf[q] === 0x2d;
+  let i = neg ? q + 1 : q, v = 0;
+  while (i - q <= 16 && buf[i] >= 0x30 && buf[i] <= 0x39) v = v * 10 + buf[i++] - 0x30;
+  const n = i - q - (neg ? 1 : 0), after = buf[i];
+  if (n > 0 && n <= 15 && (q > p ? after === QUOTE : after !== 0x2e && after !== 0x65 && after !== 0x45)) {
+    return neg && v !== 0 ? -v : v;
+  }
+  return i64Number(jsValue(buf, p), name);
 }
 
 /** A uint32 / int32 field (0 when absent or null). */
@@ -416,8 +424,31 @@ export function int32At(buf: Uint8Array, p: number, name: string, signed = false
 /** A double field (0 when absent or null). */
 export function doubleAt(buf: Uint8Array, p: number, name: string): number {
   if (p < 0) return 0;
-  const v = smallUint(buf, p);
-  return v >= 0 ? v : double(jsValue(buf, p), name);
+  const v = plainDouble(buf, p);
+  return v === v ? v : double(jsValue(buf, p), name);
+}
+
+/** Exact powers of ten as doubles (10^22 is the last one a double holds exactly). */
+const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
+
+/**
+ * The JSON number at `buf[p]` when it has at most 15 digits and no exponent, else NaN. Then the digits
+ * are an exact integer m and the result m / 10^k (k fraction digits) is one correctly rounded division
+ * of exact doubles: the double Number() reads from the text.
+ */
+function plainDouble(buf: Uint8Array, p: number): number {
+  let i = p, c = buf[i];
+  const neg = c === 0x2d;
+  if (neg) c = buf[++i];
+  let m = 0, digits = 0, frac = 0;
+  while (c >= 0x30 && c <= 0x39) m = m * 10 + c - 0x30, digits++, c = buf[++i];
+  if (c === 0x2e) {
+    c = buf[++i];
+    while (c >= 0x30 && c <= 0x39) m = m * 10 + c - 0x30, digits++, frac++, c = buf[++i];
+  }
+  if (digits === 0 || digits > 15 || c === 0x65 || c === 0x45) return NaN;
+  const v = frac === 0 ? m : m / POW10[frac];
+  return neg ? -v : v;
 }
 
 /** A boolean field (false when absent or null). */

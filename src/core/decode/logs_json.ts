@@ -5,7 +5,7 @@
  */
 
 import { DecodeMeter } from "./decode_limits.ts";
-import { decodeAllJson, type JsonDecoder, JsonRequestWalker } from "./json_request.ts";
+import { decodeAllJson, type JsonDecoder, rowsJsonDecoder } from "./json_request.ts";
 import { FieldNames, pick, scanEnd } from "./json_scan.ts";
 import {
   addAttributesAt,
@@ -65,10 +65,7 @@ export function decodeLogsJson(requests: readonly unknown[]): Rows {
 /** A decoder of OTLP/JSON logs requests, one at a time, into one set of `otel_logs` rows. */
 export function logsJsonDecoder(meter: DecodeMeter): JsonDecoder<Rows> {
   const c = new LogsColumns();
-  c.meter = meter;
-  meter.measure = () => c.rows.byteLength();
-  const walker = new JsonRequestWalker(NAMES, (buf, p, ctx) => decodeLogRecord(c, buf, p, ctx), meter, true);
-  return { walk: (buf, p, base) => walker.walk(buf, p, base), result: () => c.rows };
+  return rowsJsonDecoder(c, NAMES, (buf, p, ctx) => decodeLogRecord(c, buf, p, ctx), meter);
 }
 
 /** LogRecord fields. */

@@ -6,7 +6,7 @@
 
 import { DecodeError, within } from "../errors.ts";
 import { DecodeMeter } from "./decode_limits.ts";
-import { decodeAllJson, type JsonDecoder, JsonRequestWalker } from "./json_request.ts";
+import { decodeAllJson, type JsonDecoder, rowsJsonDecoder } from "./json_request.ts";
 import { FieldNames, nextElement, pick, scanEnd, scanFields } from "./json_scan.ts";
 import {
   addAttributesAt,
@@ -46,10 +46,7 @@ export function decodeTracesJson(requests: readonly unknown[]): Rows {
 /** A decoder of OTLP/JSON traces requests, one at a time, into one set of `otel_traces` rows. */
 export function tracesJsonDecoder(meter: DecodeMeter): JsonDecoder<Rows> {
   const c = new TracesColumns();
-  c.meter = meter;
-  meter.measure = () => c.rows.byteLength();
-  const walker = new JsonRequestWalker(NAMES, (buf, p, ctx) => decodeSpan(c, buf, p, ctx), meter, true);
-  return { walk: (buf, p, base) => walker.walk(buf, p, base), result: () => c.rows };
+  return rowsJsonDecoder(c, NAMES, (buf, p, ctx) => decodeSpan(c, buf, p, ctx), meter);
 }
 
 /** Span fields. */
