@@ -743,7 +743,7 @@ function keyValue(scratch: AttrScratch, buf: Uint8Array, q: number): number {
   if (buf[c] <= 0x20) c = ws(buf, c);
   const ks = str.s, ke = str.e, kesc = str.esc;
   if (buf[c] !== 0x2c) return -1;
-  c = c + 1;
+  c++;
   if (buf[c] <= 0x20) c = ws(buf, c);
   if (
     buf[c] !== QUOTE || buf[c + 1] !== 0x76 || buf[c + 2] !== 0x61 || buf[c + 3] !== 0x6c ||
