@@ -14,7 +14,7 @@ import {
   UNCAPPED,
 } from "./decode/decode_limits.ts";
 import { DecodeError } from "./errors.ts";
-import { decodeJsonBody, type JsonDecoder } from "./decode/json_request.ts";
+import { decodeJsonBody, type JsonDecoder, jsonRowsEstimate } from "./decode/json_request.ts";
 import { checkJson } from "./decode/json_scan.ts";
 import { logsJsonDecoder } from "./decode/logs_json.ts";
 import { decodeLogsProtoSteps } from "./decode/logs_proto.ts";
@@ -123,9 +123,9 @@ function* decodeSteps(
     );
   }
   const decoder: JsonDecoder<Rows | MetricsDecoded> = signal === "logs"
-    ? logsJsonDecoder(meter)
+    ? logsJsonDecoder(meter, jsonRowsEstimate(bytes.length))
     : signal === "traces"
-    ? tracesJsonDecoder(meter)
+    ? tracesJsonDecoder(meter, jsonRowsEstimate(bytes.length))
     : metricsJsonDecoder(meter);
   const result = yield* decodeJsonBody(decoder, bytes, format === "jsonl", meter);
   meter.check();

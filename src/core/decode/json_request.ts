@@ -10,7 +10,7 @@
  * @module
  */
 
-import { DecodeMeter, runSteps, UNCAPPED } from "./decode_limits.ts";
+import { DecodeMeter, PRESIZE_MAX_ROWS, runSteps, UNCAPPED } from "./decode_limits.ts";
 import { DecodeError } from "../errors.ts";
 import { checkJson, FieldNames, nextElement, pick, scanEnd, scanFields, ws } from "./json_scan.ts";
 import { arrayAt, emptyObjectAt, envelopeAt, objectAt, utf8At } from "./json_values.ts";
@@ -189,6 +189,15 @@ export function rowsJsonDecoder(
   meter.measure = () => c.rows.byteLength();
   const walker = new JsonRequestWalker(names, item, meter, true);
   return { walk: (buf, p, base) => walker.walk(buf, p, base), result: () => c.rows };
+}
+
+/**
+ * Rows a JSON body of `bytes` bytes is sized for up front: a record takes 600 bytes or more of OTLP/JSON
+ * (ids, times, a few attributes), so this seldom reserves more than the body fills; at most
+ * PRESIZE_MAX_ROWS.
+ */
+export function jsonRowsEstimate(bytes: number): number {
+  return Math.min(PRESIZE_MAX_ROWS, Math.max(64, Math.ceil(bytes / 600)));
 }
 
 /** Where a JSON body starts: after a UTF-8 byte order mark, which decoding the text used to drop. */

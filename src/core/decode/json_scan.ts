@@ -311,6 +311,8 @@ export class FieldNames {
   private readonly byHash: number[][] = [];
   private readonly bytes: Uint8Array[] = [];
   private readonly byName = new Map<string, number>();
+  /** The slot of the k-th key of the last object scanned (-1: none known): objects repeat their order. */
+  private readonly order = new Int16Array(32).fill(-1);
   /** Slots: two per field. */
   readonly size: number;
 
@@ -328,19 +330,30 @@ export class FieldNames {
     });
   }
 
+  /** The slot of the `k`-th key of an object, whose contents are `buf[s, e)` (`esc`: with escapes), or -1. */
+  lookupNth(buf: Uint8Array, s: number, e: number, esc: boolean, k: number): number {
+    if (k >= 32) return this.lookup(buf, s, e, esc);
+    const guess = this.order[k];
+    if (guess >= 0 && !esc && this.matches(guess, buf, s, e)) return guess;
+    return this.order[k] = this.lookup(buf, s, e, esc);
+  }
+
   /** The slot of the key whose contents are `buf[s, e)` (`esc`: with escapes), or -1. */
   lookup(buf: Uint8Array, s: number, e: number, esc: boolean): number {
     if (esc) return this.byName.get(decodeString(buf, s, e, true)) ?? -1;
     if (s === e) return -1;
     const slots = this.byHash[hash(buf, s, e)];
-    for (let k = 0; k < slots.length; k++) {
-      const name = this.bytes[slots[k]];
-      if (name.length !== e - s) continue;
-      let i = 0;
-      while (i < name.length && buf[s + i] === name[i]) i++;
-      if (i === name.length) return slots[k];
-    }
+    for (let k = 0; k < slots.length; k++) if (this.matches(slots[k], buf, s, e)) return slots[k];
     return -1;
+  }
+
+  /** Whether the name of `slot` is `buf[s, e)`. */
+  private matches(slot: number, buf: Uint8Array, s: number, e: number): boolean {
+    const name = this.bytes[slot];
+    if (name.length !== e - s) return false;
+    let i = 0;
+    while (i < name.length && buf[s + i] === name[i]) i++;
+    return i === name.length;
   }
 }
 
@@ -385,7 +398,7 @@ export function scanFields(
   }
   for (;;) {
     p = skipString(buf, p);
-    const slot = names.lookup(buf, str.s, str.e, str.esc);
+    const slot = names.lookupNth(buf, str.s, str.e, str.esc, keys);
     if (buf[p] !== 0x3a) p = ws(buf, p);
     p++;
     if (WS[buf[p]] === 1) p = ws(buf, p);

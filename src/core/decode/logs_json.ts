@@ -62,9 +62,12 @@ export function decodeLogsJson(requests: readonly unknown[]): Rows {
   return decodeAllJson(logsJsonDecoder(meter), requests, meter);
 }
 
-/** A decoder of OTLP/JSON logs requests, one at a time, into one set of `otel_logs` rows. */
-export function logsJsonDecoder(meter: DecodeMeter): JsonDecoder<Rows> {
-  const c = new LogsColumns();
+/**
+ * A decoder of OTLP/JSON logs requests, one at a time, into one set of `otel_logs` rows; `expectedRows`
+ * sizes the buffers up front (e.g. jsonRowsEstimate of the body).
+ */
+export function logsJsonDecoder(meter: DecodeMeter, expectedRows?: number): JsonDecoder<Rows> {
+  const c = new LogsColumns(expectedRows);
   return rowsJsonDecoder(c, NAMES, (buf, p, ctx) => decodeLogRecord(c, buf, p, ctx), meter);
 }
 

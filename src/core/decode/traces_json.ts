@@ -43,9 +43,12 @@ export function decodeTracesJson(requests: readonly unknown[]): Rows {
   return decodeAllJson(tracesJsonDecoder(meter), requests, meter);
 }
 
-/** A decoder of OTLP/JSON traces requests, one at a time, into one set of `otel_traces` rows. */
-export function tracesJsonDecoder(meter: DecodeMeter): JsonDecoder<Rows> {
-  const c = new TracesColumns();
+/**
+ * A decoder of OTLP/JSON traces requests, one at a time, into one set of `otel_traces` rows;
+ * `expectedRows` sizes the buffers up front (e.g. jsonRowsEstimate of the body).
+ */
+export function tracesJsonDecoder(meter: DecodeMeter, expectedRows?: number): JsonDecoder<Rows> {
+  const c = new TracesColumns(expectedRows);
   return rowsJsonDecoder(c, NAMES, (buf, p, ctx) => decodeSpan(c, buf, p, ctx), meter);
 }
 
