@@ -8,14 +8,8 @@
 
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import {
-  decodeRequest,
-  detectFormat,
-  detectSignal,
-  type Format,
-  parseJsonBody,
-  toParquetFiles,
-} from "../core/convert.ts";
+import { decodeRequest, detectFormat, detectSignal, type Format, toParquetFiles } from "../core/convert.ts";
+import { checkJsonBody } from "../core/decode/json_request.ts";
 import { concatBytes } from "../core/parquet/byte_sink.ts";
 import { UNCAPPED } from "../core/decode/decode_limits.ts";
 import { DecodeError } from "../core/errors.ts";
@@ -142,7 +136,7 @@ function guessSignal(bytes: Uint8Array, format: Format, name: string): Signal {
   } catch (e) {
     const named = signalFromName(name);
     if (named) return named;
-    if (format !== "protobuf") parseJsonBody(bytes, format === "jsonl");
+    if (format !== "protobuf") checkJsonBody(bytes, format === "jsonl");
     throw e;
   }
 }

@@ -14,7 +14,8 @@ import {
   UNCAPPED,
 } from "./decode/decode_limits.ts";
 import { DecodeError } from "./errors.ts";
-import type { JsonDecoder } from "./decode/json_request.ts";
+import { decodeJsonBody, type JsonDecoder, jsonRowsEstimate } from "./decode/json_request.ts";
+import { checkJson } from "./decode/json_scan.ts";
 import { logsJsonDecoder } from "./decode/logs_json.ts";
 import { decodeLogsProtoSteps } from "./decode/logs_proto.ts";
 import { metricsJsonDecoder } from "./decode/metrics_json.ts";
@@ -48,129 +49,6 @@ export interface Decoded {
   readonly rejected: number;
   /** Why records were refused ("" when none were). */
   readonly rejectMessage: string;
-}
-
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
-/** Parses JSON or JSON Lines bodies; `SyntaxError`s become DecodeErrors naming the line. */
-export function parseJsonBody(bytes: Uint8Array, lines: boolean): unknown[] {
-  if (!lines) return [parseJson(bytes, new DecodeMeter(UNCAPPED))];
-  const out: unknown[] = [];
-  runSteps(eachJsonLine(bytes, new DecodeMeter(), (request) => void out.push(request)));
-  return out;
-}
-
-function utf8Text(bytes: Uint8Array): string {
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    throw new DecodeError("body is not valid UTF-8");
-  }
-}
-
-/**
- * Bytes of JS heap that parsing JSON `text` may take, charged before it is parsed: the object tree is
- * held while it is decoded, and `{},{},…` takes ~20 times its text. Estimated from the objects and
- * elements (`{` and `,`), JSON_TOKEN_BYTES each, found by the runtime's own search; counting stops once
- * the estimate passes `max` (the request is refused then).
- */
-function jsonParseBytes(text: string, max: number): number {
-  const limit = max / JSON_TOKEN_BYTES;
-  let n = 0;
-  for (let i = text.indexOf("{"); i >= 0 && n <= limit; i = text.indexOf("{", i + 1)) n++;
-  for (let i = text.indexOf(","); i >= 0 && n <= limit; i = text.indexOf(",", i + 1)) n++;
-  return n * JSON_TOKEN_BYTES;
-}
-
-/**
- * jsonParseBytes for a whole body, counted in its UTF-8 bytes (valid UTF-8: `{` and `,` bytes are those
- * characters): four bytes a step, which takes about half the time of a search call per character on a
- * body of small objects. Counting stops, as there, once the estimate passes `max` (checked every 16 KiB).
- */
-function jsonBodyParseBytes(b: Uint8Array, max: number): number {
-  const limit = max / JSON_TOKEN_BYTES;
-  let n = 0, i = 0;
-  // Bytes up to a 4-byte boundary, then whole words (none when fewer than 4 bytes are left).
-  const head = Math.min(b.length, (4 - (b.byteOffset & 3)) & 3);
-  for (; i < head; i++) if (b[i] === 0x7b || b[i] === 0x2c) n++;
-  const words = b.length - i >= 4
-    ? new Uint32Array(b.buffer, b.byteOffset + i, (b.length - i) >>> 2)
-    : NO_WORDS;
-  for (let k = 0; k < words.length && n <= limit;) {
-    for (const stop = Math.min(words.length, k + 4096); k < stop; k++) {
-      // Bit 7 of each byte of `z` is set where the byte is `{` or `,` (exact: no carry crosses bytes).
-      const x = words[k], y = x ^ 0x7b7b7b7b, c = x ^ 0x2c2c2c2c;
-      const z = ~(((y & 0x7f7f7f7f) + 0x7f7f7f7f) | y | 0x7f7f7f7f) |
-        ~(((c & 0x7f7f7f7f) + 0x7f7f7f7f) | c | 0x7f7f7f7f);
-      if (z !== 0) n += Math.imul((z >>> 7) & 0x01010101, 0x01010101) >>> 24;
-    }
-  }
-  for (i += words.length * 4; i < b.length; i++) if (b[i] === 0x7b || b[i] === 0x2c) n++;
-  return n * JSON_TOKEN_BYTES;
-}
-
-const NO_WORDS = new Uint32Array(0);
-
-/** Heap bytes per parsed JSON value, as jsonParseBytes counts them (V8: 16-40 per object or string). */
-const JSON_TOKEN_BYTES = 32;
-
-function parseJson(bytes: Uint8Array, meter: DecodeMeter): unknown {
-  const text = utf8Text(bytes);
-  meter.hold(jsonBodyParseBytes(bytes, meter.maxDecodedBytes));
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new DecodeError(`invalid JSON: ${(e as Error).message}`);
-  }
-}
-
-/**
- * Calls `each(request, pos)` for every non-blank line of a JSON Lines body, parsed, in order, one line
- * at a time: no line outlives its turn, so memory holds the text and one line's objects however many
- * lines there are (splitting the text first, or parsing every line before decoding, held them all).
- * Whitespace between lines is skipped a character at a time; every line counts as an envelope of `meter`.
- */
-function* eachJsonLine(
-  bytes: Uint8Array,
-  meter: DecodeMeter,
-  each: (request: unknown, pos: number) => Generator<void, void> | void,
-): Generator<void, void> {
-  const text = utf8Text(bytes);
-  const n = text.length;
-  let pos = 0, line = 1;
-  while (pos < n) {
-    const c = text.charCodeAt(pos);
-    if (c === 0x0a) {
-      line++, pos++;
-      continue;
-    }
-    if (c === 0x20 || c === 0x09 || c === 0x0d) {
-      pos++;
-      continue;
-    }
-    let end = text.indexOf("\n", pos);
-    if (end < 0) end = n;
-    const lineText = text.slice(pos, end);
-    // A line of other (Unicode) whitespace is blank too, as String.prototype.trim() says.
-    if (c < 0x80 || lineText.trim() !== "") {
-      meter.envelope();
-      meter.hold(jsonParseBytes(lineText, meter.maxDecodedBytes));
-      let request: unknown;
-      try {
-        request = JSON.parse(lineText);
-      } catch (e) {
-        throw new DecodeError(`invalid JSON on line ${line}: ${(e as Error).message}`);
-      }
-      const steps = each(request, pos);
-      if (steps) yield* steps;
-      meter.hold(0);
-      if (meter.pauseDue(end)) {
-        meter.paused(end);
-        yield;
-      }
-    }
-    pos = end;
-  }
 }
 
 /** Options of decodeRequest: the body format, and the caps and budget of `DecodeLimits`. */
@@ -245,14 +123,12 @@ function* decodeSteps(
     );
   }
   const decoder: JsonDecoder<Rows | MetricsDecoded> = signal === "logs"
-    ? logsJsonDecoder(meter)
+    ? logsJsonDecoder(meter, jsonRowsEstimate(bytes.length))
     : signal === "traces"
-    ? tracesJsonDecoder(meter)
+    ? tracesJsonDecoder(meter, jsonRowsEstimate(bytes.length))
     : metricsJsonDecoder(meter);
-  if (format === "json") yield* decoder.walk(parseJson(bytes, meter), 0);
-  else yield* eachJsonLine(bytes, meter, (request, pos) => decoder.walk(request, pos));
+  const result = yield* decodeJsonBody(decoder, bytes, format === "jsonl", meter);
   meter.check();
-  const result = decoder.result();
   return signal === "metrics"
     ? metricsDecoded(result as MetricsDecoded)
     : rowsDecoded(signal, result as Rows);
@@ -330,7 +206,7 @@ export function detectFormat(bytes: Uint8Array): Format {
   ) k++;
   if (bytes[k] !== 0x7b) return "json";
   try {
-    JSON.parse(new TextDecoder().decode(bytes.subarray(i, nl)));
+    checkJson(bytes.subarray(i, nl));
     return "jsonl";
   } catch {
     return "json";

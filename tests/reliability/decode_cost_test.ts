@@ -212,14 +212,23 @@ Deno.test("decodeRequest() reads JSON Lines a line at a time: work grows linearl
   assert.ok(lines.error instanceof DecodeLimitError && lines.error.limit === "envelopes");
 });
 
-Deno.test("decodeRequest() charges a JSON body's parse tree before parsing it", () => {
-  // 200 000 empty records in one JSON array: ~8 MB of objects from 600 KB of text.
-  const body = utf8.encode(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[${"{},".repeat(199_999)}{}]}]}]}`);
-  const r = refusal("logs", body, { format: "json", maxDecodedBytes: 1 << 20 });
+Deno.test("decodeRequest() builds no parse tree for a JSON body: what it holds is the rows decoded", () => {
+  // 200 000 empty records in one JSON array (600 KB of text, ~8 MB of objects for JSON.parse): read from
+  // the bytes, so the decoded bytes are the rows', measured as they grow, and the bound stops them.
+  const records = (n: number) =>
+    `{"resourceLogs":[{"scopeLogs":[{"logRecords":[${"{},".repeat(n - 1)}{}]}]}]}`;
+  const rowBytes = decode("logs", utf8.encode(records(10_000)), { format: "json" }).stats.decodedBytes /
+    10_000;
+  const r = refusal("logs", utf8.encode(records(200_000)), { format: "json", maxDecodedBytes: 1 << 20 });
   assert.ok(r.error instanceof DecodeLimitError && r.error.limit === "decodedBytes", r.error.message);
-  assert.match(r.error.message, /would hold more than 1048576 bytes/);
-  assert.equal(r.stats.records, 0, "refused before parsing");
-  // A line at a time for JSON Lines: each line's tree is charged while it is decoded, then released.
+  assert.match(r.error.message, /holds more than 1048576 bytes/);
+  const slack = CHECK_EVERY * Math.ceil(rowBytes) * 2;
+  assert.ok(
+    r.stats.decodedBytes <= (1 << 20) + slack,
+    `${r.stats.decodedBytes} bytes held (bound + ${slack})`,
+  );
+  assert.ok(r.stats.records < 200_000, `${r.stats.records} records decoded before the refusal`);
+  // JSON Lines: a line at a time, nothing held per line.
   const line = `${JSON.stringify({ resourceLogs: [{ scopeLogs: [{ logRecords: [{}, {}, {}] }] }] })}\n`;
   const stats = {} as DecodeStats;
   decodeRequest("logs", utf8.encode(line.repeat(10_000)), {
@@ -230,23 +239,25 @@ Deno.test("decodeRequest() charges a JSON body's parse tree before parsing it", 
   assert.equal(stats.records, 30_000);
 });
 
-Deno.test("decodeRequest() charges 32 bytes a JSON object and element, wherever the body sits in its buffer", () => {
-  // Multi-byte UTF-8 (2, 3 and 4 bytes) around the counted characters, and every alignment of the body.
+Deno.test("decodeRequest() decodes a JSON body wherever it sits in its buffer", () => {
+  // Multi-byte UTF-8 (2, 3 and 4 bytes) around structural characters, and every alignment of the body.
   const text = `{"resourceLogs":[{"scopeLogs":[{"logRecords":[${
     `{"body":{"stringValue":"é€😀,{"}},`.repeat(37)
   }{}]}]}]}`;
-  const tokens = [...text].filter((c) => c === "{" || c === ",").length;
   const encoded = utf8.encode(text);
+  const bodies = (d: Decoded) => {
+    const col = d.tables[0].col("Body") as unknown as { get(i: number): string };
+    return Array.from({ length: d.records }, (_, i) => col.get(i));
+  };
+  const want = bodies(decodeRequest("logs", encoded, { format: "json" }));
+  assert.equal(want.length, 38);
+  assert.equal(want[0], "é€😀,{");
   for (let offset = 0; offset < 8; offset++) {
     for (const cut of [0, 1, 2, 3]) {
-      const buf = new Uint8Array(offset + encoded.length + cut);
+      const buf = new Uint8Array(offset + encoded.length + cut).fill(0x7b);
       buf.set(encoded, offset);
-      const charged: number[] = [];
-      decodeRequest("logs", buf.subarray(offset, offset + encoded.length), {
-        format: "json",
-        onDecodedBytes: (bytes) => void charged.push(bytes),
-      });
-      assert.equal(charged[0], tokens * 32, `offset ${offset}`);
+      const got = decodeRequest("logs", buf.subarray(offset, offset + encoded.length), { format: "json" });
+      assert.deepEqual(bodies(got), want, `offset ${offset}, ${cut} bytes after`);
     }
   }
 });

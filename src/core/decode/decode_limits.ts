@@ -121,9 +121,6 @@ export class DecodeMeter {
   private sliceFrom = 0;
   /** Bytes held by buffers sized up front: decoded bytes are at least this much. */
   private floor = 0;
-  /** Bytes held besides the rows (see `hold`), and the most ever held so. */
-  private extra = 0;
-  private extraPeak = 0;
   /** Measures the decoded bytes held (set by the decoder once its columns exist). */
   measure: () => number = () => 0;
 
@@ -234,18 +231,6 @@ export class DecodeMeter {
     this.check();
   }
 
-  /**
-   * Sets the bytes held besides the rows for now (a parsed JSON tree while it is decoded; 0 once it is
-   * released), charged before they are allocated. Measured again only when larger than ever before.
-   */
-  hold(bytes: number): void {
-    this.extra = bytes;
-    if (bytes <= this.extraPeak) return;
-    this.extraPeak = bytes;
-    if (bytes > this.maxBytes) this.tooManyBytes("would hold");
-    this.check();
-  }
-
   private tooManyBytes(holds = "holds"): never {
     throw new DecodeLimitError(
       `the decoded request ${holds} more than ${this.maxBytes} bytes; send smaller requests`,
@@ -256,7 +241,7 @@ export class DecodeMeter {
   /** Measures the decoded bytes now; throws DecodeLimitError beyond the bound. */
   check(): void {
     this.untilCheck = CHECK_EVERY;
-    const bytes = Math.max(this.measure(), this.floor) + this.extra;
+    const bytes = Math.max(this.measure(), this.floor);
     this.stats.decodedBytes = bytes;
     if (bytes > this.maxBytes) this.tooManyBytes();
     this.onBytes?.(bytes);

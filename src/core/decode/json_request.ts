@@ -1,149 +1,294 @@
 /**
- * Walks the envelope of an OTLP/JSON export request (request → Resource* → Scope* → items), the JSON
- * twin of `proto_request.ts`, handing each item object to a signal-specific decoder.
+ * Walks the envelope of an OTLP/JSON export request (request → Resource* → Scope* → items) in the
+ * bytes of a checked body (json_scan.ts), the JSON twin of `proto_request.ts`, handing each item's
+ * position to a signal-specific decoder. Fields may come in any order: each ResourceX and ScopeX object
+ * is scanned for its fields first (its envelope and schema URL may follow the items), then its items are
+ * walked, so nothing is collected up front and memory does not grow with envelopes or items.
+ *
+ * Also the body-level entry points: a JSON body, or a JSON Lines body a line at a time.
  *
  * @module
  */
 
-import { type DecodeMeter, runSteps } from "./decode_limits.ts";
+import { DecodeMeter, PRESIZE_MAX_ROWS, runSteps, UNCAPPED } from "./decode_limits.ts";
 import { DecodeError } from "../errors.ts";
-import { arrayField, jsonEnvelope, type JsonObject, objectField, stringField } from "./json_values.ts";
+import { checkJson, FieldNames, nextElement, pick, scanEnd, scanFields, ws } from "./json_scan.ts";
+import { arrayAt, emptyObjectAt, envelopeAt, objectAt, utf8At } from "./json_values.ts";
 import { enterResource, type EnvelopeNames, newScopeContext, type ScopeContext } from "./proto_request.ts";
 import type { Envelope } from "./proto_values.ts";
+import type { Rows } from "../table/rows.ts";
 import { AttrScratch } from "../table/values.ts";
-
-const encoder = new TextEncoder();
-const EMPTY = new Uint8Array(0);
-
-/** snake_case spelling of a lowerCamelCase field name (proto3 JSON parsers accept both). */
-function snake(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase());
-}
+import { isUtf8 } from "./wire.ts";
 
 function rethrow(e: unknown, segment: string): never {
   if (e instanceof DecodeError) throw e.within(segment);
   throw e;
 }
 
-/** Whether `o` has no own enumerable properties (without allocating a key list). */
-function isEmptyObject(o: JsonObject): boolean {
-  for (const k in o) if (Object.hasOwn(o, k)) return false;
-  return true;
-}
+/**
+ * Decodes one item (a log record, span or metric) whose object starts at `buf[p]`; returns the position
+ * after it.
+ */
+export type JsonItem = (buf: Uint8Array, p: number, ctx: ScopeContext) => number;
 
-/** Decodes parsed OTLP/JSON requests of one signal one at a time into one result. */
+/** Decodes OTLP/JSON requests of one signal one at a time into one result. */
 export interface JsonDecoder<T> {
-  /** Decodes one parsed request (`pos`: where it starts in the body); yields when a pause is due. */
-  walk(request: unknown, pos?: number): Generator<void, void>;
+  /**
+   * Decodes the request whose value starts at `buf[p]` in a checked JSON body; `base` is where `buf`
+   * starts in the whole body (pauses are placed by body position). Yields when a pause is due.
+   */
+  walk(buf: Uint8Array, p: number, base: number): Generator<void, void>;
   /** What all requests walked decoded to. */
   result(): T;
 }
 
-/** Decodes `requests` to the end with a decoder of `JsonDecoder`. */
-export function decodeAllJson<T>(decoder: JsonDecoder<T>, requests: readonly unknown[]): T {
-  for (const request of requests) runSteps(decoder.walk(request));
-  return decoder.result();
+/** Where walkItems is in a scope's item array: the next item (-1: none left), and items done. */
+interface ItemsAt {
+  q: number;
+  n: number;
 }
 
 /**
- * Walks parsed OTLP/JSON requests of one signal (a JSON body, or each line of a JSON Lines body) with
- * one scratch, one context and one empty envelope per kind for all of them: a request or an envelope
- * with nothing in it costs a few property reads, not new buffers.
+ * Walks OTLP/JSON requests of one signal (a JSON body, or each line of a JSON Lines body) with one
+ * scratch, one context and one empty envelope per kind for all of them: a request or an envelope with
+ * nothing in it costs a few byte reads, not new buffers.
  */
 export class JsonRequestWalker {
   private readonly scratch = new AttrScratch();
   private emptyResource: Envelope | undefined;
   private emptyScope: Envelope | undefined;
-  private readonly snakeNames: EnvelopeNames;
   private readonly ctx: ScopeContext = newScopeContext();
+  private readonly top: FieldNames;
+  private readonly resourceFields: FieldNames;
+  private readonly scopeFields: FieldNames;
+  private readonly at = new Int32Array(6);
 
   /**
-   * `item(obj, ctx)` decodes one item; `meter` counts envelopes and items (as records when
-   * `itemsAreRecords`, as for logs and traces; metrics count their data points themselves).
+   * `item` decodes one item; `meter` counts envelopes and items (as records when `itemsAreRecords`, as
+   * for logs and traces; metrics count their data points themselves).
    */
   constructor(
     private readonly names: EnvelopeNames,
-    private readonly item: (obj: JsonObject, ctx: ScopeContext) => void,
+    private readonly item: JsonItem,
     private readonly meter: DecodeMeter,
     private readonly itemsAreRecords: boolean,
   ) {
-    this.snakeNames = {
-      resources: snake(names.resources),
-      scopes: snake(names.scopes),
-      items: snake(names.items),
-    };
+    this.top = new FieldNames([names.resources]);
+    this.resourceFields = new FieldNames(["resource", names.scopes, "schemaUrl"]);
+    this.scopeFields = new FieldNames(["scope", names.items, "schemaUrl"]);
   }
 
-  private envelope(o: JsonObject | undefined, isScope: boolean, name: string): Envelope {
-    if (o === undefined || isEmptyObject(o)) {
-      if (isScope) return this.emptyScope ??= this.decode(undefined, true, name);
-      return this.emptyResource ??= this.decode(undefined, false, name);
+  private envelope(buf: Uint8Array, p: number, isScope: boolean, name: string): Envelope {
+    if (emptyObjectAt(buf, p)) {
+      if (isScope) return this.emptyScope ??= this.decode(buf, -1, true, name);
+      return this.emptyResource ??= this.decode(buf, -1, false, name);
     }
-    return this.decode(o, isScope, name);
+    return this.decode(buf, p, isScope, name);
   }
 
-  private decode(o: JsonObject | undefined, isScope: boolean, name: string): Envelope {
+  private decode(buf: Uint8Array, p: number, isScope: boolean, name: string): Envelope {
     this.meter.stats.envelopesDecoded++;
-    return jsonEnvelope(o, isScope, this.scratch, name);
+    return envelopeAt(buf, p, isScope, this.scratch, name);
   }
 
-  /** Calls `item` for every item of one parsed request; yields whenever the meter says a pause is due. */
-  *walk(request: unknown, pos = 0): Generator<void, void> {
-    if (typeof request !== "object" || request === null || Array.isArray(request)) {
-      throw new DecodeError("expected a JSON object");
-    }
-    const { names, snakeNames, meter, ctx } = this;
-    const resources = arrayField(request as JsonObject, names.resources, snakeNames.resources);
-    for (let ri = 0; ri < resources.length; ri++) {
+  /** Calls `item` for every item of one request; yields whenever the meter says a pause is due. */
+  *walk(buf: Uint8Array, p: number, base: number): Generator<void, void> {
+    if (buf[p] !== 0x7b) throw new DecodeError("expected a JSON object");
+    const { names, meter, ctx, at } = this;
+    scanFields(buf, p, this.top, at, true);
+    const list = pick(at, 0);
+    if (!arrayAt(buf, list, names.resources)) return;
+    let ri = 0;
+    for (let q = nextElement(buf, list + 1); q >= 0; ri++) {
+      let end = 0;
       try {
-        const rs = resources[ri];
-        if (typeof rs !== "object" || rs === null || Array.isArray(rs)) {
-          throw new DecodeError("expected an object");
-        }
+        if (buf[q] !== 0x7b) throw new DecodeError("expected an object");
         meter.envelope();
-        enterResource(ctx, this.envelope(objectField(rs, "resource"), false, "resource"));
-        const rUrl = stringField(rs, "schemaUrl", "schema_url");
-        ctx.resourceSchemaUrl = rUrl === "" ? EMPTY : encoder.encode(rUrl);
-        const scopes = arrayField(rs, names.scopes, snakeNames.scopes);
-        for (let si = 0; si < scopes.length; si++) {
-          try {
-            const ss = scopes[si];
-            if (typeof ss !== "object" || ss === null || Array.isArray(ss)) {
-              throw new DecodeError("expected an object");
-            }
-            meter.envelope();
-            ctx.scope = this.envelope(objectField(ss, "scope"), true, "scope");
-            const sUrl = stringField(ss, "schemaUrl", "schema_url");
-            ctx.scopeSchemaUrl = sUrl === "" ? EMPTY : encoder.encode(sUrl);
-            const items = arrayField(ss, names.items, snakeNames.items);
-            for (let ii = 0; ii < items.length; ii++) {
-              try {
-                const it = items[ii];
-                if (typeof it !== "object" || it === null || Array.isArray(it)) {
-                  throw new DecodeError("expected an object");
+        scanFields(buf, q, this.resourceFields, at, true);
+        end = scanEnd.p;
+        const resource = pick(at, 0), scopes = pick(at, 1), url = pick(at, 2);
+        objectAt(buf, resource, "resource");
+        enterResource(ctx, this.envelope(buf, resource, false, "resource"));
+        ctx.resourceSchemaUrl = utf8At(buf, url, "schemaUrl");
+        if (arrayAt(buf, scopes, names.scopes)) {
+          let si = 0;
+          for (let s = nextElement(buf, scopes + 1); s >= 0; si++) {
+            let send = 0;
+            try {
+              if (buf[s] !== 0x7b) throw new DecodeError("expected an object");
+              meter.envelope();
+              scanFields(buf, s, this.scopeFields, at, true);
+              send = scanEnd.p;
+              const scope = pick(at, 0), items = pick(at, 1), surl = pick(at, 2);
+              objectAt(buf, scope, "scope");
+              ctx.scope = this.envelope(buf, scope, true, "scope");
+              ctx.scopeSchemaUrl = utf8At(buf, surl, "schemaUrl");
+              if (arrayAt(buf, items, names.items)) {
+                const state: ItemsAt = { q: nextElement(buf, items + 1), n: 0 };
+                while (state.q >= 0) {
+                  this.walkItems(buf, state, base);
+                  if (state.q >= 0) {
+                    meter.paused(base + state.q);
+                    yield;
+                  }
                 }
-                this.item(it, ctx);
-              } catch (e) {
-                rethrow(e, `${names.items}[${ii}]`);
               }
-              if (this.itemsAreRecords) meter.record();
-              else meter.items(1);
-              if (meter.pauseDue(pos)) {
-                meter.paused(pos);
-                yield;
-              }
+            } catch (e) {
+              rethrow(e, `${names.scopes}[${si}]`);
             }
-          } catch (e) {
-            rethrow(e, `${names.scopes}[${si}]`);
-          }
-          if (meter.pauseDue(pos)) {
-            meter.paused(pos);
-            yield;
+            if (meter.pauseDue(base + send)) {
+              meter.paused(base + send);
+              yield;
+            }
+            s = nextElement(buf, send);
           }
         }
       } catch (e) {
         rethrow(e, `${names.resources}[${ri}]`);
       }
+      q = nextElement(buf, end);
     }
   }
+
+  /**
+   * Hands the items from `at.q` on to `item` until the array ends or a pause is due, and updates `at`.
+   * A plain method rather than part of the generator, so that the hot loop is optimised like any other.
+   */
+  private walkItems(buf: Uint8Array, at: ItemsAt, base: number): void {
+    const { meter, ctx, item } = this, records = this.itemsAreRecords;
+    let q = at.q, n = at.n;
+    while (q >= 0) {
+      let end: number;
+      try {
+        if (buf[q] !== 0x7b) throw new DecodeError("expected an object");
+        end = item(buf, q, ctx);
+      } catch (e) {
+        rethrow(e, `${this.names.items}[${n}]`);
+      }
+      n++;
+      if (records) meter.record();
+      else meter.items(1);
+      q = nextElement(buf, end);
+      if (meter.pauseDue(base + end)) break;
+    }
+    at.q = q, at.n = n;
+  }
+}
+
+/**
+ * A decoder of one signal's requests into the rows of `c` (its columns, which count with `meter`),
+ * `item` decoding each item as one record.
+ */
+export function rowsJsonDecoder(
+  c: { readonly rows: Rows; meter: DecodeMeter },
+  names: EnvelopeNames,
+  item: JsonItem,
+  meter: DecodeMeter,
+): JsonDecoder<Rows> {
+  c.meter = meter;
+  meter.measure = () => c.rows.byteLength();
+  const walker = new JsonRequestWalker(names, item, meter, true);
+  return { walk: (buf, p, base) => walker.walk(buf, p, base), result: () => c.rows };
+}
+
+/**
+ * Rows a JSON body of `bytes` bytes is sized for up front: a record takes 600 bytes or more of OTLP/JSON
+ * (ids, times, a few attributes), so this seldom reserves more than the body fills; at most
+ * PRESIZE_MAX_ROWS.
+ */
+export function jsonRowsEstimate(bytes: number): number {
+  return Math.min(PRESIZE_MAX_ROWS, Math.max(64, Math.ceil(bytes / 600)));
+}
+
+/** Where a JSON body starts: after a UTF-8 byte order mark, which decoding the text used to drop. */
+function bomEnd(bytes: Uint8Array): number {
+  return bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+}
+
+/**
+ * Calls `each(line, base)` for every non-blank line of a JSON Lines body, checked, in order: `line` is
+ * a view of the line's bytes, `base` where it starts. Whitespace between lines is skipped a byte at a
+ * time; a line of other (Unicode) whitespace is blank too, as String.prototype.trim() says. Every line
+ * counts as an envelope of `meter`; a line that is not JSON fails with its number.
+ */
+function* eachJsonLine(
+  bytes: Uint8Array,
+  meter: DecodeMeter,
+  each: (line: Uint8Array, base: number) => Generator<void, void>,
+): Generator<void, void> {
+  if (!isUtf8(bytes, 0, bytes.length)) throw new DecodeError("body is not valid UTF-8");
+  const n = bytes.length;
+  let pos = bomEnd(bytes), line = 1;
+  while (pos < n) {
+    const c = bytes[pos];
+    if (c === 0x0a) {
+      line++, pos++;
+      continue;
+    }
+    if (c === 0x20 || c === 0x09 || c === 0x0d) {
+      pos++;
+      continue;
+    }
+    let end = bytes.indexOf(0x0a, pos);
+    if (end < 0) end = n;
+    const lineBytes = bytes.subarray(pos, end);
+    if (c < 0x80 || new TextDecoder().decode(lineBytes).trim() !== "") {
+      meter.envelope();
+      try {
+        checkJson(lineBytes, false);
+      } catch (e) {
+        if (e instanceof DecodeError) {
+          throw new DecodeError(`invalid JSON on line ${line}: ${e.problem.replace(/^invalid JSON: /, "")}`);
+        }
+        throw e;
+      }
+      yield* each(lineBytes, pos);
+      if (meter.pauseDue(end)) {
+        meter.paused(end);
+        yield;
+      }
+    }
+    pos = end;
+  }
+}
+
+/** The decode of a JSON (`lines` false) or JSON Lines body with `decoder`, as steps. */
+export function* decodeJsonBody<T>(
+  decoder: JsonDecoder<T>,
+  bytes: Uint8Array,
+  lines: boolean,
+  meter: DecodeMeter,
+): Generator<void, T> {
+  if (lines) yield* eachJsonLine(bytes, meter, (line, base) => decoder.walk(line, ws(line, 0), base));
+  else {
+    const start = bomEnd(bytes), body = start > 0 ? bytes.subarray(start) : bytes;
+    checkJson(body);
+    yield* decoder.walk(body, ws(body, 0), start);
+  }
+  return decoder.result();
+}
+
+/**
+ * Checks a JSON (`lines` false) or JSON Lines body as decoding would (UTF-8, JSON's grammar, each line
+ * of JSON Lines by itself): throws the DecodeError that names the problem, and its line.
+ */
+export function checkJsonBody(bytes: Uint8Array, lines: boolean): void {
+  const none: JsonDecoder<void> = { *walk() {}, result() {} };
+  runSteps(decodeJsonBody(none, bytes, lines, new DecodeMeter(UNCAPPED)));
+}
+
+/**
+ * Decodes requests held as JS values (JSON made by code, tests) to the end with `decoder`: each is
+ * written as JSON text and decoded as a body, so they take the same path as bytes from the wire.
+ */
+export function decodeAllJson<T>(
+  decoder: JsonDecoder<T>,
+  requests: readonly unknown[],
+  meter: DecodeMeter,
+): T {
+  const encoder = new TextEncoder();
+  for (const r of requests) {
+    runSteps(decodeJsonBody(decoder, encoder.encode(JSON.stringify(r)), false, meter));
+  }
+  return decoder.result();
 }

@@ -3,6 +3,11 @@
  * integers or names, 64-bit integers as strings or numbers, keys in lowerCamelCase (the proto field
  * names are accepted too), unknown fields ignored.
  *
+ * The scalar functions (`u64`, `i64Text`, `int32`, `double`, `bool`, `enumValue`, `id`) take a value as
+ * JSON.parse gives it and hold the grammar and the messages; the readers named `…At` take a position in
+ * a checked body (json_scan.ts; -1: the field is absent), read the usual forms straight from the bytes
+ * and hand anything else to the scalar functions, so both agree by construction.
+ *
  * @module
  */
 
@@ -17,47 +22,29 @@ import {
   MAX_ANY_VALUE_DEPTH,
   PreparedMap,
   pushBase64,
+  pushHexId,
   renderBudget,
   toBase64,
   tooDeep,
 } from "../table/values.ts";
+import {
+  checkJson,
+  decodeString,
+  FieldNames,
+  jsValue,
+  nextElement,
+  pick,
+  scanEnd,
+  scanFields,
+  skip,
+  skipString,
+  smallUint,
+  str,
+  ws,
+} from "./json_scan.ts";
 
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
-
-/** A JSON object as parsed. */
-export type JsonObject = Record<string, unknown>;
-
-/** The value of a field under its JSON name or its proto name. */
-export function field(o: JsonObject, camel: string, snake?: string): unknown {
-  const v = o[camel];
-  return v !== undefined || snake === undefined ? v : o[snake];
-}
-
-/** An object field (or undefined); anything else is an error. */
-export function objectField(o: JsonObject, camel: string, snake?: string): JsonObject | undefined {
-  const v = field(o, camel, snake);
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "object" || Array.isArray(v)) throw new DecodeError("expected an object", camel);
-  return v as JsonObject;
-}
-
-/** An array field of objects (or empty); anything else is an error. */
-export function arrayField(o: JsonObject, camel: string, snake?: string): JsonObject[] {
-  const v = field(o, camel, snake);
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw new DecodeError("expected an array", camel);
-  return v as JsonObject[];
-}
-
-/** A string field ("" when absent). */
-export function stringField(o: JsonObject, camel: string, snake?: string): string {
-  const v = field(o, camel, snake);
-  if (v === undefined || v === null) return "";
-  if (typeof v !== "string") throw new DecodeError("expected a string", camel);
-  return v;
-}
-
 /** Low/high words of the last `u64()` / `i64()` result. */
 export const u64Out = { lo: 0, hi: 0 };
 
@@ -307,74 +294,370 @@ export function id(v: unknown, size: number, name: string): Uint8Array {
   );
 }
 
-/** Appends a JSON AnyValue rendered as text. */
-export function pushJsonAnyValue(out: StrColumn, v: unknown, name: string): void {
-  if (v === undefined || v === null) return out.pushEmpty();
-  if (typeof v !== "object" || Array.isArray(v)) throw new DecodeError("expected an AnyValue object", name);
-  const o = v as JsonObject;
-  let x: unknown;
-  if ((x = field(o, "stringValue", "string_value")) !== undefined) {
-    if (typeof x !== "string") throw new DecodeError("expected a string", `${name}.stringValue`);
-    return out.pushString(x);
-  }
-  if ((x = field(o, "boolValue", "bool_value")) !== undefined) {
-    return out.pushAscii(bool(x, `${name}.boolValue`) ? "true" : "false");
-  }
-  if ((x = field(o, "intValue", "int_value")) !== undefined) {
-    return out.pushAscii(i64Text(x, `${name}.intValue`));
-  }
-  if ((x = field(o, "doubleValue", "double_value")) !== undefined) {
-    return out.pushAscii(String(double(x, `${name}.doubleValue`)));
-  }
-  if ((x = field(o, "bytesValue", "bytes_value")) !== undefined) {
-    const bytes = typeof x === "string" ? fromBase64(x) : undefined;
-    if (!bytes) throw new DecodeError("expected base64", `${name}.bytesValue`);
-    return pushBase64(out, bytes, 0, bytes.length);
-  }
-  return out.pushString(anyJsonText(o, name, 0) ?? "");
+/** The bytes' kinds of value, by first byte. */
+const QUOTE = 0x22, LBRACE = 0x7b, LBRACKET = 0x5b, NUL = 0x6e;
+
+/** Throws unless the value at `p` is an object or null/absent; says whether it is an object. */
+export function objectAt(buf: Uint8Array, p: number, name: string): boolean {
+  if (p < 0 || buf[p] === NUL) return false;
+  if (buf[p] !== LBRACE) throw new DecodeError("expected an object", name);
+  return true;
+}
+
+/** Throws unless the value at `p` is an array or null/absent; says whether it is an array. */
+export function arrayAt(buf: Uint8Array, p: number, name: string): boolean {
+  if (p < 0 || buf[p] === NUL) return false;
+  if (buf[p] !== LBRACKET) throw new DecodeError("expected an array", name);
+  return true;
+}
+
+/** Throws unless the value at `p` is a string or null/absent (a string field, "" when absent). */
+export function checkStringAt(buf: Uint8Array, p: number, name: string): void {
+  if (p >= 0 && buf[p] !== QUOTE && buf[p] !== NUL) throw new DecodeError("expected a string", name);
+}
+
+/** Appends a string field ("" when absent or null). */
+export function pushStringAt(col: StrColumn, buf: Uint8Array, p: number, name: string): void {
+  checkStringAt(buf, p, name);
+  if (p < 0 || buf[p] === NUL) return col.pushEmpty();
+  skipString(buf, p);
+  if (str.esc) col.pushString(decodeString(buf, str.s, str.e, true));
+  else col.pushBytes(buf, str.s, str.e);
+}
+
+/** A string field as a JS string ("" when absent or null). */
+export function stringAt(buf: Uint8Array, p: number, name: string): string {
+  checkStringAt(buf, p, name);
+  if (p < 0 || buf[p] === NUL) return "";
+  skipString(buf, p);
+  return decodeString(buf, str.s, str.e, str.esc);
+}
+
+/** A string field as UTF-8 bytes (an empty array when absent, null or ""). */
+export function utf8At(buf: Uint8Array, p: number, name: string): Uint8Array {
+  checkStringAt(buf, p, name);
+  if (p < 0 || buf[p] === NUL) return EMPTY;
+  skipString(buf, p);
+  if (str.s === str.e) return EMPTY;
+  return str.esc ? encoder.encode(decodeString(buf, str.s, str.e, true)) : buf.slice(str.s, str.e);
 }
 
 /**
- * An AnyValue as JSON text (arrays and kvlists); undefined for an empty AnyValue at the top. The text
- * is counted against `renderBudget` as it is built: each leaf, key and bracket pair once, so the count
- * is at least the length of the text.
+ * Reads a 64-bit unsigned integer field into `u64Out` (0 when absent): plain digits, quoted or not,
+ * from the bytes; anything else through `u64`.
  */
-function anyJsonText(o: JsonObject, name: string, depth: number): string | undefined {
+export function u64At(buf: Uint8Array, p: number, name: string): void {
+  if (p < 0) {
+    u64Out.lo = 0, u64Out.hi = 0;
+    return;
+  }
+  const c = buf[p];
+  if (c === QUOTE ? plainU64At(buf, p + 1, QUOTE) : c >= 0x30 && c <= 0x39 && plainU64At(buf, p, -1)) return;
+  u64(jsValue(buf, p), name);
+}
+
+/**
+ * Reads canonical decimal digits at `buf[s]` (at most 20, no leading zero, ended by `close`: a quote,
+ * or for an unquoted number (-1) anything but a digit, `.` or an exponent) of at most 2^64 - 1 into
+ * `u64Out`; false, with nothing read, for anything else.
+ */
+function plainU64At(buf: Uint8Array, s: number, close: number): boolean {
+  let e = s;
+  while (e - s <= 20 && buf[e] >= 0x30 && buf[e] <= 0x39) e++;
+  const n = e - s, after = buf[e];
+  // Unquoted numbers past 2^53 are read as JSON.parse reads them (a double): not here.
+  if (n === 0 || n > (close === QUOTE ? 20 : 15) || (buf[s] === 0x30 && n > 1)) return false;
+  if (close === QUOTE ? after !== QUOTE : after === 0x2e || after === 0x65 || after === 0x45) return false;
+  if (n === 20) {
+    // Compared with 2^64 - 1 digit by digit; past it the general path refuses it, with its message.
+    for (let i = 0; i < 20; i++) {
+      const d = buf[s + i] - U64_MAX.charCodeAt(i);
+      if (d < 0) break;
+      if (d > 0) return false;
+    }
+  }
+  const cut = n > 9 ? e - 9 : s;
+  let high = 0, low = 0;
+  for (let i = s; i < cut; i++) high = high * 10 + buf[i] - 48;
+  for (let i = cut; i < e; i++) low = low * 10 + buf[i] - 48;
+  if (high === 0) u64Out.lo = low, u64Out.hi = 0; // counts and other small values
+  else setU64(high, low);
+  return true;
+}
+
+/** Appends a signed 64-bit integer field as canonical decimal text. */
+export function pushI64At(col: StrColumn, buf: Uint8Array, p: number, name: string): void {
+  // Canonical digits (a "-", no leading zero, at most 15 digits: below 2^53), quoted or not, are the text.
+  const q = buf[p] === QUOTE ? p + 1 : p;
+  let s = q;
+  if (buf[s] === 0x2d) s++;
+  let e = s;
+  while (e - s <= 15 && buf[e] >= 0x30 && buf[e] <= 0x39) e++;
+  const n = e - s, after = buf[e];
+  if (
+    n > 0 && n <= 15 && (buf[s] !== 0x30 || (n === 1 && s === q)) &&
+    (q > p ? after === QUOTE : after !== 0x2e && after !== 0x65 && after !== 0x45)
+  ) return col.pushBytes(buf, q, e);
+  col.pushAscii(i64Text(jsValue(buf, p), name));
+}
+
+/** A signed 64-bit integer field as a float64 (0 when absent). */
+export function i64NumberAt(buf: Uint8Array, p: number, name: string): number {
+  // At most 15 digits, quoted or not (JSON numbers have no leading zeros; "-0" is 0): exact as read.
+  const q = buf[p] === QUOTE ? p + 1 : p, neg = buf[q] === 0x2d;
+  let i = neg ? q + 1 : q, v = 0;
+  while (i - q <= 16 && buf[i] >= 0x30 && buf[i] <= 0x39) v = v * 10 + buf[i++] - 0x30;
+  const n = i - q - (neg ? 1 : 0), after = buf[i];
+  if (n > 0 && n <= 15 && (q > p ? after === QUOTE : after !== 0x2e && after !== 0x65 && after !== 0x45)) {
+    return neg && v !== 0 ? -v : v;
+  }
+  return i64Number(jsValue(buf, p), name);
+}
+
+/** A uint32 / int32 field (0 when absent or null). */
+export function int32At(buf: Uint8Array, p: number, name: string, signed = false): number {
+  if (p < 0) return 0;
+  const v = smallUint(buf, p);
+  return v >= 0 ? v : int32(jsValue(buf, p), name, signed);
+}
+
+/** A double field (0 when absent or null). */
+export function doubleAt(buf: Uint8Array, p: number, name: string): number {
+  if (p < 0) return 0;
+  const v = plainDouble(buf, p);
+  return v === v ? v : double(jsValue(buf, p), name);
+}
+
+/** Exact powers of ten as doubles (10^22 is the last one a double holds exactly). */
+const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
+
+/**
+ * The JSON number at `buf[p]` when it has at most 15 digits and no exponent, else NaN. Then the digits
+ * are an exact integer m and the result m / 10^k (k fraction digits) is one correctly rounded division
+ * of exact doubles: the double Number() reads from the text.
+ */
+function plainDouble(buf: Uint8Array, p: number): number {
+  let i = p, c = buf[i];
+  const neg = c === 0x2d;
+  if (neg) c = buf[++i];
+  let m = 0, digits = 0, frac = 0;
+  while (c >= 0x30 && c <= 0x39) m = m * 10 + c - 0x30, digits++, c = buf[++i];
+  if (c === 0x2e) {
+    c = buf[++i];
+    while (c >= 0x30 && c <= 0x39) m = m * 10 + c - 0x30, digits++, frac++, c = buf[++i];
+  }
+  if (digits === 0 || digits > 15 || c === 0x65 || c === 0x45) return NaN;
+  const v = frac === 0 ? m : m / POW10[frac];
+  return neg ? -v : v;
+}
+
+/** A boolean field (false when absent or null). */
+export function boolAt(buf: Uint8Array, p: number, name: string): boolean {
+  if (p < 0) return false;
+  const c = buf[p];
+  if (c === 0x74) return true;
+  if (c === 0x66) return false;
+  return bool(jsValue(buf, p), name);
+}
+
+/** An enum field, by number or name (0 when absent or null). */
+export function enumAt(
+  buf: Uint8Array,
+  p: number,
+  names: Readonly<Record<string, number>>,
+  name: string,
+  max: number,
+): number {
+  if (p < 0) return 0;
+  const v = smallUint(buf, p);
+  return v >= 0 && v <= max ? v : enumValue(jsValue(buf, p), names, name, max);
+}
+
+/**
+ * A trace or span id field, checked: `null` when it is `size * 2` hex digits (then `pushIdAt` writes them
+ * from the bytes, lowercased), else its bytes (an empty array when absent, null or ""), as `id` reads it.
+ */
+export function idAt(buf: Uint8Array, p: number, size: number, name: string): Uint8Array | null {
+  if (p < 0 || buf[p] === NUL) return EMPTY;
+  if (buf[p] === QUOTE) {
+    const s = p + 1, e = s + size * 2;
+    let i = s;
+    while (i < e && HEX_DIGIT[buf[i]] === 1) i++;
+    if (i === e && buf[e] === QUOTE) return null;
+  }
+  return id(jsValue(buf, p), size, name);
+}
+
+/** 1 for the bytes of hex digits. */
+const HEX_DIGIT = new Uint8Array(256);
+for (const c of "0123456789abcdefABCDEF") HEX_DIGIT[c.charCodeAt(0)] = 1;
+
+/** Appends an id read by `idAt(buf, p, size)` as lowercase hex ("" when empty or all zero). */
+export function pushIdAt(
+  col: StrColumn,
+  buf: Uint8Array,
+  p: number,
+  size: number,
+  v: Uint8Array | null,
+): void {
+  if (v !== null) return pushHexId(col, v, 0, v.length);
+  const n = size * 2, at = col.reserve(n), b = col.bytes;
+  let nonZero = 0;
+  for (let i = 0, s = p + 1; i < n; i++) {
+    const c = buf[s + i];
+    nonZero |= c ^ 0x30;
+    b[at + i] = c | 0x20; // digits keep their code; A-F become a-f
+  }
+  if (nonZero === 0) col.pushEmpty();
+  else col.commit(at + n);
+}
+
+const ANY = new FieldNames([
+  "stringValue",
+  "boolValue",
+  "intValue",
+  "doubleValue",
+  "bytesValue",
+  "arrayValue",
+  "kvlistValue",
+]);
+const anyAt = new Int32Array(ANY.size);
+const VALUES = new FieldNames(["values"]);
+const valuesAt = new Int32Array(VALUES.size);
+const KEY_VALUE = new FieldNames(["key", "value"]);
+const kvAt = new Int32Array(KEY_VALUE.size);
+
+/** The value of a JSON `bytesValue` field at `p` (present) as base64 text's bytes, or a DecodeError. */
+function bytesValueAt(buf: Uint8Array, p: number, name: string): Uint8Array {
+  const v = jsValue(buf, p);
+  const bytes = typeof v === "string" ? fromBase64(v) : undefined;
+  if (!bytes) throw new DecodeError("expected base64", `${name}.bytesValue`);
+  return bytes;
+}
+
+/** Appends the scalar AnyValue of kind `kind` (string, bool, int, double, bytes) whose value is at `x`. */
+function pushLeaf(out: StrColumn, buf: Uint8Array, kind: number, x: number, name: string): void {
+  switch (kind) {
+    case 0:
+      if (buf[x] !== QUOTE) throw new DecodeError("expected a string", `${name}.stringValue`);
+      return pushStringAt(out, buf, x, name);
+    case 1:
+      return out.pushAscii(boolAt(buf, x, `${name}.boolValue`) ? "true" : "false");
+    case 2:
+      return pushI64At(out, buf, x, `${name}.intValue`);
+    case 3:
+      return out.pushAscii(String(doubleAt(buf, x, `${name}.doubleValue`)));
+    default: {
+      const bytes = bytesValueAt(buf, x, name);
+      return pushBase64(out, bytes, 0, bytes.length);
+    }
+  }
+}
+
+/**
+ * Appends the JSON AnyValue at `p` (-1: absent) rendered as text; returns the position after it (-1
+ * when absent). An object of one scalar member, the usual AnyValue, is read in one pass.
+ */
+export function pushAnyValueAt(out: StrColumn, buf: Uint8Array, p: number, name: string): number {
+  if (p < 0 || buf[p] === NUL) {
+    out.pushEmpty();
+    return p < 0 ? -1 : p + 4;
+  }
+  if (buf[p] !== LBRACE) throw new DecodeError("expected an AnyValue object", name);
+  let k = p + 1;
+  if (buf[k] <= 0x20) k = ws(buf, k);
+  if (buf[k] === QUOTE) {
+    const keyEnd = skipString(buf, k);
+    const slot = str.esc ? -1 : ANY.lookup(buf, str.s, str.e, false);
+    if (slot >= 0 && slot < 10) {
+      let x = buf[keyEnd] === 0x3a ? keyEnd + 1 : ws(buf, keyEnd) + 1;
+      if (buf[x] <= 0x20) x = ws(buf, x);
+      if (slot < 2 && buf[x] === QUOTE) {
+        // {"stringValue": "…"}: the string is pushed from the range found while skipping it.
+        let end = skipString(buf, x);
+        if (buf[end] <= 0x20) end = ws(buf, end);
+        if (buf[end] === 0x7d) {
+          if (str.esc) out.pushString(decodeString(buf, str.s, str.e, true));
+          else out.pushBytes(buf, str.s, str.e);
+          return end + 1;
+        }
+      } else {
+        let end = skip(buf, x);
+        if (buf[end] <= 0x20) end = ws(buf, end);
+        if (buf[end] === 0x7d) {
+          pushLeaf(out, buf, slot >> 1, x, name);
+          return end + 1;
+        }
+      }
+    }
+  }
+  scanFields(buf, p, ANY, anyAt);
+  const end = scanEnd.p;
+  for (let kind = 0; kind < 5; kind++) {
+    const x = pick(anyAt, kind);
+    if (x >= 0) {
+      pushLeaf(out, buf, kind, x, name);
+      return end;
+    }
+  }
+  out.pushString(anyJsonText(buf, p, name, 0) ?? "");
+  return end;
+}
+
+/**
+ * The AnyValue object at `p` as JSON text (arrays and kvlists); undefined for an empty AnyValue at the
+ * top. The text is counted against `renderBudget` as it is built: each leaf, key and bracket pair once,
+ * so the count is at least the length of the text. Recursion is bounded by MAX_ANY_VALUE_DEPTH.
+ */
+function anyJsonText(buf: Uint8Array, p: number, name: string, depth: number): string | undefined {
   if (depth === 0) renderBudget.start();
   else if (depth > MAX_ANY_VALUE_DEPTH) tooDeep();
-  const leaf = jsonLeaf(o, name);
+  scanFields(buf, p, ANY, anyAt);
+  const end = scanEnd.p;
+  const sv = pick(anyAt, 0), bv = pick(anyAt, 1), iv = pick(anyAt, 2), dv = pick(anyAt, 3);
+  const yv = pick(anyAt, 4), av = pick(anyAt, 5), kv = pick(anyAt, 6);
+  const leaf = jsonLeaf(buf, sv, bv, iv, dv, yv, name);
+  anyEnd = end;
   if (leaf !== undefined) {
     renderBudget.text(leaf.length, name);
     return leaf;
   }
-  const arr = objectField(o, "arrayValue", "array_value");
-  if (arr) {
+  if (objectAt(buf, av, "arrayValue")) {
     renderBudget.text(2, name);
-    const values = arrayField(arr, "values");
+    scanFields(buf, av, VALUES, valuesAt);
+    const list = pick(valuesAt, 0);
     // Grown as elements pass the budget, not sized by the input up front.
     const parts: string[] = [];
-    for (let i = 0; i < values.length; i++) {
-      renderBudget.element(name);
-      parts.push(element(values[i], `${name}.arrayValue.values[${i}]`, depth + 1));
+    if (arrayAt(buf, list, "values")) {
+      for (let i = 0, q = nextElement(buf, list + 1); q >= 0; i++) {
+        renderBudget.element(name);
+        parts.push(element(buf, q, `${name}.arrayValue.values[${i}]`, depth + 1));
+        q = nextElement(buf, anyEnd);
+      }
     }
+    anyEnd = end;
     return `[${parts.join(",")}]`;
   }
-  const kv = objectField(o, "kvlistValue", "kvlist_value");
-  if (kv) {
+  if (objectAt(buf, kv, "kvlistValue")) {
     renderBudget.text(2, name);
     const entries = new Map<string, string>();
-    const list = arrayField(kv, "values");
-    for (let i = 0; i < list.length; i++) {
-      const e = list[i];
-      renderBudget.element(name);
-      if (typeof e !== "object" || e === null || Array.isArray(e)) {
-        throw new DecodeError("expected a KeyValue object", `${name}.kvlistValue.values[${i}]`);
+    scanFields(buf, kv, VALUES, valuesAt);
+    const list = pick(valuesAt, 0);
+    if (arrayAt(buf, list, "values")) {
+      for (let i = 0, q = nextElement(buf, list + 1); q >= 0; i++) {
+        renderBudget.element(name);
+        const path = `${name}.kvlistValue.values[${i}]`;
+        if (buf[q] !== LBRACE) throw new DecodeError("expected a KeyValue object", path);
+        scanFields(buf, q, KEY_VALUE, kvAt);
+        const entryEnd = scanEnd.p, valueAt = pick(kvAt, 1);
+        const key = stringAt(buf, pick(kvAt, 0), "key"), quoted = JSON.stringify(key);
+        renderBudget.text(quoted.length, name);
+        entries.delete(key); // the last value of a repeated key wins
+        entries.set(key, `${quoted}:${element(buf, valueAt, `${path}.value`, depth + 1)}`);
+        q = nextElement(buf, entryEnd);
       }
-      const key = stringField(e, "key"), quoted = JSON.stringify(key);
-      renderBudget.text(quoted.length, name);
-      entries.delete(key); // the last value of a repeated key wins
-      entries.set(key, `${quoted}:${element(e.value, `${name}.kvlistValue.values[${i}].value`, depth + 1)}`);
     }
+    anyEnd = end;
     const keys = [...entries.keys()].sort();
     return `{${keys.map((k) => entries.get(k)).join(",")}}`;
   }
@@ -382,65 +665,194 @@ function anyJsonText(o: JsonObject, name: string, depth: number): string | undef
 }
 
 /** The JSON text of a scalar AnyValue, or undefined when it holds none (an array, a kvlist or nothing). */
-function jsonLeaf(o: JsonObject, name: string): string | undefined {
-  let x: unknown;
-  if ((x = field(o, "stringValue", "string_value")) !== undefined) {
+function jsonLeaf(
+  buf: Uint8Array,
+  sv: number,
+  bv: number,
+  iv: number,
+  dv: number,
+  yv: number,
+  name: string,
+): string | undefined {
+  if (sv >= 0) {
+    const x = jsValue(buf, sv);
     if (typeof x !== "string") throw new DecodeError("expected a string", `${name}.stringValue`);
     return JSON.stringify(x);
   }
-  if ((x = field(o, "boolValue", "bool_value")) !== undefined) return bool(x, name) ? "true" : "false";
-  if ((x = field(o, "intValue", "int_value")) !== undefined) return i64Text(x, name);
-  if ((x = field(o, "doubleValue", "double_value")) !== undefined) return jsonDouble(double(x, name));
-  if ((x = field(o, "bytesValue", "bytes_value")) !== undefined) {
-    const bytes = typeof x === "string" ? fromBase64(x) : undefined;
-    if (!bytes) throw new DecodeError("expected base64", `${name}.bytesValue`);
-    return `"${toBase64(bytes)}"`;
-  }
+  if (bv >= 0) return boolAt(buf, bv, name) ? "true" : "false";
+  if (iv >= 0) return i64Text(jsValue(buf, iv), name);
+  if (dv >= 0) return jsonDouble(doubleAt(buf, dv, name));
+  if (yv >= 0) return `"${toBase64(bytesValueAt(buf, yv, name))}"`;
   return undefined;
 }
 
-function element(v: unknown, name: string, depth: number): string {
-  if (v === undefined || v === null) return "null";
-  if (typeof v !== "object" || Array.isArray(v)) throw new DecodeError("expected an AnyValue object", name);
-  return anyJsonText(v as JsonObject, name, depth) ?? "null";
-}
+/** Where the AnyValue last rendered by anyJsonText or element ends. */
+let anyEnd = 0;
 
-/** Adds a JSON attribute list to the scratch. */
-export function addJsonAttributes(scratch: AttrScratch, list: unknown, name: string): void {
-  if (list === undefined || list === null) return;
-  if (!Array.isArray(list)) throw new DecodeError("expected an array", name);
-  for (let i = 0; i < list.length; i++) {
-    const kv = list[i];
-    if (typeof kv !== "object" || kv === null) {
-      throw new DecodeError("expected a KeyValue object", `${name}[${i}]`);
-    }
-    const key = (kv as JsonObject).key;
-    if (typeof key !== "string") throw new DecodeError("expected a string", `${name}[${i}].key`);
-    scratch.keys.pushString(key);
-    pushJsonAnyValue(scratch.values, (kv as JsonObject).value, `${name}[${i}].value`);
+/** The JSON text of an array element or kvlist value at `p`; sets `anyEnd`. */
+function element(buf: Uint8Array, p: number, name: string, depth: number): string {
+  if (p < 0) return "null";
+  if (buf[p] === NUL) {
+    anyEnd = p + 4;
+    return "null";
   }
+  if (buf[p] !== LBRACE) throw new DecodeError("expected an AnyValue object", name);
+  return anyJsonText(buf, p, name, depth) ?? "null";
 }
 
-/** A JSON Resource or InstrumentationScope as a prepared envelope. */
-export function jsonEnvelope(
-  o: JsonObject | undefined,
+/**
+ * Adds the attribute list at `p` (-1: absent) to the scratch; returns the position after it (-1 when
+ * absent). Each entry's key must be a string, and its value an AnyValue.
+ */
+export function addAttributesAt(scratch: AttrScratch, buf: Uint8Array, p: number, name: string): number {
+  if (!arrayAt(buf, p, name)) return p < 0 ? -1 : p + 4;
+  let i = 0;
+  for (let q = nextElement(buf, p + 1); q >= 0; i++) {
+    const c = buf[q];
+    let end: number;
+    if (c === LBRACE) {
+      end = keyValue(scratch, buf, q);
+      if (end < 0) end = keyValueInOrder(scratch, buf, q, name, i);
+    } else if (c === LBRACKET) {
+      // An array is an object without a "key" (as JSON.parse's tree had it).
+      throw new DecodeError("expected a string", `${name}[${i}].key`);
+    } else throw new DecodeError("expected a KeyValue object", `${name}[${i}]`);
+    q = nextElement(buf, end);
+  }
+  return scanEnd.p;
+}
+
+/**
+ * Adds the KeyValue object at `q` when it is `{"key": "…", "value": …}` with a valid value, in one pass;
+ * returns the position after it, or -1 with nothing added for anything else (other orders, repeated or
+ * missing keys, errors), which `keyValueInOrder` then reads as a whole.
+ */
+function keyValue(scratch: AttrScratch, buf: Uint8Array, q: number): number {
+  let k = q + 1;
+  if (buf[k] <= 0x20) k = ws(buf, k);
+  if (
+    buf[k] !== QUOTE || buf[k + 1] !== 0x6b || buf[k + 2] !== 0x65 || buf[k + 3] !== 0x79 ||
+    buf[k + 4] !== QUOTE
+  ) {
+    return -1;
+  }
+  k = (buf[k + 5] === 0x3a ? k + 5 : ws(buf, k + 5)) + 1;
+  if (buf[k] <= 0x20) k = ws(buf, k);
+  if (buf[k] !== QUOTE) return -1;
+  let c = skipString(buf, k);
+  if (buf[c] <= 0x20) c = ws(buf, c);
+  const ks = str.s, ke = str.e, kesc = str.esc;
+  if (buf[c] !== 0x2c) return -1;
+  c++;
+  if (buf[c] <= 0x20) c = ws(buf, c);
+  if (
+    buf[c] !== QUOTE || buf[c + 1] !== 0x76 || buf[c + 2] !== 0x61 || buf[c + 3] !== 0x6c ||
+    buf[c + 4] !== 0x75 || buf[c + 5] !== 0x65 || buf[c + 6] !== QUOTE
+  ) return -1;
+  let v = (buf[c + 7] === 0x3a ? c + 7 : ws(buf, c + 7)) + 1;
+  if (buf[v] <= 0x20) v = ws(buf, v);
+  const values = scratch.values;
+  let end: number;
+  try {
+    end = pushAnyValueAt(values, buf, v, "");
+    if (buf[end] <= 0x20) end = ws(buf, end);
+  } catch (e) {
+    if (e instanceof DecodeError) return -1; // read again in order, for the error with its path
+    throw e;
+  }
+  if (buf[end] !== 0x7d) {
+    values.length--; // more keys follow: read again in order
+    return -1;
+  }
+  if (kesc) scratch.keys.pushString(decodeString(buf, ks, ke, true));
+  else scratch.keys.pushBytes(buf, ks, ke);
+  return end + 1;
+}
+
+/** Adds the KeyValue object at `q` read field by field, in the order of its checks; returns its end. */
+function keyValueInOrder(scratch: AttrScratch, buf: Uint8Array, q: number, name: string, i: number): number {
+  scanFields(buf, q, KEY_VALUE, kvAt);
+  const end = scanEnd.p;
+  const k = pick(kvAt, 0), v = pick(kvAt, 1);
+  if (k < 0 || buf[k] !== QUOTE) throw new DecodeError("expected a string", `${name}[${i}].key`);
+  pushStringAt(scratch.keys, buf, k, "key");
+  pushAnyValueAt(scratch.values, buf, v, `${name}[${i}].value`);
+  return end;
+}
+
+/**
+ * Scans the fields of the object at `p` into `at` (see scanFields) and reads its attribute list (field
+ * `field`, a repeated key replacing the list) into `scratch` in the same pass; says whether it did. When
+ * the list is not valid, nothing is left in the scratch and the fields are scanned again without it
+ * (false): the caller reads the list in its place among the checks, for the error that order gives.
+ */
+export function scanWithAttributes(
+  buf: Uint8Array,
+  p: number,
+  names: FieldNames,
+  at: Int32Array,
+  field: number,
+  scratch: AttrScratch,
+): boolean {
+  attrBuf = buf, attrScratch = scratch;
+  scratch.reset();
+  try {
+    scanFields(buf, p, names, at, false, 2 * field, readAttributes);
+    return true;
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
+  }
+  scratch.reset();
+  scanFields(buf, p, names, at);
+  return false;
+}
+
+let attrBuf: Uint8Array = EMPTY, attrScratch: AttrScratch | undefined;
+
+function readAttributes(q: number, again: boolean): number {
+  if (again) attrScratch!.reset();
+  return addAttributesAt(attrScratch!, attrBuf, q, "attributes");
+}
+
+const ENVELOPE = new FieldNames(["attributes", "name", "version", "droppedAttributesCount"]);
+const envAt = new Int32Array(ENVELOPE.size);
+
+/** Whether the object at `p` (-1: absent) is absent, null or has no keys. */
+export function emptyObjectAt(buf: Uint8Array, p: number): boolean {
+  return p < 0 || buf[p] === NUL || buf[ws(buf, p + 1)] === 0x7d;
+}
+
+/** The JSON Resource or InstrumentationScope object at `p` (-1: absent) as a prepared envelope. */
+export function envelopeAt(
+  buf: Uint8Array,
+  p: number,
   isScope: boolean,
   scratch: AttrScratch,
   name: string,
 ): Envelope {
   const map = new MapColumn(1, 16);
   scratch.reset();
-  if (o) addJsonAttributes(scratch, o.attributes, `${name}.attributes`);
+  const present = p >= 0 && buf[p] !== NUL;
+  if (present) scanFields(buf, p, ENVELOPE, envAt);
+  else envAt.fill(-1);
+  const nameAt = pick(envAt, 1), versionAt = pick(envAt, 2), dropped = pick(envAt, 3);
+  if (present) addAttributesAt(scratch, buf, pick(envAt, 0), `${name}.attributes`);
   scratch.flushTo(map);
   return {
     attributes: new PreparedMap(map),
-    name: isScope && o ? encoder.encode(stringField(o, "name")) : EMPTY,
-    version: isScope && o ? encoder.encode(stringField(o, "version")) : EMPTY,
-    droppedAttributesCount: o
-      ? int32(
-        field(o, "droppedAttributesCount", "dropped_attributes_count"),
-        `${name}.droppedAttributesCount`,
-      )
-      : 0,
+    name: isScope && present ? encoder.encode(stringAt(buf, nameAt, "name")) : EMPTY,
+    version: isScope && present ? encoder.encode(stringAt(buf, versionAt, "version")) : EMPTY,
+    droppedAttributesCount: present ? int32At(buf, dropped, `${name}.droppedAttributesCount`) : 0,
   };
+}
+
+/**
+ * Checks a pushJsonAnyValue-style JS value by encoding it as JSON and reading it back: for callers that
+ * hold parsed values (tests, and JSON made by code), the same rendering and errors as a request's bytes.
+ */
+export function pushJsonAnyValue(out: StrColumn, v: unknown, name: string): void {
+  if (v === undefined) return out.pushEmpty();
+  const bytes = encoder.encode(JSON.stringify(v));
+  checkJson(bytes);
+  pushAnyValueAt(out, bytes, ws(bytes, 0), name);
 }

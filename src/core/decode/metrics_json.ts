@@ -10,21 +10,22 @@ import type { MetricsDecoded } from "./metrics_proto.ts";
 import { DecodeError } from "../errors.ts";
 import { DecodeMeter } from "./decode_limits.ts";
 import { decodeAllJson, type JsonDecoder, JsonRequestWalker } from "./json_request.ts";
+import { FieldNames, nextElement, pick, scanEnd, scanFields, skip } from "./json_scan.ts";
 import {
-  addJsonAttributes,
-  arrayField,
-  bool,
-  double,
-  enumValue,
-  field,
-  i64Number,
-  id,
-  int32,
-  type JsonObject,
-  objectField,
-  stringField,
-  u64,
+  addAttributesAt,
+  arrayAt,
+  boolAt,
+  doubleAt,
+  enumAt,
+  i64NumberAt,
+  idAt,
+  int32At,
+  objectAt,
+  pushIdAt,
+  scanWithAttributes,
+  u64At,
   u64Out,
+  utf8At,
 } from "./json_values.ts";
 import {
   AGGREGATION_TEMPORALITIES,
@@ -36,31 +37,22 @@ import {
   SumTable,
 } from "./metrics_proto.ts";
 import type { ScopeContext } from "./proto_request.ts";
-import { type AttrScratch, pushHexId } from "../table/values.ts";
+import type { AttrScratch } from "../table/values.ts";
 
 const NAMES = { resources: "resourceMetrics", scopes: "scopeMetrics", items: "metrics" };
-const encoder = new TextEncoder();
 
-/** The members of Metric's `data` oneof: JSON name and proto name. */
-const KINDS: readonly (readonly [string, string])[] = [
-  ["gauge", "gauge"],
-  ["sum", "sum"],
-  ["histogram", "histogram"],
-  ["exponentialHistogram", "exponential_histogram"],
-  ["summary", "summary"],
-];
-
-/** Decodes parsed OTLP/JSON metrics requests into the five metrics tables. Throws DecodeError. */
+/** Decodes OTLP/JSON metrics requests (as JS values) into the five metrics tables. Throws DecodeError. */
 export function decodeMetricsJson(requests: readonly unknown[]): MetricsDecoded {
-  return decodeAllJson(metricsJsonDecoder(new DecodeMeter()), requests);
+  const meter = new DecodeMeter();
+  return decodeAllJson(metricsJsonDecoder(meter), requests, meter);
 }
 
 /** A decoder of OTLP/JSON metrics requests, one at a time, into one set of the five tables. */
 export function metricsJsonDecoder(meter: DecodeMeter): JsonDecoder<MetricsDecoded> {
   const c = new MetricsColumns(meter);
   meter.measure = () => c.byteLength();
-  const walker = new JsonRequestWalker(NAMES, (o, ctx) => decodeMetric(c, o, ctx), meter, false);
-  return { walk: (request, pos) => walker.walk(request, pos), result: () => c.result() };
+  const walker = new JsonRequestWalker(NAMES, (buf, p, ctx) => decodeMetric(c, buf, p, ctx), meter, false);
+  return { walk: (buf, p, base) => walker.walk(buf, p, base), result: () => c.result() };
 }
 
 function rethrow(e: unknown, segment: string): never {
@@ -74,80 +66,155 @@ interface Settings {
   monotonic: boolean;
 }
 
-function decodeMetric(c: MetricsColumns, o: JsonObject, ctx: ScopeContext): void {
-  let kind = "", data: JsonObject | undefined;
-  for (const [camel, snake] of KINDS) {
-    const v = objectField(o, camel, snake);
-    if (!v) continue;
-    if (data) throw new DecodeError(`${kind} and ${camel} are both set; a metric has one kind of data`);
-    kind = camel, data = v;
+const METRIC = new FieldNames([
+  "name",
+  "description",
+  "unit",
+  "gauge",
+  "sum",
+  "histogram",
+  "exponentialHistogram",
+  "summary",
+]);
+const metricAt = new Int32Array(METRIC.size);
+/** The members of Metric's `data` oneof, in the order they are looked at (fields 3-7 of METRIC). */
+const KINDS = ["gauge", "sum", "histogram", "exponentialHistogram", "summary"] as const;
+
+const DATA = new FieldNames(["aggregationTemporality", "isMonotonic", "dataPoints"]);
+const dataAt = new Int32Array(DATA.size);
+
+/** Fields of all kinds of data points. */
+const POINT = new FieldNames([
+  "startTimeUnixNano",
+  "timeUnixNano",
+  "asDouble",
+  "asInt",
+  "bucketCounts",
+  "explicitBounds",
+  "zeroCount",
+  "quantileValues",
+  "flags",
+  "attributes",
+  "exemplars",
+  "count",
+  "sum",
+  "min",
+  "max",
+  "scale",
+  "positive",
+  "negative",
+]);
+const P_START = 0, P_TIME = 1, P_DOUBLE = 2, P_COUNTS = 4, P_BOUNDS = 5, P_ZERO = 6, P_QUANTILES = 7;
+const P_FLAGS = 8, P_ATTRIBUTES = 9, P_EXEMPLARS = 10, P_COUNT = 11, P_SUM = 12, P_MIN = 13, P_MAX = 14;
+const P_SCALE = 15, P_POSITIVE = 16, P_NEGATIVE = 17;
+const pointAt = new Int32Array(POINT.size);
+
+const BUCKETS = new FieldNames(["offset", "bucketCounts"]);
+const bucketsAt = new Int32Array(BUCKETS.size);
+const QUANTILE = new FieldNames(["quantile", "value"]);
+const quantileAt = new Int32Array(QUANTILE.size);
+const EXEMPLAR = new FieldNames([
+  "filteredAttributes",
+  "timeUnixNano",
+  "asDouble",
+  "asInt",
+  "spanId",
+  "traceId",
+]);
+const exemplarAt = new Int32Array(EXEMPLAR.size);
+
+function decodeMetric(c: MetricsColumns, buf: Uint8Array, p: number, ctx: ScopeContext): number {
+  scanFields(buf, p, METRIC, metricAt, true);
+  const end = scanEnd.p;
+  let kind = -1, data = -1;
+  for (let k = 0; k < KINDS.length; k++) {
+    const v = pick(metricAt, 3 + k);
+    if (!objectAt(buf, v, KINDS[k])) continue;
+    if (data >= 0) {
+      throw new DecodeError(`${KINDS[kind]} and ${KINDS[k]} are both set; a metric has one kind of data`);
+    }
+    kind = k, data = v;
   }
   const m: MetricMeta = {
-    name: encoder.encode(stringField(o, "name")),
-    description: encoder.encode(stringField(o, "description")),
-    unit: encoder.encode(stringField(o, "unit")),
+    name: utf8At(buf, pick(metricAt, 0), "name"),
+    description: utf8At(buf, pick(metricAt, 1), "description"),
+    unit: utf8At(buf, pick(metricAt, 2), "unit"),
   };
-  if (!data) return; // no data: nothing to store, and not an error
+  if (data < 0) return end; // no data: nothing to store, and not an error
+  const kindName = KINDS[kind];
   try {
+    scanFields(buf, data, DATA, dataAt, true);
+    const temporalityAt = pick(dataAt, 0), monotonicAt = pick(dataAt, 1), pointsAt = pick(dataAt, 2);
     const settings: Settings = {
-      temporality: kind === "gauge" || kind === "summary" ? 0 : enumValue(
-        field(data, "aggregationTemporality", "aggregation_temporality"),
-        AGGREGATION_TEMPORALITIES,
-        "aggregationTemporality",
-        2,
-      ),
-      monotonic: kind === "sum" ? bool(field(data, "isMonotonic", "is_monotonic"), "isMonotonic") : false,
+      temporality: kind === 0 || kind === 4
+        ? 0
+        : enumAt(buf, temporalityAt, AGGREGATION_TEMPORALITIES, "aggregationTemporality", 2),
+      monotonic: kind === 1 ? boolAt(buf, monotonicAt, "isMonotonic") : false,
     };
-    const points = arrayField(data, "dataPoints", "data_points");
-    for (let i = 0; i < points.length; i++) {
-      const p = points[i];
-      try {
-        if (typeof p !== "object" || p === null || Array.isArray(p)) {
-          throw new DecodeError("expected an object");
+    if (arrayAt(buf, pointsAt, "dataPoints")) {
+      let i = 0;
+      for (let q = nextElement(buf, pointsAt + 1); q >= 0; i++) {
+        let pend: number;
+        try {
+          if (buf[q] !== 0x7b) throw new DecodeError("expected an object");
+          attributesRead = scanWithAttributes(buf, q, POINT, pointAt, P_ATTRIBUTES, c.scratch);
+          pend = scanEnd.p;
+          switch (kind) {
+            case 0:
+              numberPoint(c, c.gauge, buf, ctx, m, settings);
+              break;
+            case 1:
+              numberPoint(c, c.sum, buf, ctx, m, settings);
+              break;
+            case 2:
+              histogramPoint(c, buf, ctx, m, settings);
+              break;
+            case 3:
+              expHistogramPoint(c, buf, ctx, m, settings);
+              break;
+            default:
+              summaryPoint(c, buf, ctx, m);
+          }
+        } catch (e) {
+          rethrow(e, `dataPoints[${i}]`);
         }
-        switch (kind) {
-          case "gauge":
-            numberPoint(c, c.gauge, p, ctx, m, settings);
-            break;
-          case "sum":
-            numberPoint(c, c.sum, p, ctx, m, settings);
-            break;
-          case "histogram":
-            histogramPoint(c, p, ctx, m, settings);
-            break;
-          case "exponentialHistogram":
-            expHistogramPoint(c, p, ctx, m, settings);
-            break;
-          default:
-            summaryPoint(c, p, ctx, m);
-        }
-      } catch (e) {
-        rethrow(e, `dataPoints[${i}]`);
+        c.meter.record();
+        q = nextElement(buf, pend);
       }
-      c.meter.record();
     }
   } catch (e) {
-    rethrow(e, kind);
+    rethrow(e, kindName);
   }
+  return end;
 }
 
-/** A NumberDataPoint's or Exemplar's value: undefined when neither asDouble nor asInt is set. */
-function numberValue(o: JsonObject): number | undefined {
-  const d = field(o, "asDouble", "as_double"), n = field(o, "asInt", "as_int");
-  const hasD = d !== undefined && d !== null, hasN = n !== undefined && n !== null;
+/** The value of the NumberDataPoint or Exemplar whose slots are `at`: undefined when neither is set. */
+function numberValue(buf: Uint8Array, at: Int32Array, doubleField: number): number | undefined {
+  const d = pick(at, doubleField), n = pick(at, doubleField + 1);
+  const hasD = d >= 0 && buf[d] !== 0x6e, hasN = n >= 0 && buf[n] !== 0x6e;
   if (hasD && hasN) throw new DecodeError("asDouble and asInt are both set; a value has one of them");
-  if (hasD) return double(d, "asDouble");
-  if (hasN) return i64Number(n, "asInt");
+  if (hasD) return doubleAt(buf, d, "asDouble");
+  if (hasN) return i64NumberAt(buf, n, "asInt");
   return undefined;
+}
+
+/** Whether the data point's attributes are in the scratch already (scanWithAttributes). */
+let attributesRead = false;
+
+/** Reads the data point's attributes into the scratch (in the order of the checks) unless they are. */
+function readAttributes(c: MetricsColumns, buf: Uint8Array): void {
+  if (attributesRead) return;
+  c.scratch.reset();
+  addAttributesAt(c.scratch, buf, pick(pointAt, P_ATTRIBUTES), "attributes");
 }
 
 /** Start and end time words of a data point, read in one place so both formats agree. */
 const times = { sLo: 0, sHi: 0, tLo: 0, tHi: 0 };
 
-function readTimes(p: JsonObject): void {
-  u64(field(p, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano");
+function readTimes(buf: Uint8Array): void {
+  u64At(buf, pick(pointAt, P_START), "startTimeUnixNano");
   times.sLo = u64Out.lo, times.sHi = u64Out.hi;
-  u64(field(p, "timeUnixNano", "time_unix_nano"), "timeUnixNano");
+  u64At(buf, pick(pointAt, P_TIME), "timeUnixNano");
   times.tLo = u64Out.lo, times.tHi = u64Out.hi;
 }
 
@@ -159,16 +226,16 @@ function pushTimes(t: { startTime: U64Column; time: U64Column }): void {
 function numberPoint(
   c: MetricsColumns,
   t: GaugeTable,
-  p: JsonObject,
+  buf: Uint8Array,
   ctx: ScopeContext,
   m: MetricMeta,
   settings: Settings,
 ): void {
-  readTimes(p);
-  const value = numberValue(p);
-  const flags = int32(field(p, "flags"), "flags");
-  c.scratch.reset();
-  addJsonAttributes(c.scratch, p.attributes, "attributes");
+  const exemplarsAt = pick(pointAt, P_EXEMPLARS);
+  readTimes(buf);
+  const value = numberValue(buf, pointAt, P_DOUBLE);
+  const flags = int32At(buf, pick(pointAt, P_FLAGS), "flags");
+  readAttributes(c, buf);
   if (value === undefined) {
     c.scratch.reset();
     c.rejectValueless(m);
@@ -180,7 +247,7 @@ function numberPoint(
   pushTimes(t);
   t.value.push(value);
   t.flags.push(flags);
-  pushExemplars(t.exemplars, c.scratch, p);
+  pushExemplars(t.exemplars, c.scratch, buf, exemplarsAt);
   if (t instanceof SumTable) {
     t.temporality.push(settings.temporality);
     t.isMonotonic.push(settings.monotonic ? 1 : 0);
@@ -190,160 +257,182 @@ function numberPoint(
 
 function histogramPoint(
   c: MetricsColumns,
-  p: JsonObject,
+  buf: Uint8Array,
   ctx: ScopeContext,
   m: MetricMeta,
   settings: Settings,
 ): void {
-  const t = c.histogram;
-  readTimes(p);
-  const counts = scalarList(p, "bucketCounts", "bucket_counts");
-  const bounds = scalarList(p, "explicitBounds", "explicit_bounds");
-  checkBuckets(counts.length, bounds.length);
-  c.scratch.reset();
-  addJsonAttributes(c.scratch, p.attributes, "attributes");
+  const t = c.histogram, at = pointAt;
+  const countsAt = pick(at, P_COUNTS), boundsAt = pick(at, P_BOUNDS), exemplarsAt = pick(at, P_EXEMPLARS);
+  const countAt = pick(at, P_COUNT),
+    sumAt = pick(at, P_SUM),
+    flagsAt = pick(at, P_FLAGS),
+    minAt = pick(at, P_MIN),
+    maxAt = pick(at, P_MAX);
+  readTimes(buf);
+  const counts = scalarCount(buf, countsAt, "bucketCounts");
+  const bounds = scalarCount(buf, boundsAt, "explicitBounds");
+  checkBuckets(counts, bounds);
+  readAttributes(c, buf);
   t.pushHead(ctx, m);
   c.scratch.flushToKeyed(t.attributes);
   pushTimes(t);
-  u64(field(p, "count"), "count");
+  u64At(buf, countAt, "count");
   t.count.push(u64Out.lo, u64Out.hi);
-  t.sum.push(double(field(p, "sum"), "sum"));
-  pushU64s(t.bucketCounts.child, counts, "bucketCounts");
+  t.sum.push(doubleAt(buf, sumAt, "sum"));
+  if (counts > 0) pushU64s(t.bucketCounts.child, buf, countsAt, "bucketCounts");
   t.bucketCounts.closeRow();
-  pushDoubles(t.explicitBounds.child, bounds, "explicitBounds");
+  if (bounds > 0) pushDoubles(t.explicitBounds.child, buf, boundsAt, "explicitBounds");
   t.explicitBounds.closeRow();
-  pushExemplars(t.exemplars, c.scratch, p);
-  t.flags.push(int32(field(p, "flags"), "flags"));
-  t.min.push(double(field(p, "min"), "min"));
-  t.max.push(double(field(p, "max"), "max"));
+  pushExemplars(t.exemplars, c.scratch, buf, exemplarsAt);
+  t.flags.push(int32At(buf, flagsAt, "flags"));
+  t.min.push(doubleAt(buf, minAt, "min"));
+  t.max.push(doubleAt(buf, maxAt, "max"));
   t.temporality.push(settings.temporality);
   t.rows.endRow(ctx.service, times.tLo, times.tHi);
 }
 
 function expHistogramPoint(
   c: MetricsColumns,
-  p: JsonObject,
+  buf: Uint8Array,
   ctx: ScopeContext,
   m: MetricMeta,
   settings: Settings,
 ): void {
-  const t = c.expHistogram;
-  readTimes(p);
-  c.scratch.reset();
-  addJsonAttributes(c.scratch, p.attributes, "attributes");
+  const t = c.expHistogram, at = pointAt;
+  const exemplarsAt = pick(at, P_EXEMPLARS),
+    countAt = pick(at, P_COUNT),
+    sumAt = pick(at, P_SUM),
+    scaleAt = pick(at, P_SCALE);
+  const zeroAt = pick(at, P_ZERO), posAt = pick(at, P_POSITIVE), negAt = pick(at, P_NEGATIVE);
+  const flagsAt = pick(at, P_FLAGS), minAt = pick(at, P_MIN), maxAt = pick(at, P_MAX);
+  readTimes(buf);
+  readAttributes(c, buf);
   t.pushHead(ctx, m);
   c.scratch.flushToKeyed(t.attributes);
   pushTimes(t);
-  u64(field(p, "count"), "count");
+  u64At(buf, countAt, "count");
   t.count.push(u64Out.lo, u64Out.hi);
-  t.sum.push(double(field(p, "sum"), "sum"));
-  t.scale.push(int32(field(p, "scale"), "scale", true));
-  u64(field(p, "zeroCount", "zero_count"), "zeroCount");
+  t.sum.push(doubleAt(buf, sumAt, "sum"));
+  t.scale.push(int32At(buf, scaleAt, "scale", true));
+  u64At(buf, zeroAt, "zeroCount");
   t.zeroCount.push(u64Out.lo, u64Out.hi);
-  const pos = objectField(p, "positive");
-  t.positiveOffset.push(pos ? int32(field(pos, "offset"), "positive.offset", true) : 0);
-  if (pos) {
-    pushU64s(
-      t.positiveBucketCounts.child,
-      scalarList(pos, "bucketCounts", "bucket_counts"),
-      "positive.bucketCounts",
-    );
-  }
-  t.positiveBucketCounts.closeRow();
-  const neg = objectField(p, "negative");
-  t.negativeOffset.push(neg ? int32(field(neg, "offset"), "negative.offset", true) : 0);
-  if (neg) {
-    pushU64s(
-      t.negativeBucketCounts.child,
-      scalarList(neg, "bucketCounts", "bucket_counts"),
-      "negative.bucketCounts",
-    );
-  }
-  t.negativeBucketCounts.closeRow();
-  pushExemplars(t.exemplars, c.scratch, p);
-  t.flags.push(int32(field(p, "flags"), "flags"));
-  t.min.push(double(field(p, "min"), "min"));
-  t.max.push(double(field(p, "max"), "max"));
+  pushBuckets(t.positiveOffset, t.positiveBucketCounts, buf, posAt, "positive");
+  pushBuckets(t.negativeOffset, t.negativeBucketCounts, buf, negAt, "negative");
+  pushExemplars(t.exemplars, c.scratch, buf, exemplarsAt);
+  t.flags.push(int32At(buf, flagsAt, "flags"));
+  t.min.push(doubleAt(buf, minAt, "min"));
+  t.max.push(doubleAt(buf, maxAt, "max"));
   t.temporality.push(settings.temporality);
   t.rows.endRow(ctx.service, times.tLo, times.tHi);
 }
 
-function summaryPoint(c: MetricsColumns, p: JsonObject, ctx: ScopeContext, m: MetricMeta): void {
-  const t = c.summary;
-  readTimes(p);
-  c.scratch.reset();
-  addJsonAttributes(c.scratch, p.attributes, "attributes");
+/** Appends an exponential histogram's `positive` or `negative` buckets (offset and counts). */
+function pushBuckets(
+  offsets: { push(v: number): void },
+  counts: { child: U64Column; closeRow(): void },
+  buf: Uint8Array,
+  p: number,
+  name: string,
+): void {
+  if (objectAt(buf, p, name)) {
+    scanFields(buf, p, BUCKETS, bucketsAt);
+    const listAt = pick(bucketsAt, 1);
+    offsets.push(int32At(buf, pick(bucketsAt, 0), `${name}.offset`, true));
+    if (scalarCount(buf, listAt, "bucketCounts") > 0) {
+      pushU64s(counts.child, buf, listAt, `${name}.bucketCounts`);
+    }
+  } else offsets.push(0);
+  counts.closeRow();
+}
+
+function summaryPoint(c: MetricsColumns, buf: Uint8Array, ctx: ScopeContext, m: MetricMeta): void {
+  const t = c.summary, at = pointAt;
+  const countAt = pick(at, P_COUNT),
+    sumAt = pick(at, P_SUM),
+    quantilesAt = pick(at, P_QUANTILES),
+    flagsAt = pick(at, P_FLAGS);
+  readTimes(buf);
+  readAttributes(c, buf);
   t.pushHead(ctx, m);
   c.scratch.flushToKeyed(t.attributes);
   pushTimes(t);
-  u64(field(p, "count"), "count");
+  u64At(buf, countAt, "count");
   t.count.push(u64Out.lo, u64Out.hi);
-  t.sum.push(double(field(p, "sum"), "sum"));
-  const quantiles = arrayField(p, "quantileValues", "quantile_values");
-  for (let i = 0; i < quantiles.length; i++) {
-    const q = quantiles[i];
-    const name = `quantileValues[${i}]`;
-    if (typeof q !== "object" || q === null || Array.isArray(q)) {
-      throw new DecodeError("expected an object", name);
+  t.sum.push(doubleAt(buf, sumAt, "sum"));
+  if (arrayAt(buf, quantilesAt, "quantileValues")) {
+    let i = 0;
+    for (let q = nextElement(buf, quantilesAt + 1); q >= 0; i++) {
+      const name = `quantileValues[${i}]`;
+      if (buf[q] !== 0x7b) throw new DecodeError("expected an object", name);
+      scanFields(buf, q, QUANTILE, quantileAt);
+      const end = scanEnd.p;
+      t.quantile.child.push(doubleAt(buf, pick(quantileAt, 0), `${name}.quantile`));
+      t.quantileValue.child.push(doubleAt(buf, pick(quantileAt, 1), `${name}.value`));
+      q = nextElement(buf, end);
     }
-    t.quantile.child.push(double(field(q, "quantile"), `${name}.quantile`));
-    t.quantileValue.child.push(double(field(q, "value"), `${name}.value`));
   }
   t.quantile.closeRow();
   t.quantileValue.closeRow();
-  t.flags.push(int32(field(p, "flags"), "flags"));
+  t.flags.push(int32At(buf, flagsAt, "flags"));
   t.rows.endRow(ctx.service, times.tLo, times.tHi);
 }
 
-/** Appends a data point's exemplars and closes its exemplar list row. */
-function pushExemplars(x: ExemplarColumns, scratch: AttrScratch, p: JsonObject): void {
-  const list = arrayField(p, "exemplars");
-  for (let i = 0; i < list.length; i++) {
-    const e = list[i];
-    try {
-      if (typeof e !== "object" || e === null || Array.isArray(e)) {
-        throw new DecodeError("expected an object");
+/** Appends a data point's exemplars (the array at `p`, -1: absent) and closes its exemplar list row. */
+function pushExemplars(x: ExemplarColumns, scratch: AttrScratch, buf: Uint8Array, p: number): void {
+  if (arrayAt(buf, p, "exemplars")) {
+    let i = 0;
+    for (let q = nextElement(buf, p + 1); q >= 0; i++) {
+      let end: number;
+      try {
+        if (buf[q] !== 0x7b) throw new DecodeError("expected an object");
+        scanFields(buf, q, EXEMPLAR, exemplarAt);
+        end = scanEnd.p;
+        const at = exemplarAt, spanAt = pick(at, 4), traceAt = pick(at, 5);
+        scratch.reset();
+        addAttributesAt(scratch, buf, pick(at, 0), "filteredAttributes");
+        u64At(buf, pick(at, 1), "timeUnixNano");
+        const lo = u64Out.lo, hi = u64Out.hi;
+        const value = numberValue(buf, at, 2) ?? 0;
+        const spanId = idAt(buf, spanAt, 8, "spanId");
+        const traceId = idAt(buf, traceAt, 16, "traceId");
+        scratch.flushTo(x.filteredAttributes.child);
+        x.time.child.push(lo, hi);
+        x.value.child.push(value);
+        pushIdAt(x.spanId.child, buf, spanAt, 8, spanId);
+        pushIdAt(x.traceId.child, buf, traceAt, 16, traceId);
+      } catch (err) {
+        rethrow(err, `exemplars[${i}]`);
       }
-      scratch.reset();
-      addJsonAttributes(scratch, field(e, "filteredAttributes", "filtered_attributes"), "filteredAttributes");
-      u64(field(e, "timeUnixNano", "time_unix_nano"), "timeUnixNano");
-      const lo = u64Out.lo, hi = u64Out.hi;
-      const value = numberValue(e) ?? 0;
-      const spanId = id(field(e, "spanId", "span_id"), 8, "spanId");
-      const traceId = id(field(e, "traceId", "trace_id"), 16, "traceId");
-      scratch.flushTo(x.filteredAttributes.child);
-      x.time.child.push(lo, hi);
-      x.value.child.push(value);
-      pushHexId(x.spanId.child, spanId, 0, spanId.length);
-      pushHexId(x.traceId.child, traceId, 0, traceId.length);
-    } catch (err) {
-      rethrow(err, `exemplars[${i}]`);
+      q = nextElement(buf, end);
     }
   }
   x.closeRow();
 }
 
-/** An array field of scalars (or empty). */
-function scalarList(o: JsonObject, camel: string, snake: string): readonly unknown[] {
-  const v = field(o, camel, snake);
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw new DecodeError("expected an array", camel);
-  return v;
+/** The number of elements of the array field at `p` (0 when absent or null); anything else is an error. */
+function scalarCount(buf: Uint8Array, p: number, name: string): number {
+  if (!arrayAt(buf, p, name)) return 0;
+  let n = 0;
+  for (let q = nextElement(buf, p + 1); q >= 0; q = nextElement(buf, skip(buf, q))) n++;
+  return n;
 }
 
-function pushU64s(col: U64Column, values: readonly unknown[], name: string): void {
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (v === null || v === undefined) throw new DecodeError("expected a number", `${name}[${i}]`);
-    u64(v, `${name}[${i}]`);
+function pushU64s(col: U64Column, buf: Uint8Array, p: number, name: string): void {
+  let i = 0;
+  for (let q = nextElement(buf, p + 1); q >= 0; i++) {
+    if (buf[q] === 0x6e) throw new DecodeError("expected a number", `${name}[${i}]`);
+    u64At(buf, q, `${name}[${i}]`);
     col.push(u64Out.lo, u64Out.hi);
+    q = nextElement(buf, skip(buf, q));
   }
 }
 
-function pushDoubles(col: F64Column, values: readonly unknown[], name: string): void {
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (v === null || v === undefined) throw new DecodeError("expected a number", `${name}[${i}]`);
-    col.push(double(v, `${name}[${i}]`));
+function pushDoubles(col: F64Column, buf: Uint8Array, p: number, name: string): void {
+  let i = 0;
+  for (let q = nextElement(buf, p + 1); q >= 0; i++) {
+    if (buf[q] === 0x6e) throw new DecodeError("expected a number", `${name}[${i}]`);
+    col.push(doubleAt(buf, q, `${name}[${i}]`));
+    q = nextElement(buf, skip(buf, q));
   }
 }

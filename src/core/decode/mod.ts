@@ -7,6 +7,7 @@
 
 export * from "./decode_limits.ts";
 export * from "./json_request.ts";
+export * from "./json_scan.ts";
 export * from "./json_values.ts";
 export * from "./logs_json.ts";
 export * from "./logs_proto.ts";

@@ -6,23 +6,25 @@
 
 import { DecodeError, within } from "../errors.ts";
 import { DecodeMeter } from "./decode_limits.ts";
-import { decodeAllJson, type JsonDecoder, JsonRequestWalker } from "./json_request.ts";
+import { decodeAllJson, type JsonDecoder, rowsJsonDecoder } from "./json_request.ts";
+import { FieldNames, nextElement, pick, scanEnd, scanFields } from "./json_scan.ts";
 import {
-  addJsonAttributes,
-  arrayField,
-  enumValue,
-  field,
-  id,
-  int32,
-  type JsonObject,
-  objectField,
-  stringField,
-  u64,
+  addAttributesAt,
+  arrayAt,
+  checkStringAt,
+  enumAt,
+  idAt,
+  int32At,
+  objectAt,
+  pushIdAt,
+  pushStringAt,
+  scanWithAttributes,
+  u64At,
   u64Out,
 } from "./json_values.ts";
+import type { ScopeContext } from "./proto_request.ts";
 import type { Rows } from "../table/rows.ts";
 import { SPAN_KINDS, STATUS_CODES, TracesColumns } from "./traces_proto.ts";
-import { pushHexId } from "../table/values.ts";
 
 const byName = (names: readonly string[]): Readonly<Record<string, number>> =>
   Object.fromEntries(names.map((n, i) => [n, i]));
@@ -35,101 +37,162 @@ export const STATUS_CODE_NUMBERS: Readonly<Record<string, number>> = byName(STAT
 
 const NAMES = { resources: "resourceSpans", scopes: "scopeSpans", items: "spans" };
 
-function asObject(v: unknown): JsonObject {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new DecodeError("expected an object");
-  return v as JsonObject;
-}
-
-/** Decodes parsed OTLP/JSON traces requests into `otel_traces` rows. Throws DecodeError. */
+/** Decodes OTLP/JSON traces requests (as JS values) into `otel_traces` rows. Throws DecodeError. */
 export function decodeTracesJson(requests: readonly unknown[]): Rows {
-  return decodeAllJson(tracesJsonDecoder(new DecodeMeter()), requests);
+  const meter = new DecodeMeter();
+  return decodeAllJson(tracesJsonDecoder(meter), requests, meter);
 }
 
-/** A decoder of OTLP/JSON traces requests, one at a time, into one set of `otel_traces` rows. */
-export function tracesJsonDecoder(meter: DecodeMeter): JsonDecoder<Rows> {
-  const c = new TracesColumns();
-  c.meter = meter;
-  meter.measure = () => c.rows.byteLength();
-  const walker = new JsonRequestWalker(
-    NAMES,
-    (o: JsonObject, ctx) => {
-      const traceId = id(field(o, "traceId", "trace_id"), 16, "traceId");
-      const spanId = id(field(o, "spanId", "span_id"), 8, "spanId");
-      const parentSpanId = id(field(o, "parentSpanId", "parent_span_id"), 8, "parentSpanId");
-      const traceState = stringField(o, "traceState", "trace_state");
-      const name = stringField(o, "name");
-      const kind = enumValue(field(o, "kind"), SPAN_KIND_NUMBERS, "kind", 5);
-      int32(field(o, "flags"), "flags");
-      int32(field(o, "droppedAttributesCount", "dropped_attributes_count"), "droppedAttributesCount");
-      int32(field(o, "droppedEventsCount", "dropped_events_count"), "droppedEventsCount");
-      int32(field(o, "droppedLinksCount", "dropped_links_count"), "droppedLinksCount");
-      u64(field(o, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano");
-      const sLo = u64Out.lo, sHi = u64Out.hi;
-      u64(field(o, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano");
-      const eLo = u64Out.lo, eHi = u64Out.hi;
-      const status = objectField(o, "status");
-      let code = 0, message = "";
-      if (status) {
-        within("status", () => {
-          code = enumValue(field(status, "code"), STATUS_CODE_NUMBERS, "code", 2);
-          message = stringField(status, "message");
-        });
-      }
-      const events = arrayField(o, "events");
-      const links = arrayField(o, "links");
-      const scratch = c.scratch;
-      scratch.reset();
-      addJsonAttributes(scratch, o.attributes, "attributes");
-
-      c.timestamp.push(sLo, sHi);
-      pushHexId(c.traceId, traceId, 0, traceId.length);
-      pushHexId(c.spanId, spanId, 0, spanId.length);
-      pushHexId(c.parentSpanId, parentSpanId, 0, parentSpanId.length);
-      c.traceState.pushString(traceState);
-      c.spanName.pushString(name);
-      c.pushSpanKind(kind);
-      c.pushEnvelope(ctx);
-      scratch.flushToKeyed(c.spanAttributes);
-      c.pushDuration(sLo, sHi, eLo, eHi);
-      c.pushStatusCode(code);
-      c.statusMessage.pushString(message);
-      // A failure below leaves a partial row; callers discard the whole request's Rows on any error.
-      for (let i = 0; i < events.length; i++) within(`events[${i}]`, () => pushEvent(c, asObject(events[i])));
-      for (let i = 0; i < links.length; i++) within(`links[${i}]`, () => pushLink(c, asObject(links[i])));
-      c.closeLists();
-      c.rows.endRow(ctx.service, sLo, sHi);
-      c.meter.items(events.length + links.length);
-    },
-    meter,
-    true,
-  );
-  return { walk: (request, pos) => walker.walk(request, pos), result: () => c.rows };
+/**
+ * A decoder of OTLP/JSON traces requests, one at a time, into one set of `otel_traces` rows;
+ * `expectedRows` sizes the buffers up front (e.g. jsonRowsEstimate of the body).
+ */
+export function tracesJsonDecoder(meter: DecodeMeter, expectedRows?: number): JsonDecoder<Rows> {
+  const c = new TracesColumns(expectedRows);
+  return rowsJsonDecoder(c, NAMES, (buf, p, ctx) => decodeSpan(c, buf, p, ctx), meter);
 }
 
-function pushEvent(c: TracesColumns, e: JsonObject): void {
-  u64(field(e, "timeUnixNano", "time_unix_nano"), "timeUnixNano");
+/** Span fields. */
+const SPAN = new FieldNames([
+  "traceId",
+  "spanId",
+  "parentSpanId",
+  "traceState",
+  "droppedAttributesCount",
+  "droppedEventsCount",
+  "droppedLinksCount",
+  "startTimeUnixNano",
+  "endTimeUnixNano",
+  "name",
+  "kind",
+  "flags",
+  "status",
+  "events",
+  "links",
+  "attributes",
+]);
+const spanAt = new Int32Array(SPAN.size);
+const STATUS = new FieldNames(["code", "message"]);
+const statusAt = new Int32Array(STATUS.size);
+const EVENT = new FieldNames(["timeUnixNano", "droppedAttributesCount", "name", "attributes"]);
+const eventAt = new Int32Array(EVENT.size);
+const LINK = new FieldNames([
+  "traceId",
+  "spanId",
+  "traceState",
+  "droppedAttributesCount",
+  "flags",
+  "attributes",
+]);
+const linkAt = new Int32Array(LINK.size);
+
+function decodeSpan(c: TracesColumns, buf: Uint8Array, p: number, ctx: ScopeContext): number {
+  const at = spanAt, scratch = c.scratch;
+  const read = scanWithAttributes(buf, p, SPAN, at, 15, scratch);
+  const end = scanEnd.p;
+  const traceAt = pick(at, 0), spanIdAt = pick(at, 1), parentAt = pick(at, 2), stateAt = pick(at, 3);
+  const nameAt = pick(at, 9), statusP = pick(at, 12), eventsAt = pick(at, 13), linksAt = pick(at, 14);
+  const attributesAt = pick(at, 15);
+  const traceId = idAt(buf, traceAt, 16, "traceId");
+  const spanId = idAt(buf, spanIdAt, 8, "spanId");
+  const parentSpanId = idAt(buf, parentAt, 8, "parentSpanId");
+  checkStringAt(buf, stateAt, "traceState");
+  checkStringAt(buf, nameAt, "name");
+  const kind = enumAt(buf, pick(at, 10), SPAN_KIND_NUMBERS, "kind", 5);
+  int32At(buf, pick(at, 11), "flags");
+  int32At(buf, pick(at, 4), "droppedAttributesCount");
+  int32At(buf, pick(at, 5), "droppedEventsCount");
+  int32At(buf, pick(at, 6), "droppedLinksCount");
+  u64At(buf, pick(at, 7), "startTimeUnixNano");
+  const sLo = u64Out.lo, sHi = u64Out.hi;
+  u64At(buf, pick(at, 8), "endTimeUnixNano");
+  const eLo = u64Out.lo, eHi = u64Out.hi;
+  let code = 0, codeAt = -1, messageAt = -1;
+  if (objectAt(buf, statusP, "status")) {
+    scanFields(buf, statusP, STATUS, statusAt);
+    codeAt = pick(statusAt, 0), messageAt = pick(statusAt, 1);
+    within("status", () => {
+      code = enumAt(buf, codeAt, STATUS_CODE_NUMBERS, "code", 2);
+      checkStringAt(buf, messageAt, "message");
+    });
+  }
+  const hasEvents = arrayAt(buf, eventsAt, "events");
+  const hasLinks = arrayAt(buf, linksAt, "links");
+  if (!read) addAttributesAt(scratch, buf, attributesAt, "attributes");
+
+  c.timestamp.push(sLo, sHi);
+  pushIdAt(c.traceId, buf, traceAt, 16, traceId);
+  pushIdAt(c.spanId, buf, spanIdAt, 8, spanId);
+  pushIdAt(c.parentSpanId, buf, parentAt, 8, parentSpanId);
+  pushStringAt(c.traceState, buf, stateAt, "traceState");
+  pushStringAt(c.spanName, buf, nameAt, "name");
+  c.pushSpanKind(kind);
+  c.pushEnvelope(ctx);
+  scratch.flushToKeyed(c.spanAttributes);
+  c.pushDuration(sLo, sHi, eLo, eHi);
+  c.pushStatusCode(code);
+  pushStringAt(c.statusMessage, buf, messageAt, "message");
+  // A failure below leaves a partial row; callers discard the whole request's Rows on any error.
+  let items = 0;
+  if (hasEvents) items += eachObject(buf, eventsAt, "events", (q) => pushEvent(c, buf, q));
+  if (hasLinks) items += eachObject(buf, linksAt, "links", (q) => pushLink(c, buf, q));
+  c.closeLists();
+  c.rows.endRow(ctx.service, sLo, sHi);
+  c.meter.items(items);
+  return end;
+}
+
+/**
+ * Calls `each(q)` for every element of the array at `p`, each of which must be an object (`each`
+ * returns the position after it), with errors placed under `name[i]`; returns how many there were.
+ */
+function eachObject(buf: Uint8Array, p: number, name: string, each: (q: number) => number): number {
+  let i = 0;
+  for (let q = nextElement(buf, p + 1); q >= 0; i++) {
+    let end: number;
+    try {
+      if (buf[q] !== 0x7b) throw new DecodeError("expected an object");
+      end = each(q);
+    } catch (e) {
+      if (e instanceof DecodeError) throw e.within(`${name}[${i}]`);
+      throw e;
+    }
+    q = nextElement(buf, end);
+  }
+  return i;
+}
+
+function pushEvent(c: TracesColumns, buf: Uint8Array, p: number): number {
+  scanFields(buf, p, EVENT, eventAt);
+  const end = scanEnd.p, nameAt = pick(eventAt, 2), attributesAt = pick(eventAt, 3);
+  u64At(buf, pick(eventAt, 0), "timeUnixNano");
   const lo = u64Out.lo, hi = u64Out.hi;
-  const name = stringField(e, "name");
-  int32(field(e, "droppedAttributesCount", "dropped_attributes_count"), "droppedAttributesCount");
+  checkStringAt(buf, nameAt, "name");
+  int32At(buf, pick(eventAt, 1), "droppedAttributesCount");
   const scratch = c.nestedScratch;
   scratch.reset();
-  addJsonAttributes(scratch, e.attributes, "attributes");
+  addAttributesAt(scratch, buf, attributesAt, "attributes");
   c.eventsTimestamp.child.push(lo, hi);
-  c.eventsName.child.pushString(name);
+  pushStringAt(c.eventsName.child, buf, nameAt, "name");
   scratch.flushTo(c.eventsAttributes.child);
+  return end;
 }
 
-function pushLink(c: TracesColumns, l: JsonObject): void {
-  const traceId = id(field(l, "traceId", "trace_id"), 16, "traceId");
-  const spanId = id(field(l, "spanId", "span_id"), 8, "spanId");
-  const traceState = stringField(l, "traceState", "trace_state");
-  int32(field(l, "flags"), "flags");
-  int32(field(l, "droppedAttributesCount", "dropped_attributes_count"), "droppedAttributesCount");
+function pushLink(c: TracesColumns, buf: Uint8Array, p: number): number {
+  scanFields(buf, p, LINK, linkAt);
+  const end = scanEnd.p, traceAt = pick(linkAt, 0), spanAt = pick(linkAt, 1), stateAt = pick(linkAt, 2);
+  const flagsAt = pick(linkAt, 4), droppedAt = pick(linkAt, 3), attributesAt = pick(linkAt, 5);
+  const traceId = idAt(buf, traceAt, 16, "traceId");
+  const spanId = idAt(buf, spanAt, 8, "spanId");
+  checkStringAt(buf, stateAt, "traceState");
+  int32At(buf, flagsAt, "flags");
+  int32At(buf, droppedAt, "droppedAttributesCount");
   const scratch = c.nestedScratch;
   scratch.reset();
-  addJsonAttributes(scratch, l.attributes, "attributes");
-  pushHexId(c.linksTraceId.child, traceId, 0, traceId.length);
-  pushHexId(c.linksSpanId.child, spanId, 0, spanId.length);
-  c.linksTraceState.child.pushString(traceState);
+  addAttributesAt(scratch, buf, attributesAt, "attributes");
+  pushIdAt(c.linksTraceId.child, buf, traceAt, 16, traceId);
+  pushIdAt(c.linksSpanId.child, buf, spanAt, 8, spanId);
+  pushStringAt(c.linksTraceState.child, buf, stateAt, "traceState");
   scratch.flushTo(c.linksAttributes.child);
+  return end;
 }
