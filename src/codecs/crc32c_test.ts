@@ -1,5 +1,5 @@
 import { strictEqual } from "node:assert/strict";
-import { crc32c } from "./crc32c.ts";
+import { crc32c, crc32cCombine } from "./crc32c.ts";
 import { randomBytes } from "./test_samples.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
@@ -42,4 +42,24 @@ Deno.test("crc32c() continues from a previous CRC", () => {
   for (const cut of [0, 1, 7, 8, 9, 4096, 9999, 10_000]) {
     strictEqual(crc32c(data.subarray(cut), crc32c(data.subarray(0, cut))), whole, `cut at ${cut}`);
   }
+});
+
+Deno.test("crc32cCombine() gives the CRC of the concatenation, at every split and length", () => {
+  const data = randomBytes(2_000, 11);
+  for (const total of [0, 1, 7, 8, 9, 63, 64, 65, 1_000, 2_000]) {
+    const whole = crc32c(data.subarray(0, total));
+    for (
+      const split of new Set(
+        [0, 1, Math.floor(total / 3), total - 1, total].filter((s) => s >= 0 && s <= total),
+      )
+    ) {
+      const a = data.subarray(0, split), b = data.subarray(split, total);
+      strictEqual(crc32cCombine(crc32c(a), crc32c(b), b.length), whole, `total ${total} split ${split}`);
+    }
+  }
+  // A 4 MiB part combines like four appends of 1 MiB of zeros.
+  const zeros = new Uint8Array(1 << 20);
+  let viaAppend = crc32c(ascii("head"));
+  for (let i = 0; i < 4; i++) viaAppend = crc32c(zeros, viaAppend);
+  strictEqual(crc32cCombine(crc32c(ascii("head")), crc32c(new Uint8Array(4 << 20)), 4 << 20), viaAppend);
 });

@@ -50,7 +50,7 @@ import type { ObjectStore } from "../storage/object_store.ts";
 import { type Answer, idKey, type RequestId, requestId, SeenLog, SeenTable } from "./dedupe.ts";
 import { OverloadedError, UnavailableError } from "./errors.ts";
 import { checkLimits, limitRequest, type Rejection, type RequestLimits } from "./request_limits.ts";
-import type { Sink } from "./sink.ts";
+import type { AcceptedRequest, Sink } from "./sink.ts";
 import { type Wal, WalFullError } from "./wal.ts";
 
 /** Minimal structured logger the platform supplies. */
@@ -554,12 +554,11 @@ export class Ingest implements Sink {
    * (durable mode), or at once (without a log); with the records the request limits refused, for
    * `partial_success`.
    */
-  async accept(
-    request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
-  ): Promise<Rejection> {
+  async accept(request: AcceptedRequest): Promise<Rejection> {
     if (this.stopping) throw new UnavailableError("shutting down", 5, { reason: "shutting_down" });
     if (!this.seen) return this.acceptNew(request);
-    const id = requestId(SIGNALS.indexOf(request.signal), FORMATS.indexOf(request.format), request.body);
+    const id = request.id ??
+      requestId(SIGNALS.indexOf(request.signal), FORMATS.indexOf(request.format), request.body);
     const known = this.seen.find(id, this.clock(), this.isPending);
     if (known) {
       this.counters.deduplicated++;
@@ -590,10 +589,7 @@ export class Ingest implements Sink {
   }
 
   /** Accepts a request not seen within the window; `id` is its identity when deduplication is on. */
-  private async acceptNew(
-    request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
-    id?: RequestId,
-  ): Promise<Rejection> {
+  private async acceptNew(request: AcceptedRequest, id?: RequestId): Promise<Rejection> {
     const { decoded } = request;
     const now = this.now();
     for (const rows of decoded.tables) rows.compact(); // kept until written: drop the decoders' spare capacity
@@ -628,7 +624,10 @@ export class Ingest implements Sink {
       if (this.logFull(length)) await this.waitForLogRoom(length);
       this.loggingBytes += length;
       try {
-        seq = await this.wal.append(windowed ? KIND_REQUEST_AT : KIND_REQUEST, payload);
+        seq = await this.wal.append(windowed ? KIND_REQUEST_AT : KIND_REQUEST, payload, [
+          undefined,
+          request.bodyCrc,
+        ]);
       } catch (e) {
         if (e instanceof WalFullError) {
           throw new UnavailableError(`write-ahead log full (${e.message}); retry later`, 10, {

@@ -10,6 +10,8 @@ import { Ingest, type IngestOptions } from "./ingest.ts";
 import type { RequestLimits } from "./request_limits.ts";
 import { BASE_HOUR, consecutiveHours, hoursRequest } from "./testdata/spread_requests.ts";
 import { Wal } from "./wal.ts";
+import { crc32c } from "../codecs/crc32c.ts";
+import { requestId } from "./dedupe.ts";
 
 await loadParquetWasm();
 const enc = new TextEncoder();
@@ -464,6 +466,40 @@ Deno.test("Ingest recognises a retry after a crash: request logged but not writt
   } finally {
     await second.ingest.close();
     Deno.removeSync(crashed, { recursive: true });
+  }
+});
+
+Deno.test("Ingest takes a body CRC and identity computed elsewhere: the same log record, replay and retry", async () => {
+  // What a decode worker hands over with the rows; the ingest must log and recognise exactly as without.
+  const withKnown = () => {
+    const r = tagged("worker");
+    return { ...r, bodyCrc: crc32c(r.body), id: requestId(0, 1, r.body) }; // logs = 0, json = 1
+  };
+  const crashed = await crashAfter(new MemoryStore(), (ingest) => ingest.accept(withKnown()).then(() => {}));
+  const restore = new MemoryStore();
+  const second = await durable(crashed, restore);
+  try {
+    assert.equal(second.replayed.requests, 1, "the record's joined checksum holds at replay");
+    await second.ingest.accept(tagged("worker")); // the retry, identity computed here this time
+    assert.equal(second.ingest.stats().deduplicated, 1);
+    await second.ingest.accept(withKnown());
+    assert.equal(second.ingest.stats().deduplicated, 2);
+    await second.ingest.flushAll();
+    assert.equal(await storedRows(restore), 3);
+  } finally {
+    await second.ingest.close();
+    Deno.removeSync(crashed, { recursive: true });
+  }
+  // The given CRC is the one written (not recomputed): a wrong one leaves a record the replay refuses.
+  const wrong = await crashAfter(new MemoryStore(), async (ingest) => {
+    await ingest.accept({ ...withKnown(), bodyCrc: crc32c(tagged("worker").body) ^ 1 });
+  });
+  const third = await durable(wrong, new MemoryStore());
+  try {
+    assert.equal(third.replayed.requests, 0);
+  } finally {
+    await third.ingest.close();
+    Deno.removeSync(wrong, { recursive: true });
   }
 });
 

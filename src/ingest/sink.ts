@@ -8,6 +8,21 @@
 
 import type { Decoded, Format } from "../core/convert.ts";
 import type { Signal } from "../core/table/schema.ts";
+import type { RequestId } from "./dedupe.ts";
+
+/** A decoded request handed to a sink: the (decompressed) body and its rows. */
+export interface AcceptedRequest {
+  signal: Signal;
+  format: Format;
+  body: Uint8Array;
+  decoded: Decoded;
+  /**
+   * The body's CRC-32C and identity (see `dedupe.ts`), when a worker thread computed them while decoding;
+   * the ingest computes them itself when absent.
+   */
+  bodyCrc?: number;
+  id?: RequestId;
+}
 
 /** What accepts decoded requests: the batching ingest on servers, a direct writer on Lambda and Workers. */
 export interface Sink {
@@ -21,7 +36,7 @@ export interface Sink {
    * refused (partition cap, event-time window), which the answer reports in `partial_success`.
    */
   accept(
-    request: { signal: Signal; format: Format; body: Uint8Array; decoded: Decoded },
+    request: AcceptedRequest,
   ): Promise<{ rejected: number; rejectMessage: string; overCap?: number; outsideWindow?: number } | void>;
   /** Whether data can be accepted now (for `/ready`). */
   ready(): Promise<boolean> | boolean;

@@ -26,7 +26,7 @@
 
 import { type FileHandle, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { crc32c } from "../codecs/crc32c.ts";
+import { crc32c, crc32cCombine } from "../codecs/crc32c.ts";
 
 /** One logged request. `seq` is strictly increasing across the life of the log, restarts included. */
 export interface WalRecord {
@@ -384,9 +384,17 @@ export class Wal {
    * (nothing is written), or when the disk is full during its group; with the I/O error for any other
    * write failure (the group's bytes are truncated away, so later appends are unaffected); with a
    * RangeError for a kind outside u32; with an Error after {@linkcode Wal.close}.
+   *
+   * `partCrcs` may give the CRC-32C of some parts, computed elsewhere (a worker thread that had the same
+   * bytes): those parts are not read again here, their CRC is joined in (`crc32cCombine`). A wrong value
+   * makes the record fail its checksum at replay, so pass only CRCs of exactly these bytes.
    */
   // deno-lint-ignore require-await -- async so argument checks surface as rejections, not throws
-  async append(kind: number, payload: Uint8Array | readonly Uint8Array[]): Promise<number> {
+  async append(
+    kind: number,
+    payload: Uint8Array | readonly Uint8Array[],
+    partCrcs?: readonly (number | undefined)[],
+  ): Promise<number> {
     const parts = payload instanceof Uint8Array ? [payload] : [...payload];
     const length = parts.reduce((n, p) => n + p.length, 0);
     if (this.#closing) throw new Error("wal: append after close");
@@ -403,7 +411,7 @@ export class Wal {
       );
     }
     const seq = this.#nextSeq++;
-    const frame = recordHeader(seq, kind, parts, length);
+    const frame = recordHeader(seq, kind, parts, length, partCrcs);
     this.#reserved += size;
     return new Promise<number>((resolve, reject) => {
       this.#queue.push({ seq, frame, parts, size, resolve, reject });
@@ -607,7 +615,13 @@ function segmentName(firstSeq: number): string {
 }
 
 /** The header of a record (the payload follows it as is: written from the caller's buffers, not copied). */
-function recordHeader(seq: number, kind: number, parts: readonly Uint8Array[], length: number): Uint8Array {
+function recordHeader(
+  seq: number,
+  kind: number,
+  parts: readonly Uint8Array[],
+  length: number,
+  partCrcs?: readonly (number | undefined)[],
+): Uint8Array {
   const header = new Uint8Array(HEADER_BYTES);
   const view = new DataView(header.buffer);
   header.set(MAGIC, 0);
@@ -616,7 +630,10 @@ function recordHeader(seq: number, kind: number, parts: readonly Uint8Array[], l
   view.setUint32(12, seq % 0x1_0000_0000, true);
   view.setUint32(16, Math.floor(seq / 0x1_0000_0000), true);
   let crc = crc32c(header.subarray(0, 20));
-  for (const part of parts) crc = crc32c(part, crc);
+  for (let i = 0; i < parts.length; i++) {
+    const known = partCrcs?.[i];
+    crc = known === undefined ? crc32c(parts[i], crc) : crc32cCombine(crc, known, parts[i].length);
+  }
   view.setUint32(20, crc, true);
   return header;
 }

@@ -95,6 +95,31 @@ Deno.test("Wal round-trips appends through close and reopen", async () => {
   });
 });
 
+Deno.test("Wal.append() with a part's CRC computed elsewhere writes the same bytes; a wrong one fails at replay", async () => {
+  const head = bytes("h"), body = bytes("a request body, checksummed by a worker thread");
+  /** The log file after one append of [head, body] with these part CRCs, and what a reopen replays. */
+  const logOf = async (crcs?: (number | undefined)[]) => {
+    let file = new Uint8Array(), replayed: string[] = [], warned: string[] = [];
+    await withDir(async (dir) => {
+      const { wal } = await openWal(dir);
+      await wal.append(7, [head, body], crcs);
+      await wal.close();
+      file = await Deno.readFile(`${dir}/${(await segmentFiles(dir))[0]}`);
+      const { wal: again, records, warnings } = await openWal(dir);
+      replayed = records.map((r) => text(r.payload)), warned = warnings;
+      await again.close();
+    });
+    return { file, replayed, warned };
+  };
+  const plain = await logOf();
+  const joined = await logOf([undefined, crc32c(body)]);
+  assert.deepEqual(joined.file, plain.file, "the same bytes on disk, checksum included");
+  assert.deepEqual(joined.replayed, ["h" + text(body)]);
+  const wrong = await logOf([undefined, crc32c(body) ^ 1]);
+  assert.deepEqual(wrong.replayed, [], "a record whose CRC is wrong is not replayed");
+  assert.ok(wrong.warned.some((w) => /checksum/.test(w)), wrong.warned.join("; "));
+});
+
 Deno.test("Wal continues seqs across reopen, also once older segments are released", async () => {
   await withDir(async (dir) => {
     const { wal } = await openWal(dir, { segmentBytes: 200 });
