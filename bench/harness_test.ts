@@ -330,8 +330,29 @@ Deno.test("amdahl() and amdahlTable(): serial and parallel parts give the speedu
   assert.equal(row.ceiling, 200_000);
   assert.match(
     amdahlTable(report),
-    /\| logs \| protobuf \| 5\.00 \| 15\.00 \| 0\.25 \| 80,000 \| 2\.91 \| 200,000 \|/,
+    /\| logs \| protobuf \| 5\.00 \| – \| – \| – \| 15\.00 \| 0\.25 \| 80,000 \| 2\.91 \| 200,000 \|/,
   );
+  // Without worker threads at work, s is the sum of the ceilings: accept + body read and the WAL.
+  const noWorkers = {
+    ...report,
+    runs: report.runs.map((r) => ({ ...r, cpu: r.cpu && { ...r.cpu, main: 13, workers: 0 } })),
+    accept: [{
+      server: "accept-only",
+      signal: "logs",
+      variant: "protobuf",
+      mode: "closed",
+      status: "ok",
+      recordsPerRequest: 5000,
+      load: { statuses: { "200": 100 }, seconds: 10, acknowledgedRecords: 500_000 },
+      cpu: { total: 1, main: 1, workers: 0, other: 0, window: 10 },
+    }],
+    wal: [{ label: "logs protobuf", appenders: 8, records: 5000, mainMsPerAppend: 5 }],
+  } as unknown as ScalingReport;
+  const [sum] = amdahlRows(noWorkers);
+  assert.equal(sum.acceptUs, 2, "1 s of CPU for 100 requests of 5,000 records");
+  assert.equal(sum.walUs, 1);
+  assert.equal(sum.serialUs, 3);
+  assert.match(sum.serialSource, /accept \+ body read \+ WAL/);
 });
 
 Deno.test("the accept-only server reads bodies as the server does and answers OTLP success", async () => {

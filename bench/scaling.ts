@@ -53,6 +53,9 @@ import type { WalCase, WalCeilingResult } from "./wal_ceiling.ts";
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const DENO = `${ROOT}/node_modules/.bin/deno`;
 
+/** BENCHMARKS.md "Targets": peak RSS under load ≤ 2 × batch bytes + 150 MB, with the default 128 MiB batches. */
+export const RSS_BOUND_MB = Math.round((2 * 128 * 1024 * 1024) / 1e6 + 150);
+
 /** Request bodies of the matrix. */
 export type BodyVariant = "protobuf" | "json" | "protobuf+gzip";
 /** All of them, in table order. */
@@ -153,6 +156,8 @@ export interface ScalingOptions {
 /** Everything one scaling run measured. */
 export interface ScalingReport {
   startedAt: string;
+  /** /proc/loadavg's 1, 5 and 15 minute averages when the run started. */
+  loadAverage: string;
   options: Required<Omit<ScalingOptions, "workDir" | "progress">>;
   runs: RunResult[];
   accept: RunResult[];
@@ -245,7 +250,7 @@ export async function runOne(
   ];
   result.logFile = `${workDir}/${tag}.log`;
   // CPU every 100 ms: the server's (its whole process tree; its threads apart) and the load generator's.
-  let loadgenPid = 0;
+  let loadgenPid = 0, loadgenCpu = 0;
   const samples: Sample[] = [];
   const server = await spawnServer(argv, {
     cwd: dir,
@@ -257,7 +262,8 @@ export async function runOne(
       samples.push({
         t,
         server: { ...split, total: Math.max(total, split.total) },
-        loadgen: loadgenPid ? processCpuSeconds(loadgenPid) : 0,
+        // Kept when it has exited (its /proc entry gone): CPU time only grows.
+        loadgen: loadgenCpu = Math.max(loadgenCpu, loadgenPid ? processCpuSeconds(loadgenPid) : 0),
       });
     },
   });
@@ -386,6 +392,7 @@ export async function runScaling(options: ScalingOptions = {}): Promise<ScalingR
   Deno.mkdirSync(workDir, { recursive: true });
   const report: ScalingReport = {
     startedAt: new Date().toISOString(),
+    loadAverage: loadAverage(),
     options: o,
     runs: [],
     accept: [],
@@ -521,6 +528,11 @@ const errorsOf = (r: RunResult): string => {
   const s = r.load?.statuses ?? {};
   return Object.entries(s).filter(([k]) => k !== "200").map(([k, n]) => `${k}×${n}`).join(" ") || "0";
 };
+/** The offered rate, and what the load generator managed when it fell short of it. */
+const offeredCell = (r: RunResult | undefined): string =>
+  r?.load && r.load.targetReached === false
+    ? `${fmt(r.targetRate)} (reached ${fmt(r.load.achievedRecordsPerSecond)})`
+    : fmt(r?.targetRate);
 const serverLabel = (id: string): string => SERVER_CONFIGS.find((c) => c.id === id)?.label ?? id;
 
 function find(
@@ -559,7 +571,7 @@ export function fullTable(report: ScalingReport): string {
             fmt(c?.load?.rawMBps, 1)
           } | ${fmt(cores(c), 2)} | ${split} | ${
             fmt(c?.loadgenCpu !== undefined && c.cpu ? c.loadgenCpu / c.cpu.window : undefined, 2)
-          } | ${fmt(op?.targetRate)} | ${fmt(op?.load?.latencyMs.p50, 0)} | ${
+          } | ${offeredCell(op)} | ${fmt(op?.load?.latencyMs.p50, 0)} | ${
             fmt(op?.load?.latencyMs.p99, 0)
           } | ${fmt(Math.max(c?.peakRssMB ?? 0, op?.peakRssMB ?? 0) || undefined)} | ${fmt(rows)} / ${
             fmt(acked)
@@ -605,7 +617,11 @@ export function latencyTable(report: ScalingReport): string {
       const r = (id: string) => find(report.runs, signal, variant, id, "open");
       const pq = (x: RunResult | undefined) =>
         x?.load && x.load.acknowledgedRecords > 0
-          ? `${fmt(x.load.latencyMs.p50)} / ${fmt(x.load.latencyMs.p99)}`
+          ? `${fmt(x.load.latencyMs.p50)} / ${fmt(x.load.latencyMs.p99)}${
+            x.load.targetReached === false
+              ? ` (fell short: ${fmt(x.load.achievedRecordsPerSecond)}/s sent)`
+              : ""
+          }`
           : "–";
       const p99 = (x: RunResult | undefined) =>
         x?.load?.acknowledgedRecords ? x.load.latencyMs.p99 : undefined;
@@ -679,6 +695,9 @@ export interface AmdahlRow {
   serialSource: string;
   /** Parallel µs per record: decode + encode in process. */
   parallelUs: number;
+  /** The accept loop + body read and the WAL's main-thread CPU per record (the ceilings), when measured. */
+  acceptUs?: number;
+  walUs?: number;
   /** Measured one-core rate (ours, 1 worker, pinned). */
   oneCore?: number;
   speedup8: number;
@@ -706,26 +725,28 @@ export function amdahlRows(report: ScalingReport): AmdahlRow[] {
       const pc = report.parallel.find((p) => p.signal === signal && p.format === format);
       if (!pc) continue;
       const parallelUs = pc.decodeUs + pc.encodeUs;
+      // The ceilings' share of s: accept + body read per record, and the WAL's main-thread cost per record.
+      const a = report.accept.find((r) =>
+        r.signal === signal && r.variant === variant &&
+        r.recordsPerRequest === recordsOf(variant, report.options)
+      );
+      const w = report.wal.find((x) =>
+        x.label === `${signal} ${format}` && x.appenders === report.options.concurrency
+      );
+      const acceptUs = a?.cpu && a.load?.statuses["200"]
+        ? (a.cpu.total * 1e6) / ((a.load.statuses["200"] / a.load.seconds) * a.cpu.window) /
+          a.recordsPerRequest
+        : undefined;
+      const walUs = w ? (w.mainMsPerAppend * 1000) / w.records : undefined;
       const w2 = find(report.runs, signal, variant, "ours-w2", "closed");
       let serialUs: number | undefined, serialSource = "";
       if (w2?.cpu && w2.load && w2.cpu.workers > 0.05 * w2.cpu.total && w2.load.acknowledgedRecords) {
         const acked = w2.load.acknowledgedRecords * (w2.cpu.window / w2.load.seconds);
         serialUs = (w2.cpu.main * 1e6) / acked;
-        serialSource = "main thread, ours 2 workers (measured)";
-      } else {
-        const a = report.accept.find((r) =>
-          r.signal === signal && r.variant === variant &&
-          r.recordsPerRequest === recordsOf(variant, report.options)
-        );
-        const w = report.wal.find((x) =>
-          x.label === `${signal} ${format}` && x.appenders === report.options.concurrency
-        );
-        if (a?.cpu && a.load?.statuses["200"] && w) {
-          const acceptUs = (a.cpu.total * 1e6) / ((a.load.statuses["200"] / a.load.seconds) * a.cpu.window) /
-            a.recordsPerRequest;
-          serialUs = acceptUs + (w.mainMsPerAppend * 1000) / w.records;
-          serialSource = "accept + body read + WAL (sum of the ceilings; identity and batching not included)";
-        }
+        serialSource = "main thread of ours with 2 workers (measured)";
+      } else if (acceptUs !== undefined && walUs !== undefined) {
+        serialUs = acceptUs + walUs;
+        serialSource = "accept + body read + WAL (the ceilings; identity and batching not included)";
       }
       if (serialUs === undefined) continue;
       rows.push({
@@ -733,6 +754,8 @@ export function amdahlRows(report: ScalingReport): AmdahlRow[] {
         variant,
         serialUs,
         serialSource,
+        acceptUs,
+        walUs,
         parallelUs,
         oneCore: rate(find(report.runs, signal, variant, "ours-w1-pinned", "closed")),
         speedup8: amdahl(serialUs, parallelUs, 8),
@@ -747,15 +770,20 @@ export function amdahlRows(report: ScalingReport): AmdahlRow[] {
 /** The Amdahl estimate as a table. */
 export function amdahlTable(report: ScalingReport): string {
   const lines = [
-    "| signal | body | serial s µs/record | parallel p µs/record | f = s/(s+p) | 1 core measured records/s | S(8) | estimate 8 cores records/s | S(16) | estimate 16 cores records/s | main-thread ceiling 1/s records/s | s from |",
-    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    "| signal | body | serial s µs/record | of which accept + body | WAL | rest (identity, batching, hand-off) | parallel p µs/record | f = s/(s+p) | 1 core measured records/s | S(8) | estimate 8 cores records/s | S(16) | estimate 16 cores records/s | main-thread ceiling 1/s records/s | s from |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
   ];
   for (const r of amdahlRows(report)) {
     const est = (s: number) => r.oneCore === undefined ? undefined : Math.min(r.oneCore * s, r.ceiling);
+    const rest = r.acceptUs !== undefined && r.walUs !== undefined
+      ? r.serialUs - r.acceptUs - r.walUs
+      : undefined;
     lines.push(
-      `| ${r.signal} | ${r.variant} | ${fmt(r.serialUs, 2)} | ${fmt(r.parallelUs, 2)} | ${
-        fmt(r.serialUs / (r.serialUs + r.parallelUs), 2)
-      } | ${fmt(r.oneCore)} | ${fmt(r.speedup8, 2)} | ${fmt(est(r.speedup8))} | ${fmt(r.speedup16, 2)} | ${
+      `| ${r.signal} | ${r.variant} | ${fmt(r.serialUs, 2)} | ${fmt(r.acceptUs, 2)} | ${fmt(r.walUs, 2)} | ${
+        fmt(rest, 2)
+      } | ${fmt(r.parallelUs, 2)} | ${fmt(r.serialUs / (r.serialUs + r.parallelUs), 2)} | ${
+        fmt(r.oneCore)
+      } | ${fmt(r.speedup8, 2)} | ${fmt(est(r.speedup8))} | ${fmt(r.speedup16, 2)} | ${
         fmt(est(r.speedup16))
       } | ${fmt(r.ceiling)} | ${r.serialSource} |`,
     );
@@ -770,7 +798,7 @@ export function scalingMarkdown(report: ScalingReport, command: string): string 
     `## Scaling run (${report.startedAt.slice(0, 16)}Z)`,
     "",
     machineMarkdown(),
-    `- Load average at the start: ${loadAverage()}`,
+    `- Load average at the start: ${report.loadAverage}`,
     "",
     `Command: \`${command}\``,
     "",
@@ -793,6 +821,20 @@ export function scalingMarkdown(report: ScalingReport, command: string): string 
     fullTable(report),
     "",
   ];
+  const oursPeak = Math.max(
+    0,
+    ...report.runs.filter((r) => r.server.startsWith("ours") && r.load).map((r) => r.peakRssMB ?? 0),
+  );
+  if (oursPeak > 0) {
+    parts.push(
+      `Peak RSS of ours over all runs: ${
+        fmt(oursPeak)
+      } MB; the documented bound with the default \`batch.max_bytes\` (128 MiB) is 2 × batch bytes + 150 MB = ${
+        fmt(RSS_BOUND_MB)
+      } MB: ${oursPeak <= RSS_BOUND_MB ? "within" : "**above**"}.`,
+      "",
+    );
+  }
   if (report.accept.length) {
     parts.push(
       "### Main-thread ceiling: accept loop + body read alone",
