@@ -313,7 +313,7 @@ export async function runOne(
       result.files = files.length;
       result.rowsWritten = await countRows(files);
       if (result.status === "ok" && result.rowsWritten !== result.load.acknowledgedRecords) {
-        result.status = "rows in Parquet ≠ records acknowledged";
+        result.status = `rows in Parquet ≠ records acknowledged (data kept in ${dir})`;
       }
     }
     if (result.status === "ok" && result.load.acknowledgedRecords === 0) {
@@ -325,7 +325,10 @@ export async function runOne(
   } finally {
     await server.close();
     result.peakRssMB = Math.round(Math.max(server.peakRssKb(), server.hwmKb()) / 1024);
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    // Kept when rows are missing, to look into.
+    if (!result.status.startsWith("rows in Parquet")) {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
   }
   return result;
 }
