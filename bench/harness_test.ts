@@ -353,6 +353,11 @@ Deno.test("amdahl() and amdahlTable(): serial and parallel parts give the speedu
   assert.equal(sum.walUs, 1);
   assert.equal(sum.serialUs, 3);
   assert.match(sum.serialSource, /accept \+ body read \+ WAL/);
+  assert.match(
+    amdahlTable(noWorkers),
+    /\| logs \| protobuf \| 3\.00 \| 2\.00 \| 1\.00 \| – \|/,
+    "no rest when s is their sum",
+  );
 });
 
 Deno.test("the accept-only server reads bodies as the server does and answers OTLP success", async () => {

@@ -778,7 +778,8 @@ export function amdahlTable(report: ScalingReport): string {
   ];
   for (const r of amdahlRows(report)) {
     const est = (s: number) => r.oneCore === undefined ? undefined : Math.min(r.oneCore * s, r.ceiling);
-    const rest = r.acceptUs !== undefined && r.walUs !== undefined
+    // Only when s is measured: otherwise s is the sum of the two and there is no rest to tell.
+    const rest = r.acceptUs !== undefined && r.walUs !== undefined && r.serialSource.includes("measured")
       ? r.serialUs - r.acceptUs - r.walUs
       : undefined;
     lines.push(
