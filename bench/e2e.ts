@@ -93,7 +93,7 @@ export function rustSpec(): ServerSpec {
   return { name: "rust", cmd: [RUST_BIN, "serve", "--output", "{dir}"], health: "/health", unavailable };
 }
 
-function freePort(): number {
+export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -102,7 +102,7 @@ function freePort(): number {
 
 let canPin: boolean | undefined;
 /** `taskset -c CORE` when taskset exists and the machine has more than one core. */
-async function pin(core: number): Promise<string[]> {
+export async function pin(core: number): Promise<string[]> {
   if (canPin === undefined) {
     try {
       const out = await new Deno.Command("taskset", { args: ["-c", "0", "true"] }).output();
@@ -115,7 +115,7 @@ async function pin(core: number): Promise<string[]> {
   return canPin ? ["taskset", "-c", String(core)] : [];
 }
 
-function readProc(path: string): string {
+export function readProc(path: string): string {
   try {
     return Deno.readTextFileSync(path);
   } catch {
@@ -149,11 +149,11 @@ export function statusKb(pid: number, field: "VmRSS" | "VmHWM"): number {
   return m ? Number(m[1]) : 0;
 }
 
-function substitute(args: string[], vars: Record<string, string>): string[] {
+export function substitute(args: string[], vars: Record<string, string>): string[] {
   return args.map((a) => a.replace(/\{(port|addr|dir)\}/g, (_, k: string) => vars[k]));
 }
 
-async function waitReady(port: number, health: string, child: Deno.ChildProcess, limitMs: number) {
+export async function waitReady(port: number, health: string, child: Deno.ChildProcess, limitMs: number) {
   let exited = false;
   child.status.then(() => exited = true);
   const until = performance.now() + limitMs;
@@ -175,7 +175,7 @@ async function waitReady(port: number, health: string, child: Deno.ChildProcess,
   throw new Error(`server not ready after ${limitMs / 1000} s`);
 }
 
-function parquetStats(dir: string): { files: string[]; bytes: number } {
+export function parquetStats(dir: string): { files: string[]; bytes: number } {
   const files: string[] = [];
   let bytes = 0;
   const walk = (d: string, depth: number): void => {
@@ -210,6 +210,98 @@ export async function countRows(files: readonly string[]): Promise<number> {
   }
 }
 
+/** A server process started by a bench: its output goes to a log file. */
+export interface BenchServer {
+  readonly child: Deno.ChildProcess;
+  /** The exit status once it has exited. */
+  exited(): Deno.CommandStatus | undefined;
+  /**
+   * SIGTERM, then SIGKILL if it has not exited within `limitMs`: resolves with the exit status, or
+   * undefined when it had to be killed.
+   */
+  stop(limitMs: number): Promise<Deno.CommandStatus | undefined>;
+  /** Kills it if still running (after a failure) and waits for the exit. */
+  kill(): Promise<void>;
+  /** Largest VmRSS sum over its process tree so far, and its own VmHWM, kB (sampled every 100 ms). */
+  peakRssKb(): number;
+  hwmKb(): number;
+  /** Stops sampling, waits for its output to be written and closes the log. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `argv` with stdout and stderr both written to `logFile` (small lines: interleaving is fine), and
+ * samples its memory every 100 ms (the process tree re-listed every second) until `close`; `onSample` is
+ * called at each sample with the tree while the process runs.
+ */
+export async function spawnServer(
+  argv: readonly string[],
+  options: {
+    cwd: string;
+    env: Record<string, string>;
+    logFile: string;
+    onSample?: (now: number, tree: readonly number[]) => void;
+  },
+): Promise<BenchServer> {
+  const log = await Deno.open(options.logFile, { write: true, create: true, truncate: true });
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    cwd: options.cwd,
+    env: options.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const drain = Promise.all([child.stdout, child.stderr].map(async (s) => {
+    for await (const chunk of s) await log.write(chunk);
+  }));
+  let exited: Deno.CommandStatus | undefined;
+  child.status.then((s) => exited = s);
+  let peakKb = 0, hwmKb = 0, sampling = true, tree = [child.pid], treeAt = 0;
+  const sampler = (async () => {
+    while (sampling) {
+      const now = Date.now();
+      if (now - treeAt > 1000) tree = processTree(child.pid), treeAt = now;
+      let sum = 0;
+      for (const pid of tree) sum += statusKb(pid, "VmRSS");
+      peakKb = Math.max(peakKb, sum);
+      hwmKb = Math.max(hwmKb, statusKb(child.pid, "VmHWM"));
+      if (!exited) options.onSample?.(now, tree);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return {
+    child,
+    peakRssKb: () => peakKb,
+    hwmKb: () => hwmKb,
+    exited: () => exited,
+    async stop(limitMs) {
+      child.kill("SIGTERM");
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const status = await Promise.race([
+        child.status,
+        new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), limitMs)),
+      ]);
+      clearTimeout(timer);
+      if (!status) {
+        child.kill("SIGKILL");
+        await child.status;
+      }
+      return status;
+    },
+    async kill() {
+      if (!exited) child.kill("SIGKILL");
+      await child.status;
+    },
+    async close() {
+      sampling = false;
+      await sampler;
+      await drain.catch(() => {});
+      log.close();
+    },
+  };
+}
+
 /** Options of one run. */
 export interface RunOptions {
   variant: Variant;
@@ -242,31 +334,12 @@ export async function runE2e(spec: ServerSpec, options: RunOptions): Promise<E2e
   const addr = `127.0.0.1:${port}`;
   const argv = [...await pin(0), ...substitute(spec.cmd, { port: String(port), addr, dir })];
   result.logFile = `${work}/${tag}.log`;
-  const log = await Deno.open(result.logFile, { write: true, create: true, truncate: true });
-  const child = new Deno.Command(argv[0], {
-    args: argv.slice(1),
+  const server = await spawnServer(argv, {
     cwd: spec.cwd ?? dir,
     env: { OTLP2PARQUET_LISTEN_ADDR: addr, OTLP2PARQUET_STORAGE_PATH: dir },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  // Both streams into one file; the writes are small lines, interleaving is fine.
-  const drain = Promise.all([child.stdout, child.stderr].map(async (s) => {
-    for await (const chunk of s) await log.write(chunk);
-  }));
-  let peakKb = 0, hwmKb = 0, sampling = true;
-  const sampler = (async () => {
-    while (sampling) {
-      let sum = 0;
-      for (const pid of processTree(child.pid)) sum += statusKb(pid, "VmRSS");
-      peakKb = Math.max(peakKb, sum);
-      hwmKb = Math.max(hwmKb, statusKb(child.pid, "VmHWM"));
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
-  let exited: Deno.CommandStatus | undefined;
-  child.status.then((s) => exited = s);
+    logFile: result.logFile,
+  });
+  const child = server.child;
   try {
     await waitReady(port, spec.health, child, (options.startTimeout ?? 60) * 1000);
     const genArgv = [
@@ -287,22 +360,13 @@ export async function runE2e(spec: ServerSpec, options: RunOptions): Promise<E2e
     const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
     if (!out.success || !line.startsWith("{")) throw new Error(`load generator failed (exit ${out.code})`);
     result.load = JSON.parse(line) as LoadResult;
-    if (exited) throw new Error(`server exited during the load (code ${exited.code})`);
+    const early = server.exited();
+    if (early) throw new Error(`server exited during the load (code ${early.code})`);
     const stopAt = performance.now();
-    child.kill("SIGTERM");
     const limit = (options.shutdownTimeout ?? 180) * 1000;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const status = await Promise.race([
-      child.status,
-      new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), limit)),
-    ]);
-    clearTimeout(timer);
+    const status = await server.stop(limit);
     result.shutdownSeconds = Math.round(performance.now() - stopAt) / 1000;
-    if (!status) {
-      child.kill("SIGKILL");
-      await child.status;
-      result.status = `failed: no exit ${limit / 1000} s after SIGTERM (killed)`;
-    }
+    if (!status) result.status = `failed: no exit ${limit / 1000} s after SIGTERM (killed)`;
     result.exitCode = status?.code ?? null;
     const endMs = Date.now();
     const { files, bytes } = parquetStats(dir);
@@ -318,17 +382,11 @@ export async function runE2e(spec: ServerSpec, options: RunOptions): Promise<E2e
     }
   } catch (e) {
     result.status = `failed: ${(e as Error).message}`;
-    if (!exited) {
-      child.kill("SIGKILL");
-    }
-    await child.status;
+    await server.kill();
   } finally {
-    sampling = false;
-    await sampler;
-    await drain.catch(() => {});
-    log.close();
-    result.peakRssMB = Math.round(peakKb / 1024);
-    result.hwmMB = Math.round(hwmKb / 1024);
+    await server.close();
+    result.peakRssMB = Math.round(server.peakRssKb() / 1024);
+    result.hwmMB = Math.round(server.hwmKb() / 1024);
     if (!options.keepData) await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
   return result;

@@ -8,6 +8,7 @@
  * deno task bench --quick              # 1k/10k stages, 5 s e2e runs
  * deno task bench --stages-only        # or --e2e-only
  * deno task bench --startup            # start-up, idle memory, Lambda cold start (bench/startup.ts) only
+ * deno task bench --scaling            # 1 vs 2 workers vs Rust, pinned and not, ceilings (bench/scaling.ts)
  * deno task bench --compare-rust --variants protobuf --duration 30
  * ```
  *
@@ -160,6 +161,14 @@ async function runE2e(args: string[]): Promise<string> {
     e2eTable(results),
     "",
   ].join("\n");
+}
+
+if (import.meta.main && Deno.args.includes("--scaling")) {
+  // Its own report (bench/scaling.ts: issue #12's side-by-side matrix, ceilings and Amdahl estimate).
+  const { code } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}/bench/scaling.ts`, ...Deno.args],
+  }).spawn().status;
+  Deno.exit(code);
 }
 
 if (import.meta.main && Deno.args.includes("--startup")) {

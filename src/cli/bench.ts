@@ -44,6 +44,11 @@ export interface BenchOptions {
   token?: string;
   /** Per-request timeout, seconds; default 30. */
   timeoutSecs?: number;
+  /**
+   * Distinct base requests the bodies are built on (each body still unique); default 40, fewer for large
+   * requests. Fewer is quicker to build before the clock starts.
+   */
+  pool?: number;
   /** Seed of the generated data; default: from the clock (each run sends new bodies). */
   seed?: number;
   /** Time of the first record, ns; default: 56 minutes ago (so the records are recent, not in the future). */
@@ -203,7 +208,7 @@ function bodies(signal: Signal, options: BenchOptions): { records: number; body:
   const startNs = options.startNs ?? BigInt(Date.now()) * 1_000_000n - (HOUR_NS * 56n) / 60n;
   const records = Math.max(2, Math.floor(options.recordsPerRequest ?? 1000));
   // 40 bases (default) take a while to build for large requests: fewer for those, still all distinct.
-  const pool = Math.max(2, Math.min(40, Math.floor(400_000 / records)));
+  const pool = options.pool ?? Math.max(2, Math.min(40, Math.floor(400_000 / records)));
   const source = new BodySource(signal, variant, { records, pool, seed, startNs });
   if (compression !== "zstd") return { records, body: (seq) => source.body(seq) };
   if (typeof zstdCompressSync !== "function") {
