@@ -1,0 +1,86 @@
+/**
+ * Entry of a CPU worker thread of the server (`cpu_pool.ts` starts them): it decodes request bodies into
+ * rows and encodes batches into Parquet (`cpu_jobs.ts`), one job at a time in the order they arrive.
+ * Nothing else: the main thread keeps the log, batching, memory accounting and the store.
+ *
+ * It registers the `node:zlib` page compressors (zstd, gzip), and loads parquet-wasm when the configured
+ * codec needs it, from the path the main thread names (the single executable embeds the file).
+ *
+ * A decode pauses every 20 ms of work, so that a `cancel` from the main thread (its budget refused the
+ * decoded bytes: 429/503) stops it within one slice; an encode runs through.
+ *
+ * @module
+ */
+
+import { pauseEvery } from "../../http/pause.ts";
+import { prepareParquet, useWasmPath } from "../wasm.ts";
+import {
+  CancelledError,
+  errorData,
+  type FromWorker,
+  runDecode,
+  runEncode,
+  type ToWorker,
+} from "./cpu_jobs.ts";
+
+const self = globalThis as unknown as {
+  onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
+  postMessage(message: FromWorker, transfer?: Transferable[]): void;
+};
+
+/** Jobs cancelled by the main thread (while queued or running). */
+const cancelled = new Set<number>();
+/** Jobs run one after another: a worker is one core. */
+let chain: Promise<void> = Promise.resolve();
+let prepared: Promise<void> = Promise.resolve();
+
+async function run(job: ToWorker & { type: "decode" | "encode" }): Promise<void> {
+  const started = performance.now();
+  const busy = () => performance.now() - started;
+  if (cancelled.delete(job.id)) {
+    self.postMessage({ type: "failed", id: job.id, error: { kind: "cancelled" }, busyMs: 0 });
+    return;
+  }
+  try {
+    await prepared;
+    if (job.type === "encode") {
+      const { file, transfer } = await runEncode(job);
+      self.postMessage({ type: "encoded", id: job.id, file, busyMs: busy() }, transfer);
+      return;
+    }
+    const pause = pauseEvery(20);
+    const { result, transfer } = await runDecode(
+      job,
+      job.progress ? (bytes) => self.postMessage({ type: "progress", id: job.id, bytes }) : undefined,
+      async () => {
+        await pause();
+        if (cancelled.has(job.id)) throw new CancelledError();
+      },
+    );
+    self.postMessage({ type: "decoded", id: job.id, result, busyMs: busy() }, transfer);
+  } catch (e) {
+    self.postMessage({ type: "failed", id: job.id, error: errorData(e), busyMs: busy() });
+  } finally {
+    cancelled.delete(job.id);
+  }
+}
+
+self.onmessage = (e: MessageEvent<ToWorker>) => {
+  const message = e.data;
+  switch (message.type) {
+    case "init":
+      if (message.wasmPath) useWasmPath(message.wasmPath);
+      // A failure to load fails every job (as an internal error), not the thread.
+      prepared = prepareParquet(message.compression ?? "zstd");
+      prepared.then(() => self.postMessage({ type: "ready" }), () => {});
+      return;
+    case "cancel":
+      cancelled.add(message.id);
+      return;
+    case "crash":
+      // Uncaught, as a bug's error would be: the pool must see the thread fail and replace it.
+      throw new Error("crash requested");
+    default:
+      chain = chain.then(() => run(message));
+  }
+};
