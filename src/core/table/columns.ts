@@ -917,11 +917,13 @@ abstract class SharedColumn<C extends MapColumn | StrColumn | ListColumn<StrColu
   }
 
   /** The shared part of a snapshot: ids and distinct values. */
-  protected sharedSnapshot(copy: boolean): { length: number; ids: Uint32Array; distinct: ColumnSnapshot } {
+  protected sharedSnapshot<D extends ColumnSnapshot>(
+    copy: boolean,
+  ): { length: number; ids: Uint32Array; distinct: D } {
     return {
       length: this.length,
       ids: owned(this.ids, this.length, copy),
-      distinct: this.distinct.snapshot(copy),
+      distinct: this.distinct.snapshot(copy) as D,
     };
   }
   protected sharedRestore(s: { length: number; ids: Uint32Array; distinct: ColumnSnapshot }): void {
@@ -1020,8 +1022,7 @@ export class SharedMapColumn extends SharedColumn<MapColumn> {
     super(capacity, new MapColumn(4, 8));
   }
   snapshot(copy: boolean): ColumnSnapshot {
-    const s = this.sharedSnapshot(copy);
-    return { kind: "sharedMap", length: s.length, ids: s.ids, distinct: s.distinct as MapSnapshot };
+    return { kind: "sharedMap", ...this.sharedSnapshot<MapSnapshot>(copy) };
   }
   restore(s: ColumnSnapshot): void {
     this.sharedRestore(expectKind(s, "sharedMap"));
@@ -1058,14 +1059,8 @@ export class SharedStrColumn extends SharedColumn<StrColumn> {
     super(capacity, new StrColumn(4, 24));
   }
   snapshot(copy: boolean): ColumnSnapshot {
-    const s = this.sharedSnapshot(copy);
-    return {
-      kind: "sharedStr",
-      length: s.length,
-      ids: s.ids,
-      distinct: s.distinct as StrSnapshot,
-      enumIds: owned(this.enumIds, this.enumIds.length, true),
-    };
+    const enumIds = owned(this.enumIds, this.enumIds.length, true);
+    return { kind: "sharedStr", ...this.sharedSnapshot<StrSnapshot>(copy), enumIds };
   }
   restore(s: ColumnSnapshot): void {
     const r = expectKind(s, "sharedStr");
@@ -1129,15 +1124,8 @@ class KeyLists extends SharedColumn<ListColumn<StrColumn>> {
     super(capacity, new ListColumn(new StrColumn(16, 16), 4));
   }
   snapshot(copy: boolean): KeyListsSnapshot {
-    const s = this.sharedSnapshot(copy);
-    return {
-      kind: "keyLists",
-      length: s.length,
-      ids: s.ids,
-      distinct: s.distinct as ListSnapshot,
-      recent: owned(this.recent, this.recent.length, true),
-      recentAt: this.recentAt,
-    };
+    const recent = owned(this.recent, this.recent.length, true);
+    return { kind: "keyLists", ...this.sharedSnapshot<ListSnapshot>(copy), recent, recentAt: this.recentAt };
   }
   restore(s: ColumnSnapshot): void {
     const r = expectKind(s, "keyLists");
