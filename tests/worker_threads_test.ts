@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { idLogsRequest } from "./reliability/otlp_proto.ts";
+import { anyValue, idLogsRequest, logRecord, logsRequest } from "./reliability/otlp_proto.ts";
 import { listParquet, startTestServer } from "./support/server.ts";
 
 const DATA = new URL("../../shared/testdata/otlp2parquet-rust/", import.meta.url);
@@ -37,6 +37,20 @@ async function objectsWith(workers: number): Promise<string[]> {
       const ids = Array.from({ length: 400 }, (_, k) => `r${i}-${k}`);
       const at = T0 + (i % 2) * 3_600_000 + i * 1000;
       assert.equal(await post(server.url, "/v1/logs", idLogsRequest(`svc-${i % 3}`, ids, at)), 200);
+      // A request over two services and two hours: its rows go to four batches, each encoded from a part.
+      const spread = (service: string, hour: number) => ({
+        service,
+        records: Array.from(
+          { length: 50 },
+          (_, k) =>
+            logRecord({
+              timeMs: T0 + hour * 3_600_000 + i * 1000 + k,
+              body: anyValue.string(`${service}-${i}-${k}`),
+            }),
+        ),
+      });
+      const mixed = logsRequest([spread("svc-0", 0), spread("svc-9", 1), spread("svc-9", 0)]);
+      assert.equal(await post(server.url, "/v1/logs", mixed), 200);
       if (i % 6 === 0) {
         assert.equal(await post(server.url, "/v1/traces", TRACES), 200);
         assert.equal(await post(server.url, "/v1/metrics", METRICS), 200);

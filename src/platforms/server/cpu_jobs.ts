@@ -144,19 +144,27 @@ export function decodedFrom(s: DecodedSnapshot): Decoded {
 }
 
 /**
- * An encode job for a batch: its members' rows copied (each distinct `Rows` once, cut to its rows) and
- * their indices, with the transfer list. The rows stay usable on the main thread.
+ * An encode job for a batch, with the transfer list: its members' rows copied, so the rows stay usable on
+ * the main thread (other batches may hold the same request's rows). A member holding all of its request's
+ * rows is copied whole (a copy of the buffers, cut to the rows); one holding part of them (a request
+ * spread over several partitions) has just its rows gathered (`Rows.select`): the copy is the batch's own
+ * size, never its requests'. `bytes`: what was copied.
  */
 export function encodeJob(
   id: number,
   selections: readonly RowSelection[],
   options: FileOptions,
 ): { message: ToWorker & { type: "encode" }; transfer: ArrayBuffer[]; bytes: number } {
-  const index = new Map<Rows, number>();
+  const whole = new Map<Rows, number>();
   const rows: RowsSnapshot[] = [];
   const members = selections.map((s) => {
-    let i = index.get(s.rows);
-    if (i === undefined) index.set(s.rows, i = rows.push(s.rows.snapshot(true)) - 1);
+    if (s.indices.length !== s.rows.length) {
+      const n = s.indices.length;
+      const i = rows.push(s.rows.select(s.indices).snapshot(false)) - 1;
+      return { rows: i, indices: Uint32Array.from({ length: n }, (_, k) => k) };
+    }
+    let i = whole.get(s.rows);
+    if (i === undefined) whole.set(s.rows, i = rows.push(s.rows.snapshot(true)) - 1);
     return { rows: i, indices: s.indices.slice() };
   });
   const { pause: _, ...plain } = options;

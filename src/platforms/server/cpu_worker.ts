@@ -12,6 +12,7 @@
  * @module
  */
 
+import { rowsBuffers } from "../../core/table/rows.ts";
 import { pauseEvery } from "../../http/pause.ts";
 import { prepareParquet, useWasmPath } from "../wasm.ts";
 import {
@@ -34,6 +35,15 @@ const cancelled = new Set<number>();
 let chain: Promise<void> = Promise.resolve();
 let prepared: Promise<void> = Promise.resolve();
 
+/**
+ * Frees a job's input buffers now. A worker that goes idle allocates nothing, so its garbage would wait
+ * for a collection that never comes: with two workers, a replay held ~100 MiB more at rest (measured).
+ * Detaching a buffer (`transfer(0)`) releases its memory at once, without a collection.
+ */
+function release(buffers: readonly ArrayBuffer[]): void {
+  for (const b of buffers) if (!b.detached) b.transfer(0);
+}
+
 async function run(job: ToWorker & { type: "decode" | "encode" }): Promise<void> {
   const started = performance.now();
   const busy = () => performance.now() - started;
@@ -46,6 +56,7 @@ async function run(job: ToWorker & { type: "decode" | "encode" }): Promise<void>
     if (job.type === "encode") {
       const { file, transfer } = await runEncode(job);
       self.postMessage({ type: "encoded", id: job.id, file, busyMs: busy() }, transfer);
+      release(rowsBuffers(job.rows));
       return;
     }
     const pause = pauseEvery(20);
@@ -58,6 +69,7 @@ async function run(job: ToWorker & { type: "decode" | "encode" }): Promise<void>
       },
     );
     self.postMessage({ type: "decoded", id: job.id, result, busyMs: busy() }, transfer);
+    release([job.body.buffer as ArrayBuffer]);
   } catch (e) {
     self.postMessage({ type: "failed", id: job.id, error: errorData(e), busyMs: busy() });
   } finally {
