@@ -975,16 +975,17 @@ export class Ingest implements Sink {
   /**
    * Encodes a batch, `encoder.concurrency` at a time (one without worker threads: encoding is CPU-bound
    * and its wasm memory never shrinks, so concurrent encodes on one thread would only raise the peak).
-   * With worker threads, batches are encoded side by side while the rows they hold together stay within
-   * `maxBytes` (one batch alone always may: as with one thread), the bound of the one batch encoded with
-   * one thread; each worker copies the rows it encodes, as much again while its job runs.
+   * With worker threads, batches are encoded side by side; each worker gets a copy of its batch's rows
+   * (the originals are already counted: open, queued or being encoded), and the copies together stay within
+   * `maxBytes`, the size of the one batch encoded with one thread (one batch alone always may, however large).
    */
   private encode(batch: Batch): Promise<ParquetFile> {
     // Until it is encoded, a batch's rows count against the queue's bound (`admit` refuses beyond it).
     // The callers (`flush`, the replay's redo) retained its rows as queued; released once encoded.
     const members = batch.members.slice();
     this.queuedBatches++;
-    const run = this.encodeTurn(members).then((started) => {
+    const copy = members.reduce((n, m) => n + m.bytes, 0);
+    const run = this.encodeTurn(members, copy).then((started) => {
       // Encoding yields to the event loop after every page, so requests keep being read and answered
       // while large batches are written (p99 under the protobuf load: ~720 ms with a yield per column
       // chunk, ~270 ms with one per page). A worker thread needs no pause.
@@ -1000,21 +1001,17 @@ export class Ingest implements Sink {
 
   /**
    * Waits for the batch's turn to be encoded and counts its rows as being encoded; resolves with the
-   * function that ends its turn.
+   * function that ends its turn. `copy`: the bytes of the batch's own rows (what a worker copies).
    */
-  private encodeTurn(members: readonly Member[]): Promise<() => void> {
+  private encodeTurn(members: readonly Member[], copy: number): Promise<() => void> {
     // Rows leave an open batch only when it is cut, never join one again: these cannot grow meanwhile.
     const distinct = [...new Set(members.map((m) => m.rows))];
     const closed = () => distinct.filter((rows) => this.held.get(rows)?.open === 0);
     return new Promise((resolve) => {
       this.encodeWaiting.push({
-        // What starting it adds: a request's rows shared by two batches being encoded are counted once.
-        adds: () => {
-          let n = 0;
-          for (const rows of closed()) if (!this.encodingRows.has(rows)) n += this.held.get(rows)!.bytes;
-          return n;
-        },
+        copy,
         start: () => {
+          this.encodeCopies += copy;
           const mine = closed();
           for (const rows of mine) {
             const n = this.encodingRows.get(rows) ?? 0;
@@ -1029,6 +1026,7 @@ export class Ingest implements Sink {
               else this.encodingRows.delete(rows), this.encodingBytes -= this.held.get(rows)?.bytes ?? 0;
             }
             this.encodesRunning--;
+            this.encodeCopies -= copy;
             this.startEncodes();
           });
         },
@@ -1038,20 +1036,22 @@ export class Ingest implements Sink {
   }
 
   /**
-   * Starts waiting encodes, first come first served, while a slot is free and the rows being encoded stay
-   * within `maxBytes` (one encode always may, however large: as with one thread).
+   * Starts waiting encodes, first come first served, while a slot is free and the batches being encoded
+   * (their own rows: what the workers copy) stay within `maxBytes` (one encode always may, however large).
    */
   private startEncodes(): void {
     while (this.encodeWaiting.length && this.encodesRunning < this.encoder.concurrency) {
       const next = this.encodeWaiting[0];
-      if (this.encodesRunning > 0 && this.encodingBytes + next.adds() > this.maxBytes) return;
+      if (this.encodesRunning > 0 && this.encodeCopies + next.copy > this.maxBytes) return;
       this.encodeWaiting.shift()!.start();
     }
   }
 
   /** Batches waiting for their turn to be encoded. */
-  private readonly encodeWaiting: { adds(): number; start(): void }[] = [];
+  private readonly encodeWaiting: { copy: number; start(): void }[] = [];
   private encodesRunning = 0;
+  /** The own rows of the batches being encoded (see `encode`). */
+  private encodeCopies = 0;
   /** The rows being encoded, with how many of the running encodes hold each. */
   private readonly encodingRows = new Map<Rows, number>();
 
