@@ -200,8 +200,17 @@ export class CpuPool {
     });
   }
 
-  /** Gives waiting jobs, in order, to the workers with room: the least busy first. */
+  /**
+   * Gives waiting jobs to the workers with room, the least busy first: encodes before decodes (a batch
+   * waiting to be encoded holds memory and, past its bound, has requests refused: the encode queue is the
+   * one to drain), each kind in order.
+   */
   #dispatch(): void {
+    if (this.#queue.some((j) => j.kind === "encode")) {
+      const encodes = this.#queue.filter((j) => j.kind === "encode");
+      const decodes = this.#queue.filter((j) => j.kind !== "encode");
+      this.#queue.splice(0, this.#queue.length, ...encodes, ...decodes);
+    }
     for (let i = 0; i < this.#queue.length;) {
       const job = this.#queue[i];
       let best: Slot | undefined;
