@@ -117,7 +117,7 @@ export interface IngestOptions {
    */
   maxOpenBatches?: number;
   /**
-   * Bound on the decoded bytes of batches cut but not yet encoded (they wait for the one encoder);
+   * Bound on the decoded bytes of batches cut but not yet encoded (they wait for an encoder: the main thread, or a worker thread);
    * beyond it requests get 503 before their bodies are read. Default 128 MiB.
    */
   maxQueuedBytes?: number;
