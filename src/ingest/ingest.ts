@@ -117,8 +117,8 @@ export interface IngestOptions {
    */
   maxOpenBatches?: number;
   /**
-   * Bound on the decoded bytes of batches cut but not yet encoded (they wait for an encoder: the main thread, or a worker thread);
-   * beyond it requests get 503 before their bodies are read. Default 128 MiB.
+   * Bound on the decoded bytes of batches cut but not yet encoded (they wait for an encoder: the main
+   * thread, or a worker thread); beyond it requests get 503 before their bodies are read. Default 128 MiB.
    */
   maxQueuedBytes?: number;
   /** What one request may store: partitions, event-time window. Default: 128 partitions, no window. */
