@@ -154,19 +154,59 @@ export function encodeJob(
   id: number,
   selections: readonly RowSelection[],
   options: FileOptions,
-): { message: ToWorker & { type: "encode" }; transfer: ArrayBuffer[]; bytes: number } {
+): EncodeJob {
+  const steps = encodeJobSteps(id, selections, options);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * encodeJob, awaiting `pause()` between members: copying a large batch's rows takes the main thread tens of
+ * milliseconds (35 ms for 50,000 log records from 40 requests, measured), which other clients should not wait.
+ */
+export async function encodeJobAsync(
+  id: number,
+  selections: readonly RowSelection[],
+  options: FileOptions,
+  pause: () => Promise<void>,
+): Promise<EncodeJob> {
+  const steps = encodeJobSteps(id, selections, options);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    await pause();
+  }
+}
+
+/** An encode job's message, its transfer list, and the bytes copied. */
+export interface EncodeJob {
+  message: ToWorker & { type: "encode" };
+  transfer: ArrayBuffer[];
+  bytes: number;
+}
+
+function* encodeJobSteps(
+  id: number,
+  selections: readonly RowSelection[],
+  options: FileOptions,
+): Generator<void, EncodeJob> {
   const whole = new Map<Rows, number>();
   const rows: RowsSnapshot[] = [];
-  const members = selections.map((s) => {
+  const members: { rows: number; indices: Uint32Array }[] = [];
+  for (const s of selections) {
     if (s.indices.length !== s.rows.length) {
       const n = s.indices.length;
       const i = rows.push(s.rows.select(s.indices).snapshot(false)) - 1;
-      return { rows: i, indices: Uint32Array.from({ length: n }, (_, k) => k) };
+      members.push({ rows: i, indices: Uint32Array.from({ length: n }, (_, k) => k) });
+    } else {
+      let i = whole.get(s.rows);
+      if (i === undefined) whole.set(s.rows, i = rows.push(s.rows.snapshot(true)) - 1);
+      members.push({ rows: i, indices: s.indices.slice() });
     }
-    let i = whole.get(s.rows);
-    if (i === undefined) whole.set(s.rows, i = rows.push(s.rows.snapshot(true)) - 1);
-    return { rows: i, indices: s.indices.slice() };
-  });
+    yield;
+  }
   const { pause: _, ...plain } = options;
   const transfer = rowsBuffers(rows);
   let bytes = 0;

@@ -36,6 +36,7 @@ import {
   decodedFrom,
   type DecodedSnapshot,
   encodeJob,
+  encodeJobAsync,
   errorFrom,
   type FromWorker,
   type ToWorker,
@@ -165,9 +166,11 @@ export class CpuPool {
   }
 
   /** Encodes a batch in a worker: the same file as `encodeBatch`. The rows are copied, and stay usable. */
-  encode(selections: readonly RowSelection[], options: FileOptions): Promise<ParquetFile> {
+  async encode(selections: readonly RowSelection[], options: FileOptions): Promise<ParquetFile> {
     const id = this.#nextId++;
-    const { message, transfer, bytes } = encodeJob(id, selections, options);
+    // Copied in slices, with the caller's pause between (the ingest's: a turn of the event loop).
+    const pause = options.pause ?? (() => Promise.resolve());
+    const { message, transfer, bytes } = await encodeJobAsync(id, selections, options, everyMs(pause, 5));
     this.#counts.encodes++;
     this.#counts.copied += bytes;
     const again = () => encodeJob(id, selections, options);
@@ -325,6 +328,16 @@ export class CpuPool {
   crashForTest(index: number): void {
     this.#slots[index].worker.postMessage({ type: "crash" } satisfies ToWorker);
   }
+}
+
+/** `pause`, awaited only once `ms` have passed since the last time. */
+function everyMs(pause: () => Promise<void>, ms: number): () => Promise<void> {
+  let last = performance.now();
+  return async () => {
+    if (performance.now() - last < ms) return;
+    await pause();
+    last = performance.now();
+  };
 }
 
 function shuttingDown(): UnavailableError {
