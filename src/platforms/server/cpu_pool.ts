@@ -13,7 +13,7 @@
  *
  * Bounds: jobs wait in the main thread's queue (their bodies and rows are already counted there: the
  * in-flight budget, the encode queue) until a worker has room; a worker holds at most `maxJobsPerWorker`
- * jobs (running and waiting its turn), of which at most one encode. So a worker cannot buffer unbounded
+ * jobs (running and waiting its turn), and nothing waits behind an encode. So a worker cannot buffer unbounded
  * work, and `stats()` says the most it ever held.
  *
  * Failures: a job's own error comes back as the same error class and message as in-thread (a DecodeError
@@ -48,7 +48,7 @@ export interface CpuPoolOptions {
   size: number;
   /** The Parquet codec: a worker loads parquet-wasm only when it needs it. */
   compression: ParquetCompression;
-  /** Jobs one worker holds at once, running or waiting its turn (at most one encode). Default 2. */
+  /** Jobs one worker holds at once, running or waiting its turn (nothing behind an encode). Default 2. */
   maxJobsPerWorker?: number;
   /** The worker's module. Default: `cpu_worker.ts` beside this file. */
   workerUrl?: string | URL;
@@ -219,7 +219,8 @@ export class CpuPool {
       let best: Slot | undefined;
       for (const slot of this.#slots) {
         if (slot.jobs.size >= this.#maxJobs) continue;
-        if (job.kind === "encode" && [...slot.jobs.values()].some((j) => j.kind === "encode")) continue;
+        // Nothing waits behind an encode (hundreds of ms): a decode queued there would hold its request up.
+        if ([...slot.jobs.values()].some((j) => j.kind === "encode")) continue;
         if (!best || slot.jobs.size < best.jobs.size) best = slot;
       }
       if (!best) {
