@@ -55,6 +55,12 @@ function size(bytes: number): string {
 
 /** The single executable's entry: the command line, or the Lambda runtime when Lambda starts it. */
 const ENTRY = "src/platforms/server/bun_entry.ts";
+/**
+ * The server's CPU worker thread, an entry of its own: Bun embeds a worker's module only when it is named
+ * on the command line, and `new Worker(new URL("./cpu_worker.ts", import.meta.url))` (`cpu_pool.ts`) then
+ * finds it inside the executable. It sits beside ENTRY, so the relative URL resolves the same bundled.
+ */
+const WORKER_ENTRY = "src/platforms/server/cpu_worker.ts";
 
 /**
  * Bun's flags for the single executable. `--bytecode` ships JavaScriptCore bytecode instead of source,
@@ -72,6 +78,7 @@ function compileArgs(target: string, outfile: string, defines: string[] = []): s
     ...(target ? [`--target=${target}`] : []),
     ...defines.flatMap((d) => ["--define", d]),
     ENTRY,
+    WORKER_ENTRY,
     "--outfile",
     outfile,
   ];

@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureExecutable } from "./support/executable.ts";
@@ -306,6 +307,46 @@ Deno.test("dist/otlp2parquet bench counts what its own server stores; compact me
     assert.equal(await count(join(cwd, "small", "logs", "**", "*.parquet")), rows);
   } finally {
     db.close();
+    await server.stop();
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
+
+Deno.test("dist/otlp2parquet with OTLP2PARQUET_WORKERS=2 decodes and encodes in its worker threads, and exits on SIGTERM", async () => {
+  await ensureBuilt();
+  const cwd = mkdtempSync(join(tmpdir(), "otlp2parquet-workers-"));
+  const server = start(
+    { OTLP2PARQUET_LISTEN_ADDR: "127.0.0.1:0", OTLP2PARQUET_WORKERS: "2", HOME: cwd },
+    cwd,
+  );
+  try {
+    const [, address] = await server.waitFor(/listening on http:\/\/(\S+)/);
+    assert.match(server.output(), /2 worker threads decode requests and encode Parquet/);
+    const post = async (path: string, body: Uint8Array, headers: Record<string, string> = {}) => {
+      const r = await fetch(`http://${address}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/x-protobuf", ...headers },
+        body: body as Uint8Array<ArrayBuffer>,
+      });
+      return { status: r.status, text: await r.text() };
+    };
+    for (let i = 0; i < 4; i++) assert.equal((await post("/v1/logs", LOGS)).status, 200);
+    // gzip is inflated on the main thread (node:zlib), zstd compresses pages in the workers.
+    assert.equal((await post("/v1/logs", gzipSync(LOGS), { "content-encoding": "gzip" })).status, 200);
+    // A worker's decode error is the same 400 as on the main thread.
+    const bad = await post("/v1/logs", new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2]));
+    assert.equal(bad.status, 400);
+    assert.match(bad.text, /cannot decode logs request/);
+    const metrics = await (await fetch(`http://${address}/metrics`)).text();
+    assert.match(metrics, /^otlp2parquet_workers 2$/m);
+    const busy = [...metrics.matchAll(/^otlp2parquet_worker_busy_seconds_total\{worker="\d"\} (\S+)$/gm)];
+    assert.ok(busy.some((m) => Number(m[1]) > 0), `no worker did any work:\n${metrics}`);
+    Deno.kill(server.pid, "SIGTERM");
+    await server.waitFor(/stopped: every batch written/);
+    const files = parquetFiles(join(cwd, "data"));
+    assert.ok(files.length > 0);
+    for (const f of files) assert.equal(readFileSync(join(cwd, "data", f)).subarray(0, 4).toString(), "PAR1");
+  } finally {
     await server.stop();
     rmSync(cwd, { recursive: true, force: true });
   }

@@ -43,6 +43,11 @@ export interface Config {
     readonly stopTimeoutSecs: number;
     /** `""` when no source set one and the entry passed none: the caller derives one. */
     readonly instanceId: string;
+    /**
+     * Threads that decode and encode (1: all on the main thread, no worker threads); `auto`: the CPUs the
+     * process may use, which the platform entry resolves.
+     */
+    readonly workers: number | "auto";
     /** Whether `GET /metrics` serves the Prometheus metrics (open like `/health`). */
     readonly metrics: boolean;
   };
@@ -116,6 +121,7 @@ export type SettingType =
   | "url" // http(s)
   | "enum"
   | "count" // positive integer
+  | "workers" // positive integer or "auto"
   | "size" // positive byte count, units allowed
   | "seconds" // positive number, fractions allowed
   | "boolean";
@@ -229,6 +235,16 @@ export const SETTINGS: readonly Setting[] = deepFreeze(
       default: '"" (derived at start)',
       description:
         "Part of every object name, unique per instance; letters, digits, `_` and `-`, at most 64.",
+    },
+    {
+      key: "server.workers",
+      env: "OTLP2PARQUET_WORKERS",
+      flag: "--workers",
+      flagArg: "<n|auto>",
+      type: "workers",
+      default: "auto",
+      description:
+        "Threads that decode requests and encode Parquet: `auto` = the CPUs this process may use (affinity and cgroup quota); 1 = no worker threads.",
     },
     {
       key: "server.metrics",
@@ -570,6 +586,7 @@ const DEFAULTS: Readonly<Record<string, unknown>> = {
   "server.idle_timeout_secs": 60,
   "server.stop_timeout_secs": 30,
   "server.instance_id": "",
+  "server.workers": "auto",
   "server.metrics": true,
   "auth.mode": undefined,
   "auth.token": undefined,
@@ -1026,6 +1043,7 @@ function build(chosen: Map<string, Chosen>): Config {
       idleTimeoutSecs: v("server.idle_timeout_secs"),
       stopTimeoutSecs: v("server.stop_timeout_secs"),
       instanceId: v("server.instance_id"),
+      workers: v("server.workers"),
       metrics: v("server.metrics"),
     },
     auth: { mode: v("auth.mode"), token: v("auth.token"), tokens: tokensOf(chosen) },
@@ -1133,6 +1151,11 @@ function parseValue(setting: Setting, raw: unknown): unknown {
       return choice !== undefined && setting.choices!.includes(choice)
         ? choice
         : new Invalid(`expected one of ${setting.choices!.join(", ")}`);
+    }
+    case "workers": {
+      if (text?.toLowerCase() === "auto") return "auto";
+      const n = typeof raw === "number" ? raw : text !== undefined && /^\d+$/.test(text) ? Number(text) : NaN;
+      return Number.isSafeInteger(n) && n > 0 ? n : new Invalid("expected a positive integer or auto");
     }
     case "count": {
       const n = typeof raw === "number" ? raw : text !== undefined && /^\d+$/.test(text) ? Number(text) : NaN;
@@ -1333,6 +1356,14 @@ export function describeConfig(config: Config): string {
       `idle timeout ${server.idleTimeoutSecs}s, stop timeout ${server.stopTimeoutSecs}s`,
     ],
     ["instance", server.instanceId || "(derived at start)"],
+    [
+      "workers",
+      server.workers === "auto"
+        ? "auto: a thread a CPU this process may use"
+        : server.workers === 1
+        ? "1: decoding and encoding on the main thread"
+        : `${server.workers} threads decode and encode`,
+    ],
     [
       "auth",
       config.auth.mode === "none"

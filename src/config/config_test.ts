@@ -68,6 +68,7 @@ Deno.test("resolveConfig() gives the documented defaults", async () => {
       idleTimeoutSecs: 60,
       stopTimeoutSecs: 30,
       instanceId: "",
+      workers: "auto",
       metrics: true,
     },
     auth: { mode: "none", token: undefined, tokens: [] },
@@ -814,4 +815,23 @@ Deno.test("docs/configuration.md documents every setting as the code defines it"
   );
   assert.equal(cellsOf(actual).length, SETTINGS.length + 1);
   assert.ok(doc.includes(`\`${CONFIG_ENV}\``) && doc.includes(`\`${CONFIG_FLAG}`), "the config file options");
+});
+
+Deno.test("server.workers is auto or a positive count, from the file, OTLP2PARQUET_WORKERS or --workers", async () => {
+  assert.equal(
+    (await resolveConfig({ env: { OTLP2PARQUET_WORKERS: "AUTO" } })).config.server.workers,
+    "auto",
+  );
+  assert.equal((await resolveConfig({ env: { OTLP2PARQUET_WORKERS: "3" } })).config.server.workers, 3);
+  assert.equal(
+    (await resolveConfig({ env: { OTLP2PARQUET_WORKERS: "3" }, flags: { workers: "1" } })).config.server
+      .workers,
+    1,
+  );
+  for (const bad of ["0", "-1", "two", "1.5"]) {
+    await assert.rejects(
+      resolveConfig({ env: { OTLP2PARQUET_WORKERS: bad } }),
+      (e) => e instanceof ConfigError && /OTLP2PARQUET_WORKERS.*positive integer or auto/s.test(e.message),
+    );
+  }
 });

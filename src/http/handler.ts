@@ -9,7 +9,7 @@
  * @module
  */
 
-import { type Decoded, decodeRequestAsync, type Format } from "../core/convert.ts";
+import { type AsyncDecodeOptions, type Decoded, decodeRequestAsync, type Format } from "../core/convert.ts";
 import { DecodeLimitError } from "../core/decode/decode_limits.ts";
 import type { Signal } from "../core/table/schema.ts";
 import { OverloadedError, UnavailableError, type UnavailableReason } from "../ingest/errors.ts";
@@ -60,6 +60,13 @@ export interface HandlerOptions {
    * meanwhile. Default `pauseEvery(20)`: a timer once 20 ms have passed.
    */
   pause?: () => () => Promise<void>;
+  /**
+   * Decodes a request body: the platform's choice of where (the server with workers passes its thread
+   * pool's, which reports decoded bytes as they are produced, so the budget is charged the same way).
+   * Same contract as the default, `decodeRequestAsync`: result, DecodeError / DecodeLimitError, and
+   * errors thrown by `onDecodedBytes` passed through.
+   */
+  decode?: (signal: Signal, body: Uint8Array, options: AsyncDecodeOptions) => Promise<Decoded>;
   /**
    * Serves `GET /metrics` with what this returns (Prometheus text format), without authentication like
    * `/health` and `/ready`. Default: none (`/metrics` is 404).
@@ -302,6 +309,7 @@ export function createHandler(
   const rateCheckMs = Math.min(1000, Math.max(100, rateGrace / 4));
   const maxDecoded = options.maxDecodedBytes ?? 4 * maxPayload;
   const newPause = options.pause ?? (() => pauseEvery(20));
+  const decode = options.decode ?? decodeRequestAsync;
   const { sink, metrics, observe } = options;
   const authCheck = options.auth && createAuthCheck(options.auth);
   // A token is required but none is set: every request gets 503, so the instance is not ready either.
@@ -454,7 +462,7 @@ export function createHandler(
       // Decoded bytes are charged as they are produced, so the budget bounds them too, not only the bodies.
       const held = budget.held;
       let charged = held;
-      decoded = await decodeRequestAsync(route.signal, body, {
+      decoded = await decode(route.signal, body, {
         format,
         maxDecodedBytes: maxDecoded,
         onDecodedBytes: (bytes) => void (charged = chargeDecoded(sink, releases, charged, held + bytes)),

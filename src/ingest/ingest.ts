@@ -44,7 +44,7 @@ import {
   type Format,
   type ParquetFile,
 } from "../core/convert.ts";
-import type { Partition, PartitionRows, Rows } from "../core/table/rows.ts";
+import type { Partition, PartitionRows, Rows, RowSelection } from "../core/table/rows.ts";
 import type { Signal, TableDef } from "../core/table/schema.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
 import { type Answer, idKey, type RequestId, requestId, SeenLog, SeenTable } from "./dedupe.ts";
@@ -79,6 +79,17 @@ export interface IngestObserver {
   deduplicated?(signal: Signal): void;
 }
 
+/** Encodes batches into Parquet files: `encodeBatch`, here or in worker threads. */
+export interface BatchEncoder {
+  /** The same contract as `encodeBatch`; the selections' rows must stay usable (other batches hold them). */
+  encode(selections: readonly RowSelection[], options: FileOptions): Promise<ParquetFile>;
+  /** Batches it may encode at once. */
+  readonly concurrency: number;
+}
+
+/** Encoding in the calling thread, one batch at a time. */
+const IN_THREAD: BatchEncoder = { encode: encodeBatch, concurrency: 1 };
+
 /** Ingest settings. */
 export interface IngestOptions {
   store: ObjectStore;
@@ -106,8 +117,8 @@ export interface IngestOptions {
    */
   maxOpenBatches?: number;
   /**
-   * Bound on the decoded bytes of batches cut but not yet encoded (they wait for the one encoder);
-   * beyond it requests get 503 before their bodies are read. Default 128 MiB.
+   * Bound on the decoded bytes of batches cut but not yet encoded (they wait for an encoder: the main
+   * thread, or a worker thread); beyond it requests get 503 before their bodies are read. Default 128 MiB.
    */
   maxQueuedBytes?: number;
   /** What one request may store: partitions, event-time window. Default: 128 partitions, no window. */
@@ -134,6 +145,11 @@ export interface IngestOptions {
   logWaitMs?: number;
   /** Milliseconds clock; default Date.now. */
   now?: () => number;
+  /**
+   * Where batches are encoded: default in this thread (`encodeBatch`), one at a time; the server with
+   * worker threads passes its pool, which encodes `concurrency` batches at once.
+   */
+  encoder?: BatchEncoder;
   /** Awaited by the encoder after every page, so requests are served meanwhile. Default: `setImmediate`. */
   encodePause?: () => Promise<void>;
   /**
@@ -326,6 +342,7 @@ export class Ingest implements Sink {
    * there made one full batch fill a queue of the same size, and every flush refuse requests until done.
    */
   private encodingBytes = 0;
+  private readonly encoder: BatchEncoder;
   private readonly encodePause: () => Promise<void>;
   private lastRejectLog = -Infinity;
   /** Bytes of request records being appended to the log now. */
@@ -389,6 +406,10 @@ export class Ingest implements Sink {
     this.maxOpen = options.maxOpenBatches ?? 1024;
     this.maxQueued = options.maxQueuedBytes ?? 128 * 1024 * 1024;
     this.encodePause = options.encodePause ?? yieldToEventLoop;
+    this.encoder = options.encoder ?? IN_THREAD;
+    if (!Number.isInteger(this.encoder.concurrency) || this.encoder.concurrency < 1) {
+      throw new RangeError(`encoder.concurrency must be a positive integer, got ${this.encoder.concurrency}`);
+    }
     if (!Number.isInteger(this.maxOpen) || this.maxOpen < 1) {
       throw new RangeError(`maxOpenBatches must be a positive integer, got ${this.maxOpen}`);
     }
@@ -951,35 +972,89 @@ export class Ingest implements Sink {
   }
 
   /**
-   * Encodes one batch at a time: encoding is CPU-bound and its wasm memory never shrinks, so concurrent
-   * encodes would only raise the peak.
+   * Encodes a batch, `encoder.concurrency` at a time (one without worker threads: encoding is CPU-bound
+   * and its wasm memory never shrinks, so concurrent encodes on one thread would only raise the peak).
+   * With worker threads, batches are encoded side by side; each worker gets a copy of its batch's rows
+   * (the originals are already counted: open, queued or being encoded), and the copies together stay within
+   * `maxBytes`, the size of the one batch encoded with one thread (one batch alone always may, however large).
    */
   private encode(batch: Batch): Promise<ParquetFile> {
     // Until it is encoded, a batch's rows count against the queue's bound (`admit` refuses beyond it).
     // The callers (`flush`, the replay's redo) retained its rows as queued; released once encoded.
     const members = batch.members.slice();
     this.queuedBatches++;
-    // Encoding yields to the event loop after every page, so requests keep being read and answered
-    // while large batches are written (p99 under the protobuf load: ~720 ms with a yield per column
-    // chunk, ~270 ms with one per page).
-    const run = this.encoding.then(() => {
-      // Rows leave an open batch only when it is cut, never join one again: this cannot grow meanwhile.
-      this.encodingBytes = this.closedBytes(members);
-      return encodeBatch(batch.members.map((m) => ({ rows: m.rows, indices: m.indices })), {
-        ...this.files,
-        pause: this.encodePause,
-      });
+    const copy = members.reduce((n, m) => n + m.bytes, 0);
+    // Its turn is taken after the code cutting it has run (a microtask later): a flush for memory cuts every
+    // batch sharing a request's rows, and only then do those rows count as held for encoding alone.
+    const run = Promise.resolve().then(() => this.encodeTurn(members, copy)).then((started) => {
+      // Encoding yields to the event loop after every page, so requests keep being read and answered
+      // while large batches are written (p99 under the protobuf load: ~720 ms with a yield per column
+      // chunk, ~270 ms with one per page). A worker thread needs no pause.
+      const selections = batch.members.map((m) => ({ rows: m.rows, indices: m.indices }));
+      return this.encoder.encode(selections, { ...this.files, pause: this.encodePause }).finally(started);
     }).finally(() => {
-      this.encodingBytes = 0;
       this.queuedBatches--;
       for (const m of members) this.unretain(m.rows, false);
       this.progressed();
     });
-    this.encoding = run.catch(() => undefined);
     return run;
   }
 
-  private encoding: Promise<unknown> = Promise.resolve();
+  /**
+   * Waits for the batch's turn to be encoded and counts its rows as being encoded; resolves with the
+   * function that ends its turn. `copy`: the bytes of the batch's own rows (what a worker copies).
+   */
+  private encodeTurn(members: readonly Member[], copy: number): Promise<() => void> {
+    // Rows leave an open batch only when it is cut, never join one again: these cannot grow meanwhile.
+    const distinct = [...new Set(members.map((m) => m.rows))];
+    const closed = () => distinct.filter((rows) => this.held.get(rows)?.open === 0);
+    return new Promise((resolve) => {
+      this.encodeWaiting.push({
+        copy,
+        start: () => {
+          this.encodeCopies += copy;
+          const mine = closed();
+          for (const rows of mine) {
+            const n = this.encodingRows.get(rows) ?? 0;
+            if (n === 0) this.encodingBytes += this.held.get(rows)!.bytes;
+            this.encodingRows.set(rows, n + 1);
+          }
+          this.encodesRunning++;
+          resolve(() => {
+            for (const rows of mine) {
+              const n = this.encodingRows.get(rows)! - 1;
+              if (n > 0) this.encodingRows.set(rows, n);
+              else this.encodingRows.delete(rows), this.encodingBytes -= this.held.get(rows)?.bytes ?? 0;
+            }
+            this.encodesRunning--;
+            this.encodeCopies -= copy;
+            this.startEncodes();
+          });
+        },
+      });
+      this.startEncodes();
+    });
+  }
+
+  /**
+   * Starts waiting encodes, first come first served, while a slot is free and the batches being encoded
+   * (their own rows: what the workers copy) stay within `maxBytes` (one encode always may, however large).
+   */
+  private startEncodes(): void {
+    while (this.encodeWaiting.length && this.encodesRunning < this.encoder.concurrency) {
+      const next = this.encodeWaiting[0];
+      if (this.encodesRunning > 0 && this.encodeCopies + next.copy > this.maxBytes) return;
+      this.encodeWaiting.shift()!.start();
+    }
+  }
+
+  /** Batches waiting for their turn to be encoded. */
+  private readonly encodeWaiting: { copy: number; start(): void }[] = [];
+  private encodesRunning = 0;
+  /** The own rows of the batches being encoded (see `encode`). */
+  private encodeCopies = 0;
+  /** The rows being encoded, with how many of the running encodes hold each. */
+  private readonly encodingRows = new Map<Rows, number>();
 
   private async releaseLog(): Promise<void> {
     // While replaying, `outstanding` does not yet know the requests still to be batched again or redone:

@@ -625,3 +625,82 @@ Deno.test("Ingest keeps the identities of replayed requests whose rows were writ
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("Ingest: batches cut together for memory share a request's rows, held for the encode in progress: not 'behind'", async () => {
+  const store = new MemoryStore();
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => open = resolve);
+  const first = request(1, 400);
+  const bytes = first.decoded.tables[0].byteLength();
+  const { ingest } = await Ingest.start({
+    store,
+    maxBytes: Math.ceil(bytes * 1.5),
+    maxQueuedBytes: Math.ceil(bytes / 2),
+    maxRows: 1_000_000,
+    maxAgeMs: 3_600_000,
+    files: { instanceId: "test" },
+    encodePause: () => gate,
+  });
+  try {
+    await ingest.accept(first);
+    // The second request passes the byte bound: both services' batches are cut, sharing both requests.
+    await ingest.accept(request(2, 400));
+    assert.equal(ingest.stats().queuedBatches, 2);
+    // The first batch's encode holds every row (the second batch's are the same requests'): nothing waits
+    // beyond it, so requests are admitted (it was refused when the encode counted its rows before the
+    // second batch was cut).
+    await until(() => ingest.stats().queuedBatches === 2);
+    await new Promise((r) => setTimeout(r, 0));
+    ingest.admit(100)();
+    open();
+    await until(() => ingest.stats().objects === 2);
+  } finally {
+    open();
+    await ingest.close();
+  }
+});
+
+Deno.test("Ingest encodes `encoder.concurrency` batches at once, while their own rows stay within maxBytes", async () => {
+  const store = new MemoryStore();
+  const gates: (() => void)[] = [];
+  let running = 0, most = 0;
+  const { encodeBatch } = await import("../core/convert.ts");
+  const encoder = {
+    concurrency: 2,
+    async encode(...args: Parameters<typeof encodeBatch>) {
+      running++, most = Math.max(most, running);
+      await new Promise<void>((r) => gates.push(r));
+      try {
+        return await encodeBatch(...args);
+      } finally {
+        running--;
+      }
+    },
+  };
+  const one = request(1, 50);
+  const perBatch = one.decoded.tables[0].byteLength() / 2;
+  const { ingest } = await Ingest.start({
+    store,
+    encoder,
+    maxRows: 50,
+    // Two batches' own rows fit, three do not.
+    maxBytes: Math.ceil(perBatch * 2.5),
+    maxAgeMs: 3_600_000,
+    files: { instanceId: "test" },
+  });
+  try {
+    // 3 requests of 2 services, 50 rows each: six batches cut by rows.
+    for (let i = 1; i <= 3; i++) await ingest.accept(request(i, 50));
+    await until(() => gates.length === 2);
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(running, 2, "two encodes at once, the rest wait");
+    while (ingest.stats().objects < 6) {
+      gates.shift()?.();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(most, 2);
+  } finally {
+    for (const g of gates) g();
+    await ingest.close();
+  }
+});

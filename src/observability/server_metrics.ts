@@ -60,6 +60,8 @@ export interface MetricSources {
   wal?: { stats(): { bytes: number; segments: number } };
   /** The write-ahead log's bound, in bytes. */
   walMaxBytes?: number;
+  /** The CPU worker threads: how many (1: none, all on the main thread) and each one's busy time so far. */
+  workers?(): { count: number; busySeconds: readonly number[]; restarts: number };
 }
 
 /** Options of {@linkcode ServerMetrics}. */
@@ -204,6 +206,23 @@ export class ServerMetrics {
       rows: openRows.labels(t.name),
       bytes: openBytes.labels(t.name),
     }));
+    const workerCount = r.add(
+      new Gauge(
+        "otlp2parquet_workers",
+        "Threads that decode requests and encode Parquet (server.workers); 1: the main thread does it all.",
+      ),
+    );
+    const busy = r.add(
+      new Counter(
+        "otlp2parquet_worker_busy_seconds_total",
+        "Seconds each worker thread spent decoding and encoding, by worker index.",
+        ["worker"],
+      ),
+    );
+    const workerBusy: CounterChild[] = [];
+    const restarts = r.add(
+      new Counter("otlp2parquet_worker_restarts_total", "Worker threads replaced after failing."),
+    );
     r.onCollect(() => {
       const s = this.#sources;
       const wal = s.wal?.stats();
@@ -214,6 +233,16 @@ export class ServerMetrics {
       for (const t of tables) {
         const o = open?.get(t.name);
         t.batches.set(o?.batches ?? 0), t.rows.set(o?.rows ?? 0), t.bytes.set(o?.bytes ?? 0);
+      }
+      const w = s.workers?.();
+      workerCount.labels().set(w?.count ?? 1);
+      w?.busySeconds.forEach((secs, i) => {
+        const c = workerBusy[i] ??= busy.labels(String(i));
+        // A counter: raised by what was added since the last scrape.
+        if (secs > c.value) c.inc(secs - c.value);
+      });
+      if (w && w.restarts > restarts.labels().value) {
+        restarts.labels().inc(w.restarts - restarts.labels().value);
       }
       const st = s.stats?.();
       inflight.labels().set(st?.inflightBytes ?? 0);

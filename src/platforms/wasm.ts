@@ -19,6 +19,11 @@ export function useWasmPath(path: string): void {
   embeddedPath = path;
 }
 
+/** The path given to `useWasmPath`, if any: worker threads are told it (they share no module state). */
+export function wasmPathInUse(): string | undefined {
+  return embeddedPath;
+}
+
 /**
  * Reads `parquet-wasm/esm/parquet_wasm_bg.wasm` and initialises the Parquet writers (with the `node:zlib`
  * page compressors for the TypeScript one). Idempotent.

@@ -33,12 +33,13 @@ const PROFILES: { name: string; env: Record<string, string> }[] = [
   },
 ];
 
-Deno.test({
-  name: "kill -9 under concurrent load: every acknowledged record is stored exactly once",
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    const seed = seedFor("kill9");
+/**
+ * The loop: `workers` is `server.workers` (1: decoding and encoding on the main thread; 2: in two worker
+ * threads, whose in-flight jobs the kills cut off too).
+ */
+async function killLoop(workers: number, cycles: number): Promise<void> {
+  {
+    const seed = seedFor(workers === 1 ? "kill9" : `kill9-${workers}`);
     const random = prng(seed);
     // RELIABILITY_KEEP=1 keeps the data, the log and every server's output for a post-mortem.
     const keep = Boolean(Deno.env.get("RELIABILITY_KEEP"));
@@ -52,6 +53,7 @@ Deno.test({
       OTLP2PARQUET_WAL_MAX_BYTES: "48MiB",
       OTLP2PARQUET_BATCH_MAX_BYTES: "24MiB",
       OTLP2PARQUET_MAX_PAYLOAD_BYTES: "8MiB",
+      OTLP2PARQUET_WORKERS: String(workers),
     };
     let server: ServerProcess | undefined;
     let url = "http://127.0.0.1:1";
@@ -64,7 +66,7 @@ Deno.test({
       if (m) replays++, replayedRecords += Number(m[2]), redone += Number(m[3]);
     };
     try {
-      for (let cycle = 0; cycle < CYCLES; cycle++) {
+      for (let cycle = 0; cycle < cycles; cycle++) {
         const profile = PROFILES[cycle % PROFILES.length];
         server = await spawnServer({ ...base, ...profile.env });
         countReplay(server);
@@ -76,7 +78,7 @@ Deno.test({
         if (keep) Deno.writeTextFileSync(join(dir, `server-${cycle + 1}.log`), server.output());
         assert.ok(!/unexpected error|ERROR/.test(server.output()), `errors logged:\n${server.output()}`);
         console.log(
-          `cycle ${cycle + 1}/${CYCLES} (${profile.name}): killed after ${lifetime} ms, ` +
+          `cycle ${cycle + 1}/${cycles} (${profile.name}): killed after ${lifetime} ms, ` +
             `${load.result.ackedRequests - before} requests acknowledged in this cycle`,
         );
         server = undefined;
@@ -94,17 +96,17 @@ Deno.test({
       const files = parquetFilesUnder(join(dir, "data"));
       const result = audit(seen.acked, seen.unacked, await countIds(files));
       console.log(
-        `kill9 figures: cycles ${CYCLES}, requests sent ${seen.requests}, acknowledged ${seen.ackedRequests} ` +
+        `kill9 figures (workers ${workers}): cycles ${cycles}, requests sent ${seen.requests}, acknowledged ${seen.ackedRequests} ` +
           `(${describeStatuses(seen.statuses)}), resent ${seen.resent}; ${describeAudit(result)}; ` +
           `replays ${replays} (${replayedRecords} records replayed, ${redone} interrupted writes redone), ` +
           `objects ${files.length}`,
       );
-      assert.ok(seen.ackedRequests > CYCLES * 10, "too little load to mean anything");
+      assert.ok(seen.ackedRequests > cycles * 10, "too little load to mean anything");
       assert.ok(
-        seen.resent >= CYCLES,
+        seen.resent >= cycles,
         `only ${seen.resent} requests resent: the kills cut off too few answers`,
       );
-      assert.ok(replays >= CYCLES / 2, `the log was replayed only ${replays} times`);
+      assert.ok(replays >= cycles / 2, `the log was replayed only ${replays} times`);
       const requestsOf = (ids: string[]) => [...new Set(ids.map((id) => id.replace(/-\d+$/, "")))];
       assert.deepEqual(
         result.lost.slice(0, 10),
@@ -127,7 +129,22 @@ Deno.test({
       if (keep) console.log(`kept ${dir}`);
       else Deno.removeSync(dir, { recursive: true });
     }
-  },
+  }
+}
+
+Deno.test({
+  name: "kill -9 under concurrent load: every acknowledged record is stored exactly once",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: () => killLoop(1, CYCLES),
+});
+
+Deno.test({
+  name:
+    "kill -9 under concurrent load with two worker threads: every acknowledged record is stored exactly once",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: () => killLoop(2, CYCLES),
 });
 
 Deno.test({

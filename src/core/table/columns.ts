@@ -97,6 +97,99 @@ export function viewOf(buf: Uint8Array): DataView {
   return lastView;
 }
 
+/** A column as plain data: what crosses a thread boundary (see `Column.snapshot`). */
+export type ColumnSnapshot =
+  | { readonly kind: "f64"; readonly length: number; readonly values: Float64Array }
+  | { readonly kind: "u32"; readonly length: number; readonly values: Uint32Array }
+  | { readonly kind: "u8"; readonly length: number; readonly values: Uint8Array }
+  | { readonly kind: "u64"; readonly length: number; readonly words: Uint32Array }
+  | StrSnapshot
+  | MapSnapshot
+  | ListSnapshot
+  | {
+    readonly kind: "sharedStr";
+    readonly length: number;
+    readonly ids: Uint32Array;
+    readonly distinct: StrSnapshot;
+    readonly enumIds: Int32Array;
+  }
+  | {
+    readonly kind: "sharedMap";
+    readonly length: number;
+    readonly ids: Uint32Array;
+    readonly distinct: MapSnapshot;
+  }
+  | KeyListsSnapshot
+  | { readonly kind: "keyedMap"; readonly values: ListSnapshot; readonly keyLists: KeyListsSnapshot };
+
+/** A StrColumn as plain data. */
+export interface StrSnapshot {
+  readonly kind: "str";
+  readonly length: number;
+  readonly bytes: Uint8Array;
+  readonly offsets: Int32Array;
+}
+
+/** A MapColumn as plain data. */
+export interface MapSnapshot {
+  readonly kind: "map";
+  readonly length: number;
+  readonly offsets: Int32Array;
+  readonly keys: StrSnapshot;
+  readonly values: StrSnapshot;
+}
+
+/** A ListColumn as plain data. */
+export interface ListSnapshot {
+  readonly kind: "list";
+  readonly length: number;
+  readonly offsets: Int32Array;
+  readonly child: ColumnSnapshot;
+}
+
+/** The key lists of a KeyedMapColumn as plain data. */
+export interface KeyListsSnapshot {
+  readonly kind: "keyLists";
+  readonly length: number;
+  readonly ids: Uint32Array;
+  readonly distinct: ListSnapshot;
+  readonly recent: Int32Array;
+  readonly recentAt: number;
+}
+
+/**
+ * `arr` for a snapshot: with `copy`, a copy of its first `used` elements; without, `arr` itself when it
+ * is the whole of its buffer (so the buffer can be transferred), else such a copy.
+ */
+function owned<T extends Uint8Array | Int32Array | Uint32Array | Float64Array>(
+  arr: T,
+  used: number,
+  copy: boolean,
+): T {
+  if (!copy && arr.byteOffset === 0 && arr.byteLength === arr.buffer.byteLength) return arr;
+  return arr.slice(0, Math.max(1, used)) as T;
+}
+
+/** The snapshot `s` as kind `kind`, or a TypeError: a snapshot is restored into a column of its own kind. */
+function expectKind<K extends ColumnSnapshot["kind"]>(
+  s: ColumnSnapshot,
+  kind: K,
+): Extract<ColumnSnapshot, { kind: K }> {
+  if (s.kind !== kind) {
+    throw new TypeError(`cannot restore a ${s.kind} column snapshot into a ${kind} column`);
+  }
+  return s as Extract<ColumnSnapshot, { kind: K }>;
+}
+
+/** Every buffer of a snapshot, once each: the transfer list of a `postMessage` that moves it. */
+export function snapshotBuffers(s: ColumnSnapshot, out: Set<ArrayBuffer> = new Set()): Set<ArrayBuffer> {
+  for (const v of Object.values(s)) {
+    if (ArrayBuffer.isView(v)) out.add(v.buffer as ArrayBuffer);
+    else if (v && typeof v === "object") snapshotBuffers(v as ColumnSnapshot, out);
+  }
+  return out;
+}
+
 /** Common behaviour of every column. */
 export interface Column {
   /** Number of rows. */
@@ -108,6 +201,15 @@ export interface Column {
    * key lists once count every row's own copy): the "decoded data" that batch limits count.
    */
   byteLength(): number;
+  /**
+   * The rows as plain data (typed arrays and numbers) that `structuredClone` and `postMessage` carry, and
+   * `restore` reads back into an empty column of the same kind. With `copy`, every array is a fresh copy
+   * cut to the rows held (the column stays usable: other batches may hold it); without, the arrays are the
+   * column's own, whole buffers (to transfer: the column must not be used afterwards).
+   */
+  snapshot(copy: boolean): ColumnSnapshot;
+  /** Makes this empty column (made by `emptyLike` or `createColumn`) hold the rows of `snapshot`. */
+  restore(snapshot: ColumnSnapshot): void;
   /** An empty column of the same kind and shape. */
   emptyLike(): Column;
   /** Shrinks the buffers to the rows held (they grow again if more rows are appended). */
@@ -230,6 +332,13 @@ export class F64Column implements Column {
   byteLength(): number {
     return this.length * 8;
   }
+  snapshot(copy: boolean): ColumnSnapshot {
+    return { kind: "f64", length: this.length, values: owned(this.values, this.length, copy) };
+  }
+  restore(s: ColumnSnapshot): void {
+    const r = expectKind(s, "f64");
+    this.values = r.values, this.length = r.length;
+  }
   emptyLike(): F64Column {
     return new F64Column();
   }
@@ -271,6 +380,13 @@ export class U32Column implements Column {
   byteLength(): number {
     return this.length * 4;
   }
+  snapshot(copy: boolean): ColumnSnapshot {
+    return { kind: "u32", length: this.length, values: owned(this.values, this.length, copy) };
+  }
+  restore(s: ColumnSnapshot): void {
+    const r = expectKind(s, "u32");
+    this.values = r.values, this.length = r.length;
+  }
   emptyLike(): U32Column {
     return new U32Column();
   }
@@ -311,6 +427,13 @@ export class U8Column implements Column {
   }
   byteLength(): number {
     return this.length;
+  }
+  snapshot(copy: boolean): ColumnSnapshot {
+    return { kind: "u8", length: this.length, values: owned(this.values, this.length, copy) };
+  }
+  restore(s: ColumnSnapshot): void {
+    const r = expectKind(s, "u8");
+    this.values = r.values, this.length = r.length;
   }
   emptyLike(): U8Column {
     return new U8Column();
@@ -366,6 +489,13 @@ export class U64Column implements Column {
   }
   byteLength(): number {
     return this.length * 8;
+  }
+  snapshot(copy: boolean): ColumnSnapshot {
+    return { kind: "u64", length: this.length, words: owned(this.words, this.length * 2, copy) };
+  }
+  restore(s: ColumnSnapshot): void {
+    const r = expectKind(s, "u64");
+    this.words = r.words, this.length = r.length;
   }
   emptyLike(): U64Column {
     return new U64Column();
@@ -552,6 +682,18 @@ export class StrColumn implements Column {
   byteLength(): number {
     return this.offsets[this.length] + this.length * 4;
   }
+  snapshot(copy: boolean): StrSnapshot {
+    return {
+      kind: "str",
+      length: this.length,
+      bytes: owned(this.bytes, this.offsets[this.length], copy),
+      offsets: owned(this.offsets, this.length + 1, copy),
+    };
+  }
+  restore(s: ColumnSnapshot): void {
+    const r = expectKind(s, "str");
+    this.bytes = r.bytes, this.offsets = r.offsets, this.length = r.length;
+  }
   emptyLike(): StrColumn {
     return new StrColumn();
   }
@@ -643,6 +785,21 @@ export class MapColumn implements Column {
   byteLength(): number {
     return this.keys.byteLength() + this.values.byteLength() + this.length * 4;
   }
+  snapshot(copy: boolean): MapSnapshot {
+    return {
+      kind: "map",
+      length: this.length,
+      offsets: owned(this.offsets, this.length + 1, copy),
+      keys: this.keys.snapshot(copy),
+      values: this.values.snapshot(copy),
+    };
+  }
+  restore(s: ColumnSnapshot): void {
+    const r = expectKind(s, "map");
+    this.offsets = r.offsets, this.length = r.length;
+    this.keys.restore(r.keys);
+    this.values.restore(r.values);
+  }
   emptyLike(): MapColumn {
     return new MapColumn();
   }
@@ -704,6 +861,19 @@ export class ListColumn<C extends Column = Column> implements Column {
   byteLength(): number {
     return this.child.byteLength() + this.length * 4;
   }
+  snapshot(copy: boolean): ListSnapshot {
+    return {
+      kind: "list",
+      length: this.length,
+      offsets: owned(this.offsets, this.length + 1, copy),
+      child: this.child.snapshot(copy),
+    };
+  }
+  restore(s: ColumnSnapshot): void {
+    const r = expectKind(s, "list");
+    this.offsets = r.offsets, this.length = r.length;
+    this.child.restore(r.child);
+  }
   emptyLike(): ListColumn<C> {
     return new ListColumn(this.child.emptyLike() as C);
   }
@@ -746,6 +916,24 @@ abstract class SharedColumn<C extends MapColumn | StrColumn | ListColumn<StrColu
     this.distinct = distinct;
   }
 
+  /** The shared part of a snapshot: ids and distinct values. */
+  protected sharedSnapshot<D extends ColumnSnapshot>(
+    copy: boolean,
+  ): { length: number; ids: Uint32Array; distinct: D } {
+    return {
+      length: this.length,
+      ids: owned(this.ids, this.length, copy),
+      distinct: this.distinct.snapshot(copy) as D,
+    };
+  }
+  protected sharedRestore(s: { length: number; ids: Uint32Array; distinct: ColumnSnapshot }): void {
+    this.ids = s.ids, this.length = s.length;
+    this.distinct.restore(s.distinct);
+    this.bases = new WeakMap();
+    this.counted = this.countedBytes = 0;
+  }
+  abstract snapshot(copy: boolean): ColumnSnapshot;
+  abstract restore(s: ColumnSnapshot): void;
   abstract emptyLike(): SharedColumn<C>;
 
   expectRows(rows: number): void {
@@ -833,6 +1021,12 @@ export class SharedMapColumn extends SharedColumn<MapColumn> {
   constructor(capacity = 64) {
     super(capacity, new MapColumn(4, 8));
   }
+  snapshot(copy: boolean): ColumnSnapshot {
+    return { kind: "sharedMap", ...this.sharedSnapshot<MapSnapshot>(copy) };
+  }
+  restore(s: ColumnSnapshot): void {
+    this.sharedRestore(expectKind(s, "sharedMap"));
+  }
   emptyLike(): SharedMapColumn {
     return new SharedMapColumn();
   }
@@ -863,6 +1057,15 @@ export class SharedMapColumn extends SharedColumn<MapColumn> {
 export class SharedStrColumn extends SharedColumn<StrColumn> {
   constructor(capacity = 64) {
     super(capacity, new StrColumn(4, 24));
+  }
+  snapshot(copy: boolean): ColumnSnapshot {
+    const enumIds = owned(this.enumIds, this.enumIds.length, true);
+    return { kind: "sharedStr", ...this.sharedSnapshot<StrSnapshot>(copy), enumIds };
+  }
+  restore(s: ColumnSnapshot): void {
+    const r = expectKind(s, "sharedStr");
+    this.sharedRestore(r);
+    this.enumIds = new Int32Array(r.enumIds);
   }
   emptyLike(): SharedStrColumn {
     return new SharedStrColumn();
@@ -919,6 +1122,15 @@ class KeyLists extends SharedColumn<ListColumn<StrColumn>> {
 
   constructor(capacity = 64) {
     super(capacity, new ListColumn(new StrColumn(16, 16), 4));
+  }
+  snapshot(copy: boolean): KeyListsSnapshot {
+    const recent = owned(this.recent, this.recent.length, true);
+    return { kind: "keyLists", ...this.sharedSnapshot<ListSnapshot>(copy), recent, recentAt: this.recentAt };
+  }
+  restore(s: ColumnSnapshot): void {
+    const r = expectKind(s, "keyLists");
+    this.sharedRestore(r);
+    this.recent = new Int32Array(r.recent), this.recentAt = r.recentAt;
   }
   emptyLike(): KeyLists {
     return new KeyLists();
@@ -1032,6 +1244,14 @@ export class KeyedMapColumn implements Column {
   /** As for SharedColumn: the bytes of the rows as a plain map column, each with its own copy of its keys. */
   byteLength(): number {
     return this.values.byteLength() + this.keyLists.byteLength();
+  }
+  snapshot(copy: boolean): ColumnSnapshot {
+    return { kind: "keyedMap", values: this.values.snapshot(copy), keyLists: this.keyLists.snapshot(copy) };
+  }
+  restore(s: ColumnSnapshot): void {
+    const r = expectKind(s, "keyedMap");
+    this.values.restore(r.values);
+    this.keyLists.restore(r.keyLists);
   }
   emptyLike(): KeyedMapColumn {
     return new KeyedMapColumn();

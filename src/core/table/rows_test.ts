@@ -176,3 +176,17 @@ Deno.test("hourOf() is exact at hour boundaries of small times too (time 0, the 
     assertEquals(hourOf(...words(ns + 1n)), Number(hour));
   }
 });
+
+Deno.test("Rows.select() copies runs of consecutive rows and scattered rows alike", () => {
+  const times = Array.from({ length: 200 }, (_, i) => i * 7);
+  const a = logs(times, "a", 3);
+  const runs = Uint32Array.from([
+    ...Array.from({ length: 60 }, (_, i) => 10 + i),
+    ...Array.from({ length: 50 }, (_, i) => 120 + i),
+  ]);
+  const scattered = Uint32Array.from({ length: 40 }, (_, i) => i * 5);
+  for (const keep of [runs, scattered]) {
+    const all = table(a);
+    assertEquals(table(a.select(keep)), Array.from(keep, (i) => all[i]));
+  }
+});

@@ -31,6 +31,8 @@ import { ServerMetrics } from "../../observability/server_metrics.ts";
 import { prepareParquet } from "../wasm.ts";
 import { nodeInflateSync } from "../node_codecs.ts";
 import { denoServeHttp, serveConnections } from "./deno_listener.ts";
+import { availableCpus } from "./cpus.ts";
+import { CpuPool } from "./cpu_pool.ts";
 import { createLogger } from "./log.ts";
 import { REPEAT_WINDOW_MS, StopSignals } from "./stop_signals.ts";
 
@@ -47,6 +49,8 @@ export interface RunningServer {
   stop(since?: number): Promise<{ flushed: boolean }>;
   /** Resolves when the server has stopped. */
   readonly finished: Promise<void>;
+  /** The CPU worker threads; undefined with `server.workers` 1 (all on the main thread). */
+  readonly pool: CpuPool | undefined;
 }
 
 /** After the stop timeout, how long closing may still take (a store call in flight) before the process exits. */
@@ -214,36 +218,56 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     });
   }
   const id = await instanceId(config, durable ? config.durability.walDir : undefined);
+  // Worker threads decode and encode; with one, the main thread does, exactly as before (no pool at all).
+  const cpus = availableCpus();
+  const workers = config.server.workers === "auto" ? cpus.count : config.server.workers;
+  const pool = workers > 1
+    ? new CpuPool({ size: workers, compression: config.parquet.compression, log })
+    : undefined;
+  log.info(
+    workers > 1
+      ? `${workers} worker threads decode requests and encode Parquet`
+      : "decoding and encoding on the main thread (one worker)",
+    { workers, cpus: cpus.count, cpusLimitedBy: cpus.limitedBy, setting: config.server.workers },
+  );
   const files = {
     instanceId: id,
     compression: config.parquet.compression,
     rowGroupRows: config.parquet.rowGroupRows,
   };
-  const { ingest, replayed } = await Ingest.start({
-    store,
-    storeReachable,
-    storeError,
-    wal,
-    // An eighth of the log (at most 64 MiB) stays free for intent and commit records.
-    maxLogBytes: walRequestBytes(walMax),
-    probeIntervalMs: config.storage.probeIntervalSecs * 1000,
-    maxRows: config.batch.maxRows,
-    maxBytes: config.batch.maxBytes,
-    maxAgeMs: config.batch.maxAgeSecs * 1000,
-    maxInflightBytes: config.server.maxInflightBytes,
-    maxOpenBatches: config.batch.maxOpenBatches,
-    maxQueuedBytes: config.batch.maxQueuedBytes,
-    maxPendingBytes: config.batch.maxPendingBytes,
-    limits: limitsOf(config.batch),
-    files,
-    log,
-    dedupe: {
-      windowMs: config.durability.dedupeWindowSecs * 1000,
-      maxEntries: config.durability.dedupeMaxEntries,
-      dir: durable ? config.durability.walDir : undefined,
-    },
-    observer: metrics?.ingestObserver,
-  });
+  const { ingest, replayed } = await (async () => {
+    try {
+      return await Ingest.start({
+        store,
+        encoder: pool,
+        storeReachable,
+        storeError,
+        wal,
+        // An eighth of the log (at most 64 MiB) stays free for intent and commit records.
+        maxLogBytes: walRequestBytes(walMax),
+        probeIntervalMs: config.storage.probeIntervalSecs * 1000,
+        maxRows: config.batch.maxRows,
+        maxBytes: config.batch.maxBytes,
+        maxAgeMs: config.batch.maxAgeSecs * 1000,
+        maxInflightBytes: config.server.maxInflightBytes,
+        maxOpenBatches: config.batch.maxOpenBatches,
+        maxQueuedBytes: config.batch.maxQueuedBytes,
+        maxPendingBytes: config.batch.maxPendingBytes,
+        limits: limitsOf(config.batch),
+        files,
+        log,
+        dedupe: {
+          windowMs: config.durability.dedupeWindowSecs * 1000,
+          maxEntries: config.durability.dedupeMaxEntries,
+          dir: durable ? config.durability.walDir : undefined,
+        },
+        observer: metrics?.ingestObserver,
+      });
+    } catch (e) {
+      pool?.close();
+      throw e;
+    }
+  })();
   metrics?.replayed(replayed.requests, replayed.records);
   if (replayed.requests || replayed.skipped || replayed.redone) {
     log.info("replayed the write-ahead log", {
@@ -270,6 +294,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     minBodyRateBytesPerSec: config.server.minBodyRateBytesPerSec,
     bodyRateGraceMs: config.server.bodyRateGraceSecs * 1000,
     inflateSync: nodeInflateSync,
+    decode: pool && ((signal, body, options) => pool.decode(signal, body, options)),
     auth: config.auth.mode === "token" ? { tokens: config.auth.tokens } : undefined,
     onError: (error, request) =>
       log.error("unexpected error", { path: new URL(request.url).pathname, error: String(error) }),
@@ -285,6 +310,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       sink === ingest ? ingest.stats() : { ...ingest.stats(), inflightBytes: sink.stats().inflightBytes },
     wal,
     walMaxBytes: wal ? walMax : undefined,
+    workers: () => {
+      const p = pool?.stats();
+      return { count: workers, busySeconds: p?.busySeconds ?? [], restarts: p?.restarts ?? 0 };
+    },
   });
   let address = "";
   const server = listen(handler, config, log, (a) => address = a);
@@ -323,6 +352,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       clearTimeout(timer);
       refusals.close();
       const { flushed } = await ingest.close({ deadlineMs: Math.max(0, deadline - Date.now()) });
+      // After the final flush (the encodes it needed are done): the threads would keep the process alive.
+      pool?.close();
       const s = ingest.stats();
       const counts = { objects: s.objects, rows: s.objectRows, retriesStoredOnce: s.deduplicated };
       if (flushed) log.info("stopped: every batch written", counts);
@@ -336,7 +367,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       done();
       return { flushed };
     })();
-  return { address, ingest, stop, finished };
+  return { address, ingest, stop, finished, pool };
 }
 
 /** The `serve` entry: reads env and flags, starts, and exits on signals. Only this function exits the process. */
