@@ -37,7 +37,6 @@
 
 import { setImmediate } from "node:timers";
 import {
-  type Decoded,
   decodeRequest,
   encodeBatch,
   type FileOptions,
