@@ -252,6 +252,31 @@ batcherTest(
   },
 );
 
+batcherTest("Workers batcher writes two flushes of identical rows as two objects", async (setup) => {
+  // The same 3 records sent twice (two requests differing in another service's record, so neither is a
+  // retry of the other): each "cart" flush holds byte-identical rows, and both must be kept.
+  setup.bindings.OTLP2PARQUET_BATCH_MAX_ROWS = "3";
+  setup.bindings.OTLP2PARQUET_BATCH_MAX_AGE_SECS = "3600";
+  const mf = start(setup);
+  try {
+    const same = JSON.parse(logsRequest("cart", ["twin-0", "twin-1", "twin-2"]));
+    for (const other of ["one", "two"]) {
+      const body = structuredClone(same);
+      body.resourceLogs.push(
+        JSON.parse(logsRequest(other, [`${other}-0`, `${other}-1`, `${other}-2`])).resourceLogs[0],
+      );
+      await send(mf, JSON.stringify(body));
+      await until("the flush written", async () => (await stats(mf)).storedBytes === 0);
+    }
+    const { keys, counts } = await bodies(await bucket(mf, false));
+    assert.equal(keys.filter((k) => k.startsWith("logs/cart/")).length, 2, keys.join("\n"));
+    assert.deepEqual([0, 1, 2].map((i) => counts.get(`twin-${i}`)), [2, 2, 2]);
+    assert.equal((await stats(mf)).rows, 12);
+  } finally {
+    await mf.dispose();
+  }
+});
+
 batcherTest("Workers batcher keeps what it stored across restarts between requests", async (setup) => {
   // Written only when a batch holds 30 rows: the first 20 live through two restarts in SQLite alone.
   setup.bindings.OTLP2PARQUET_BATCH_MAX_ROWS = "30";

@@ -704,3 +704,37 @@ Deno.test("Ingest encodes `encoder.concurrency` batches at once, while their own
     await ingest.close();
   }
 });
+
+Deno.test("Ingest writes two batches of identical rows from different requests as two objects", async () => {
+  // The same 3 records of "svc" in both requests, each with one record of a service of its own: the bodies
+  // differ (no deduplication), the "svc" batches cut one after the other hold byte-identical rows.
+  const twin = (other: string) => {
+    const { body: _, ...base } = tagged("same");
+    const json = JSON.parse(new TextDecoder().decode(tagged("same").body));
+    json.resourceLogs.push({
+      resource: { attributes: [{ key: "service.name", value: { stringValue: other } }] },
+      scopeLogs: [{ logRecords: [{ timeUnixNano: "1700000000000000000", body: { stringValue: other } }] }],
+    });
+    const body = enc.encode(JSON.stringify(json));
+    return { ...base, body, decoded: decodeRequest("logs", body, { format: "json" }) };
+  };
+  for (const logged of [true, false]) {
+    const dir = Deno.makeTempDirSync({ prefix: "o2p-twins-" });
+    const store = new MemoryStore();
+    const ingest = logged
+      ? (await durable(dir, store)).ingest
+      : (await Ingest.start({ store, maxAgeMs: 3_600_000, files: { instanceId: "test" } })).ingest;
+    try {
+      for (const other of ["one", "two"]) {
+        assert.equal((await ingest.accept(twin(other))).rejected, 0);
+        await ingest.flushAll();
+      }
+      const svc = (await store.list("")).filter((k) => k.includes("/svc/"));
+      assert.equal(svc.length, 2, `logged=${logged}: ${svc.join(", ")}`);
+      assert.equal(await storedRows(store), 8, `logged=${logged}`);
+    } finally {
+      await ingest.close();
+      Deno.removeSync(dir, { recursive: true });
+    }
+  }
+});

@@ -1,8 +1,9 @@
 /**
  * Object keys: `{prefix}{table path}/{service}/year=YYYY/month=MM/day=DD/hour=HH/{name}.parquet`,
  * partitioned by event time. `{name}` sorts by the first row's time, carries the writer's instance id,
- * and ends in a hash of the file's bytes, so the same rows always get the same name (a retried or
- * replayed write overwrites instead of duplicating).
+ * and ends in a hash of the file's bytes and of the batch's identity (`salt`), so a retried or replayed
+ * write of the same batch overwrites instead of duplicating, while two batches that happen to hold
+ * identical rows (the same records sent in two requests) get two names and are both kept.
  *
  * @module
  */
@@ -59,6 +60,12 @@ export interface KeyOptions {
   instanceId?: string;
   /** Prefix before the table path, e.g. `otel/` (a trailing "/" is added if missing). Default "". */
   prefix?: string;
+  /**
+   * What makes this batch itself, mixed into the name's hash: the server's ingest passes the sequence
+   * numbers of the requests in it. Without one, files with the same bytes get the same name (a request
+   * retried on a serverless home overwrites its first write). Default "".
+   */
+  salt?: string;
 }
 
 /** The object key of one file. `firstLo/firstHi` is the first (earliest) row's event time. */
@@ -70,7 +77,9 @@ export function objectKey(
   let prefix = options.prefix ?? "";
   if (prefix && !prefix.endsWith("/")) prefix += "/";
   const instance = serviceSegment(options.instanceId || "local");
-  const name = `${compactTime(file.firstLo, file.firstHi)}-${instance}-${hash64(file.bytes)}`;
+  let hash = hash64(file.bytes);
+  if (options.salt) hash = hash64(encoder.encode(`${hash}\u0000${options.salt}`));
+  const name = `${compactTime(file.firstLo, file.firstHi)}-${instance}-${hash}`;
   return `${prefix}${partitionPath(table, file.part)}/${name}.parquet`;
 }
 

@@ -10,7 +10,8 @@
  * Exactly once across evictions and restarts, like the server's intent and commit records: a flush is
  * first *cut* (a `flushes` row, and the covered partitions of the stored requests point at it, in one
  * transaction), then encoded; its object key (ending in a hash of the Parquet bytes) is recorded and
- * synced before the PUT; after the PUT one transaction deletes the covered partitions, the flush, and the
+ * synced before the PUT (the hash also covers a random salt, so two flushes of identical rows get two
+ * keys); after the PUT one transaction deletes the covered partitions, the flush, and the
  * request bodies nothing else needs. An object restarted at any point redoes the pending flush with
  * exactly the recorded members, under the recorded key: an overwrite, never a second object.
  *
@@ -451,7 +452,11 @@ export class OtlpBatcher {
           selections.push({ rows: kept.rows, indices: kept.indices });
         }
         if (selections.length) {
-          const file = await encodeBatch(selections, setup.files);
+          // A name of its own for this flush: two flushes of byte-identical rows (the same records in two
+          // requests) must not share a key that the second PUT overwrites. Random is enough: the key is
+          // recorded before the PUT, and a flush redone after a restart uses the recorded one.
+          const salt = flush.key === null ? crypto.randomUUID() : "";
+          const file = await encodeBatch(selections, { ...setup.files, salt });
           rows = file.rows;
           key = flush.key ?? file.key;
           if (flush.key === null) {
