@@ -106,7 +106,11 @@ Deno.test("with two worker threads, concurrent large requests get 429 at the in-
       `statuses ${statuses}`,
     );
     assert.ok(by(429) > 0, "the in-flight bound refused nothing");
-    assert.ok(by(200) > 0, "nothing was accepted");
+    // How many of the burst get through depends on timing: every request is charged as its bytes arrive, so
+    // 40 partial bodies can fill the budget together and most (at times all) are refused; each client retries.
+    // What must hold: once the burst is over, the budget is free again and a request alone is accepted.
+    const alone = idLogsRequest("svc", ids(40), T0 + 40);
+    assert.equal(await post(server.url, "/v1/logs", alone), 200, `after the burst (${statuses})`);
     const pool = server.server.pool!;
     assert.ok(
       pool.stats().peakJobsPerWorker <= 2,
@@ -117,7 +121,7 @@ Deno.test("with two worker threads, concurrent large requests get 429 at the in-
     assert.equal(pool.stats().queued, 0);
     await server.stop();
     // Every acknowledged record stored, once.
-    assert.equal(server.server.ingest.stats().objectRows, by(200) * 12_000);
+    assert.equal(server.server.ingest.stats().objectRows, (by(200) + 1) * 12_000);
   } finally {
     await server.dispose();
   }
