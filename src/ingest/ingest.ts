@@ -84,6 +84,12 @@ export interface BatchEncoder {
   encode(selections: readonly RowSelection[], options: FileOptions): Promise<ParquetFile>;
   /** Batches it may encode at once. */
   readonly concurrency: number;
+  /**
+   * Batches it may encode at once while the encode queue is past half its bound (`maxQueuedBytes`): the
+   * pool lets every worker encode then, leaving none free for decodes, rather than refuse requests with
+   * 503 while a thread could still encode. Default `concurrency`.
+   */
+  readonly maxConcurrency?: number;
 }
 
 /** Encoding in the calling thread, one batch at a time. */
@@ -1048,11 +1054,18 @@ export class Ingest implements Sink {
    * (their own rows: what the workers copy) stay within `maxBytes` (one encode always may, however large).
    */
   private startEncodes(): void {
-    while (this.encodeWaiting.length && this.encodesRunning < this.encoder.concurrency) {
+    while (this.encodeWaiting.length && this.encodesRunning < this.encodeSlots()) {
       const next = this.encodeWaiting[0];
       if (this.encodesRunning > 0 && this.encodeCopies + next.copy > this.maxBytes) return;
       this.encodeWaiting.shift()!.start();
     }
+  }
+
+  /** Encodes that may run now: `encoder.concurrency`, or `maxConcurrency` with the queue past half its bound. */
+  private encodeSlots(): number {
+    const { concurrency, maxConcurrency = concurrency } = this.encoder;
+    if (maxConcurrency <= concurrency) return concurrency;
+    return this.queuedBytes() - this.encodingBytes > this.maxQueued / 2 ? maxConcurrency : concurrency;
   }
 
   /** Batches waiting for their turn to be encoded. */

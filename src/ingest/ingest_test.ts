@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { tableFromIPC } from "apache-arrow";
 import { readParquet } from "parquet-wasm/esm";
-import { decodeRequest } from "../core/convert.ts";
+import { decodeRequest, encodeBatch } from "../core/convert.ts";
 import { loadParquetWasm } from "../platforms/wasm.ts";
 import { MemoryStore } from "../storage/memory_store.ts";
 import { createHandler } from "../http/handler.ts";
@@ -736,5 +736,55 @@ Deno.test("Ingest writes two batches of identical rows from different requests a
       await ingest.close();
       Deno.removeSync(dir, { recursive: true });
     }
+  }
+});
+
+Deno.test("Ingest encodes `concurrency` batches at once, and `maxConcurrency` once the queue is past half its bound", async () => {
+  const store = new MemoryStore();
+  // An encoder whose encodes wait for the gate: how many run at once is what the ingest started.
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => open = resolve);
+  let running = 0, most = 0;
+  const encoder = {
+    concurrency: 1,
+    maxConcurrency: 3,
+    async encode(selections: Parameters<typeof encodeBatch>[0], options: Parameters<typeof encodeBatch>[1]) {
+      most = Math.max(most, ++running);
+      await gate;
+      running--;
+      return encodeBatch(selections, options);
+    },
+  };
+  const one = hoursRequest(Array(20).fill(BASE_HOUR)).decoded.tables[0].byteLength();
+  const { ingest } = await Ingest.start({
+    store,
+    maxRows: 10,
+    // With the first batch being encoded, two more waiting are past half of this bound.
+    maxQueuedBytes: Math.floor(one * 3.5),
+    maxOpenBatches: 8,
+    maxAgeMs: 3_600_000,
+    files: { instanceId: "test" },
+    encoder,
+  });
+  try {
+    await ingest.accept(hoursRequest(Array(20).fill(BASE_HOUR)));
+    await ingest.accept(hoursRequest(Array(20).fill(BASE_HOUR + 1)));
+    await until(() => ingest.stats().queuedBatches === 2);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(most, 1, "a second encode started with the queue under half its bound");
+    await ingest.accept(hoursRequest(Array(20).fill(BASE_HOUR + 2)));
+    // Past half: one more encode starts, until what waits is under half again.
+    await until(() => running === 2);
+    await ingest.accept(hoursRequest(Array(20).fill(BASE_HOUR + 3)));
+    await until(() => running === 3);
+    await ingest.accept(hoursRequest(Array(20).fill(BASE_HOUR + 4)));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(most, 3, "more than maxConcurrency encodes at once");
+    open();
+    await until(() => ingest.stats().queuedBatches === 0);
+    assert.equal(await storedRows(store), 100);
+  } finally {
+    open();
+    await ingest.close();
   }
 });

@@ -109,6 +109,8 @@ export class CpuPool {
    * encoding, the requests arriving meanwhile waited for the first to finish (p99 ~1.3 s with 2 workers).
    */
   readonly concurrency: number;
+  /** Encodes at once while the encode queue is past half its bound: every worker (see BatchEncoder). */
+  readonly maxConcurrency: number;
   readonly #options: CpuPoolOptions;
   readonly #url: string;
   readonly #maxJobs: number;
@@ -125,6 +127,7 @@ export class CpuPool {
     this.#options = options;
     this.size = options.size;
     this.concurrency = Math.max(1, options.size - 1);
+    this.maxConcurrency = options.size;
     this.#maxJobs = Math.max(1, options.maxJobsPerWorker ?? 2);
     const url = options.workerUrl ?? new URL("./cpu_worker.ts", import.meta.url);
     this.#url = typeof url === "string" ? url : url.href;
