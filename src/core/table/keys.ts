@@ -61,9 +61,10 @@ export interface KeyOptions {
   /** Prefix before the table path, e.g. `otel/` (a trailing "/" is added if missing). Default "". */
   prefix?: string;
   /**
-   * What makes this batch itself, mixed into the name's hash: the server's ingest passes the sequence
-   * numbers of the requests in it. Without one, files with the same bytes get the same name (a request
-   * retried on a serverless home overwrites its first write). Default "".
+   * What makes this batch itself, mixed into the name's hash: the server's ingest passes its run id and
+   * the sequence numbers of the batch's requests, the Workers batcher a random value (both log the key
+   * before writing, so a redo reuses it). Without one, files with the same bytes get the same name (a
+   * request retried on a serverless home overwrites its first write). Default "".
    */
   salt?: string;
 }
