@@ -26,7 +26,7 @@ import {
 import { BodyTooLargeError, type InflateSync, readBody, UnsupportedEncodingError } from "./body.ts";
 import { exportResponse, fallbackResponse, type ResponseEncoding, statusResponse } from "./otlp_response.ts";
 import { pauseEvery } from "./pause.ts";
-import type { Sink } from "../ingest/sink.ts";
+import type { BodyChecks, Sink } from "../ingest/sink.ts";
 
 /** Handler options. */
 export interface HandlerOptions {
@@ -64,9 +64,10 @@ export interface HandlerOptions {
    * Decodes a request body: the platform's choice of where (the server with workers passes its thread
    * pool's, which reports decoded bytes as they are produced, so the budget is charged the same way).
    * Same contract as the default, `decodeRequestAsync`: result, DecodeError / DecodeLimitError, and
-   * errors thrown by `onDecodedBytes` passed through.
+   * errors thrown by `onDecodedBytes` passed through; with the body's CRC-32C and identity when it
+   * computed them (a worker thread does, so that the main thread need not read the body again).
    */
-  decode?: (signal: Signal, body: Uint8Array, options: AsyncDecodeOptions) => Promise<Decoded>;
+  decode?: (signal: Signal, body: Uint8Array, options: AsyncDecodeOptions) => Promise<Decoded & BodyChecks>;
   /**
    * Serves `GET /metrics` with what this returns (Prometheus text format), without authentication like
    * `/health` and `/ready`. Default: none (`/metrics` is 404).
@@ -462,14 +463,16 @@ export function createHandler(
       // Decoded bytes are charged as they are produced, so the budget bounds them too, not only the bodies.
       const held = budget.held;
       let charged = held;
-      decoded = await decode(route.signal, body, {
+      const result: Decoded & BodyChecks = await decode(route.signal, body, {
         format,
         maxDecodedBytes: maxDecoded,
         onDecodedBytes: (bytes) => void (charged = chargeDecoded(sink, releases, charged, held + bytes)),
         pause: newPause(),
       });
+      decoded = result;
+      const { bodyCrc, id } = result;
       const refused = decoded.records > 0
-        ? await sink.accept({ signal: route.signal, format, body, decoded })
+        ? await sink.accept({ signal: route.signal, format, body, decoded, bodyCrc, id })
         : undefined;
       out.invalid = decoded.rejected;
       out.accepted = decoded.records - (refused?.rejected ?? 0);

@@ -49,7 +49,7 @@ import type { ObjectStore } from "../storage/object_store.ts";
 import { type Answer, idKey, type RequestId, requestId, SeenLog, SeenTable } from "./dedupe.ts";
 import { OverloadedError, UnavailableError } from "./errors.ts";
 import { checkLimits, limitRequest, type Rejection, type RequestLimits } from "./request_limits.ts";
-import type { AcceptedRequest, Sink } from "./sink.ts";
+import { type AcceptedRequest, FORMAT_CODES, SIGNAL_CODES, type Sink } from "./sink.ts";
 import { type Wal, WalFullError } from "./wal.ts";
 
 /** Minimal structured logger the platform supplies. */
@@ -179,8 +179,6 @@ const REQUEST_AT_HEAD = 10;
 
 /** A macrotask turn: pending I/O runs first. `setImmediate`, not `setTimeout(0)`, which Deno clamps (~2 ms). */
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-const SIGNALS: readonly Signal[] = ["logs", "traces", "metrics"];
-const FORMATS: readonly Format[] = ["protobuf", "json", "jsonl"];
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -586,7 +584,7 @@ export class Ingest implements Sink {
     if (this.stopping) throw new UnavailableError("shutting down", 5, { reason: "shutting_down" });
     if (!this.seen) return this.acceptNew(request);
     const id = request.id ??
-      requestId(SIGNALS.indexOf(request.signal), FORMATS.indexOf(request.format), request.body);
+      requestId(SIGNAL_CODES.indexOf(request.signal), FORMAT_CODES.indexOf(request.format), request.body);
     const known = this.seen.find(id, this.clock(), this.isPending);
     if (known) {
       this.counters.deduplicated++;
@@ -645,7 +643,7 @@ export class Ingest implements Sink {
       // The record is [signal, format(, arrival time)] + the body, written from the body's own buffer.
       const windowed = this.limits.acceptPastMs !== undefined || this.limits.acceptFutureMs !== undefined;
       const head = new Uint8Array(windowed ? REQUEST_AT_HEAD : 2);
-      head[0] = SIGNALS.indexOf(request.signal), head[1] = FORMATS.indexOf(request.format);
+      head[0] = SIGNAL_CODES.indexOf(request.signal), head[1] = FORMAT_CODES.indexOf(request.format);
       if (windowed) new DataView(head.buffer).setFloat64(2, now, true);
       const payload = [head, request.body];
       const length = head.length + request.body.length;
@@ -1251,8 +1249,8 @@ export class Ingest implements Sink {
           // A client may resend a request whose answer the crash cut off: known as soon as we listen.
           if (this.seen) {
             const id = requestId(
-              SIGNALS.indexOf(request.signal),
-              FORMATS.indexOf(request.format),
+              SIGNAL_CODES.indexOf(request.signal),
+              FORMAT_CODES.indexOf(request.format),
               request.body,
             );
             const { rejected, rejectMessage, overCap, outsideWindow } = limited;
@@ -1321,8 +1319,8 @@ export class Ingest implements Sink {
         : undefined;
       yield {
         seq,
-        signal: SIGNALS[p[0]],
-        format: FORMATS[p[1]],
+        signal: SIGNAL_CODES[p[0]],
+        format: FORMAT_CODES[p[1]],
         body: p.subarray(kind === KIND_REQUEST_AT ? REQUEST_AT_HEAD : 2),
         at,
       };

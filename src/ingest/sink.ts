@@ -10,18 +10,28 @@ import type { Decoded, Format } from "../core/convert.ts";
 import type { Signal } from "../core/table/schema.ts";
 import type { RequestId } from "./dedupe.ts";
 
+/**
+ * The codes of signals and formats in log records and request identities: a value's index. Never reorder
+ * them (logs written before would replay as another signal, and retries would no longer be recognised).
+ */
+export const SIGNAL_CODES: readonly Signal[] = ["logs", "traces", "metrics"];
+export const FORMAT_CODES: readonly Format[] = ["protobuf", "json", "jsonl"];
+
+/** What a worker thread computed over a body while decoding it, for the log and the retry window. */
+export interface BodyChecks {
+  /** CRC-32C of the body (the log record's checksum covers it). */
+  bodyCrc?: number;
+  /** The request's identity (`requestId` in `dedupe.ts`). */
+  id?: RequestId;
+}
+
 /** A decoded request handed to a sink: the (decompressed) body and its rows. */
-export interface AcceptedRequest {
+export interface AcceptedRequest extends BodyChecks {
   signal: Signal;
   format: Format;
   body: Uint8Array;
+  /** With `BodyChecks` when a worker thread computed them while decoding; the ingest computes them if absent. */
   decoded: Decoded;
-  /**
-   * The body's CRC-32C and identity (see `dedupe.ts`), when a worker thread computed them while decoding;
-   * the ingest computes them itself when absent.
-   */
-  bodyCrc?: number;
-  id?: RequestId;
 }
 
 /** What accepts decoded requests: the batching ingest on servers, a direct writer on Lambda and Workers. */

@@ -25,7 +25,10 @@ import {
   type Format,
   type ParquetFile,
 } from "../../core/convert.ts";
+import { crc32c } from "../../codecs/crc32c.ts";
 import { DecodeLimitError } from "../../core/decode/decode_limits.ts";
+import { requestId } from "../../ingest/dedupe.ts";
+import { type BodyChecks, FORMAT_CODES, SIGNAL_CODES } from "../../ingest/sink.ts";
 import { DecodeError } from "../../core/errors.ts";
 import { Rows, rowsBuffers, type RowSelection, type RowsSnapshot } from "../../core/table/rows.ts";
 import type { Signal } from "../../core/table/schema.ts";
@@ -58,8 +61,8 @@ export type ToWorker =
   /** Tests: throw an uncaught error, as a bug would. */
   | { type: "crash" };
 
-/** A decode's result as plain data. */
-export interface DecodedSnapshot {
+/** A decode's result as plain data, with the body's checks computed on the worker's time. */
+export interface DecodedSnapshot extends BodyChecks {
   signal: Signal;
   tables: RowsSnapshot[];
   records: number;
@@ -138,8 +141,8 @@ export function decodedSnapshot(d: Decoded): { result: DecodedSnapshot; transfer
   };
 }
 
-/** The decoded request a snapshot holds. */
-export function decodedFrom(s: DecodedSnapshot): Decoded {
+/** The decoded request a snapshot holds, with the body's checks. */
+export function decodedFrom(s: DecodedSnapshot): Decoded & BodyChecks {
   return { ...s, tables: s.tables.map((t) => Rows.restore(t)) };
 }
 
@@ -244,5 +247,13 @@ export async function runDecode(
     onDecodedBytes: progress,
     pause,
   });
-  return decodedSnapshot(decoded);
+  const snapshot = decodedSnapshot(decoded);
+  // What the main thread would otherwise compute over the body for the log record and the retry window.
+  snapshot.result.bodyCrc = crc32c(job.body);
+  snapshot.result.id = requestId(
+    SIGNAL_CODES.indexOf(job.signal),
+    FORMAT_CODES.indexOf(job.format),
+    job.body,
+  );
+  return snapshot;
 }

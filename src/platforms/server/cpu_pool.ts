@@ -31,6 +31,7 @@ import type { RowSelection } from "../../core/table/rows.ts";
 import type { Signal } from "../../core/table/schema.ts";
 import { UnavailableError } from "../../ingest/errors.ts";
 import type { Logger } from "../../ingest/ingest.ts";
+import type { BodyChecks } from "../../ingest/sink.ts";
 import { wasmPathInUse } from "../wasm.ts";
 import {
   CancelledError,
@@ -99,6 +100,9 @@ interface Slot {
   worker: Worker;
   readonly jobs: Map<number, Job>;
   busyMs: number;
+  /** Settles once the thread has loaded its modules (it says "ready"), or has died. */
+  readonly loaded: Promise<void>;
+  markLoaded(): void;
 }
 
 /** A pool of CPU worker threads; see the module doc. */
@@ -137,7 +141,9 @@ export class CpuPool {
 
   #start(index: number): Slot {
     const worker = new Worker(this.#url, { type: "module" });
-    const slot: Slot = { index, worker, jobs: new Map(), busyMs: 0 };
+    let markLoaded!: () => void;
+    const loaded = new Promise<void>((resolve) => markLoaded = resolve);
+    const slot: Slot = { index, worker, jobs: new Map(), busyMs: 0, loaded, markLoaded };
     worker.onmessage = (e: MessageEvent<FromWorker>) => this.#received(slot, e.data);
     worker.onerror = (e: ErrorEvent) => {
       // Handled here: unhandled, a worker's error would end the whole process.
@@ -155,7 +161,7 @@ export class CpuPool {
   }
 
   /** Decodes a request body in a worker: the same result and errors as `decodeRequestAsync`. */
-  decode(signal: Signal, body: Uint8Array, options: AsyncDecodeOptions): Promise<Decoded> {
+  decode(signal: Signal, body: Uint8Array, options: AsyncDecodeOptions): Promise<Decoded & BodyChecks> {
     const { pause: _p, onDecodedBytes, stats: _s, format, ...limits } = options;
     // A copy of its own (the caller keeps the body for the log): one copy, then moved. (Not `slice`: on a
     // node Buffer that is a view.)
@@ -246,7 +252,7 @@ export class CpuPool {
   }
 
   #received(slot: Slot, m: FromWorker): void {
-    if (m.type === "ready") return;
+    if (m.type === "ready") return slot.markLoaded();
     const job = slot.jobs.get(m.id);
     if (!job) return;
     if (m.type === "progress") {
@@ -276,6 +282,7 @@ export class CpuPool {
   /** A worker died: its decodes fail (503), its encodes go to the others, and it is replaced. */
   #died(slot: Slot, why: string): void {
     if (this.#closed || this.#slots[slot.index] !== slot) return;
+    slot.markLoaded();
     slot.worker.terminate();
     const jobs = [...slot.jobs.values()];
     slot.jobs.clear();
@@ -303,6 +310,28 @@ export class CpuPool {
     }
     this.#queue.unshift(...retry);
     this.#dispatch();
+  }
+
+  /**
+   * Resolves once every thread has loaded its modules, or after `timeoutMs` (returning false). The server
+   * waits for this before it listens: a thread still reading its modules when a connection flood has used
+   * up the process's descriptors fails to load with EMFILE, and the runtime (Deno 2.9) then panics and
+   * ends the whole process instead of reporting an error.
+   */
+  async ready(timeoutMs = 30_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const slots = [...this.#slots];
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), left));
+      const late = await Promise.race([Promise.all(slots.map((s) => s.loaded)).then(() => false), timedOut]);
+      clearTimeout(timer);
+      if (late) return false;
+      // A thread that died while loading was replaced: wait for the new one too.
+      if (slots.every((s, i) => this.#slots[i] === s)) return true;
+    }
   }
 
   stats(): CpuPoolStats {

@@ -12,7 +12,10 @@ import { decodeRequest, decodeRequestAsync, encodeBatch } from "../../core/conve
 import { DecodeLimitError } from "../../core/decode/decode_limits.ts";
 import { DecodeError } from "../../core/errors.ts";
 import type { Rows } from "../../core/table/rows.ts";
+import { crc32c } from "../../codecs/crc32c.ts";
+import { requestId } from "../../ingest/dedupe.ts";
 import { OverloadedError, UnavailableError } from "../../ingest/errors.ts";
+import { FORMAT_CODES, SIGNAL_CODES } from "../../ingest/sink.ts";
 import { prepareParquet } from "../wasm.ts";
 import { CpuPool } from "./cpu_pool.ts";
 
@@ -47,6 +50,12 @@ Deno.test("CpuPool decodes and encodes exactly as the main thread does, for ever
       });
       assert.equal(there.records, here.records);
       assert.equal(there.tables.length, here.tables.length);
+      // The body's checksum and identity, computed in the worker, are what the log and the ingest compute.
+      assert.equal(there.bodyCrc, crc32c(body));
+      assert.deepEqual(
+        there.id,
+        requestId(SIGNAL_CODES.indexOf(signal), FORMAT_CODES.indexOf("protobuf"), body),
+      );
       assert.ok(reported.length > 0, "decoded bytes are reported to the main thread");
       // The caller's body is left as it was (the worker got a copy).
       assert.equal(body.byteLength > 0, true);
@@ -156,7 +165,24 @@ Deno.test("CpuPool: a worker that dies fails its decodes with 503, retries its e
     assert.equal(pool.stats().restarts, 2);
     const d = await pool.decode("logs", LOGS, { format: "protobuf", pause: now });
     assert.ok(d.records > 0);
+    // The replacement has loaded its modules; a pool whose thread never says so is not ready.
+    assert.equal(await pool.ready(), true);
   });
+});
+
+Deno.test("CpuPool.ready() waits for every thread to load its modules, and gives up after its timeout", async () => {
+  await withPool(2, async (pool) => {
+    assert.equal(await pool.ready(), true);
+  });
+  // A worker module that never answers "ready" (it loads, but ignores the init).
+  const silent = URL.createObjectURL(new Blob(["self.onmessage = () => {};"], { type: "text/javascript" }));
+  const pool = new CpuPool({ size: 1, compression: "zstd", workerUrl: silent });
+  try {
+    assert.equal(await pool.ready(200), false);
+  } finally {
+    pool.close();
+    URL.revokeObjectURL(silent);
+  }
 });
 
 Deno.test("CpuPool.close() fails what is waiting with 503 and ends the threads", async () => {

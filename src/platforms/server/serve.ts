@@ -230,6 +230,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       : "decoding and encoding on the main thread (one worker)",
     { workers, cpus: cpus.count, cpusLimitedBy: cpus.limitedBy, setting: config.server.workers },
   );
+  // Threads load their modules before the first connection is accepted (see CpuPool.ready).
+  if (pool && !(await pool.ready())) log.warn("worker threads have not all started after 30 s; going on");
   const files = {
     instanceId: id,
     compression: config.parquet.compression,
