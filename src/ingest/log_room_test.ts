@@ -50,11 +50,16 @@ async function storedRows(dir: string): Promise<number> {
   }
 }
 
-/** Bytes of the log's segment files on disk. */
+/** Bytes of the log's segment files on disk (a segment released between the listing and its stat counts 0). */
 function walBytes(dir: string): number {
   let n = 0;
   for (const e of Deno.readDirSync(dir)) {
-    if (e.name.endsWith(".wal")) n += Deno.statSync(`${dir}/${e.name}`).size;
+    if (!e.name.endsWith(".wal")) continue;
+    try {
+      n += Deno.statSync(`${dir}/${e.name}`).size;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
   }
   return n;
 }
