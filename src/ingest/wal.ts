@@ -754,23 +754,21 @@ function isZero(data: Uint8Array, from: number): boolean {
   return true;
 }
 
-/** Writes all of `buffers` at `position`, resuming after short writes (Bun reports them; Deno retries). */
+/**
+ * Writes all of `buffers` at `position`, one `write` per buffer, resuming after short writes (Bun reports
+ * them; Deno retries). Not `writev`: Deno's `FileHandle.writev` copies every buffer twice (`Buffer.from`
+ * then `Buffer.concat`) before its one syscall, which was 7 % of the server's CPU under protobuf load; a
+ * write per buffer costs a syscall each (a group holds two per request) and copies nothing. Crash safety
+ * is the same: nothing is acknowledged before the group's fdatasync, and replay checks every record's CRC.
+ */
 async function writeAll(fh: FileHandle, buffers: Uint8Array[], position: number): Promise<void> {
-  let remaining = buffers.reduce((sum, b) => sum + b.length, 0);
-  while (remaining > 0) {
-    const { bytesWritten } = await fh.writev(buffers, position);
-    if (bytesWritten <= 0) throw new Error(`wal: write made no progress at offset ${position}`);
-    remaining -= bytesWritten;
-    position += bytesWritten;
-    let skip = bytesWritten;
-    while (skip > 0 && buffers.length > 0) {
-      if (buffers[0].length <= skip) {
-        skip -= buffers[0].length;
-        buffers = buffers.slice(1);
-      } else {
-        buffers = [buffers[0].subarray(skip), ...buffers.slice(1)];
-        skip = 0;
-      }
+  for (const buffer of buffers) {
+    let done = 0;
+    while (done < buffer.length) {
+      const { bytesWritten } = await fh.write(buffer, done, buffer.length - done, position);
+      if (bytesWritten <= 0) throw new Error(`wal: write made no progress at offset ${position}`);
+      done += bytesWritten;
+      position += bytesWritten;
     }
   }
 }
