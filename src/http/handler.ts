@@ -65,7 +65,8 @@ export interface HandlerOptions {
    * pool's, which reports decoded bytes as they are produced, so the budget is charged the same way).
    * Same contract as the default, `decodeRequestAsync`: result, DecodeError / DecodeLimitError, and
    * errors thrown by `onDecodedBytes` passed through; with the body's CRC-32C and identity when it
-   * computed them (a worker thread does, so that the main thread need not read the body again).
+   * computed them (a worker thread does, so that the main thread need not read the body again). It may
+   * take `body`'s buffer (detaching the caller's view) if it gives the body back as `result.body`.
    */
   decode?: (signal: Signal, body: Uint8Array, options: AsyncDecodeOptions) => Promise<Decoded & BodyChecks>;
   /**
@@ -471,6 +472,7 @@ export function createHandler(
       });
       decoded = result;
       const { bodyCrc, id } = result;
+      if (result.body) body = result.body;
       const refused = decoded.records > 0
         ? await sink.accept({ signal: route.signal, format, body, decoded, bodyCrc, id })
         : undefined;

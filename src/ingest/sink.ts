@@ -23,6 +23,11 @@ export interface BodyChecks {
   bodyCrc?: number;
   /** The request's identity (`requestId` in `dedupe.ts`). */
   id?: RequestId;
+  /**
+   * The body, when the decoder took the caller's buffer (a worker thread: moved there and back rather
+   * than copied); the caller's own view of it is then detached, and this is the one to use.
+   */
+  body?: Uint8Array;
 }
 
 /** A decoded request handed to a sink: the (decompressed) body and its rows. */

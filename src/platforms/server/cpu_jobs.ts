@@ -3,8 +3,8 @@
  * `cpu_worker.ts`): the messages, and the two jobs as a worker runs them. Rows travel as snapshots
  * (`Rows.snapshot`): typed arrays whose buffers are transferred, never per-value objects.
  *
- * - decode: a request body (copied: the main thread keeps it for the log and the request's identity) in,
- *   decoded rows out (moved: zero copy). The worker reports its decoded bytes as it goes, so the main
+ * - decode: a request body in, decoded rows out (moved: zero copy). The main thread needs the body back for
+ *   the log: a body owning its whole buffer is moved there and back with the rows; any other is copied. The worker reports its decoded bytes as it goes, so the main
  *   thread charges them to the in-flight budget exactly as an in-thread decode does, and cancels the job
  *   when the budget refuses them (429/503).
  * - encode: the rows of a batch's members (copied cut to their rows: other batches may still hold the same
@@ -48,6 +48,8 @@ export type ToWorker =
     limits: DecodeJobLimits;
     /** Whether to report decoded bytes as they are produced (`progress` messages). */
     progress: boolean;
+    /** Whether to move the body back with the result (it was the caller's own buffer, moved here). */
+    giveBack?: boolean;
   }
   | {
     type: "encode";
@@ -255,5 +257,9 @@ export async function runDecode(
     FORMAT_CODES.indexOf(job.format),
     job.body,
   );
+  if (job.giveBack) {
+    snapshot.result.body = job.body;
+    snapshot.transfer.push(job.body.buffer as ArrayBuffer);
+  }
   return snapshot;
 }

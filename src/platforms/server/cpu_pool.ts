@@ -160,12 +160,24 @@ export class CpuPool {
     return slot;
   }
 
-  /** Decodes a request body in a worker: the same result and errors as `decodeRequestAsync`. */
-  decode(signal: Signal, body: Uint8Array, options: AsyncDecodeOptions): Promise<Decoded & BodyChecks> {
+  /**
+   * Decodes a request body in a worker: the same result and errors as `decodeRequestAsync`. With `move`,
+   * a body that owns its whole buffer is moved to the worker rather than copied, and comes back as the
+   * result's `body`: the caller's view is detached from then on, even if the decode fails.
+   */
+  decode(
+    signal: Signal,
+    body: Uint8Array,
+    options: AsyncDecodeOptions,
+    move = false,
+  ): Promise<Decoded & BodyChecks> {
     const { pause: _p, onDecodedBytes, stats: _s, format, ...limits } = options;
-    // A copy of its own (the caller keeps the body for the log): one copy, then moved. (Not `slice`: on a
-    // node Buffer that is a view.)
-    const copy = new Uint8Array(body);
+    // With `move`, moved to the worker and back with the result when the body owns its whole buffer (a body
+    // read from the network does): no copy. Otherwise (the caller keeps it; or a view into a larger buffer,
+    // which may hold other data) a copy of its own, moved. (Not `slice`: on a node Buffer that is a view.)
+    const owns = move && body.byteOffset === 0 && body.byteLength === body.buffer.byteLength &&
+      body.buffer instanceof ArrayBuffer && body.byteLength > 0;
+    const copy = owns ? body : new Uint8Array(body);
     const message: ToWorker & { type: "decode" } = {
       type: "decode",
       id: this.#nextId++,
@@ -174,6 +186,7 @@ export class CpuPool {
       body: copy,
       limits,
       progress: onDecodedBytes !== undefined,
+      giveBack: owns,
     };
     this.#counts.decodes++;
     return this.#submit("decode", message, [copy.buffer as ArrayBuffer], onDecodedBytes)

@@ -129,6 +129,41 @@ Deno.test("CpuPool: a worker holds at most its bound of jobs however many wait, 
   });
 });
 
+Deno.test("CpuPool: with `move`, a body owning its buffer goes to the worker and back uncopied", async () => {
+  await withPool(1, async (pool) => {
+    const options = { format: "protobuf" as const, pause: now };
+    const expected = decodeRequest("logs", LOGS, { format: "protobuf" }).records;
+    // Owns its buffer: moved. The caller's view is detached; the same bytes come back as `body`.
+    const owned = new Uint8Array(LOGS);
+    const buffer = owned.buffer;
+    const moved = await pool.decode("logs", owned, options, true);
+    assert.equal(buffer.detached, true, "the body was moved, not copied");
+    assert.equal(owned.byteLength, 0);
+    assert.ok(moved.body);
+    assert.deepEqual(moved.body, new Uint8Array(LOGS));
+    assert.equal(moved.records, expected);
+    assert.equal(moved.bodyCrc, crc32c(LOGS));
+    // A view into a larger buffer (other data around it): copied, the caller's bytes untouched.
+    const larger = new Uint8Array(LOGS.length + 16);
+    larger.set(LOGS, 8);
+    const view = larger.subarray(8, 8 + LOGS.length);
+    const copied = await pool.decode("logs", view, options, true);
+    assert.equal(larger.buffer.detached, false);
+    assert.equal(copied.body, undefined);
+    assert.deepEqual(view, new Uint8Array(LOGS));
+    assert.equal(copied.records, expected);
+    // Without `move`: copied, whatever the buffer.
+    const kept = new Uint8Array(LOGS);
+    const plain = await pool.decode("logs", kept, options);
+    assert.equal(kept.buffer.detached, false);
+    assert.equal(plain.body, undefined);
+    assert.equal(plain.records, expected);
+    // A decode error with `move`: the 400 as in-thread (the moved body is the worker's to drop).
+    const bad = new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+    await assert.rejects(pool.decode("logs", bad, options, true), DecodeError);
+  });
+});
+
 Deno.test("CpuPool: a refused budget fails the decode with the refusal and cancels the worker's job", async () => {
   const body = new Uint8Array(LOGS.length * 200);
   for (let i = 0; i < 200; i++) body.set(LOGS, i * LOGS.length);

@@ -296,7 +296,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     minBodyRateBytesPerSec: config.server.minBodyRateBytesPerSec,
     bodyRateGraceMs: config.server.bodyRateGraceSecs * 1000,
     inflateSync: nodeInflateSync,
-    decode: pool && ((signal, body, options) => pool.decode(signal, body, options)),
+    // The body read for this request is the handler's alone: moved to the worker and back, not copied.
+    decode: pool && ((signal, body, options) => pool.decode(signal, body, options, true)),
     auth: config.auth.mode === "token" ? { tokens: config.auth.tokens } : undefined,
     onError: (error, request) =>
       log.error("unexpected error", { path: new URL(request.url).pathname, error: String(error) }),
