@@ -242,6 +242,7 @@ Deno.test("runScaling() runs one cell closed and open against our server and rep
       records: 200,
       concurrency: 2,
       openConcurrency: 4,
+      openWarmup: 1,
       ceilings: false,
       workDir,
       progress: (l) => lines.push(l),
@@ -254,10 +255,19 @@ Deno.test("runScaling() runs one cell closed and open against our server and rep
     for (const r of report.runs) {
       assert.equal(r.status, "ok", r.status);
       assert.ok(r.load!.acknowledgedRecords > 0);
-      assert.equal(r.rowsWritten, r.load!.acknowledgedRecords, "every acknowledged record is in Parquet");
+      // The open loop's warm-up is acknowledged too: its records are in Parquet as well.
+      const warm = r.warmup?.acknowledgedRecords ?? 0;
+      assert.equal(
+        r.rowsWritten,
+        r.load!.acknowledgedRecords + warm,
+        "every acknowledged record is in Parquet",
+      );
       assert.ok(r.peakRssMB! > 10 && r.peakRssMB! < 4000, `${r.peakRssMB} MB`);
       assert.ok(r.cpu && r.cpu.window > 0 && r.cpu.total >= r.cpu.main, JSON.stringify(r.cpu));
     }
+    assert.equal(closed.warmup, undefined, "the closed loop is measured from the start");
+    assert.equal(open.warmup?.seconds, 1);
+    assert.ok(open.warmup!.acknowledgedRecords > 0, "the open loop ran its warm-up first");
     // The open loop offers 70 % of the closed-loop rate.
     assert.equal(open.targetRate, Math.round(closed.load!.recordsPerSecond * 0.7));
     const full = fullTable(report).split("\n");

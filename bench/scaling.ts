@@ -10,7 +10,8 @@
  *   server refuses bodies over 2 MiB) always in flight for `duration` seconds: records/s acknowledged;
  * - open loop: the same requests at a fixed rate, `openFraction` (70 %) of the slower server's closed-loop
  *   rate in its group (pinned: ours vs Rust; unpinned: ours 1 and 2 workers vs Rust), at most
- *   `openConcurrency` in flight: p50/p99 latency from each request's scheduled send time;
+ *   `openConcurrency` in flight: p50/p99 latency from each request's scheduled send time, measured after
+ *   `openWarmup` seconds (3) of the same load, for every server (ours compiles its hot code meanwhile);
  * - both: records acknowledged vs rows in the Parquet files written (DuckDB, after SIGTERM and the final
  *   flush), peak RSS (largest VmRSS sum of the process tree, sampled every 100 ms, or VmHWM), and "cores
  *   busy" = the server's CPU time (utime + stime of every thread, `/proc`) / wall time over the load
@@ -120,6 +121,8 @@ export interface RunResult {
   /** Open loop: offered records/s. */
   targetRate?: number;
   load?: ScalingLoadResult;
+  /** Open loop: seconds of load at the same rate before the measured window, and the records it acked. */
+  warmup?: { seconds: number; acknowledgedRecords: number };
   /** Server CPU seconds over the load window (total: the whole process tree), and the window, seconds. */
   cpu?: CpuSplit & { window: number };
   /** Load generator CPU seconds over the same window. */
@@ -146,6 +149,12 @@ export interface ScalingOptions {
   openFraction?: number;
   /** Open loop: at most in flight; default 32. */
   openConcurrency?: number;
+  /**
+   * Open loop: seconds of the same load before the measured window, default 3, so that the latency is
+   * the server's steady state (ours compiles its hot code in the first seconds; Rust's is compiled ahead).
+   * The same for every server; its records count in the rows check. 0: measure from the start.
+   */
+  openWarmup?: number;
   /** Skip the open-loop runs. */
   noOpen?: boolean;
   /** Run the ceilings and the Amdahl inputs; default true. */
@@ -220,7 +229,15 @@ export function windowCpu(
 export async function runOne(
   config: ServerConfig,
   cell: { signal: Signal; variant: BodyVariant },
-  load: { mode: "closed" | "open"; records: number; concurrency: number; duration: number; rate?: number },
+  load: {
+    mode: "closed" | "open";
+    records: number;
+    concurrency: number;
+    duration: number;
+    rate?: number;
+    /** Seconds of the same load first, not measured (open loop: a server in its steady state). */
+    warmup?: number;
+  },
   workDir: string,
 ): Promise<RunResult> {
   const result: RunResult = {
@@ -287,25 +304,33 @@ export async function runOne(
       pool: 8,
       timeoutSecs: 60,
     };
-    const genArgv = [
-      ...(config.pinned ? await pin(1) : []),
-      DENO,
-      "run",
-      "-A",
-      `${ROOT}/bench/scaling_load.ts`,
-      JSON.stringify(options),
-    ];
-    const gen = new Deno.Command(genArgv[0], { args: genArgv.slice(1), stdout: "piped", stderr: "piped" })
-      .spawn();
-    loadgenPid = gen.pid;
-    const out = await gen.output();
-    const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
-    if (!out.success || !line.startsWith("{")) {
-      throw new Error(
-        `load generator failed (exit ${out.code}): ${new TextDecoder().decode(out.stderr).slice(-300)}`,
-      );
+    const generate = async (durationSecs: number): Promise<ScalingLoadResult> => {
+      const genArgv = [
+        ...(config.pinned ? await pin(1) : []),
+        DENO,
+        "run",
+        "-A",
+        `${ROOT}/bench/scaling_load.ts`,
+        JSON.stringify({ ...options, durationSecs }),
+      ];
+      const gen = new Deno.Command(genArgv[0], { args: genArgv.slice(1), stdout: "piped", stderr: "piped" })
+        .spawn();
+      loadgenPid = gen.pid;
+      const out = await gen.output();
+      const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
+      if (!out.success || !line.startsWith("{")) {
+        throw new Error(
+          `load generator failed (exit ${out.code}): ${new TextDecoder().decode(out.stderr).slice(-300)}`,
+        );
+      }
+      return JSON.parse(line) as ScalingLoadResult;
+    };
+    if (load.warmup && load.warmup > 0) {
+      const w = await generate(load.warmup);
+      result.warmup = { seconds: load.warmup, acknowledgedRecords: w.acknowledgedRecords };
+      loadgenCpu = 0;
     }
-    result.load = JSON.parse(line) as ScalingLoadResult;
+    result.load = await generate(load.duration);
     // One more sample after the end of the load window.
     await new Promise((r) => setTimeout(r, 150));
     const cpu = windowCpu(samples, result.load.endMs - result.load.seconds * 1000, result.load.endMs);
@@ -317,7 +342,7 @@ export async function runOne(
       const { files } = parquetStats(dir);
       result.files = files.length;
       result.rowsWritten = await countRows(files);
-      if (result.status === "ok" && result.rowsWritten !== result.load.acknowledgedRecords) {
+      if (result.status === "ok" && result.rowsWritten !== acknowledged(result)) {
         result.status = `rows in Parquet ≠ records acknowledged (data kept in ${dir})`;
       }
     }
@@ -338,6 +363,10 @@ export async function runOne(
   return result;
 }
 
+/** Records a run's server acknowledged in all: the measured window and its warm-up. */
+export const acknowledged = (r: RunResult): number =>
+  (r.load?.acknowledgedRecords ?? 0) + (r.warmup?.acknowledgedRecords ?? 0);
+
 /** Acked records/s of a run, or undefined when it measured nothing. */
 const rate = (r: RunResult | undefined): number | undefined =>
   r?.load && r.load.acknowledgedRecords > 0 ? r.load.recordsPerSecond : undefined;
@@ -354,7 +383,7 @@ export function runLine(r: RunResult): string {
       `p50 ${l.latencyMs.p50} p99 ${l.latencyMs.p99} ms`,
       r.cpu ? `${(r.cpu.total / r.cpu.window).toFixed(2)} cores` : "",
       `RSS ${r.peakRssMB} MB`,
-      r.rowsWritten !== undefined ? `rows ${fmt(r.rowsWritten)}/${fmt(l.acknowledgedRecords)}` : "",
+      r.rowsWritten !== undefined ? `rows ${fmt(r.rowsWritten)}/${fmt(acknowledged(r))}` : "",
     );
   }
   parts.push(r.status);
@@ -383,6 +412,7 @@ export async function runScaling(options: ScalingOptions = {}): Promise<ScalingR
     concurrency: options.concurrency ?? 8,
     openFraction: options.openFraction ?? 0.7,
     openConcurrency: options.openConcurrency ?? 32,
+    openWarmup: options.openWarmup ?? 3,
     noOpen: options.noOpen ?? false,
     ceilings: options.ceilings ?? true,
     ceilingDuration: options.ceilingDuration ?? 5,
@@ -449,7 +479,14 @@ export async function runScaling(options: ScalingOptions = {}): Promise<ScalingR
         r = await runOne(
           config,
           cell,
-          { mode: "open", records, concurrency: o.openConcurrency, duration: o.duration, rate: target },
+          {
+            mode: "open",
+            records,
+            concurrency: o.openConcurrency,
+            duration: o.duration,
+            rate: target,
+            warmup: o.openWarmup,
+          },
           workDir,
         );
       }
@@ -571,7 +608,7 @@ export function fullTable(report: ScalingReport): string {
         const ours = server.startsWith("ours");
         const split = ours && c?.cpu ? `${fmt(cores(c, "main"), 2)} / ${fmt(cores(c, "workers"), 2)}` : "";
         const rows = [c, op].reduce((n, r) => n + (r?.rowsWritten ?? 0), 0);
-        const acked = [c, op].reduce((n, r) => n + (r?.load?.acknowledgedRecords ?? 0), 0);
+        const acked = [c, op].reduce((n, r) => n + (r ? acknowledged(r) : 0), 0);
         const status = [c, op].filter((r) => r && r.status !== "ok").map((r) => `${r!.mode}: ${r!.status}`)
           .join("; ") || "ok";
         lines.push(
@@ -815,7 +852,7 @@ export function scalingMarkdown(report: ScalingReport, command: string): string 
       fmt(o.jsonRecords)
     }), ${o.concurrency} in flight, ${o.duration} s. Open loop: the same requests at ${
       Math.round(o.openFraction * 100)
-    } % of the slower closed-loop rate of the group (pinned / unpinned), at most ${o.openConcurrency} in flight, ${o.duration} s, latency from each request's scheduled send time. Pinned: server \`taskset -c 0\`, load generator \`taskset -c 1\`; unpinned: neither. Cores busy = server CPU time (all threads) / wall time over the load window.`,
+    } % of the slower closed-loop rate of the group (pinned / unpinned), at most ${o.openConcurrency} in flight, ${o.duration} s after ${o.openWarmup} s of the same load not measured (the steady state: ours compiles its hot code in its first seconds), latency from each request's scheduled send time. Pinned: server \`taskset -c 0\`, load generator \`taskset -c 1\`; unpinned: neither. Cores busy = server CPU time (all threads) / wall time over the load window.`,
     "",
     "### Records acknowledged per second (closed loop)",
     "",
@@ -902,6 +939,7 @@ if (import.meta.main) {
       concurrency: { type: "string", default: "8" },
       "open-fraction": { type: "string", default: "0.7" },
       "open-concurrency": { type: "string", default: "32" },
+      "open-warmup": { type: "string", default: "3" },
       "no-open": { type: "boolean", default: false },
       "no-ceilings": { type: "boolean", default: false },
       "ceiling-duration": { type: "string", default: "5" },
@@ -923,6 +961,7 @@ if (import.meta.main) {
     concurrency: Number(values.concurrency),
     openFraction: Number(values["open-fraction"]),
     openConcurrency: Number(values["open-concurrency"]),
+    openWarmup: Number(values["open-warmup"]),
     noOpen: values["no-open"],
     ceilings: !values["no-ceilings"],
     ceilingDuration: Number(values["ceiling-duration"]),
