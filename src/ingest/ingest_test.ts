@@ -204,6 +204,34 @@ Deno.test("Ingest.admit() refuses with 503 before decoding while the encode queu
   }
 });
 
+Deno.test("Ingest encoding in this thread answers other clients between its pages while its queue is short", async () => {
+  const store = new MemoryStore();
+  const { ingest } = await Ingest.start({
+    store,
+    maxRows: 1_000_000,
+    maxAgeMs: 3_600_000,
+    files: { instanceId: "test" },
+  });
+  // Another client of the same process: a loopback server, answered only when the runtime polls for I/O.
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, () => new Response("ok"));
+  try {
+    // One batch of 60,000 rows (two services): an encode of about a hundred pages.
+    await ingest.accept(request(1, 30_000));
+    const flushed = ingest.flushAll();
+    const objectsWhenAnswered = fetch(`http://127.0.0.1:${server.addr.port}/`)
+      .then((r) => r.text())
+      .then(() => ingest.stats().objects);
+    // Answered while the batches were still being encoded (a yield that does not poll for I/O, as
+    // `setImmediate`, would leave the client waiting for the whole encode).
+    assert.equal(await objectsWhenAnswered, 0);
+    await flushed;
+    assert.equal(ingest.stats().objects, 2);
+  } finally {
+    await server.shutdown();
+    await ingest.close();
+  }
+});
+
 Deno.test("Ingest.admit() refuses while more batches wait to be encoded than maxOpenBatches", async () => {
   const store = new MemoryStore();
   const { ingest } = await Ingest.start({
