@@ -1,5 +1,11 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import type { KeyedMapColumn, SharedMapColumn, SharedStrColumn, StrColumn, U64Column } from "./columns.ts";
+import {
+  type KeyedMapColumn,
+  type SharedMapColumn,
+  SharedStrColumn,
+  type StrColumn,
+  type U64Column,
+} from "./columns.ts";
 import { decodeRequest } from "../convert.ts";
 import { gatherSorted, hourOf, limitPartitions, type Rows } from "./rows.ts";
 
@@ -189,4 +195,28 @@ Deno.test("Rows.select() copies runs of consecutive rows and scattered rows alik
     const all = table(a);
     assertEquals(table(a.select(keep)), Array.from(keep, (i) => all[i]));
   }
+});
+
+Deno.test("SharedStrColumn.pushRepeated stores a value once while it repeats, by bytes or as the same array", () => {
+  const col = new SharedStrColumn();
+  const a = enc.encode("http.server.duration"),
+    b = enc.encode("rpc.calls"),
+    aAgain = enc.encode("http.server.duration");
+  col.pushRepeated(a, 1);
+  col.pushRepeated(a, 2); // the same array: no new value
+  col.pushRepeated(aAgain, 1); // equal bytes in another array: no new value
+  assertEquals([col.length, col.distinct.length], [4, 1]);
+  col.pushRepeated(b, 1);
+  col.pushRepeated(a, 1); // the same array as before, but another value came between: stored again
+  assertEquals([col.length, col.distinct.length], [6, 3]);
+  // A value stored by another path between two pushes of one array: the array's bytes are looked at again.
+  col.pushEnum(0, enc.encode("SPAN_KIND_SERVER"));
+  col.pushRepeated(a, 1);
+  assertEquals([col.length, col.distinct.length], [8, 5]);
+  const text = (i: number) => col.get(i);
+  assertEquals(
+    Array.from({ length: col.length }, (_, i) => col.ids[i]),
+    [0, 0, 0, 0, 1, 2, 3, 4],
+  );
+  assertEquals(text(7), "http.server.duration");
 });
