@@ -181,7 +181,6 @@ const KIND_REQUEST = 1, KIND_INTENT = 2, KIND_COMMIT = 3, KIND_REQUEST_AT = 4;
 /** [signal, format, arrival ms as a float64 LE] before the body of a KIND_REQUEST_AT record. */
 const REQUEST_AT_HEAD = 10;
 
-/** A macrotask turn: pending I/O runs first. `setImmediate`, not `setTimeout(0)`, which Deno clamps (~2 ms). */
 /** Runs the callbacks ready now (other encodes' and decodes' continuations), without polling for I/O. */
 const yieldToCallbacks = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 /**
@@ -1088,13 +1087,13 @@ export class Ingest implements Sink {
   }
 
   /**
-   * Whether an encode in this thread (no worker threads) goes before requests at its pauses: while the encode queue is past
-   * half its bound (requests are refused at the bound: draining it comes first), and while stopping (no
-   * new requests). Otherwise requests go first: after each page the encode waits for a turn of the event
-   * loop that reads request bodies and answers them, so a request waits for a page (≤ 20k rows or 1 MiB
-   * of values), not a batch. Logs protobuf, one thread pinned, 141k records/s offered (70 % of its
-   * closed-loop rate), after 3 s of warm-up: p99 288-375 ms → 56-80 ms; closed loop unchanged (200-220k
-   * records/s). With requests always first, the queue filled under the closed loop: 503s and 145-164k.
+   * Whether an encode in this thread (no worker threads) goes before requests at its pauses: while the
+   * encode queue is past half its bound (requests are refused at the bound: draining it comes first), and
+   * while stopping (no new requests). Otherwise requests go first: after each page the encode waits for a
+   * turn of the event loop that reads request bodies and answers them, so a request waits for a page
+   * (≤ 20k rows or 1 MiB of values), not a batch. Measured (docs/reliability.md, "A long encode gives way
+   * too"): p99 at 70 % load 288-375 ms → 56-80 ms; under overload, 503s and a higher peak RSS instead of
+   * requests waiting unread.
    */
   private encodeFirst(): boolean {
     return this.stopping || this.queuePastHalf();

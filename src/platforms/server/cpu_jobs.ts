@@ -4,9 +4,9 @@
  * (`Rows.snapshot`): typed arrays whose buffers are transferred, never per-value objects.
  *
  * - decode: a request body in, decoded rows out (moved: zero copy). The main thread needs the body back for
- *   the log: a body owning its whole buffer is moved there and back with the rows; any other is copied. The worker reports its decoded bytes as it goes, so the main
- *   thread charges them to the in-flight budget exactly as an in-thread decode does, and cancels the job
- *   when the budget refuses them (429/503).
+ *   the log: a body owning its whole buffer is moved there and back with the rows; any other is copied.
+ *   The worker reports its decoded bytes as it goes, so the main thread charges them to the in-flight
+ *   budget exactly as an in-thread decode does, and cancels the job when the budget refuses them (429/503).
  * - encode: the rows of a batch's members (copied cut to their rows: other batches may still hold the same
  *   request's rows) in, the Parquet object out (moved).
  *
