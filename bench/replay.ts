@@ -47,7 +47,7 @@ function env(dir: string, flushed: boolean): Record<string, string> {
     OTLP2PARQUET_BATCH_MAX_BYTES: "4GiB",
     OTLP2PARQUET_MAX_INFLIGHT_BYTES: "256MiB",
     OTLP2PARQUET_LOG_LEVEL: "info",
-    DENO_V8_FLAGS: "--max-semi-space-size=4",
+    DENO_V8_FLAGS: "--max-semi-space-size=4,--expose-gc",
     ...(flushed
       ? { OTLP2PARQUET_BATCH_MAX_ROWS: "100000", OTLP2PARQUET_BATCH_MAX_AGE_SECS: "1" }
       : { OTLP2PARQUET_BATCH_MAX_ROWS: "100000000", OTLP2PARQUET_BATCH_MAX_AGE_SECS: "36000" }),

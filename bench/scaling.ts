@@ -191,7 +191,14 @@ function serverArgv(config: ServerConfig): { cmd: string[]; env: Record<string, 
     return { cmd: [DENO, "run", "-A", `${ROOT}/bench/accept_server.ts`, "--listen", "{addr}"], env: {} };
   }
   // `deno task start`'s command.
-  const cmd = [DENO, "run", "-A", "--v8-flags=--max-semi-space-size=4", `${ROOT}/src/cli/main.ts`, "serve"];
+  const cmd = [
+    DENO,
+    "run",
+    "-A",
+    "--v8-flags=--max-semi-space-size=4,--expose-gc",
+    `${ROOT}/src/cli/main.ts`,
+    "serve",
+  ];
   return { cmd, env: config.workers ? { OTLP2PARQUET_WORKERS: String(config.workers) } : {} };
 }
 

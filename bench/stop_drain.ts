@@ -40,7 +40,7 @@ function count(root: string): { files: number; bytes: number } {
 }
 
 const child = new Deno.Command(Deno.execPath(), {
-  args: ["run", "-A", "--v8-flags=--max-semi-space-size=4", "src/cli/main.ts", "serve"],
+  args: ["run", "-A", "--v8-flags=--max-semi-space-size=4,--expose-gc", "src/cli/main.ts", "serve"],
   cwd: ROOT,
   env: {
     NO_COLOR: "1",

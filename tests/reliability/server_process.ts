@@ -77,7 +77,10 @@ export async function spawnServer(
 ): Promise<ServerProcess> {
   hook();
   let command = options.runtime === "bun" ? BUN : Deno.execPath();
-  let args = options.runtime === "bun" ? [BUN_ENTRY] : ["run", "-A", "--config", CONFIG, ENTRY];
+  // `--expose-gc` as `deno task start`: idle worker threads collect (see `collect` in cpu_worker.ts).
+  let args = options.runtime === "bun"
+    ? [BUN_ENTRY]
+    : ["run", "-A", "--v8-flags=--expose-gc", "--config", CONFIG, ENTRY];
   if (options.fdLimit !== undefined) {
     // `exec` keeps the pid, so /proc still shows the server itself.
     args = ["-c", `ulimit -n ${Math.floor(options.fdLimit)} && exec "$@"`, "bash", command, ...args];

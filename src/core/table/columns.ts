@@ -158,16 +158,93 @@ export interface KeyListsSnapshot {
 }
 
 /**
+ * How `Column.snapshot` hands out the column's arrays: `true` fresh copies cut to the rows held, `false`
+ * the column's own whole buffers (to transfer), `"view"` views of the column's arrays cut to the rows held
+ * (no copy: to pack into shared memory, see `shareSnapshot`, or to pass on arrays that already are shared).
+ */
+export type SnapshotMode = boolean | "view";
+
+/**
  * `arr` for a snapshot: with `copy`, a copy of its first `used` elements; without, `arr` itself when it
- * is the whole of its buffer (so the buffer can be transferred), else such a copy.
+ * is the whole of its buffer (so the buffer can be transferred), else such a copy; `"view"`, a view of its
+ * first `used` elements.
  */
 function owned<T extends Uint8Array | Int32Array | Uint32Array | Float64Array>(
   arr: T,
   used: number,
-  copy: boolean,
+  copy: SnapshotMode,
 ): T {
+  if (copy === "view") return arr.subarray(0, Math.max(1, used)) as T;
   if (!copy && arr.byteOffset === 0 && arr.byteLength === arr.buffer.byteLength) return arr;
   return arr.slice(0, Math.max(1, used)) as T;
+}
+
+type Numbers = Uint8Array | Int32Array | Uint32Array | Float64Array;
+
+/** Calls `each` on every typed array of a snapshot (any plain tree of objects, arrays and typed arrays). */
+function eachArray(tree: unknown, each: (a: Numbers) => void): void {
+  if (ArrayBuffer.isView(tree)) each(tree as Numbers);
+  else if (tree && typeof tree === "object") { for (const v of Object.values(tree)) eachArray(v, each); }
+}
+
+/**
+ * `tree` (snapshots: plain objects, arrays and typed arrays) with every typed array copied into one new
+ * SharedArrayBuffer, in the same type and length, 8-byte aligned. Posted to another thread, such arrays
+ * are shared, not copied or moved: both threads read the same memory, which must no longer change.
+ */
+export function shareSnapshot<T>(tree: T): T {
+  let total = 0;
+  eachArray(tree, (a) => total += align8(a.byteLength));
+  if (Shared === undefined) throw new TypeError("this runtime has no SharedArrayBuffer");
+  const memory = new Shared(Math.max(8, total));
+  let at = 0;
+  const copy = (v: unknown): unknown => {
+    if (ArrayBuffer.isView(v)) {
+      const a = v as Numbers;
+      const out = new (a.constructor as { new (b: ArrayBufferLike, at: number, n: number): Numbers })(
+        memory,
+        at,
+        a.length,
+      );
+      out.set(a);
+      at += align8(a.byteLength);
+      return out;
+    }
+    if (Array.isArray(v)) return v.map(copy);
+    if (v && typeof v === "object") {
+      const out: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v)) out[k] = copy(x);
+      return out;
+    }
+    return v;
+  };
+  return copy(tree) as T;
+}
+
+const align8 = (n: number) => Math.ceil(n / 8) * 8;
+
+/**
+ * Whether posting `tree` (see `shareSnapshot`) copies next to nothing: each of its typed arrays lives in
+ * shared memory or is the whole of a small buffer of its own (a column's few-entry caches, copied by
+ * `snapshot` in every mode: at most SMALL_ARRAY_BYTES).
+ */
+export function inSharedMemory(tree: unknown): boolean {
+  let shared = true;
+  eachArray(tree, (a) => {
+    shared &&= isShared(a.buffer) ||
+      (a.byteLength <= SMALL_ARRAY_BYTES && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength);
+  });
+  return shared;
+}
+
+const SMALL_ARRAY_BYTES = 256;
+
+/** SharedArrayBuffer where the runtime has it (a runtime may leave it out). */
+const Shared = (globalThis as { SharedArrayBuffer?: typeof SharedArrayBuffer }).SharedArrayBuffer;
+
+/** Whether `b` is shared memory. */
+export function isShared(b: ArrayBufferLike): boolean {
+  return Shared !== undefined && b instanceof Shared;
 }
 
 /** The snapshot `s` as kind `kind`, or a TypeError: a snapshot is restored into a column of its own kind. */
@@ -181,11 +258,15 @@ function expectKind<K extends ColumnSnapshot["kind"]>(
   return s as Extract<ColumnSnapshot, { kind: K }>;
 }
 
-/** Every buffer of a snapshot, once each: the transfer list of a `postMessage` that moves it. */
+/**
+ * Every buffer of a snapshot, once each: the transfer list of a `postMessage` that moves it. Shared memory
+ * is left out: it is shared, never moved.
+ */
 export function snapshotBuffers(s: ColumnSnapshot, out: Set<ArrayBuffer> = new Set()): Set<ArrayBuffer> {
   for (const v of Object.values(s)) {
-    if (ArrayBuffer.isView(v)) out.add(v.buffer as ArrayBuffer);
-    else if (v && typeof v === "object") snapshotBuffers(v as ColumnSnapshot, out);
+    if (ArrayBuffer.isView(v)) {
+      if (!isShared(v.buffer)) out.add(v.buffer as ArrayBuffer);
+    } else if (v && typeof v === "object") snapshotBuffers(v as ColumnSnapshot, out);
   }
   return out;
 }
@@ -205,9 +286,10 @@ export interface Column {
    * The rows as plain data (typed arrays and numbers) that `structuredClone` and `postMessage` carry, and
    * `restore` reads back into an empty column of the same kind. With `copy`, every array is a fresh copy
    * cut to the rows held (the column stays usable: other batches may hold it); without, the arrays are the
-   * column's own, whole buffers (to transfer: the column must not be used afterwards).
+   * column's own, whole buffers (to transfer: the column must not be used afterwards); `"view"`, views of
+   * them cut to the rows held (see `shareSnapshot`).
    */
-  snapshot(copy: boolean): ColumnSnapshot;
+  snapshot(copy: SnapshotMode): ColumnSnapshot;
   /** Makes this empty column (made by `emptyLike` or `createColumn`) hold the rows of `snapshot`. */
   restore(snapshot: ColumnSnapshot): void;
   /** An empty column of the same kind and shape. */
@@ -253,7 +335,7 @@ function planned(hint: SizeHint | undefined, need: number, used: number, adding 
  * garbage) than it saves.
  */
 function trimmed<T extends Uint8Array | Int32Array | Uint32Array | Float64Array>(arr: T, used: number): T {
-  if (used > 0 && arr.length - used <= arr.length >> 3) return arr;
+  if (arr.length <= Math.max(1, used) || (used > 0 && arr.length - used <= arr.length >> 3)) return arr;
   return arr.slice(0, Math.max(1, used)) as T;
 }
 
@@ -332,7 +414,7 @@ export class F64Column implements Column {
   byteLength(): number {
     return this.length * 8;
   }
-  snapshot(copy: boolean): ColumnSnapshot {
+  snapshot(copy: SnapshotMode): ColumnSnapshot {
     return { kind: "f64", length: this.length, values: owned(this.values, this.length, copy) };
   }
   restore(s: ColumnSnapshot): void {
@@ -380,7 +462,7 @@ export class U32Column implements Column {
   byteLength(): number {
     return this.length * 4;
   }
-  snapshot(copy: boolean): ColumnSnapshot {
+  snapshot(copy: SnapshotMode): ColumnSnapshot {
     return { kind: "u32", length: this.length, values: owned(this.values, this.length, copy) };
   }
   restore(s: ColumnSnapshot): void {
@@ -428,7 +510,7 @@ export class U8Column implements Column {
   byteLength(): number {
     return this.length;
   }
-  snapshot(copy: boolean): ColumnSnapshot {
+  snapshot(copy: SnapshotMode): ColumnSnapshot {
     return { kind: "u8", length: this.length, values: owned(this.values, this.length, copy) };
   }
   restore(s: ColumnSnapshot): void {
@@ -490,7 +572,7 @@ export class U64Column implements Column {
   byteLength(): number {
     return this.length * 8;
   }
-  snapshot(copy: boolean): ColumnSnapshot {
+  snapshot(copy: SnapshotMode): ColumnSnapshot {
     return { kind: "u64", length: this.length, words: owned(this.words, this.length * 2, copy) };
   }
   restore(s: ColumnSnapshot): void {
@@ -682,7 +764,7 @@ export class StrColumn implements Column {
   byteLength(): number {
     return this.offsets[this.length] + this.length * 4;
   }
-  snapshot(copy: boolean): StrSnapshot {
+  snapshot(copy: SnapshotMode): StrSnapshot {
     return {
       kind: "str",
       length: this.length,
@@ -785,7 +867,7 @@ export class MapColumn implements Column {
   byteLength(): number {
     return this.keys.byteLength() + this.values.byteLength() + this.length * 4;
   }
-  snapshot(copy: boolean): MapSnapshot {
+  snapshot(copy: SnapshotMode): MapSnapshot {
     return {
       kind: "map",
       length: this.length,
@@ -861,7 +943,7 @@ export class ListColumn<C extends Column = Column> implements Column {
   byteLength(): number {
     return this.child.byteLength() + this.length * 4;
   }
-  snapshot(copy: boolean): ListSnapshot {
+  snapshot(copy: SnapshotMode): ListSnapshot {
     return {
       kind: "list",
       length: this.length,
@@ -918,7 +1000,7 @@ abstract class SharedColumn<C extends MapColumn | StrColumn | ListColumn<StrColu
 
   /** The shared part of a snapshot: ids and distinct values. */
   protected sharedSnapshot<D extends ColumnSnapshot>(
-    copy: boolean,
+    copy: SnapshotMode,
   ): { length: number; ids: Uint32Array; distinct: D } {
     return {
       length: this.length,
@@ -932,7 +1014,7 @@ abstract class SharedColumn<C extends MapColumn | StrColumn | ListColumn<StrColu
     this.bases = new WeakMap();
     this.counted = this.countedBytes = 0;
   }
-  abstract snapshot(copy: boolean): ColumnSnapshot;
+  abstract snapshot(copy: SnapshotMode): ColumnSnapshot;
   abstract restore(s: ColumnSnapshot): void;
   abstract emptyLike(): SharedColumn<C>;
 
@@ -1021,7 +1103,7 @@ export class SharedMapColumn extends SharedColumn<MapColumn> {
   constructor(capacity = 64) {
     super(capacity, new MapColumn(4, 8));
   }
-  snapshot(copy: boolean): ColumnSnapshot {
+  snapshot(copy: SnapshotMode): ColumnSnapshot {
     return { kind: "sharedMap", ...this.sharedSnapshot<MapSnapshot>(copy) };
   }
   restore(s: ColumnSnapshot): void {
@@ -1058,7 +1140,7 @@ export class SharedStrColumn extends SharedColumn<StrColumn> {
   constructor(capacity = 64) {
     super(capacity, new StrColumn(4, 24));
   }
-  snapshot(copy: boolean): ColumnSnapshot {
+  snapshot(copy: SnapshotMode): ColumnSnapshot {
     const enumIds = owned(this.enumIds, this.enumIds.length, true);
     return { kind: "sharedStr", ...this.sharedSnapshot<StrSnapshot>(copy), enumIds };
   }
@@ -1131,7 +1213,7 @@ class KeyLists extends SharedColumn<ListColumn<StrColumn>> {
   constructor(capacity = 64) {
     super(capacity, new ListColumn(new StrColumn(16, 16), 4));
   }
-  snapshot(copy: boolean): KeyListsSnapshot {
+  snapshot(copy: SnapshotMode): KeyListsSnapshot {
     const recent = owned(this.recent, this.recent.length, true);
     return { kind: "keyLists", ...this.sharedSnapshot<ListSnapshot>(copy), recent, recentAt: this.recentAt };
   }
@@ -1253,7 +1335,7 @@ export class KeyedMapColumn implements Column {
   byteLength(): number {
     return this.values.byteLength() + this.keyLists.byteLength();
   }
-  snapshot(copy: boolean): ColumnSnapshot {
+  snapshot(copy: SnapshotMode): ColumnSnapshot {
     return { kind: "keyedMap", values: this.values.snapshot(copy), keyLists: this.keyLists.snapshot(copy) };
   }
   restore(s: ColumnSnapshot): void {

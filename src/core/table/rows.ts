@@ -15,6 +15,7 @@ import {
   SharedMapColumn,
   SharedStrColumn,
   snapshotBuffers,
+  type SnapshotMode,
   StrColumn,
   U32Column,
   U64Column,
@@ -225,9 +226,10 @@ export class Rows {
   /**
    * The rows as plain data that `postMessage` carries (see `Column.snapshot`): with `copy`, fresh arrays
    * cut to the rows (these rows stay usable); without, the buffers themselves, to transfer (these rows
-   * must not be used afterwards). `Rows.restore` reads it back into rows that encode to the same bytes.
+   * must not be used afterwards); `"view"`, views cut to the rows (see `shareSnapshot`). `Rows.restore`
+   * reads it back into rows that encode to the same bytes.
    */
-  snapshot(copy: boolean): RowsSnapshot {
+  snapshot(copy: SnapshotMode): RowsSnapshot {
     return {
       table: this.def.name,
       columns: this.columns.map((c) => c.snapshot(copy)),

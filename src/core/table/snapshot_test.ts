@@ -1,8 +1,8 @@
 /**
  * Snapshots of columns and rows (what crosses between the server's main thread and its worker threads):
  * every column class, and the rows of every table of every signal, come back from a snapshot, through
- * `structuredClone` with their buffers transferred as `postMessage` moves them, holding the same rows and
- * encoding to byte-identical Parquet.
+ * `structuredClone` with their buffers transferred as `postMessage` moves them (or shared, in one
+ * SharedArrayBuffer), holding the same rows and encoding to byte-identical Parquet.
  */
 
 import assert from "node:assert/strict";
@@ -13,11 +13,14 @@ import {
   type Column,
   type ColumnSnapshot,
   F64Column,
+  inSharedMemory,
+  isShared,
   KeyedMapColumn,
   ListColumn,
   MapColumn,
   SharedMapColumn,
   SharedStrColumn,
+  shareSnapshot,
   snapshotBuffers,
   StrColumn,
   U32Column,
@@ -33,6 +36,31 @@ const enc = new TextEncoder();
 /** Moves a snapshot as `postMessage` does: a structured clone with every buffer transferred. */
 function moved<T extends ColumnSnapshot | RowsSnapshot[]>(s: T, buffers: ArrayBuffer[]): T {
   return structuredClone(s, { transfer: buffers });
+}
+
+/**
+ * Shares a snapshot as the worker threads do: its rows' arrays copied into one SharedArrayBuffer, and a
+ * structured clone without a transfer list (what `postMessage` does with shared memory: both sides then
+ * read the same bytes).
+ */
+function shared<T extends ColumnSnapshot | RowsSnapshot[]>(view: T): T {
+  const s = shareSnapshot(view);
+  const memory = new Set<ArrayBufferLike>();
+  eachView(s, (a) => {
+    if (isShared(a.buffer)) memory.add(a.buffer);
+    else {assert.ok(
+        a.byteLength <= 256,
+        `only a small cache may be left out of shared memory (${a.byteLength})`,
+      );}
+  });
+  assert.equal(memory.size, 1, "one SharedArrayBuffer holds the snapshot");
+  assert.equal(inSharedMemory(s), true);
+  return structuredClone(s);
+}
+
+function eachView(tree: unknown, each: (a: ArrayBufferView) => void): void {
+  if (ArrayBuffer.isView(tree)) each(tree);
+  else if (tree && typeof tree === "object") { for (const v of Object.values(tree)) eachView(v, each); }
 }
 
 /** Every row of a column, as plain values (what the rows hold, whatever the layout). */
@@ -84,15 +112,15 @@ function samples(): Column[] {
   return [f64, u32, u8, u64, str, map, list, sharedStr, sharedMap, keyed];
 }
 
-Deno.test("Column.snapshot() and restore() give back the rows of every column class, copied or moved", () => {
+Deno.test("Column.snapshot() and restore() give back the rows of every column class, copied, moved or shared", () => {
   const classes = new Set<string>();
-  for (const copy of [true, false]) {
+  for (const copy of [true, false, "shared"] as const) {
     for (const column of samples()) {
       classes.add(column.constructor.name);
       const rows = rowsOf(column), bytes = column.byteLength();
-      const snapshot = column.snapshot(copy);
+      const snapshot = column.snapshot(copy === "shared" ? "view" : copy);
       const back = column.emptyLike();
-      back.restore(moved(snapshot, [...snapshotBuffers(snapshot)]));
+      back.restore(copy === "shared" ? shared(snapshot) : moved(snapshot, [...snapshotBuffers(snapshot)]));
       assert.deepEqual(rowsOf(back), rows, column.constructor.name);
       assert.equal(back.byteLength(), bytes);
       // The restored column keeps working: it takes more rows like the original.
@@ -100,10 +128,19 @@ Deno.test("Column.snapshot() and restore() give back the rows of every column cl
       more.appendRange(back, 0, back.length);
       more.appendRange(back, 1, 3);
       assert.deepEqual(rowsOf(more), [...rows, ...rows.slice(1, 3)]);
-      if (copy) {
+      if (copy === true) {
         // A copy leaves the column as it was, and is cut to the rows held.
         assert.deepEqual(rowsOf(column), rows);
         for (const b of snapshotBuffers(snapshot)) assert.ok(b.byteLength <= Math.max(16, bytes * 2) + 512);
+      }
+      if (copy === "shared") {
+        // The original is untouched, and the shared column is passed on as it is: its view is shared still.
+        assert.deepEqual(rowsOf(column), rows, column.constructor.name);
+        assert.equal(inSharedMemory(back.snapshot("view")), true, column.constructor.name);
+        // An original's own arrays are not shared memory: they would be copied.
+        if (bytes > 1024) {
+          assert.equal(inSharedMemory(column.snapshot("view")), false, column.constructor.name);
+        }
       }
     }
   }
@@ -137,13 +174,14 @@ Deno.test("Rows restored from a snapshot encode to byte-identical Parquet, for e
   for (const { signal, format, file } of BODIES) {
     const decoded = decodeRequest(signal, readFileSync(DATA + file), { format });
     assert.ok(decoded.tables.length > 0, file);
-    for (const copy of [true, false]) {
+    for (const copy of [true, "shared", false] as const) {
       // Encoded before a move: a move empties the originals' buffers.
       const expected = await Promise.all(
         decoded.tables.map((rows) => encodeBatch([{ rows, indices: all(rows) }], FILES)),
       );
-      const snapshots = decoded.tables.map((rows) => rows.snapshot(copy));
-      const restored = moved(snapshots, rowsBuffers(snapshots)).map((s) => Rows.restore(s));
+      const snapshots = decoded.tables.map((rows) => rows.snapshot(copy === "shared" ? "view" : copy));
+      const restored = (copy === "shared" ? shared(snapshots) : moved(snapshots, rowsBuffers(snapshots)))
+        .map((s) => Rows.restore(s));
       for (let t = 0; t < restored.length; t++) {
         const rows = restored[t];
         tables.add(rows.def.name);
@@ -156,7 +194,7 @@ Deno.test("Rows restored from a snapshot encode to byte-identical Parquet, for e
         const byPart = rows.rowsByPartition();
         assert.equal(byPart.length, rows.parts.length);
       }
-      if (!copy) {
+      if (copy === false) {
         // Moved: the originals' buffers went with the message.
         assert.equal(decoded.tables[0].partOf.values.byteLength, 0);
       }

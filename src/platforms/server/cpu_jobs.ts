@@ -31,6 +31,12 @@ import { requestId } from "../../ingest/dedupe.ts";
 import { type BodyChecks, FORMAT_CODES, SIGNAL_CODES } from "../../ingest/sink.ts";
 import { DecodeError } from "../../core/errors.ts";
 import { Rows, rowsBuffers, type RowSelection, type RowsSnapshot } from "../../core/table/rows.ts";
+import {
+  type ColumnSnapshot,
+  inSharedMemory,
+  shareSnapshot,
+  snapshotBuffers,
+} from "../../core/table/columns.ts";
 import type { Signal } from "../../core/table/schema.ts";
 
 /** The decode limits a job carries: `AsyncDecodeOptions` without its callbacks. */
@@ -126,11 +132,32 @@ export function errorFrom(d: ErrorData): Error {
   }
 }
 
-/** A decode's result as plain data to move: the rows' buffers are the transfer list. */
+/**
+ * A decode's result as plain data: the rows copied into shared memory (a SharedArrayBuffer per column, cut
+ * to the rows), which the main thread and then the worker that encodes them read without a copy; where the
+ * runtime has no shared memory, the rows' own buffers, moved (the transfer list).
+ */
 export function decodedSnapshot(d: Decoded): { result: DecodedSnapshot; transfer: ArrayBuffer[] } {
-  // Trimmed here, on the worker's time: the main thread's own `compact` then finds nothing to trim.
-  for (const rows of d.tables) rows.compact();
-  const tables = d.tables.map((rows) => rows.snapshot(false));
+  let tables: RowsSnapshot[];
+  if (SHARED) {
+    // Column by column, each into shared memory of its own, the decoder's buffers freed as soon as they are
+    // copied: the copy never doubles a request's rows, and the freed buffers need not wait for the thread's
+    // next collection, which an idle thread may not have for a long time (see `release` in cpu_worker.ts).
+    // Columns allocate their own buffers: nothing else reads them again.
+    const share = (c: ColumnSnapshot): ColumnSnapshot => {
+      const out = shareSnapshot(c);
+      for (const b of snapshotBuffers(c)) b.transfer(0);
+      return out;
+    };
+    tables = d.tables.map((rows) => {
+      const v = rows.snapshot("view");
+      return { ...v, columns: v.columns.map(share), partOf: share(v.partOf) };
+    });
+  } else {
+    // Trimmed here, on the worker's time: the main thread's own `compact` then finds nothing to trim.
+    for (const rows of d.tables) rows.compact();
+    tables = d.tables.map((rows) => rows.snapshot(false));
+  }
   return {
     result: {
       signal: d.signal,
@@ -185,6 +212,9 @@ export async function encodeJobAsync(
   }
 }
 
+/** Whether this runtime has shared memory (Deno and Bun do). */
+const SHARED = typeof (globalThis as { SharedArrayBuffer?: unknown }).SharedArrayBuffer === "function";
+
 /** An encode job's message, its transfer list, and the bytes copied. */
 export interface EncodeJob {
   message: ToWorker & { type: "encode" };
@@ -198,9 +228,22 @@ function* encodeJobSteps(
   options: FileOptions,
 ): Generator<void, EncodeJob> {
   const whole = new Map<Rows, number>();
+  // Per request's rows, where their views are in `rows`; null when they are not in shared memory.
+  const shared = new Map<Rows, number | null>();
   const rows: RowsSnapshot[] = [];
   const members: { rows: number; indices: Uint32Array }[] = [];
   for (const s of selections) {
+    // Rows a worker decoded are in shared memory already (`decodedSnapshot`): the worker that encodes
+    // reads them in place, whichever of their rows the batch holds. Others (a replay's) are copied.
+    let at = shared.get(s.rows);
+    if (at === undefined) {
+      const view = SHARED ? s.rows.snapshot("view") : undefined;
+      shared.set(s.rows, at = view && inSharedMemory(view) ? rows.push(view) - 1 : null);
+    }
+    if (at !== null) {
+      members.push({ rows: at, indices: s.indices.slice() });
+      continue;
+    }
     if (s.indices.length !== s.rows.length) {
       const n = s.indices.length;
       const i = rows.push(s.rows.select(s.indices).snapshot(false)) - 1;

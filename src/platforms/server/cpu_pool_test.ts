@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { decodeRequest, decodeRequestAsync, encodeBatch } from "../../core/convert.ts";
 import { DecodeLimitError } from "../../core/decode/decode_limits.ts";
 import { DecodeError } from "../../core/errors.ts";
+import { inSharedMemory } from "../../core/table/columns.ts";
 import type { Rows } from "../../core/table/rows.ts";
 import { crc32c } from "../../codecs/crc32c.ts";
 import { requestId } from "../../ingest/dedupe.ts";
@@ -74,6 +75,41 @@ Deno.test("CpuPool decodes and encodes exactly as the main thread does, for ever
     assert.equal(s.workers, 2);
     assert.ok(s.busySeconds.reduce((x, y) => x + y, 0) > 0);
     assert.ok(s.encodeCopyBytes > 0);
+  });
+});
+
+Deno.test("CpuPool: rows a worker decoded are in shared memory, and an encode reads them there, uncopied", async () => {
+  await withPool(2, async (pool) => {
+    for (const [signal, body] of [["logs", LOGS], ["traces", TRACES], ["metrics", METRICS]] as const) {
+      const here = decodeRequest(signal, body, { format: "protobuf" });
+      const there = await pool.decode(signal, body, { format: "protobuf", pause: now });
+      for (let t = 0; t < here.tables.length; t++) {
+        const rows = there.tables[t];
+        assert.equal(inSharedMemory(rows.snapshot("view")), true, `${signal}: decoded into shared memory`);
+        // All of the rows, then every other row (a batch holding one partition of a request).
+        const every = all(rows), half = every.filter((i) => i % 2 === 0);
+        for (const indices of [every, half]) {
+          const expected = await encodeBatch([{ rows: here.tables[t], indices }], FILES);
+          const copied = pool.stats().encodeCopyBytes;
+          const file = await pool.encode([{ rows, indices }], FILES);
+          assert.deepEqual(file.bytes, expected.bytes, `${signal} ${rows.def.name}: the same Parquet`);
+          // Copied: the row numbers, and a few small per-column caches (under 1 KiB), not the rows.
+          const extra = pool.stats().encodeCopyBytes - copied - indices.byteLength;
+          assert.ok(extra >= 0 && extra < 1024, `${extra} bytes copied besides the row numbers`);
+        }
+      }
+    }
+    // Rows decoded in this thread (a replay's) are copied for the worker, as before.
+    const mine = decodeRequest("logs", LOGS, { format: "protobuf" }).tables[0];
+    const copied = pool.stats().encodeCopyBytes;
+    await pool.encode([{ rows: mine, indices: all(mine) }], FILES);
+    assert.ok(pool.stats().encodeCopyBytes - copied > mine.byteLength() / 2);
+    // A worker that dies while encoding shared rows: the encode is retried from the same memory.
+    const rows = (await pool.decode("logs", LOGS, { format: "protobuf", pause: now })).tables[0];
+    const expected = await encodeBatch([{ rows, indices: all(rows) }], FILES);
+    pool.crashForTest(0);
+    pool.crashForTest(1);
+    assert.deepEqual((await pool.encode([{ rows, indices: all(rows) }], FILES)).bytes, expected.bytes);
   });
 });
 

@@ -36,6 +36,27 @@ const self = globalThis as unknown as {
  */
 const CANCEL_CHECK_MS = 200;
 
+/**
+ * The runtime's full garbage collection, where it is exposed: Bun always (`Bun.gc`), Deno when started
+ * with `--v8-flags=--expose-gc`, as `deno task start` is. Elsewhere undefined.
+ */
+const collect: (() => void) | undefined = (() => {
+  const g = globalThis as { Bun?: { gc(force: boolean): void }; gc?: () => void };
+  if (g.Bun) return () => g.Bun!.gc(true);
+  return typeof g.gc === "function" ? g.gc : undefined;
+})();
+
+/**
+ * How long a thread is idle before it collects its garbage. Rows are shared memory (see `decodedSnapshot`):
+ * their memory is freed only once every thread that saw them has collected, and a thread that goes idle
+ * allocates nothing, so it would not collect for a long time (with 2 workers, a burst of large requests
+ * raised peak RSS by +201 to +236 MiB against +161 to +175 before rows were shared; +137 MiB with a
+ * collection after each job: measured). A busy thread collects as it allocates; only an idle one is made to.
+ */
+const IDLE_COLLECT_MS = 50;
+let jobsWaiting = 0;
+let idleTimer: ReturnType<typeof setTimeout> | undefined;
+
 /** Jobs cancelled by the main thread (while queued or running). */
 const cancelled = new Set<number>();
 /** Jobs run one after another: a worker is one core. */
@@ -100,6 +121,10 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
       // Uncaught, as a bug's error would be: the pool must see the thread fail and replace it.
       throw new Error("crash requested");
     default:
-      chain = chain.then(() => run(message));
+      jobsWaiting++;
+      clearTimeout(idleTimer);
+      chain = chain.then(() => run(message)).finally(() => {
+        if (--jobsWaiting === 0 && collect) idleTimer = setTimeout(collect, IDLE_COLLECT_MS);
+      });
   }
 };
