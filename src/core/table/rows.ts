@@ -31,6 +31,7 @@ export interface RowsSnapshot {
   readonly table: TableName;
   readonly columns: readonly ColumnSnapshot[];
   readonly partOf: ColumnSnapshot;
+  /** Indexed by `partOf`'s values; may have holes (see `Rows.snapshot`'s `onlyParts`). */
   readonly parts: readonly Partition[];
 }
 
@@ -227,14 +228,25 @@ export class Rows {
    * The rows as plain data that `postMessage` carries (see `Column.snapshot`): with `copy`, fresh arrays
    * cut to the rows (these rows stay usable); without, the buffers themselves, to transfer (these rows
    * must not be used afterwards); `"view"`, views cut to the rows (see `shareSnapshot`). `Rows.restore`
-   * reads it back into rows that encode to the same bytes.
+   * reads it back into rows that encode to the same bytes. With `onlyParts`, the snapshot holds just those
+   * partitions (the others are holes): enough to encode rows of those partitions only (an encode job's rows
+   * may span many more partitions than its batch's one, and each would cost an object to copy).
    */
-  snapshot(copy: SnapshotMode): RowsSnapshot {
+  snapshot(copy: SnapshotMode, onlyParts?: Iterable<number>): RowsSnapshot {
+    let parts: Partition[];
+    if (onlyParts === undefined) parts = this.parts.map(({ service, hour }) => ({ service, hour }));
+    else {
+      parts = [];
+      for (const p of onlyParts) {
+        const { service, hour } = this.parts[p];
+        parts[p] = { service, hour };
+      }
+    }
     return {
       table: this.def.name,
       columns: this.columns.map((c) => c.snapshot(copy)),
       partOf: this.partOf.snapshot(copy),
-      parts: this.parts.map(({ service, hour }) => ({ service, hour })),
+      parts,
     };
   }
 
@@ -247,9 +259,11 @@ export class Rows {
     const out = new Rows(def, 16);
     out.columns.forEach((c, i) => c.restore(s.columns[i]));
     out.partOf.restore(s.partOf);
-    for (const { service, hour } of s.parts) {
-      out.partIndex.set(`${hour}\u0000${service}`, out.parts.push({ service, hour }) - 1);
-    }
+    // Indexed, not iterated: a snapshot of some partitions only has holes (see `snapshot`).
+    s.parts.forEach(({ service, hour }, i) => {
+      out.parts[i] = { service, hour };
+      out.partIndex.set(`${hour}\u0000${service}`, i);
+    });
     return out;
   }
 

@@ -30,7 +30,13 @@ import { DecodeLimitError } from "../../core/decode/decode_limits.ts";
 import { requestId } from "../../ingest/dedupe.ts";
 import { type BodyChecks, FORMAT_CODES, SIGNAL_CODES } from "../../ingest/sink.ts";
 import { DecodeError } from "../../core/errors.ts";
-import { Rows, rowsBuffers, type RowSelection, type RowsSnapshot } from "../../core/table/rows.ts";
+import {
+  type Partition,
+  Rows,
+  rowsBuffers,
+  type RowSelection,
+  type RowsSnapshot,
+} from "../../core/table/rows.ts";
 import {
   type ColumnSnapshot,
   inSharedMemory,
@@ -237,10 +243,16 @@ function* encodeJobSteps(
     // reads them in place, whichever of their rows the batch holds. Others (a replay's) are copied.
     let at = shared.get(s.rows);
     if (at === undefined) {
-      const view = SHARED ? s.rows.snapshot("view") : undefined;
+      const view = SHARED ? s.rows.snapshot("view", []) : undefined;
       shared.set(s.rows, at = view && inSharedMemory(view) ? rows.push(view) - 1 : null);
     }
     if (at !== null) {
+      // Only the partitions of the batch's rows go along (a request may span thousands; a batch is one).
+      const parts = rows[at].parts as Partition[], of = s.rows.partOf.values, all = s.rows.parts;
+      for (const i of s.indices) {
+        const p = of[i];
+        if (parts[p] === undefined) parts[p] = { service: all[p].service, hour: all[p].hour };
+      }
       members.push({ rows: at, indices: s.indices.slice() });
       continue;
     }

@@ -18,6 +18,7 @@ import { requestId } from "../../ingest/dedupe.ts";
 import { OverloadedError, UnavailableError } from "../../ingest/errors.ts";
 import { FORMAT_CODES, SIGNAL_CODES } from "../../ingest/sink.ts";
 import { prepareParquet } from "../wasm.ts";
+import { encodeJob } from "./cpu_jobs.ts";
 import { CpuPool } from "./cpu_pool.ts";
 
 const DATA = fileURLToPath(new URL("../../../../shared/testdata/otlp2parquet-rust/", import.meta.url));
@@ -85,10 +86,11 @@ Deno.test("CpuPool: rows a worker decoded are in shared memory, and an encode re
       const there = await pool.decode(signal, body, { format: "protobuf", pause: now });
       for (let t = 0; t < here.tables.length; t++) {
         const rows = there.tables[t];
+        rows.compact(); // as the ingest does on accepting a request: cut to size already, they stay shared
         assert.equal(inSharedMemory(rows.snapshot("view")), true, `${signal}: decoded into shared memory`);
-        // All of the rows, then every other row (a batch holding one partition of a request).
+        // All of the rows, every other row, and each partition alone (what a batch holds of a request).
         const every = all(rows), half = every.filter((i) => i % 2 === 0);
-        for (const indices of [every, half]) {
+        for (const indices of [every, half, ...rows.rowsByPartition()]) {
           const expected = await encodeBatch([{ rows: here.tables[t], indices }], FILES);
           const copied = pool.stats().encodeCopyBytes;
           const file = await pool.encode([{ rows, indices }], FILES);
@@ -99,6 +101,13 @@ Deno.test("CpuPool: rows a worker decoded are in shared memory, and an encode re
         }
       }
     }
+    // A job for one partition of a request carries that partition only, not the request's others.
+    const logs = (await pool.decode("logs", LOGS, { format: "protobuf", pause: now })).tables[0];
+    const byPart = logs.rowsByPartition();
+    assert.ok(byPart.length > 1, "the test's logs span several partitions");
+    const job = encodeJob(1, [{ rows: logs, indices: byPart[1] }], FILES);
+    assert.deepEqual(Object.keys(job.message.rows[0].parts), ["1"]);
+    assert.deepEqual(job.message.rows[0].parts[1], logs.parts[1]);
     // Rows decoded in this thread (a replay's) are copied for the worker, as before.
     const mine = decodeRequest("logs", LOGS, { format: "protobuf" }).tables[0];
     const copied = pool.stats().encodeCopyBytes;
