@@ -1,14 +1,17 @@
 /**
  * What crosses between the server's main thread and its CPU worker threads (`cpu_pool.ts`,
  * `cpu_worker.ts`): the messages, and the two jobs as a worker runs them. Rows travel as snapshots
- * (`Rows.snapshot`): typed arrays whose buffers are transferred, never per-value objects.
+ * (`Rows.snapshot`): typed arrays, shared or with their buffers transferred, never per-value objects.
  *
- * - decode: a request body in, decoded rows out (moved: zero copy). The main thread needs the body back for
+ * - decode: a request body in, decoded rows out (copied once into shared memory, which the main thread and
+ *   the worker that encodes them then read in place; moved where the runtime has no shared memory). The
+ *   main thread needs the body back for
  *   the log: a body owning its whole buffer is moved there and back with the rows; any other is copied.
  *   The worker reports its decoded bytes as it goes, so the main thread charges them to the in-flight
  *   budget exactly as an in-thread decode does, and cancels the job when the budget refuses them (429/503).
- * - encode: the rows of a batch's members (copied cut to their rows: other batches may still hold the same
- *   request's rows) in, the Parquet object out (moved).
+ * - encode: the rows of a batch's members in (shared rows as they are, with the batch's row numbers; others
+ *   copied cut to their rows: other batches may still hold the same request's rows), the Parquet object out
+ *   (moved).
  *
  * Errors come back as data and are rebuilt as the same classes with the same messages (`DecodeError` and
  * `DecodeLimitError`: 400 and 413 as in-thread).
@@ -182,8 +185,9 @@ export function decodedFrom(s: DecodedSnapshot): Decoded & BodyChecks {
 }
 
 /**
- * An encode job for a batch, with the transfer list: its members' rows copied, so the rows stay usable on
- * the main thread (other batches may hold the same request's rows). A member holding all of its request's
+ * An encode job for a batch, with the transfer list. Rows in shared memory (a worker decoded them) go as
+ * they are, with the partitions the batch's rows are in; nothing of them is copied. Other rows are copied,
+ * so they stay usable on the main thread (other batches may hold the same request's rows). A member holding all of its request's
  * rows is copied whole (a copy of the buffers, cut to the rows); one holding part of them (a request
  * spread over several partitions) has just its rows gathered (`Rows.select`): the copy is the batch's own
  * size, never its requests'. `bytes`: what was copied.

@@ -76,7 +76,7 @@ export interface CpuPoolStats {
   encodes: number;
   /** Workers replaced after dying. */
   restarts: number;
-  /** Bytes copied into encode jobs (the batches' rows). */
+  /** Bytes copied into encode jobs (the batches' rows, unless shared: then their row numbers). */
   encodeCopyBytes: number;
 }
 
