@@ -263,11 +263,9 @@ function expectKind<K extends ColumnSnapshot["kind"]>(
  * is left out: it is shared, never moved.
  */
 export function snapshotBuffers(s: ColumnSnapshot, out: Set<ArrayBuffer> = new Set()): Set<ArrayBuffer> {
-  for (const v of Object.values(s)) {
-    if (ArrayBuffer.isView(v)) {
-      if (!isShared(v.buffer)) out.add(v.buffer as ArrayBuffer);
-    } else if (v && typeof v === "object") snapshotBuffers(v as ColumnSnapshot, out);
-  }
+  eachArray(s, (a) => {
+    if (!isShared(a.buffer)) out.add(a.buffer as ArrayBuffer);
+  });
   return out;
 }
 
