@@ -182,7 +182,7 @@ function owned<T extends Uint8Array | Int32Array | Uint32Array | Float64Array>(
 type Numbers = Uint8Array | Int32Array | Uint32Array | Float64Array;
 
 /** Calls `each` on every typed array of a snapshot (any plain tree of objects, arrays and typed arrays). */
-function eachArray(tree: unknown, each: (a: Numbers) => void): void {
+export function eachArray(tree: unknown, each: (a: Numbers) => void): void {
   if (ArrayBuffer.isView(tree)) each(tree as Numbers);
   else if (tree && typeof tree === "object") { for (const v of Object.values(tree)) eachArray(v, each); }
 }
@@ -241,6 +241,9 @@ const SMALL_ARRAY_BYTES = 256;
 
 /** SharedArrayBuffer where the runtime has it (a runtime may leave it out). */
 const Shared = (globalThis as { SharedArrayBuffer?: typeof SharedArrayBuffer }).SharedArrayBuffer;
+
+/** Whether this runtime has shared memory (`shareSnapshot` works): Deno and Bun do. */
+export const canShare = Shared !== undefined;
 
 /** Whether `b` is shared memory. */
 export function isShared(b: ArrayBufferLike): boolean {

@@ -12,6 +12,7 @@ import { decodeRequest, encodeBatch, type Format } from "../convert.ts";
 import {
   type Column,
   type ColumnSnapshot,
+  eachArray,
   F64Column,
   inSharedMemory,
   isShared,
@@ -46,21 +47,13 @@ function moved<T extends ColumnSnapshot | RowsSnapshot[]>(s: T, buffers: ArrayBu
 function shared<T extends ColumnSnapshot | RowsSnapshot[]>(view: T): T {
   const s = shareSnapshot(view);
   const memory = new Set<ArrayBufferLike>();
-  eachView(s, (a) => {
-    if (isShared(a.buffer)) memory.add(a.buffer);
-    else {assert.ok(
-        a.byteLength <= 256,
-        `only a small cache may be left out of shared memory (${a.byteLength})`,
-      );}
+  eachArray(s, (a) => {
+    if (isShared(a.buffer)) return void memory.add(a.buffer);
+    assert.ok(a.byteLength <= 256, `only a small cache may be left out of shared memory (${a.byteLength})`);
   });
   assert.equal(memory.size, 1, "one SharedArrayBuffer holds the snapshot");
   assert.equal(inSharedMemory(s), true);
   return structuredClone(s);
-}
-
-function eachView(tree: unknown, each: (a: ArrayBufferView) => void): void {
-  if (ArrayBuffer.isView(tree)) each(tree);
-  else if (tree && typeof tree === "object") { for (const v of Object.values(tree)) eachView(v, each); }
 }
 
 /** Every row of a column, as plain values (what the rows hold, whatever the layout). */

@@ -41,6 +41,7 @@ import {
   type RowsSnapshot,
 } from "../../core/table/rows.ts";
 import {
+  canShare,
   type ColumnSnapshot,
   inSharedMemory,
   shareSnapshot,
@@ -148,7 +149,7 @@ export function errorFrom(d: ErrorData): Error {
  */
 export function decodedSnapshot(d: Decoded): { result: DecodedSnapshot; transfer: ArrayBuffer[] } {
   let tables: RowsSnapshot[];
-  if (SHARED) {
+  if (canShare) {
     // Column by column, each into shared memory of its own, the decoder's buffers freed as soon as they are
     // copied: the copy never doubles a request's rows, and the freed buffers need not wait for the thread's
     // next collection, which an idle thread may not have for a long time (see `release` in cpu_worker.ts).
@@ -222,9 +223,6 @@ export async function encodeJobAsync(
   }
 }
 
-/** Whether this runtime has shared memory (Deno and Bun do). */
-const SHARED = typeof (globalThis as { SharedArrayBuffer?: unknown }).SharedArrayBuffer === "function";
-
 /** An encode job's message, its transfer list, and the bytes copied. */
 export interface EncodeJob {
   message: ToWorker & { type: "encode" };
@@ -247,7 +245,7 @@ function* encodeJobSteps(
     // reads them in place, whichever of their rows the batch holds. Others (a replay's) are copied.
     let at = shared.get(s.rows);
     if (at === undefined) {
-      const view = SHARED ? s.rows.snapshot("view", []) : undefined;
+      const view = canShare ? s.rows.snapshot("view", []) : undefined;
       shared.set(s.rows, at = view && inSharedMemory(view) ? rows.push(view) - 1 : null);
     }
     if (at !== null) {

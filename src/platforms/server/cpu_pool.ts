@@ -7,10 +7,11 @@
  *
  * Why threads in one process rather than processes sharing the port: the log, the retry window and the
  * batches stay in one place (several processes would each need their own log and would each write their
- * own, smaller objects per hour), and rows cross threads as transferred typed-array buffers
- * (`Rows.snapshot`), not re-encoded. The HTTP accept loop and the log's group-committed fsync stay on the
- * main thread: with the identity, batching and hand-off, 27-44 % of the CPU per record with 2 workers, the
- * serial part (BENCHMARKS.md "Use every core: second run": about 2.0-2.8x one core on 8).
+ * own, smaller objects per hour), and rows cross threads as typed arrays (`Rows.snapshot`), not
+ * re-encoded: decoded rows in shared memory, which the encoding worker reads in place (see `cpu_jobs.ts`).
+ * The HTTP accept loop and the log's group-committed fsync stay on the main thread: with the identity,
+ * batching and hand-off, 25-33 % of the CPU per record with 2 workers, the serial part (BENCHMARKS.md "Use
+ * every core: third run": about 2.4-2.9x one core on 8).
  *
  * Bounds: jobs wait in the main thread's queue (their bodies and rows are already counted there: the
  * in-flight budget, the encode queue) until a worker has room; a worker holds at most `maxJobsPerWorker`
