@@ -243,6 +243,7 @@ Deno.test("runScaling() runs one cell closed and open against our server and rep
       concurrency: 2,
       openConcurrency: 4,
       openWarmup: 1,
+      closedWarmup: 1,
       ceilings: false,
       workDir,
       progress: (l) => lines.push(l),
@@ -255,7 +256,7 @@ Deno.test("runScaling() runs one cell closed and open against our server and rep
     for (const r of report.runs) {
       assert.equal(r.status, "ok", r.status);
       assert.ok(r.load!.acknowledgedRecords > 0);
-      // The open loop's warm-up is acknowledged too: its records are in Parquet as well.
+      // The warm-ups are acknowledged too: their records are in Parquet as well.
       const warm = r.warmup?.acknowledgedRecords ?? 0;
       assert.equal(
         r.rowsWritten,
@@ -265,7 +266,10 @@ Deno.test("runScaling() runs one cell closed and open against our server and rep
       assert.ok(r.peakRssMB! > 10 && r.peakRssMB! < 4000, `${r.peakRssMB} MB`);
       assert.ok(r.cpu && r.cpu.window > 0 && r.cpu.total >= r.cpu.main, JSON.stringify(r.cpu));
     }
-    assert.equal(closed.warmup, undefined, "the closed loop is measured from the start");
+    assert.equal(closed.warmup?.seconds, 1);
+    assert.ok(closed.warmup!.acknowledgedRecords > 0, "the closed loop ran its warm-up first");
+    assert.equal(closed.warmup!.statuses?.["200"], closed.warmup!.acknowledgedRecords / 200);
+    assert.ok(closed.warmup!.recordsPerSecond! > 0);
     assert.equal(open.warmup?.seconds, 1);
     assert.ok(open.warmup!.acknowledgedRecords > 0, "the open loop ran its warm-up first");
     // The open loop offers 70 % of the closed-loop rate.
@@ -279,11 +283,20 @@ Deno.test("runScaling() runs one cell closed and open against our server and rep
     assert.equal(scaling.length, 3);
     assert.match(scaling[2], /^\| logs \| protobuf \| – \| – \| – \| [\d,]+ \| – \| – \| – \| – \|$/);
     assert.match(latencyTable(report), /\| logs \| protobuf \| – \|/);
-    assert.match(scalingMarkdown(report, "test"), /### Every run/);
+    const warm = scalingTable(report, "warmup").split("\n");
+    assert.equal(warm[2], scaling[2].replace(/[\d,]{2,}/, fmtRate(closed.warmup!.recordsPerSecond!)));
+    const md = scalingMarkdown(report, "test");
+    assert.match(md, /### Every run/);
+    assert.match(md, /1 s after 1 s of the same load not measured/);
+    assert.match(md, /first 1 s \(the closed loop's warm-up\)/);
   } finally {
     await Deno.remove(workDir, { recursive: true });
   }
 });
+
+function fmtRate(x: number): string {
+  return x.toLocaleString("en-US", { maximumFractionDigits: 0 });
+}
 
 Deno.test("windowCpu() takes the samples around the load window", () => {
   const split = (total: number, main: number) => ({ total, main, workers: 0, other: total - main });

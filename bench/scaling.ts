@@ -7,7 +7,10 @@
  * unpinned too). Signals logs, traces, metrics × bodies protobuf, JSON, protobuf+gzip. Per cell and server:
  *
  * - closed loop: `concurrency` requests (default 8) of `records` records (5,000; JSON 3,000, since the Rust
- *   server refuses bodies over 2 MiB) always in flight for `duration` seconds: records/s acknowledged;
+ *   server refuses bodies over 2 MiB) always in flight for `duration` seconds, measured after
+ *   `closedWarmup` seconds (8) of the same load: records/s acknowledged, sustained. The warm-up's own rate
+ *   (the first seconds of a fresh server) is reported too: ours is still compiling its hot code then, and
+ *   the Rust server acknowledges from memory until its 1 GiB of buffered batches is full, then answers 500;
  * - open loop: the same requests at a fixed rate, `openFraction` (70 %) of the slower server's closed-loop
  *   rate in its group (pinned: ours vs Rust; unpinned: ours 1 and 2 workers vs Rust), at most
  *   `openConcurrency` in flight: p50/p99 latency from each request's scheduled send time, measured after
@@ -121,8 +124,16 @@ export interface RunResult {
   /** Open loop: offered records/s. */
   targetRate?: number;
   load?: ScalingLoadResult;
-  /** Open loop: seconds of load at the same rate before the measured window, and the records it acked. */
-  warmup?: { seconds: number; acknowledgedRecords: number };
+  /**
+   * Seconds of the same load before the measured window, the records it acked, and (closed loop) its
+   * own rate and answers: what a fresh server does in its first seconds.
+   */
+  warmup?: {
+    seconds: number;
+    acknowledgedRecords: number;
+    recordsPerSecond?: number;
+    statuses?: Record<string, number>;
+  };
   /** Server CPU seconds over the load window (total: the whole process tree), and the window, seconds. */
   cpu?: CpuSplit & { window: number };
   /** Load generator CPU seconds over the same window. */
@@ -155,6 +166,13 @@ export interface ScalingOptions {
    * The same for every server; its records count in the rows check. 0: measure from the start.
    */
   openWarmup?: number;
+  /**
+   * Closed loop: seconds of the same load before the measured window, default 8, so that the rate is the
+   * one a server sustains: ours compiles its hot code in its first seconds, and the Rust server buffers up
+   * to 1 GiB in memory before its rate falls to what it writes. The warm-up's rate is reported apart.
+   * 0: measure from the start.
+   */
+  closedWarmup?: number;
   /** Skip the open-loop runs. */
   noOpen?: boolean;
   /** Run the ceilings and the Amdahl inputs; default true. */
@@ -242,7 +260,7 @@ export async function runOne(
     concurrency: number;
     duration: number;
     rate?: number;
-    /** Seconds of the same load first, not measured (open loop: a server in its steady state). */
+    /** Seconds of the same load first, not measured (a server in its steady state). */
     warmup?: number;
   },
   workDir: string,
@@ -334,7 +352,12 @@ export async function runOne(
     };
     if (load.warmup && load.warmup > 0) {
       const w = await generate(load.warmup);
-      result.warmup = { seconds: load.warmup, acknowledgedRecords: w.acknowledgedRecords };
+      result.warmup = {
+        seconds: load.warmup,
+        acknowledgedRecords: w.acknowledgedRecords,
+        recordsPerSecond: w.recordsPerSecond,
+        statuses: w.statuses,
+      };
       loadgenCpu = 0;
     }
     result.load = await generate(load.duration);
@@ -420,6 +443,7 @@ export async function runScaling(options: ScalingOptions = {}): Promise<ScalingR
     openFraction: options.openFraction ?? 0.7,
     openConcurrency: options.openConcurrency ?? 32,
     openWarmup: options.openWarmup ?? 3,
+    closedWarmup: options.closedWarmup ?? 8,
     noOpen: options.noOpen ?? false,
     ceilings: options.ceilings ?? true,
     ceilingDuration: options.ceilingDuration ?? 5,
@@ -461,7 +485,7 @@ export async function runScaling(options: ScalingOptions = {}): Promise<ScalingR
       const r = await runOne(
         config,
         cell,
-        { mode: "closed", records, concurrency: o.concurrency, duration: o.duration },
+        { mode: "closed", records, concurrency: o.concurrency, duration: o.duration, warmup: o.closedWarmup },
         workDir,
       );
       closed.push(r), report.runs.push(r), step(r);
@@ -576,8 +600,8 @@ const ratio = (a: number | undefined, b: number | undefined): string =>
   a !== undefined && b !== undefined && b > 0 ? (a / b).toFixed(2) : "–";
 const cores = (r: RunResult | undefined, part: "total" | "main" | "workers" = "total"): number | undefined =>
   r?.cpu && r.cpu.window > 0 ? r.cpu[part] / r.cpu.window : undefined;
-const errorsOf = (r: RunResult): string => {
-  const s = r.load?.statuses ?? {};
+const errorsOf = (r: RunResult, window: "measured" | "warmup" = "measured"): string => {
+  const s = (window === "measured" ? r.load?.statuses : r.warmup?.statuses) ?? {};
   return Object.entries(s).filter(([k]) => k !== "200").map(([k, n]) => `${k}×${n}`).join(" ") || "0";
 };
 /** The offered rate, and what the load generator managed when it fell short of it. */
@@ -602,7 +626,7 @@ function find(
 /** The full table: a row per cell and server, closed- and open-loop numbers side by side. */
 export function fullTable(report: ScalingReport): string {
   const lines = [
-    "| signal | body | server | records/s acked (closed loop) | MB/s (uncompressed) | server cores busy | of which main thread / workers | load generator cores | open loop: offered records/s | p50 ms | p99 ms | peak RSS MB | Parquet rows / acked (both runs) | errors (closed; open) | status |",
+    "| signal | body | server | records/s acked (closed loop) | MB/s (uncompressed) | server cores busy | of which main thread / workers | load generator cores | open loop: offered records/s | p50 ms | p99 ms | peak RSS MB | Parquet rows / acked (both runs) | errors (closed: warm-up, measured; open) | status |",
     "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
   ];
   const { signals, variants, servers } = report.options;
@@ -627,9 +651,9 @@ export function fullTable(report: ScalingReport): string {
             fmt(op?.load?.latencyMs.p99, 0)
           } | ${fmt(Math.max(c?.peakRssMB ?? 0, op?.peakRssMB ?? 0) || undefined)} | ${fmt(rows)} / ${
             fmt(acked)
-          }${rows === acked && acked > 0 ? " ✓" : ""} | ${c ? errorsOf(c) : "–"}; ${
-            op ? errorsOf(op) : "–"
-          } | ${status} |`,
+          }${rows === acked && acked > 0 ? " ✓" : ""} | ${
+            c ? `${c.warmup ? `${errorsOf(c, "warmup")}, ` : ""}${errorsOf(c)}` : "–"
+          }; ${op ? errorsOf(op) : "–"} | ${status} |`,
         );
       }
     }
@@ -637,15 +661,21 @@ export function fullTable(report: ScalingReport): string {
   return lines.join("\n");
 }
 
-/** The scaling table: closed-loop records/s acked, 1 vs 2 workers vs Rust, pinned and unpinned, with ratios. */
-export function scalingTable(report: ScalingReport): string {
+/**
+ * The scaling table: closed-loop records/s acked, 1 vs 2 workers vs Rust, pinned and unpinned, with ratios;
+ * `window` "warmup": the rates of the warm-up instead (a fresh server's first seconds).
+ */
+export function scalingTable(report: ScalingReport, window: "measured" | "warmup" = "measured"): string {
   const lines = [
     "| signal | body | ours 1 worker, pinned | Rust, pinned | ours/Rust pinned | ours 1 worker | ours 2 workers | Rust | ours 2 workers/Rust | 2 workers/1 worker |",
     "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const signal of report.options.signals) {
     for (const variant of report.options.variants) {
-      const v = (id: string) => rate(find(report.runs, signal, variant, id, "closed"));
+      const v = (id: string) => {
+        const r = find(report.runs, signal, variant, id, "closed");
+        return window === "measured" ? rate(r) : r?.warmup?.recordsPerSecond;
+      };
       lines.push(
         `| ${signal} | ${variant} | ${fmt(v("ours-w1-pinned"))} | ${fmt(v("rust-pinned"))} | ${
           ratio(v("ours-w1-pinned"), v("rust-pinned"))
@@ -857,7 +887,11 @@ export function scalingMarkdown(report: ScalingReport, command: string): string 
     "",
     `Each run starts its server fresh. Closed loop: ${fmt(o.records)}-record requests (JSON ${
       fmt(o.jsonRecords)
-    }), ${o.concurrency} in flight, ${o.duration} s. Open loop: the same requests at ${
+    }), ${o.concurrency} in flight, ${o.duration} s${
+      o.closedWarmup > 0
+        ? ` after ${o.closedWarmup} s of the same load not measured (the rate a server sustains)`
+        : ""
+    }. Open loop: the same requests at ${
       Math.round(o.openFraction * 100)
     } % of the slower closed-loop rate of the group (pinned / unpinned), at most ${o.openConcurrency} in flight, ${o.duration} s after ${o.openWarmup} s of the same load not measured (the steady state: ours compiles its hot code in its first seconds), latency from each request's scheduled send time. Pinned: server \`taskset -c 0\`, load generator \`taskset -c 1\`; unpinned: neither. Cores busy = server CPU time (all threads) / wall time over the load window.`,
     "",
@@ -865,6 +899,16 @@ export function scalingMarkdown(report: ScalingReport, command: string): string 
     "",
     scalingTable(report),
     "",
+    ...(o.closedWarmup > 0
+      ? [
+        `### Records acknowledged per second in a fresh server's first ${o.closedWarmup} s (the closed loop's warm-up)`,
+        "",
+        'Ours compiles its hot code meanwhile; the Rust server answers from memory until its buffered batches reach 1 GiB, then with 500 for what it cannot buffer (its errors in this window are in "Every run").',
+        "",
+        scalingTable(report, "warmup"),
+        "",
+      ]
+      : []),
     "### Latency at the same offered load (open loop)",
     "",
     latencyTable(report),
@@ -947,6 +991,7 @@ if (import.meta.main) {
       "open-fraction": { type: "string", default: "0.7" },
       "open-concurrency": { type: "string", default: "32" },
       "open-warmup": { type: "string", default: "3" },
+      "closed-warmup": { type: "string", default: "8" },
       "no-open": { type: "boolean", default: false },
       "no-ceilings": { type: "boolean", default: false },
       "ceiling-duration": { type: "string", default: "5" },
@@ -969,6 +1014,7 @@ if (import.meta.main) {
     openFraction: Number(values["open-fraction"]),
     openConcurrency: Number(values["open-concurrency"]),
     openWarmup: Number(values["open-warmup"]),
+    closedWarmup: Number(values["closed-warmup"]),
     noOpen: values["no-open"],
     ceilings: !values["no-ceilings"],
     ceilingDuration: Number(values["ceiling-duration"]),
