@@ -13,8 +13,10 @@
  *   the Rust server acknowledges from memory until its 1 GiB of buffered batches is full, then answers 500;
  * - open loop: the same requests at a fixed rate, `openFraction` (70 %) of the slower server's closed-loop
  *   rate in its group (pinned: ours vs Rust; unpinned: ours 1 and 2 workers vs Rust), at most
- *   `openConcurrency` in flight: p50/p99 latency from each request's scheduled send time, measured after
- *   `openWarmup` seconds (3) of the same load, for every server (ours compiles its hot code meanwhile);
+ *   `openConcurrency` in flight, for `openDuration` seconds (default `duration`): p50/p99 latency from each
+ *   request's scheduled send time, measured after `openWarmup` seconds (3) of the same load and until the
+ *   server has written its first Parquet file (at most `openWarmupMax`), for every server: ours compiles
+ *   its hot code meanwhile, the Parquet writer's when it writes its first batch;
  * - both: records acknowledged vs rows in the Parquet files written (DuckDB, after SIGTERM and the final
  *   flush), peak RSS (largest VmRSS sum of the process tree, sampled every 100 ms, or VmHWM), and "cores
  *   busy" = the server's CPU time (utime + stime of every thread, `/proc`) / wall time over the load
@@ -151,6 +153,11 @@ export interface ScalingOptions {
   variants?: readonly BodyVariant[];
   /** Seconds of each closed-loop and each open-loop run; default 8. */
   duration?: number;
+  /**
+   * Seconds of each open-loop run, default `duration`: at 5,000 records a request and a few tens of
+   * thousands of records a second, 6 s is ~60 requests, whose p99 is their slowest one.
+   */
+  openDuration?: number;
   /** Records per request; default 5000 (JSON: `jsonRecords`, default 3000). */
   records?: number;
   jsonRecords?: number;
@@ -163,7 +170,10 @@ export interface ScalingOptions {
   /**
    * Open loop: seconds of the same load before the measured window, default 3, so that the latency is
    * the server's steady state (ours compiles its hot code in the first seconds; Rust's is compiled ahead).
-   * The same for every server; its records count in the rows check. 0: measure from the start.
+   * The warm-up goes on (2 s at a time, at most `openWarmupMax` in all) until the server has written a
+   * Parquet file: the first batch's encode compiles the writer (~400 ms for logs, with requests waiting on
+   * a busy machine meanwhile), a cost paid once per process. The same for every server; its records count
+   * in the rows check. 0: measure from the start.
    */
   openWarmup?: number;
   /**
@@ -173,6 +183,8 @@ export interface ScalingOptions {
    * 0: measure from the start.
    */
   closedWarmup?: number;
+  /** The longest an open loop's warm-up goes on waiting for the server's first Parquet file; default 30 s. */
+  openWarmupMax?: number;
   /** Skip the open-loop runs. */
   noOpen?: boolean;
   /** Run the ceilings and the Amdahl inputs; default true. */
@@ -262,6 +274,8 @@ export async function runOne(
     rate?: number;
     /** Seconds of the same load first, not measured (a server in its steady state). */
     warmup?: number;
+    /** Go on with the warm-up, 2 s at a time, until the server has written a Parquet file, or for this long in all. */
+    warmupUntilWritten?: number;
   },
   workDir: string,
 ): Promise<RunResult> {
@@ -358,6 +372,14 @@ export async function runOne(
         recordsPerSecond: w.recordsPerSecond,
         statuses: w.statuses,
       };
+      while (
+        load.warmupUntilWritten !== undefined && result.warmup.seconds < load.warmupUntilWritten &&
+        parquetStats(dir).files.length === 0
+      ) {
+        const more = await generate(2);
+        result.warmup.seconds += 2;
+        result.warmup.acknowledgedRecords += more.acknowledgedRecords;
+      }
       loadgenCpu = 0;
     }
     result.load = await generate(load.duration);
@@ -443,7 +465,9 @@ export async function runScaling(options: ScalingOptions = {}): Promise<ScalingR
     openFraction: options.openFraction ?? 0.7,
     openConcurrency: options.openConcurrency ?? 32,
     openWarmup: options.openWarmup ?? 3,
+    openDuration: options.openDuration ?? options.duration ?? 8,
     closedWarmup: options.closedWarmup ?? 8,
+    openWarmupMax: options.openWarmupMax ?? 30,
     noOpen: options.noOpen ?? false,
     ceilings: options.ceilings ?? true,
     ceilingDuration: options.ceilingDuration ?? 5,
@@ -514,9 +538,10 @@ export async function runScaling(options: ScalingOptions = {}): Promise<ScalingR
             mode: "open",
             records,
             concurrency: o.openConcurrency,
-            duration: o.duration,
+            duration: o.openDuration,
             rate: target,
             warmup: o.openWarmup,
+            warmupUntilWritten: o.openWarmup > 0 ? o.openWarmupMax : undefined,
           },
           workDir,
         );
@@ -893,7 +918,7 @@ export function scalingMarkdown(report: ScalingReport, command: string): string 
         : ""
     }. Open loop: the same requests at ${
       Math.round(o.openFraction * 100)
-    } % of the slower closed-loop rate of the group (pinned / unpinned), at most ${o.openConcurrency} in flight, ${o.duration} s after ${o.openWarmup} s of the same load not measured (the steady state: ours compiles its hot code in its first seconds), latency from each request's scheduled send time. Pinned: server \`taskset -c 0\`, load generator \`taskset -c 1\`; unpinned: neither. Cores busy = server CPU time (all threads) / wall time over the load window.`,
+    } % of the slower closed-loop rate of the group (pinned / unpinned), at most ${o.openConcurrency} in flight, ${o.openDuration} s after at least ${o.openWarmup} s of the same load not measured and until the server has written its first Parquet file (at most ${o.openWarmupMax} s in all; the steady state: ours compiles its hot code in its first seconds, the Parquet writer's on its first batch), latency from each request's scheduled send time. Pinned: server \`taskset -c 0\`, load generator \`taskset -c 1\`; unpinned: neither. Cores busy = server CPU time (all threads) / wall time over the load window.`,
     "",
     "### Records acknowledged per second (closed loop)",
     "",
@@ -991,6 +1016,8 @@ if (import.meta.main) {
       "open-fraction": { type: "string", default: "0.7" },
       "open-concurrency": { type: "string", default: "32" },
       "open-warmup": { type: "string", default: "3" },
+      "open-duration": { type: "string" },
+      "open-warmup-max": { type: "string", default: "30" },
       "closed-warmup": { type: "string", default: "8" },
       "no-open": { type: "boolean", default: false },
       "no-ceilings": { type: "boolean", default: false },
@@ -1014,6 +1041,8 @@ if (import.meta.main) {
     openFraction: Number(values["open-fraction"]),
     openConcurrency: Number(values["open-concurrency"]),
     openWarmup: Number(values["open-warmup"]),
+    openDuration: values["open-duration"] === undefined ? undefined : Number(values["open-duration"]),
+    openWarmupMax: Number(values["open-warmup-max"]),
     closedWarmup: Number(values["closed-warmup"]),
     noOpen: values["no-open"],
     ceilings: !values["no-ceilings"],
