@@ -10,8 +10,8 @@
  * own, smaller objects per hour), and rows cross threads as typed arrays (`Rows.snapshot`), not
  * re-encoded: decoded rows in shared memory, which the encoding worker reads in place (see `cpu_jobs.ts`).
  * The HTTP accept loop and the log's group-committed fsync stay on the main thread: with the identity,
- * batching and hand-off, 25-33 % of the CPU per record with 2 workers, the serial part (BENCHMARKS.md "Use
- * every core: third run": about 2.4-2.9x one core on 8).
+ * batching and hand-off, 19-29 % of the CPU per record with 2 workers once the hot code is compiled, the
+ * serial part (BENCHMARKS.md "Use every core: fourth run": about 2.6-3.5x one core on 8).
  *
  * Bounds: jobs wait in the main thread's queue (their bodies and rows are already counted there: the
  * in-flight budget, the encode queue) until a worker has room; a worker holds at most `maxJobsPerWorker`
