@@ -273,6 +273,9 @@ Deno.test("runScaling() runs one cell closed and open against our server and rep
     assert.ok(closed.warmup!.recordsPerSecond! > 0);
     // 200-record requests for 3 s cut no batch: the warm-up went on (2 s more) looking for a Parquet file.
     assert.equal(open.warmup?.seconds, 3);
+    // Its answers and rate cover all of it, the 2 s it went on included.
+    assert.equal(open.warmup!.statuses?.["200"], open.warmup!.acknowledgedRecords / 200);
+    assert.equal(open.warmup!.recordsPerSecond, open.warmup!.acknowledgedRecords / 3);
     assert.ok(open.warmup!.acknowledgedRecords > 0, "the open loop ran its warm-up first");
     // The open loop offers 70 % of the closed-loop rate.
     assert.equal(open.targetRate, Math.round(closed.load!.recordsPerSecond * 0.7));

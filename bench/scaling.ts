@@ -10,7 +10,8 @@
  *   server refuses bodies over 2 MiB) always in flight for `duration` seconds, measured after
  *   `closedWarmup` seconds (8) of the same load: records/s acknowledged, sustained. The warm-up's own rate
  *   (the first seconds of a fresh server) is reported too: ours is still compiling its hot code then, and
- *   the Rust server acknowledges from memory until its 1 GiB of buffered batches is full, then answers 500;
+ *   the Rust server acknowledges from memory until its 1 GiB of buffered batches is full, then slows to what
+ *   it writes (at times answering 500 for what it cannot buffer);
  * - open loop: the same requests at a fixed rate, `openFraction` (70 %) of the slower server's closed-loop
  *   rate in its group (pinned: ours vs Rust; unpinned: ours 1 and 2 workers vs Rust), at most
  *   `openConcurrency` in flight, for `openDuration` seconds (default `duration`): p50/p99 latency from each
@@ -376,9 +377,13 @@ export async function runOne(
         load.warmupUntilWritten !== undefined && result.warmup.seconds < load.warmupUntilWritten &&
         parquetStats(dir).files.length === 0
       ) {
-        const more = await generate(2);
-        result.warmup.seconds += 2;
-        result.warmup.acknowledgedRecords += more.acknowledgedRecords;
+        const more = await generate(2), w = result.warmup;
+        w.recordsPerSecond = (w.acknowledgedRecords + more.acknowledgedRecords) / (w.seconds + 2);
+        w.seconds += 2;
+        w.acknowledgedRecords += more.acknowledgedRecords;
+        for (const [code, n] of Object.entries(more.statuses)) {
+          w.statuses![code] = (w.statuses![code] ?? 0) + n;
+        }
       }
       loadgenCpu = 0;
     }
@@ -928,7 +933,7 @@ export function scalingMarkdown(report: ScalingReport, command: string): string 
       ? [
         `### Records acknowledged per second in a fresh server's first ${o.closedWarmup} s (the closed loop's warm-up)`,
         "",
-        'Ours compiles its hot code meanwhile; the Rust server answers from memory until its buffered batches reach 1 GiB, then with 500 for what it cannot buffer (its errors in this window are in "Every run").',
+        'Ours compiles its hot code meanwhile; the Rust server answers from memory until its buffered batches reach 1 GiB, then slows to what it writes, at times answering 500 for what it cannot buffer (the errors in this window are in "Every run").',
         "",
         scalingTable(report, "warmup"),
         "",
