@@ -119,9 +119,10 @@ for (const workers of [1, 2]) {
         // stay far below that. The bound leaves room for the budget several times over (body, decoded rows,
         // log record, open batches, Parquet encoding) and for the runtime's own allocator slack; each worker
         // thread's heap holds garbage of its own until it next collects (+106 to +172 MiB measured with 2, +101
-        // to +116 with one thread; with 2 since rows are shared between threads, +110 to +185): 20 MiB a thread
-        // more.
-        const bound = 160 + (workers > 1 ? 20 * workers : 0);
+        // to +116 with one thread; with 2 since rows are shared between threads, +110 to +185 alone and +207
+        // once in the full suite on a clean checkout, with no server change): 40 MiB a thread more, still under
+        // the 75 MiB a thread that docs/operations.md "Sizing" provides for.
+        const bound = 160 + (workers > 1 ? 40 * workers : 0);
         assert.ok(growthMiB < bound, `RSS grew by ${growthMiB.toFixed(0)} MiB (bound ${bound} MiB)`);
         assert.equal(await server.stop(), 0);
       } finally {
