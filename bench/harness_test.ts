@@ -15,6 +15,7 @@ import {
   amdahl,
   amdahlRows,
   amdahlTable,
+  fmt,
   fullTable,
   latencyTable,
   runScaling,
@@ -289,7 +290,7 @@ Deno.test("runScaling() runs one cell closed and open against our server and rep
     assert.match(scaling[2], /^\| logs \| protobuf \| – \| – \| – \| [\d,]+ \| – \| – \| – \| – \|$/);
     assert.match(latencyTable(report), /\| logs \| protobuf \| – \|/);
     const warm = scalingTable(report, "warmup").split("\n");
-    assert.equal(warm[2], scaling[2].replace(/[\d,]{2,}/, fmtRate(closed.warmup!.recordsPerSecond!)));
+    assert.equal(warm[2], scaling[2].replace(/[\d,]{2,}/, fmt(closed.warmup!.recordsPerSecond!)));
     const md = scalingMarkdown(report, "test");
     assert.match(md, /### Every run/);
     assert.match(md, /1 s after 1 s of the same load not measured/);
@@ -298,10 +299,6 @@ Deno.test("runScaling() runs one cell closed and open against our server and rep
     await Deno.remove(workDir, { recursive: true });
   }
 });
-
-function fmtRate(x: number): string {
-  return x.toLocaleString("en-US", { maximumFractionDigits: 0 });
-}
 
 Deno.test("windowCpu() takes the samples around the load window", () => {
   const split = (total: number, main: number) => ({ total, main, workers: 0, other: total - main });

@@ -622,7 +622,8 @@ async function runCeilings(
 
 // ---- tables ----
 
-const fmt = (x: number | undefined, digits = 0): string =>
+/** A number as the tables print it (en-US grouping, `digits` decimals); "–" for none. */
+export const fmt = (x: number | undefined, digits = 0): string =>
   x === undefined || !Number.isFinite(x)
     ? "–"
     : x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
