@@ -111,13 +111,17 @@ export function ws(buf: Uint8Array, p: number): number {
   return p;
 }
 
+/** 1 for the bytes that stand for themselves in a JSON string: not `"`, `\\` or a control character. */
+const STRING_PLAIN = new Uint8Array(256).fill(1, 0x20);
+STRING_PLAIN[0x22] = STRING_PLAIN[0x5c] = 0;
+
 /** Checks the string starting at `buf[p]` (`"`) by JSON's grammar; returns the position after it. */
 function checkString(buf: Uint8Array, p: number): number {
   const n = buf.length;
   let c = buf[++p];
   for (;;) {
     // Past the end `c` is undefined, which ends the run too.
-    while (c >= 0x20 && c !== 0x22 && c !== 0x5c) c = buf[++p];
+    while (STRING_PLAIN[c] === 1) c = buf[++p];
     if (p >= n) syntax("unterminated string", p);
     if (c === 0x22) return p + 1;
     if (c !== 0x5c) syntax(`control character 0x${c.toString(16)} in a string`, p);
