@@ -270,9 +270,20 @@ export class AttrScratch {
     this.reset();
   }
 
-  /** Like flushTo, for a map that stores each distinct key list once. */
+  /**
+   * Like flushTo, for a map that stores each distinct key list once. The keys as they came, their output
+   * order and their list in `map` are kept for the next row: records in a row mostly repeat their keys,
+   * in the same order, and then need neither sorting nor a look for their list.
+   */
   flushToKeyed(map: KeyedMapColumn): void {
-    const n = this.keys.length;
+    const n = this.keys.length, child = map.values.child;
+    if (map === this.lastMap && this.sameKeysAsLast()) {
+      const order = this.lastOrder;
+      for (let i = 0; i < this.lastCount; i++) child.appendRange(this.values, order[i], order[i] + 1);
+      map.closeRowWithList(this.lastId);
+      this.reset();
+      return;
+    }
     let m = this.sortedCount();
     if (m < 0) {
       if (this.order.length < n) this.order = new Int32Array(n * 2);
@@ -282,9 +293,32 @@ export class AttrScratch {
     const order = this.order, o = this.keys.offsets;
     if (this.starts.length < m) this.starts = new Int32Array(m * 2), this.ends = new Int32Array(m * 2);
     for (let i = 0; i < m; i++) this.starts[i] = o[order[i]], this.ends[i] = o[order[i] + 1];
-    for (let i = 0; i < m; i++) map.values.child.appendRange(this.values, order[i], order[i] + 1);
-    map.closeRow(m, this.keys.bytes, this.starts, this.ends);
+    for (let i = 0; i < m; i++) child.appendRange(this.values, order[i], order[i] + 1);
+    this.lastId = map.closeRow(m, this.keys.bytes, this.starts, this.ends);
+    this.lastMap = map, this.lastCount = m;
+    if (this.lastOrder.length < m) this.lastOrder = new Int32Array(m * 2);
+    this.lastOrder.set(order.subarray(0, m));
+    this.last.length = 0;
+    this.last.appendRange(this.keys, 0, n);
     this.reset();
+  }
+
+  /** The map, list id and entry count of the last flushToKeyed, and its keys as they came. */
+  private lastMap: KeyedMapColumn | undefined;
+  private lastId = -1;
+  private lastCount = 0;
+  private lastOrder = new Int32Array(16);
+  private readonly last = new StrColumn(8, 16);
+
+  /** Whether the keys are those of the last flushToKeyed, in the same order. */
+  private sameKeysAsLast(): boolean {
+    const a = this.keys, b = this.last, n = a.length;
+    if (b.length !== n) return false;
+    const ao = a.offsets, bo = b.offsets;
+    for (let i = 1; i <= n; i++) if (ao[i] !== bo[i]) return false;
+    const ab = a.bytes, bb = b.bytes;
+    for (let i = 0, e = ao[n]; i < e; i++) if (ab[i] !== bb[i]) return false;
+    return true;
   }
 
   /**
