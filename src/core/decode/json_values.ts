@@ -11,7 +11,7 @@
  * @module
  */
 
-import { MapColumn, type StrColumn } from "../table/columns.ts";
+import { type F64Column, MapColumn, type StrColumn, type U64Column } from "../table/columns.ts";
 import { DecodeError, quote } from "../errors.ts";
 import type { Envelope } from "./proto_values.ts";
 import {
@@ -351,29 +351,29 @@ export function u64At(buf: Uint8Array, p: number, name: string): void {
     u64Out.lo = 0, u64Out.hi = 0;
     return;
   }
-  const c = buf[p];
-  if (c === QUOTE ? plainU64At(buf, p + 1, QUOTE) : c >= 0x30 && c <= 0x39 && plainU64At(buf, p, -1)) return;
-  u64(jsValue(buf, p), name);
+  if (plainU64At(buf, p) < 0) u64(jsValue(buf, p), name);
 }
 
 /**
- * Reads canonical decimal digits at `buf[s]` (at most 20, no leading zero, ended by `close`: a quote,
- * or for an unquoted number (-1) anything but a digit, `.` or an exponent) of at most 2^64 - 1 into
- * `u64Out`; false, with nothing read, for anything else.
+ * Reads the usual form of a 64-bit unsigned integer at `buf[p]` into `u64Out`: canonical decimal digits
+ * (at most 20, no leading zero) of at most 2^64 - 1, quoted, or unquoted and at most 15 digits (no
+ * fraction or exponent). Returns the position after the value, or -1, with nothing read, for anything
+ * else (which `u64` reads, with its checks and messages).
  */
-function plainU64At(buf: Uint8Array, s: number, close: number): boolean {
+function plainU64At(buf: Uint8Array, p: number): number {
+  const quoted = buf[p] === QUOTE, s = quoted ? p + 1 : p;
   let e = s;
   while (e - s <= 20 && buf[e] >= 0x30 && buf[e] <= 0x39) e++;
   const n = e - s, after = buf[e];
   // Unquoted numbers past 2^53 are read as JSON.parse reads them (a double): not here.
-  if (n === 0 || n > (close === QUOTE ? 20 : 15) || (buf[s] === 0x30 && n > 1)) return false;
-  if (close === QUOTE ? after !== QUOTE : after === 0x2e || after === 0x65 || after === 0x45) return false;
+  if (n === 0 || n > (quoted ? 20 : 15) || (buf[s] === 0x30 && n > 1)) return -1;
+  if (quoted ? after !== QUOTE : after === 0x2e || after === 0x65 || after === 0x45) return -1;
   if (n === 20) {
     // Compared with 2^64 - 1 digit by digit; past it the general path refuses it, with its message.
     for (let i = 0; i < 20; i++) {
       const d = buf[s + i] - U64_MAX.charCodeAt(i);
       if (d < 0) break;
-      if (d > 0) return false;
+      if (d > 0) return -1;
     }
   }
   const cut = n > 9 ? e - 9 : s;
@@ -382,7 +382,45 @@ function plainU64At(buf: Uint8Array, s: number, close: number): boolean {
   for (let i = cut; i < e; i++) low = low * 10 + buf[i] - 48;
   if (high === 0) u64Out.lo = low, u64Out.hi = 0; // counts and other small values
   else setU64(high, low);
-  return true;
+  return quoted ? e + 1 : e;
+}
+
+/**
+ * Appends the elements of the array field at `p` (-1 or null: none) to `col` as unsigned 64-bit
+ * integers, in one pass over them; returns how many. An element's errors name it `name[i]` (a path
+ * built only then); null is not a number here.
+ */
+export function pushU64ArrayAt(col: U64Column, buf: Uint8Array, p: number, name: string): number {
+  if (!arrayAt(buf, p, name)) return 0;
+  let i = 0;
+  for (let q = nextElement(buf, p + 1); q >= 0; i++) {
+    let end = plainU64At(buf, q);
+    if (end < 0) {
+      if (buf[q] === NUL) throw new DecodeError("expected a number", `${name}[${i}]`);
+      u64(jsValue(buf, q), `${name}[${i}]`);
+      end = skip(buf, q);
+    }
+    col.push(u64Out.lo, u64Out.hi);
+    q = nextElement(buf, end);
+  }
+  return i;
+}
+
+/** Like pushU64ArrayAt, for doubles. */
+export function pushDoubleArrayAt(col: F64Column, buf: Uint8Array, p: number, name: string): number {
+  if (!arrayAt(buf, p, name)) return 0;
+  let i = 0;
+  for (let q = nextElement(buf, p + 1); q >= 0; i++) {
+    let v = plainDouble(buf, q), end = plainEnd;
+    if (v !== v) {
+      if (buf[q] === NUL) throw new DecodeError("expected a number", `${name}[${i}]`);
+      v = double(jsValue(buf, q), `${name}[${i}]`);
+      end = skip(buf, q);
+    }
+    col.push(v);
+    q = nextElement(buf, end);
+  }
+  return i;
 }
 
 /** Appends a signed 64-bit integer field as canonical decimal text. */
@@ -428,6 +466,9 @@ export function doubleAt(buf: Uint8Array, p: number, name: string): number {
   return v === v ? v : double(jsValue(buf, p), name);
 }
 
+/** The position after the number the last plainDouble read. */
+let plainEnd = 0;
+
 /** Exact powers of ten as doubles (10^22 is the last one a double holds exactly). */
 const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
 
@@ -447,6 +488,7 @@ function plainDouble(buf: Uint8Array, p: number): number {
     while (c >= 0x30 && c <= 0x39) m = m * 10 + c - 0x30, digits++, frac++, c = buf[++i];
   }
   if (digits === 0 || digits > 15 || c === 0x65 || c === 0x45) return NaN;
+  plainEnd = i;
   const v = frac === 0 ? m : m / POW10[frac];
   return neg ? -v : v;
 }

@@ -5,12 +5,12 @@
  * @module
  */
 
-import type { F64Column, U64Column } from "../table/columns.ts";
+import type { U64Column } from "../table/columns.ts";
 import type { MetricsDecoded } from "./metrics_proto.ts";
 import { DecodeError } from "../errors.ts";
 import { DecodeMeter } from "./decode_limits.ts";
 import { decodeAllJson, type JsonDecoder, JsonRequestWalker } from "./json_request.ts";
-import { FieldNames, nextElement, pick, scanEnd, scanFields, skip } from "./json_scan.ts";
+import { FieldNames, nextElement, pick, scanEnd, scanFields } from "./json_scan.ts";
 import {
   addAttributesAt,
   arrayAt,
@@ -21,7 +21,9 @@ import {
   idAt,
   int32At,
   objectAt,
+  pushDoubleArrayAt,
   pushIdAt,
+  pushU64ArrayAt,
   scanWithAttributes,
   u64At,
   u64Out,
@@ -34,6 +36,7 @@ import {
   type GaugeTable,
   type MetricMeta,
   MetricsColumns,
+  type MetricTable,
   SumTable,
 } from "./metrics_proto.ts";
 import type { ScopeContext } from "./proto_request.ts";
@@ -49,10 +52,51 @@ export function decodeMetricsJson(requests: readonly unknown[]): MetricsDecoded 
 
 /** A decoder of OTLP/JSON metrics requests, one at a time, into one set of the five tables. */
 export function metricsJsonDecoder(meter: DecodeMeter): JsonDecoder<MetricsDecoded> {
-  const c = new MetricsColumns(meter);
-  meter.measure = () => c.byteLength();
-  const walker = new JsonRequestWalker(NAMES, (buf, p, ctx) => decodeMetric(c, buf, p, ctx), meter, false);
+  const c = new MetricsColumns(meter), head = new PendingHead();
+  meter.measure = () => {
+    head.flush();
+    return c.byteLength();
+  };
+  const walker = new JsonRequestWalker(
+    NAMES,
+    (buf, p, ctx) => decodeMetric(c, head, buf, p, ctx),
+    meter,
+    false,
+  );
   return { walk: (buf, p, base) => walker.walk(buf, p, base), result: () => c.result() };
+}
+
+/**
+ * The head columns (resource, scope, metric: the same for all of a metric's data points) of the rows
+ * of the metric being read, pushed for many rows at once: when its data points are read, and before the
+ * meter measures the decoded bytes, so that measurements count them.
+ */
+class PendingHead {
+  private table: MetricTable | undefined;
+  private ctx: ScopeContext | undefined;
+  private m: MetricMeta | undefined;
+  /** The table's rows up to here have their heads. */
+  private done = 0;
+
+  /** Starts a metric whose rows go into `table`. */
+  start(table: MetricTable, ctx: ScopeContext, m: MetricMeta): void {
+    this.table = table, this.ctx = ctx, this.m = m, this.done = table.rows.length;
+  }
+
+  /** Pushes the heads of the rows added since the last flush. */
+  flush(): void {
+    const t = this.table;
+    if (t === undefined) return;
+    const n = t.rows.length - this.done;
+    if (n > 0) t.pushHead(this.ctx!, this.m!, n);
+    this.done += n;
+  }
+
+  /** Flushes, and ends the metric. */
+  end(): void {
+    this.flush();
+    this.table = undefined;
+  }
 }
 
 function rethrow(e: unknown, segment: string): never {
@@ -123,7 +167,13 @@ const EXEMPLAR = new FieldNames([
 ]);
 const exemplarAt = new Int32Array(EXEMPLAR.size);
 
-function decodeMetric(c: MetricsColumns, buf: Uint8Array, p: number, ctx: ScopeContext): number {
+function decodeMetric(
+  c: MetricsColumns,
+  head: PendingHead,
+  buf: Uint8Array,
+  p: number,
+  ctx: ScopeContext,
+): number {
   scanFields(buf, p, METRIC, metricAt, true);
   const end = scanEnd.p;
   let kind = -1, data = -1;
@@ -152,6 +202,19 @@ function decodeMetric(c: MetricsColumns, buf: Uint8Array, p: number, ctx: ScopeC
       monotonic: kind === 1 ? boolAt(buf, monotonicAt, "isMonotonic") : false,
     };
     if (arrayAt(buf, pointsAt, "dataPoints")) {
+      head.start(
+        kind === 0
+          ? c.gauge
+          : kind === 1
+          ? c.sum
+          : kind === 2
+          ? c.histogram
+          : kind === 3
+          ? c.expHistogram
+          : c.summary,
+        ctx,
+        m,
+      );
       let i = 0;
       for (let q = nextElement(buf, pointsAt + 1); q >= 0; i++) {
         let pend: number;
@@ -167,13 +230,13 @@ function decodeMetric(c: MetricsColumns, buf: Uint8Array, p: number, ctx: ScopeC
               numberPoint(c, c.sum, buf, ctx, m, settings);
               break;
             case 2:
-              histogramPoint(c, buf, ctx, m, settings);
+              histogramPoint(c, buf, ctx, settings);
               break;
             case 3:
-              expHistogramPoint(c, buf, ctx, m, settings);
+              expHistogramPoint(c, buf, ctx, settings);
               break;
             default:
-              summaryPoint(c, buf, ctx, m);
+              summaryPoint(c, buf, ctx);
           }
         } catch (e) {
           rethrow(e, `dataPoints[${i}]`);
@@ -184,6 +247,8 @@ function decodeMetric(c: MetricsColumns, buf: Uint8Array, p: number, ctx: ScopeC
     }
   } catch (e) {
     rethrow(e, kindName);
+  } finally {
+    head.end(); // also after an error: every column then has the same rows
   }
   return end;
 }
@@ -241,8 +306,8 @@ function numberPoint(
     c.rejectValueless(m);
     return;
   }
-  // A failure below leaves a partial row; callers discard the whole request's rows on any error.
-  t.pushHead(ctx, m);
+  // A failure below leaves a partial row; callers discard the whole request's rows on any error. The
+  // head columns are pushed by PendingHead.
   c.scratch.flushToKeyed(t.attributes);
   pushTimes(t);
   t.value.push(value);
@@ -259,7 +324,6 @@ function histogramPoint(
   c: MetricsColumns,
   buf: Uint8Array,
   ctx: ScopeContext,
-  m: MetricMeta,
   settings: Settings,
 ): void {
   const t = c.histogram, at = pointAt;
@@ -270,19 +334,18 @@ function histogramPoint(
     minAt = pick(at, P_MIN),
     maxAt = pick(at, P_MAX);
   readTimes(buf);
-  const counts = scalarCount(buf, countsAt, "bucketCounts");
-  const bounds = scalarCount(buf, boundsAt, "explicitBounds");
+  // The lists go into their columns first (as in protobuf, where they come in the point's bytes), and
+  // are checked against each other then.
+  const counts = pushU64ArrayAt(t.bucketCounts.child, buf, countsAt, "bucketCounts");
+  const bounds = pushDoubleArrayAt(t.explicitBounds.child, buf, boundsAt, "explicitBounds");
   checkBuckets(counts, bounds);
   readAttributes(c, buf);
-  t.pushHead(ctx, m);
   c.scratch.flushToKeyed(t.attributes);
   pushTimes(t);
   u64At(buf, countAt, "count");
   t.count.push(u64Out.lo, u64Out.hi);
   t.sum.push(doubleAt(buf, sumAt, "sum"));
-  if (counts > 0) pushU64s(t.bucketCounts.child, buf, countsAt, "bucketCounts");
   t.bucketCounts.closeRow();
-  if (bounds > 0) pushDoubles(t.explicitBounds.child, buf, boundsAt, "explicitBounds");
   t.explicitBounds.closeRow();
   pushExemplars(t.exemplars, c.scratch, buf, exemplarsAt);
   t.flags.push(int32At(buf, flagsAt, "flags"));
@@ -296,7 +359,6 @@ function expHistogramPoint(
   c: MetricsColumns,
   buf: Uint8Array,
   ctx: ScopeContext,
-  m: MetricMeta,
   settings: Settings,
 ): void {
   const t = c.expHistogram, at = pointAt;
@@ -308,7 +370,6 @@ function expHistogramPoint(
   const flagsAt = pick(at, P_FLAGS), minAt = pick(at, P_MIN), maxAt = pick(at, P_MAX);
   readTimes(buf);
   readAttributes(c, buf);
-  t.pushHead(ctx, m);
   c.scratch.flushToKeyed(t.attributes);
   pushTimes(t);
   u64At(buf, countAt, "count");
@@ -317,8 +378,8 @@ function expHistogramPoint(
   t.scale.push(int32At(buf, scaleAt, "scale", true));
   u64At(buf, zeroAt, "zeroCount");
   t.zeroCount.push(u64Out.lo, u64Out.hi);
-  pushBuckets(t.positiveOffset, t.positiveBucketCounts, buf, posAt, "positive");
-  pushBuckets(t.negativeOffset, t.negativeBucketCounts, buf, negAt, "negative");
+  pushBuckets(t.positiveOffset, t.positiveBucketCounts, buf, posAt, "positive", "positive.bucketCounts");
+  pushBuckets(t.negativeOffset, t.negativeBucketCounts, buf, negAt, "negative", "negative.bucketCounts");
   pushExemplars(t.exemplars, c.scratch, buf, exemplarsAt);
   t.flags.push(int32At(buf, flagsAt, "flags"));
   t.min.push(doubleAt(buf, minAt, "min"));
@@ -334,19 +395,17 @@ function pushBuckets(
   buf: Uint8Array,
   p: number,
   name: string,
+  listName: string,
 ): void {
   if (objectAt(buf, p, name)) {
     scanFields(buf, p, BUCKETS, bucketsAt);
-    const listAt = pick(bucketsAt, 1);
     offsets.push(int32At(buf, pick(bucketsAt, 0), `${name}.offset`, true));
-    if (scalarCount(buf, listAt, "bucketCounts") > 0) {
-      pushU64s(counts.child, buf, listAt, `${name}.bucketCounts`);
-    }
+    pushU64ArrayAt(counts.child, buf, pick(bucketsAt, 1), listName);
   } else offsets.push(0);
   counts.closeRow();
 }
 
-function summaryPoint(c: MetricsColumns, buf: Uint8Array, ctx: ScopeContext, m: MetricMeta): void {
+function summaryPoint(c: MetricsColumns, buf: Uint8Array, ctx: ScopeContext): void {
   const t = c.summary, at = pointAt;
   const countAt = pick(at, P_COUNT),
     sumAt = pick(at, P_SUM),
@@ -354,7 +413,6 @@ function summaryPoint(c: MetricsColumns, buf: Uint8Array, ctx: ScopeContext, m: 
     flagsAt = pick(at, P_FLAGS);
   readTimes(buf);
   readAttributes(c, buf);
-  t.pushHead(ctx, m);
   c.scratch.flushToKeyed(t.attributes);
   pushTimes(t);
   u64At(buf, countAt, "count");
@@ -408,31 +466,4 @@ function pushExemplars(x: ExemplarColumns, scratch: AttrScratch, buf: Uint8Array
     }
   }
   x.closeRow();
-}
-
-/** The number of elements of the array field at `p` (0 when absent or null); anything else is an error. */
-function scalarCount(buf: Uint8Array, p: number, name: string): number {
-  if (!arrayAt(buf, p, name)) return 0;
-  let n = 0;
-  for (let q = nextElement(buf, p + 1); q >= 0; q = nextElement(buf, skip(buf, q))) n++;
-  return n;
-}
-
-function pushU64s(col: U64Column, buf: Uint8Array, p: number, name: string): void {
-  let i = 0;
-  for (let q = nextElement(buf, p + 1); q >= 0; i++) {
-    if (buf[q] === 0x6e) throw new DecodeError("expected a number", `${name}[${i}]`);
-    u64At(buf, q, `${name}[${i}]`);
-    col.push(u64Out.lo, u64Out.hi);
-    q = nextElement(buf, skip(buf, q));
-  }
-}
-
-function pushDoubles(col: F64Column, buf: Uint8Array, p: number, name: string): void {
-  let i = 0;
-  for (let q = nextElement(buf, p + 1); q >= 0; i++) {
-    if (buf[q] === 0x6e) throw new DecodeError("expected a number", `${name}[${i}]`);
-    col.push(doubleAt(buf, q, `${name}[${i}]`));
-    q = nextElement(buf, skip(buf, q));
-  }
 }

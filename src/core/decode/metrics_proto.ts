@@ -94,19 +94,19 @@ export class MetricTable {
     this.time = rows.col("TimeUnix");
   }
 
-  /** Appends the resource, scope and metric columns of one row (not Attributes and the times). */
-  pushHead(ctx: ScopeContext, m: MetricMeta): void {
-    ctx.resource.attributes.pushTo(this.resourceAttributes);
-    this.resourceSchemaUrl.pushRepeated(ctx.resourceSchemaUrl, 1);
-    this.scopeName.pushRepeated(ctx.scope.name, 1);
-    this.scopeVersion.pushRepeated(ctx.scope.version, 1);
-    ctx.scope.attributes.pushTo(this.scopeAttributes);
-    this.scopeDroppedAttrCount.push(ctx.scope.droppedAttributesCount);
-    this.scopeSchemaUrl.pushRepeated(ctx.scopeSchemaUrl, 1);
-    this.serviceName.pushRepeated(ctx.serviceBytes, 1);
-    this.metricName.pushRepeated(m.name, 1);
-    this.metricDescription.pushRepeated(m.description, 1);
-    this.metricUnit.pushRepeated(m.unit, 1);
+  /** Appends the resource, scope and metric columns of `times` rows (not Attributes and the times). */
+  pushHead(ctx: ScopeContext, m: MetricMeta, times = 1): void {
+    ctx.resource.attributes.pushRepeated(this.resourceAttributes, times);
+    this.resourceSchemaUrl.pushRepeated(ctx.resourceSchemaUrl, times);
+    this.scopeName.pushRepeated(ctx.scope.name, times);
+    this.scopeVersion.pushRepeated(ctx.scope.version, times);
+    ctx.scope.attributes.pushRepeated(this.scopeAttributes, times);
+    for (let i = 0; i < times; i++) this.scopeDroppedAttrCount.push(ctx.scope.droppedAttributesCount);
+    this.scopeSchemaUrl.pushRepeated(ctx.scopeSchemaUrl, times);
+    this.serviceName.pushRepeated(ctx.serviceBytes, times);
+    this.metricName.pushRepeated(m.name, times);
+    this.metricDescription.pushRepeated(m.description, times);
+    this.metricUnit.pushRepeated(m.unit, times);
   }
 }
 

@@ -969,6 +969,31 @@ Deno.test("invalid requests are DecodeErrors that name the field", () => {
       { name: "q", summary: { dataPoints: [{ quantileValues: [{ quantile: true }] }] } },
       `${P}summary.dataPoints[0].quantileValues[0].quantile: expected a number`,
     ],
+    [
+      "bound not a number",
+      { name: "h", histogram: { dataPoints: [{ bucketCounts: [1, 2, 3], explicitBounds: [1, "x"] }] } },
+      `${P}histogram.dataPoints[0].explicitBounds[1]: `,
+    ],
+    [
+      "bucket count an object",
+      { name: "h", histogram: { dataPoints: [{ bucketCounts: ["1", {}], explicitBounds: [1] }] } },
+      `${P}histogram.dataPoints[0].bucketCounts[1]: `,
+    ],
+    [
+      "bucket count past 64 bits",
+      { name: "h", histogram: { dataPoints: [{ bucketCounts: ["18446744073709551616"] }] } },
+      `${P}histogram.dataPoints[0].bucketCounts[0]: `,
+    ],
+    [
+      "positive buckets not a list",
+      { name: "e", exponentialHistogram: { dataPoints: [{ positive: { bucketCounts: 5 } }] } },
+      `${P}exponentialHistogram.dataPoints[0].positive.bucketCounts: `,
+    ],
+    [
+      "negative bucket count null",
+      { name: "e", exponentialHistogram: { dataPoints: [{ negative: { bucketCounts: [1, null] } }] } },
+      `${P}exponentialHistogram.dataPoints[0].negative.bucketCounts[1]: expected a number`,
+    ],
   ];
   for (const [what, m, start] of jsonCases) {
     try {
