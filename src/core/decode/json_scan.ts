@@ -342,6 +342,23 @@ export class FieldNames {
     return this.order[k] = this.lookup(buf, s, e, esc);
   }
 
+  /**
+   * When the key starting at `buf[p]` (its opening quote) is the known name the `k`-th key of the last
+   * object scanned was, byte for byte, the position after it (its slot in `guessed`); else -1. No name has
+   * a backslash, so the quote after matching bytes closes the key.
+   */
+  guessNth(buf: Uint8Array, p: number, k: number): number {
+    const slot = k < 32 ? this.order[k] : -1;
+    if (slot < 0) return -1;
+    const name = this.bytes[slot], n = name.length, s = p + 1;
+    if (buf[s + n] !== 0x22) return -1;
+    for (let i = 0; i < n; i++) if (buf[s + i] !== name[i]) return -1;
+    this.guessed = slot;
+    return s + n + 1;
+  }
+  /** The slot of the key guessNth last matched. */
+  guessed = -1;
+
   /** The slot of the key whose contents are `buf[s, e)` (`esc`: with escapes), or -1. */
   lookup(buf: Uint8Array, s: number, e: number, esc: boolean): number {
     if (esc) return this.byName.get(decodeString(buf, s, e, true)) ?? -1;
@@ -401,8 +418,13 @@ export function scanFields(
     return 0;
   }
   for (;;) {
-    p = skipString(buf, p);
-    const slot = names.lookupNth(buf, str.s, str.e, str.esc, keys);
+    const guessEnd = names.guessNth(buf, p, keys);
+    let slot: number;
+    if (guessEnd >= 0) p = guessEnd, slot = names.guessed;
+    else {
+      p = skipString(buf, p);
+      slot = names.lookupNth(buf, str.s, str.e, str.esc, keys);
+    }
     if (buf[p] !== 0x3a) p = ws(buf, p);
     p++;
     if (WS[buf[p]] === 1) p = ws(buf, p);

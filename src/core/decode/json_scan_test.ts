@@ -195,6 +195,29 @@ Deno.test("fields in any order give the same rows; the last of a repeated key wi
   }
 });
 
+Deno.test("keys like the last object's names but not them (prefix, longer, escaped) are read by what they are", () => {
+  // The scanner first tries the name the same key position had in the last object, byte for byte.
+  const logs = (records: string[]) =>
+    `{"resourceLogs":[{"scopeLogs":[{"logRecords":[${records.join(",")}]}]}]}`;
+  const first = '{"timeUnixNano":"5","severityText":"a","body":{"stringValue":"x"}}';
+  const tricky = [
+    first,
+    // Shorter and longer than the names at their positions: unknown fields, ignored.
+    '{"timeUnixNan":"6","severityTexts":"b","bod":{"stringValue":"y"}}',
+    // A name spelled with escapes is the name; one with an escaped quote inside is another key.
+    '{"time\\u0055nixNano":"7","severityText\\"":"c","body":{"stringValue":"z"}}',
+    // A known name where another one stood before.
+    '{"severityText":"d","timeUnixNano":"8","body":{"stringValue":"w"}}',
+  ];
+  const plain = [
+    first,
+    "{}",
+    '{"timeUnixNano":"7","body":{"stringValue":"z"}}',
+    '{"timeUnixNano":"8","severityText":"d","body":{"stringValue":"w"}}',
+  ];
+  assert.deepEqual(files(decodeJson("logs", logs(tricky))), files(decodeJson("logs", logs(plain))));
+});
+
 Deno.test("errors: invalid UTF-8 anywhere comes first, then JSON's grammar, then the fields", () => {
   const bad = new Uint8Array([...utf8.encode(oneLog('{"x":"')), 0xff, ...utf8.encode('"}')]);
   assert.match(refusal(() => decodeJson("logs", bad)).message, /body is not valid UTF-8/);
