@@ -385,6 +385,38 @@ function plainU64At(buf: Uint8Array, p: number): number {
   return quoted ? e + 1 : e;
 }
 
+/** The last quoted 64-bit integer a `u64AtMemo` read: its text (quotes included) and its words. */
+export class U64Memo {
+  readonly text = new Uint8Array(24);
+  length = 0;
+  lo = 0;
+  hi = 0;
+}
+
+/**
+ * Like u64At, for fields whose values repeat from one object to the next (a metric's data points share
+ * their start and end times): the same text as `memo`'s is not read again.
+ */
+export function u64AtMemo(buf: Uint8Array, p: number, name: string, memo: U64Memo): void {
+  if (p >= 0 && buf[p] === QUOTE) {
+    const text = memo.text, n = memo.length;
+    let i = 0;
+    while (i < n && buf[p + i] === text[i]) i++;
+    if (i === n && n > 0) {
+      u64Out.lo = memo.lo, u64Out.hi = memo.hi;
+      return;
+    }
+    const end = plainU64At(buf, p);
+    if (end >= 0) {
+      // From quote to quote: text that matches it in full is this value, whatever follows.
+      for (let k = p; k < end; k++) text[k - p] = buf[k];
+      memo.length = end - p, memo.lo = u64Out.lo, memo.hi = u64Out.hi;
+      return;
+    }
+  }
+  u64At(buf, p, name);
+}
+
 /**
  * Appends the elements of the array field at `p` (-1 or null: none) to `col` as unsigned 64-bit
  * integers, in one pass over them; returns how many. An element's errors name it `name[i]` (a path

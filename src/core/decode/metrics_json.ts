@@ -26,6 +26,8 @@ import {
   pushU64ArrayAt,
   scanWithAttributes,
   u64At,
+  u64AtMemo,
+  U64Memo,
   u64Out,
   utf8At,
 } from "./json_values.ts";
@@ -276,10 +278,12 @@ function readAttributes(c: MetricsColumns, buf: Uint8Array): void {
 /** Start and end time words of a data point, read in one place so both formats agree. */
 const times = { sLo: 0, sHi: 0, tLo: 0, tHi: 0 };
 
+const startMemo = new U64Memo(), timeMemo = new U64Memo();
+
 function readTimes(buf: Uint8Array): void {
-  u64At(buf, pick(pointAt, P_START), "startTimeUnixNano");
+  u64AtMemo(buf, pick(pointAt, P_START), "startTimeUnixNano", startMemo);
   times.sLo = u64Out.lo, times.sHi = u64Out.hi;
-  u64At(buf, pick(pointAt, P_TIME), "timeUnixNano");
+  u64AtMemo(buf, pick(pointAt, P_TIME), "timeUnixNano", timeMemo);
   times.tLo = u64Out.lo, times.tHi = u64Out.hi;
 }
 

@@ -778,6 +778,38 @@ Deno.test("packed and unpacked repeated fields, negative scales and offsets, and
   assert.deepStrictEqual(g.map((r) => r.Value), [-(2 ** 60), 2 ** 62]);
 });
 
+Deno.test("JSON times that repeat, nearly repeat or change between data points are each read as written", () => {
+  // Start and end times are remembered from one point to the next (their text, quotes included).
+  const times = [
+    "1700000000000000000",
+    "1700000000000000000",
+    "1700000000000000001",
+    "170000000000000000",
+    "17000000000000000",
+    "1700000000000000000",
+    "0",
+    "1800000000000000000",
+    "1",
+    "11",
+  ];
+  const dataPoints = times.map((t, i) => ({
+    startTimeUnixNano: times[times.length - 1 - i],
+    timeUnixNano: t,
+    asInt: i,
+  }));
+  // The same points, the last one with its times as JSON numbers (read as JSON.parse reads them).
+  dataPoints.push({
+    startTimeUnixNano: 5 as unknown as string,
+    timeUnixNano: 11 as unknown as string,
+    asInt: 10,
+  });
+  const rows = tablesOf(decodeJson(jsonRequest({ name: "g", gauge: { dataPoints } }))).otel_metrics_gauge!;
+  assert.deepStrictEqual(
+    rows.map((r) => [r.StartTimeUnix, r.TimeUnix]),
+    [...times.map((t, i) => [BigInt(times[times.length - 1 - i]), BigInt(t)]), [5n, 11n]],
+  );
+});
+
 Deno.test("JSON accepts enums as numbers or names, proto field names and 64-bit integers as numbers", () => {
   const base = {
     name: "s",
