@@ -384,12 +384,19 @@ export function sortUniqueKeys(
   return m;
 }
 
+/** How many tables a PreparedMap remembers being added to: the five metrics tables. */
+const MAX_TABLES = 8;
+
 /** A prepared map row (resource or scope attributes), appended to many rows cheaply. */
 export class PreparedMap {
   private readonly col: MapColumn;
-  /** The column this map was last added to as a distinct map, and its index there. */
-  private addedTo: SharedMapColumn | undefined;
-  private id = -1;
+  /**
+   * The columns this map was added to as a distinct map (the last few), and its index in each: a
+   * resource's metrics go to several tables in turn, and each keeps one copy of the map.
+   */
+  private readonly addedTo: (SharedMapColumn | undefined)[] = [];
+  private readonly ids: number[] = [];
+  private next = 0;
   constructor(col: MapColumn) {
     this.col = col;
   }
@@ -399,8 +406,16 @@ export class PreparedMap {
   }
   /** Appends this map as `times` more rows of `map` (stored once in it, however many rows hold it). */
   pushRepeated(map: SharedMapColumn, times: number): void {
-    if (this.addedTo !== map) this.id = map.addMap(this.col, 0), this.addedTo = map;
-    map.pushId(this.id, times);
+    const added = this.addedTo;
+    let k = 0;
+    while (k < added.length && added[k] !== map) k++;
+    if (k === added.length) {
+      // Up to MAX_TABLES columns are remembered; past them, the oldest is forgotten (and added again).
+      k = added.length < MAX_TABLES ? added.length : this.next;
+      this.next = (k + 1) % MAX_TABLES;
+      added[k] = map, this.ids[k] = map.addMap(this.col, 0);
+    }
+    map.pushId(this.ids[k], times);
   }
   /** Value of a key, if present. */
   lookup(key: string): string | undefined {

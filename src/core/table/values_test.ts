@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { KeyedMapColumn, MapColumn } from "./columns.ts";
-import { AttrScratch } from "./values.ts";
+import { KeyedMapColumn, MapColumn, SharedMapColumn } from "./columns.ts";
+import { AttrScratch, PreparedMap } from "./values.ts";
 
 /** Adds `[key, value]` entries to the scratch, in this order. */
 function add(scratch: AttrScratch, ...entries: [string, string][]): void {
@@ -40,4 +40,23 @@ Deno.test("AttrScratch.flushToKeyed reuses the last row's order and list only fo
   // Distinct key lists in k1: [a, b], [a, c] and the empty one; rows refer to them, not to copies.
   assertEquals(k1.lists.length, 3);
   assertEquals(k2.lists.length, 1);
+});
+
+Deno.test("a PreparedMap pushed to several tables in turn is stored once in each", () => {
+  // A resource's metrics alternate between the gauge, sum and histogram tables: each table keeps one
+  // copy of the resource's attributes, however often the tables alternate.
+  const col = new MapColumn();
+  col.keys.pushString("service.name"), col.values.pushString("svc"), col.closeRow();
+  const resource = new PreparedMap(col);
+  const tables = Array.from({ length: 10 }, () => new SharedMapColumn());
+  for (let round = 0; round < 5; round++) {
+    for (const t of tables.slice(0, 3)) resource.pushRepeated(t, 2);
+  }
+  for (const t of tables.slice(0, 3)) {
+    assertEquals([t.length, t.distinct.length, t.get(9)], [10, 1, { "service.name": "svc" }]);
+  }
+  // More tables than it remembers: rows stay right; a forgotten table gets a second copy, no more.
+  for (let round = 0; round < 2; round++) for (const t of tables) resource.pushTo(t);
+  for (const t of tables) assertEquals(t.get(t.length - 1), { "service.name": "svc" });
+  assertEquals(tables.map((t) => t.distinct.length), [2, 2, 2, 2, 2, 2, 2, 2, 2, 2]);
 });
