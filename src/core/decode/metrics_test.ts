@@ -797,7 +797,7 @@ Deno.test("JSON times that repeat, nearly repeat or change between data points a
     timeUnixNano: t,
     asInt: i,
   }));
-  // The same points, the last one with its times as JSON numbers (read as JSON.parse reads them).
+  // One more point with its times as JSON numbers (read as JSON.parse reads them).
   dataPoints.push({
     startTimeUnixNano: 5 as unknown as string,
     timeUnixNano: 11 as unknown as string,
