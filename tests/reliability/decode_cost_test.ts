@@ -185,6 +185,108 @@ Deno.test("decodeRequest() decodes histograms with 1 000 000 packed bucket count
   assert.ok(r.stats.decodedBytes <= (1 << 20) + CHECK_EVERY * 8 + 4096, `${r.stats.decodedBytes}`);
 });
 
+/** `[item,item,…]`: `n` copies of a JSON value. */
+const jsonList = (item: string, n: number) => `[${`${item},`.repeat(n - 1)}${item}]`;
+/** A JSON request of one record of `signal` whose fields are `record` (JSON text of its members). */
+function jsonRecord(signal: Signal, record: string): Uint8Array {
+  const item = signal === "logs"
+    ? `"scopeLogs":[{"logRecords":[{${record}}]}]`
+    : signal === "traces"
+    ? `"scopeSpans":[{"spans":[{${record}}]}]`
+    : `"scopeMetrics":[{"metrics":[{"name":"m",${record}}]}]`;
+  const resources = signal === "logs"
+    ? "resourceLogs"
+    : signal === "traces"
+    ? "resourceSpans"
+    : "resourceMetrics";
+  return utf8.encode(`{"${resources}":[{${item}}]}`);
+}
+
+Deno.test("JSON: a record's lists are counted while they are read, as protobuf's: decoded bytes stay bounded", () => {
+  // Two or three bytes of JSON decode to 8-50 bytes of columns here: without counting inside the list,
+  // one record of a 64 MiB body would hold gigabytes before the bound was looked at.
+  const n = 200_000;
+  const cases: [string, Uint8Array, number][] = [
+    [
+      "exemplars",
+      jsonRecord("metrics", `"gauge":{"dataPoints":[{"asInt":1,"exemplars":${jsonList("{}", n)}}]}`),
+      64 << 10,
+    ],
+    [
+      "quantiles",
+      jsonRecord("metrics", `"summary":{"dataPoints":[{"quantileValues":${jsonList("{}", 60_000)}}]}`),
+      64 << 10,
+    ],
+    [
+      "exponential buckets",
+      jsonRecord(
+        "metrics",
+        `"exponentialHistogram":{"dataPoints":[{"positive":{"bucketCounts":${jsonList("0", n)}}}]}`,
+      ),
+      CHECK_EVERY * 8 + 4096,
+    ],
+    [
+      "histogram buckets",
+      jsonRecord(
+        "metrics",
+        `"histogram":{"dataPoints":[{"bucketCounts":${jsonList("0", n + 1)},"explicitBounds":${
+          jsonList("0", n)
+        }}]}`,
+      ),
+      CHECK_EVERY * 8 + 4096,
+    ],
+    ["events", jsonRecord("traces", `"events":${jsonList("{}", 60_000)}`), 64 << 10],
+    ["links", jsonRecord("traces", `"links":${jsonList("{}", 60_000)}`), 64 << 10],
+  ];
+  const bound = 1 << 19;
+  for (const [what, body, slack] of cases) {
+    const signal = what === "events" || what === "links" ? "traces" : "metrics";
+    const r = refusal(signal, body, { format: "json", maxDecodedBytes: bound });
+    assert.ok(
+      r.error instanceof DecodeLimitError && r.error.limit === "decodedBytes",
+      `${what}: ${r.error.message}`,
+    );
+    assert.ok(
+      r.stats.decodedBytes <= bound + slack,
+      `${what}: ${r.stats.decodedBytes} bytes held when refused`,
+    );
+  }
+});
+
+Deno.test("JSON: a record with more nested items than MAX_ITEMS_PER_RECORD is refused, as in protobuf", () => {
+  const over = MAX_ITEMS_PER_RECORD + 1024, attr = '{"key":"a"}';
+  const cases: [Signal, string, string][] = [
+    ["logs", "attributes", `"attributes":${jsonList(attr, over)}`],
+    ["traces", "attributes", `"attributes":${jsonList(attr, over)}`],
+    ["traces", "events", `"events":${jsonList("{}", over)}`],
+    ["traces", "links", `"links":${jsonList("{}", over)}`],
+    ["traces", "attributes", `"events":[{"attributes":${jsonList(attr, over)}}]`],
+    ["metrics", "attributes", `"gauge":{"dataPoints":[{"asInt":1,"attributes":${jsonList(attr, over)}}]}`],
+    ["metrics", "exemplars", `"gauge":{"dataPoints":[{"asInt":1,"exemplars":${jsonList("{}", over)}}]}`],
+    [
+      "metrics",
+      "filteredAttributes",
+      `"gauge":{"dataPoints":[{"asInt":1,"exemplars":[{"filteredAttributes":${jsonList(attr, over)}}]}]}`,
+    ],
+    ["metrics", "quantileValues", `"summary":{"dataPoints":[{"quantileValues":${jsonList("{}", over)}}]}`],
+  ];
+  for (const [signal, what, record] of cases) {
+    const r = refusal(signal, jsonRecord(signal, record), { format: "json" });
+    assert.ok(
+      r.error instanceof DecodeLimitError && r.error.limit === "items",
+      `${what}: ${r.error.message}`,
+    );
+    assert.match(r.error.message, new RegExp(`more than 65536 ${what} in one record`));
+    assert.ok(
+      r.stats.items <= MAX_ITEMS_PER_RECORD + 1024,
+      `${what}: ${r.stats.items} items before the refusal`,
+    );
+  }
+  // At the cap, a record is decoded (and its attributes, all under one key, are one).
+  const atCap = jsonRecord("logs", `"attributes":${jsonList(attr, MAX_ITEMS_PER_RECORD)}`);
+  assert.equal(decode("logs", atCap, { format: "json" }).decoded.records, 1);
+});
+
 Deno.test("decodeRequest() reads JSON Lines a line at a time: work grows linearly with the lines", () => {
   const counts: DecodeStats[] = [];
   for (const n of [100_000, 200_000]) {

@@ -14,6 +14,7 @@
 import { type F64Column, MapColumn, type StrColumn, type U64Column } from "../table/columns.ts";
 import { DecodeError, quote } from "../errors.ts";
 import type { Envelope } from "./proto_values.ts";
+import type { DecodeMeter } from "./decode_limits.ts";
 import {
   type AttrScratch,
   fromBase64,
@@ -420,9 +421,17 @@ export function u64AtMemo(buf: Uint8Array, p: number, name: string, memo: U64Mem
 /**
  * Appends the elements of the array field at `p` (-1 or null: none) to `col` as unsigned 64-bit
  * integers, in one pass over them; returns how many. An element's errors name it `name[i]` (a path
- * built only then); null is not a number here.
+ * built only then); null is not a number here. Every 1024th value of `col` is counted by `meter` (as
+ * protobuf's packed counts are): "0," decodes to eight bytes, so the decoded-bytes bound is checked
+ * while a long list is read, not after it.
  */
-export function pushU64ArrayAt(col: U64Column, buf: Uint8Array, p: number, name: string): number {
+export function pushU64ArrayAt(
+  col: U64Column,
+  buf: Uint8Array,
+  p: number,
+  name: string,
+  meter: DecodeMeter,
+): number {
   if (!arrayAt(buf, p, name)) return 0;
   let i = 0;
   for (let q = nextElement(buf, p + 1); q >= 0; i++) {
@@ -433,13 +442,20 @@ export function pushU64ArrayAt(col: U64Column, buf: Uint8Array, p: number, name:
       end = skip(buf, q);
     }
     col.push(u64Out.lo, u64Out.hi);
+    if ((col.length & 1023) === 0) meter.items(1024);
     q = nextElement(buf, end);
   }
   return i;
 }
 
 /** Like pushU64ArrayAt, for doubles. */
-export function pushDoubleArrayAt(col: F64Column, buf: Uint8Array, p: number, name: string): number {
+export function pushDoubleArrayAt(
+  col: F64Column,
+  buf: Uint8Array,
+  p: number,
+  name: string,
+  meter: DecodeMeter,
+): number {
   if (!arrayAt(buf, p, name)) return 0;
   let i = 0;
   for (let q = nextElement(buf, p + 1); q >= 0; i++) {
@@ -450,6 +466,7 @@ export function pushDoubleArrayAt(col: F64Column, buf: Uint8Array, p: number, na
       end = skip(buf, q);
     }
     col.push(v);
+    if ((col.length & 1023) === 0) meter.items(1024);
     q = nextElement(buf, end);
   }
   return i;
@@ -775,13 +792,51 @@ function element(buf: Uint8Array, p: number, name: string, depth: number): strin
 }
 
 /**
- * Adds the attribute list at `p` (-1: absent) to the scratch; returns the position after it (-1 when
- * absent). Each entry's key must be a string, and its value an AnyValue.
+ * Calls `each(q)` for every element of the array at `p` (an array: see arrayAt), each of which must be
+ * an object (`each` returns the position after it), with errors placed under `name[i]`. The elements
+ * are counted by `meter` as a record's nested items, every 1024th against `maxItemsPerRecord` ("more
+ * than … `name` in one record"), as their protobuf twins are.
  */
-export function addAttributesAt(scratch: AttrScratch, buf: Uint8Array, p: number, name: string): number {
+export function eachObjectAt(
+  buf: Uint8Array,
+  p: number,
+  name: string,
+  meter: DecodeMeter,
+  each: (q: number) => number,
+): void {
+  let i = 0;
+  for (let q = nextElement(buf, p + 1); q >= 0;) {
+    let end: number;
+    try {
+      if (buf[q] !== LBRACE) throw new DecodeError("expected an object");
+      end = each(q);
+    } catch (e) {
+      if (e instanceof DecodeError) throw e.within(`${name}[${i}]`);
+      throw e;
+    }
+    q = nextElement(buf, end);
+    if ((++i & 1023) === 0) meter.nested(i, name);
+  }
+  meter.items(i & 1023);
+}
+
+/**
+ * Adds the attribute list at `p` (-1: absent) to the scratch; returns the position after it (-1 when
+ * absent). Each entry's key must be a string, and its value an AnyValue. With `meter` (a record's own
+ * lists), every 1024th entry is counted as its protobuf twin counts them: past `maxItemsPerRecord`, a
+ * DecodeLimitError "more than … `what` in one record".
+ */
+export function addAttributesAt(
+  scratch: AttrScratch,
+  buf: Uint8Array,
+  p: number,
+  name: string,
+  meter?: DecodeMeter,
+  what = "attributes",
+): number {
   if (!arrayAt(buf, p, name)) return p < 0 ? -1 : p + 4;
   let i = 0;
-  for (let q = nextElement(buf, p + 1); q >= 0; i++) {
+  for (let q = nextElement(buf, p + 1); q >= 0;) {
     const c = buf[q];
     let end: number;
     if (c === LBRACE) {
@@ -792,6 +847,7 @@ export function addAttributesAt(scratch: AttrScratch, buf: Uint8Array, p: number
       throw new DecodeError("expected a string", `${name}[${i}].key`);
     } else throw new DecodeError("expected a KeyValue object", `${name}[${i}]`);
     q = nextElement(buf, end);
+    if ((++i & 1023) === 0 && meter !== undefined) meter.nested(i, what);
   }
   return scanEnd.p;
 }
@@ -859,6 +915,7 @@ function keyValueInOrder(scratch: AttrScratch, buf: Uint8Array, q: number, name:
  * `field`, a repeated key replacing the list) into `scratch` in the same pass; says whether it did. When
  * the list is not valid, nothing is left in the scratch and the fields are scanned again without it
  * (false): the caller reads the list in its place among the checks, for the error that order gives.
+ * `meter` counts the entries (addAttributesAt); a DecodeLimitError is not caught here.
  */
 export function scanWithAttributes(
   buf: Uint8Array,
@@ -867,8 +924,9 @@ export function scanWithAttributes(
   at: Int32Array,
   field: number,
   scratch: AttrScratch,
+  meter?: DecodeMeter,
 ): boolean {
-  attrBuf = buf, attrScratch = scratch;
+  attrBuf = buf, attrScratch = scratch, attrMeter = meter;
   scratch.reset();
   try {
     scanFields(buf, p, names, at, false, 2 * field, readAttributes);
@@ -881,11 +939,11 @@ export function scanWithAttributes(
   return false;
 }
 
-let attrBuf: Uint8Array = EMPTY, attrScratch: AttrScratch | undefined;
+let attrBuf: Uint8Array = EMPTY, attrScratch: AttrScratch | undefined, attrMeter: DecodeMeter | undefined;
 
 function readAttributes(q: number, again: boolean): number {
   if (again) attrScratch!.reset();
-  return addAttributesAt(attrScratch!, attrBuf, q, "attributes");
+  return addAttributesAt(attrScratch!, attrBuf, q, "attributes", attrMeter);
 }
 
 const ENVELOPE = new FieldNames(["attributes", "name", "version", "droppedAttributesCount"]);

@@ -87,7 +87,7 @@ const FIELDS = new FieldNames([
 const at = new Int32Array(FIELDS.size);
 
 function decodeLogRecord(c: LogsColumns, buf: Uint8Array, p: number, ctx: ScopeContext): number {
-  const read = scanWithAttributes(buf, p, FIELDS, at, 9, c.scratch);
+  const read = scanWithAttributes(buf, p, FIELDS, at, 9, c.scratch, c.meter);
   const end = scanEnd.p;
   const traceAt = pick(at, 1), spanAt = pick(at, 2), observedAt = pick(at, 4), textAt = pick(at, 5);
   const eventAt = pick(at, 6), bodyAt = pick(at, 8), attributesAt = pick(at, 9);
@@ -108,7 +108,7 @@ function decodeLogRecord(c: LogsColumns, buf: Uint8Array, p: number, ctx: ScopeC
   pushStringAt(c.severityText, buf, textAt, "severityText");
   c.severityNumber.push(severity);
   pushAnyValueAt(c.body, buf, bodyAt, "body");
-  if (!read) addAttributesAt(c.scratch, buf, attributesAt, "attributes");
+  if (!read) addAttributesAt(c.scratch, buf, attributesAt, "attributes", c.meter);
   c.scratch.flushToKeyed(c.logAttributes);
   pushStringAt(c.eventName, buf, eventAt, "eventName");
   c.pushEnvelope(ctx);

@@ -16,6 +16,7 @@ import {
   arrayAt,
   boolAt,
   doubleAt,
+  eachObjectAt,
   enumAt,
   i64NumberAt,
   idAt,
@@ -42,7 +43,6 @@ import {
   SumTable,
 } from "./metrics_proto.ts";
 import type { ScopeContext } from "./proto_request.ts";
-import type { AttrScratch } from "../table/values.ts";
 
 const NAMES = { resources: "resourceMetrics", scopes: "scopeMetrics", items: "metrics" };
 
@@ -222,7 +222,7 @@ function decodeMetric(
         let pend: number;
         try {
           if (buf[q] !== 0x7b) throw new DecodeError("expected an object");
-          attributesRead = scanWithAttributes(buf, q, POINT, pointAt, P_ATTRIBUTES, c.scratch);
+          attributesRead = scanWithAttributes(buf, q, POINT, pointAt, P_ATTRIBUTES, c.scratch, c.meter);
           pend = scanEnd.p;
           switch (kind) {
             case 0:
@@ -272,7 +272,7 @@ let attributesRead = false;
 function readAttributes(c: MetricsColumns, buf: Uint8Array): void {
   if (attributesRead) return;
   c.scratch.reset();
-  addAttributesAt(c.scratch, buf, pick(pointAt, P_ATTRIBUTES), "attributes");
+  addAttributesAt(c.scratch, buf, pick(pointAt, P_ATTRIBUTES), "attributes", c.meter);
 }
 
 /** Start and end time words of a data point, read in one place so both formats agree. */
@@ -316,7 +316,7 @@ function numberPoint(
   pushTimes(t);
   t.value.push(value);
   t.flags.push(flags);
-  pushExemplars(t.exemplars, c.scratch, buf, exemplarsAt);
+  pushExemplars(t.exemplars, c, buf, exemplarsAt);
   if (t instanceof SumTable) {
     t.temporality.push(settings.temporality);
     t.isMonotonic.push(settings.monotonic ? 1 : 0);
@@ -340,8 +340,8 @@ function histogramPoint(
   readTimes(buf);
   // The lists go into their columns first (as in protobuf, where they come in the point's bytes), and
   // are checked against each other then.
-  const counts = pushU64ArrayAt(t.bucketCounts.child, buf, countsAt, "bucketCounts");
-  const bounds = pushDoubleArrayAt(t.explicitBounds.child, buf, boundsAt, "explicitBounds");
+  const counts = pushU64ArrayAt(t.bucketCounts.child, buf, countsAt, "bucketCounts", c.meter);
+  const bounds = pushDoubleArrayAt(t.explicitBounds.child, buf, boundsAt, "explicitBounds", c.meter);
   checkBuckets(counts, bounds);
   readAttributes(c, buf);
   c.scratch.flushToKeyed(t.attributes);
@@ -351,7 +351,7 @@ function histogramPoint(
   t.sum.push(doubleAt(buf, sumAt, "sum"));
   t.bucketCounts.closeRow();
   t.explicitBounds.closeRow();
-  pushExemplars(t.exemplars, c.scratch, buf, exemplarsAt);
+  pushExemplars(t.exemplars, c, buf, exemplarsAt);
   t.flags.push(int32At(buf, flagsAt, "flags"));
   t.min.push(doubleAt(buf, minAt, "min"));
   t.max.push(doubleAt(buf, maxAt, "max"));
@@ -382,9 +382,9 @@ function expHistogramPoint(
   t.scale.push(int32At(buf, scaleAt, "scale", true));
   u64At(buf, zeroAt, "zeroCount");
   t.zeroCount.push(u64Out.lo, u64Out.hi);
-  pushBuckets(t.positiveOffset, t.positiveBucketCounts, buf, posAt, "positive", "positive.bucketCounts");
-  pushBuckets(t.negativeOffset, t.negativeBucketCounts, buf, negAt, "negative", "negative.bucketCounts");
-  pushExemplars(t.exemplars, c.scratch, buf, exemplarsAt);
+  pushBuckets(c, t.positiveOffset, t.positiveBucketCounts, buf, posAt, "positive", "positive.bucketCounts");
+  pushBuckets(c, t.negativeOffset, t.negativeBucketCounts, buf, negAt, "negative", "negative.bucketCounts");
+  pushExemplars(t.exemplars, c, buf, exemplarsAt);
   t.flags.push(int32At(buf, flagsAt, "flags"));
   t.min.push(doubleAt(buf, minAt, "min"));
   t.max.push(doubleAt(buf, maxAt, "max"));
@@ -394,6 +394,7 @@ function expHistogramPoint(
 
 /** Appends an exponential histogram's `positive` or `negative` buckets (offset and counts). */
 function pushBuckets(
+  c: MetricsColumns,
   offsets: { push(v: number): void },
   counts: { child: U64Column; closeRow(): void },
   buf: Uint8Array,
@@ -404,7 +405,7 @@ function pushBuckets(
   if (objectAt(buf, p, name)) {
     scanFields(buf, p, BUCKETS, bucketsAt);
     offsets.push(int32At(buf, pick(bucketsAt, 0), `${name}.offset`, true));
-    pushU64ArrayAt(counts.child, buf, pick(bucketsAt, 1), listName);
+    pushU64ArrayAt(counts.child, buf, pick(bucketsAt, 1), listName, c.meter);
   } else offsets.push(0);
   counts.closeRow();
 }
@@ -423,16 +424,12 @@ function summaryPoint(c: MetricsColumns, buf: Uint8Array, ctx: ScopeContext): vo
   t.count.push(u64Out.lo, u64Out.hi);
   t.sum.push(doubleAt(buf, sumAt, "sum"));
   if (arrayAt(buf, quantilesAt, "quantileValues")) {
-    let i = 0;
-    for (let q = nextElement(buf, quantilesAt + 1); q >= 0; i++) {
-      const name = `quantileValues[${i}]`;
-      if (buf[q] !== 0x7b) throw new DecodeError("expected an object", name);
+    eachObjectAt(buf, quantilesAt, "quantileValues", c.meter, (q) => {
       scanFields(buf, q, QUANTILE, quantileAt);
-      const end = scanEnd.p;
-      t.quantile.child.push(doubleAt(buf, pick(quantileAt, 0), `${name}.quantile`));
-      t.quantileValue.child.push(doubleAt(buf, pick(quantileAt, 1), `${name}.value`));
-      q = nextElement(buf, end);
-    }
+      t.quantile.child.push(doubleAt(buf, pick(quantileAt, 0), "quantile"));
+      t.quantileValue.child.push(doubleAt(buf, pick(quantileAt, 1), "value"));
+      return scanEnd.p;
+    });
   }
   t.quantile.closeRow();
   t.quantileValue.closeRow();
@@ -441,33 +438,30 @@ function summaryPoint(c: MetricsColumns, buf: Uint8Array, ctx: ScopeContext): vo
 }
 
 /** Appends a data point's exemplars (the array at `p`, -1: absent) and closes its exemplar list row. */
-function pushExemplars(x: ExemplarColumns, scratch: AttrScratch, buf: Uint8Array, p: number): void {
+function pushExemplars(x: ExemplarColumns, c: MetricsColumns, buf: Uint8Array, p: number): void {
   if (arrayAt(buf, p, "exemplars")) {
-    let i = 0;
-    for (let q = nextElement(buf, p + 1); q >= 0; i++) {
-      let end: number;
-      try {
-        if (buf[q] !== 0x7b) throw new DecodeError("expected an object");
-        scanFields(buf, q, EXEMPLAR, exemplarAt);
-        end = scanEnd.p;
-        const at = exemplarAt, spanAt = pick(at, 4), traceAt = pick(at, 5);
-        scratch.reset();
-        addAttributesAt(scratch, buf, pick(at, 0), "filteredAttributes");
-        u64At(buf, pick(at, 1), "timeUnixNano");
-        const lo = u64Out.lo, hi = u64Out.hi;
-        const value = numberValue(buf, at, 2) ?? 0;
-        const spanId = idAt(buf, spanAt, 8, "spanId");
-        const traceId = idAt(buf, traceAt, 16, "traceId");
-        scratch.flushTo(x.filteredAttributes.child);
-        x.time.child.push(lo, hi);
-        x.value.child.push(value);
-        pushIdAt(x.spanId.child, buf, spanAt, 8, spanId);
-        pushIdAt(x.traceId.child, buf, traceAt, 16, traceId);
-      } catch (err) {
-        rethrow(err, `exemplars[${i}]`);
-      }
-      q = nextElement(buf, end);
-    }
+    eachObjectAt(buf, p, "exemplars", c.meter, (q) => pushExemplar(x, c, buf, q));
   }
   x.closeRow();
+}
+
+/** Appends the exemplar at `q` (an object) to the exemplar lists; returns the position after it. */
+function pushExemplar(x: ExemplarColumns, c: MetricsColumns, buf: Uint8Array, q: number): number {
+  const scratch = c.scratch;
+  scanFields(buf, q, EXEMPLAR, exemplarAt);
+  const end = scanEnd.p;
+  const at = exemplarAt, spanAt = pick(at, 4), traceAt = pick(at, 5);
+  scratch.reset();
+  addAttributesAt(scratch, buf, pick(at, 0), "filteredAttributes", c.meter, "filteredAttributes");
+  u64At(buf, pick(at, 1), "timeUnixNano");
+  const lo = u64Out.lo, hi = u64Out.hi;
+  const value = numberValue(buf, at, 2) ?? 0;
+  const spanId = idAt(buf, spanAt, 8, "spanId");
+  const traceId = idAt(buf, traceAt, 16, "traceId");
+  scratch.flushTo(x.filteredAttributes.child);
+  x.time.child.push(lo, hi);
+  x.value.child.push(value);
+  pushIdAt(x.spanId.child, buf, spanAt, 8, spanId);
+  pushIdAt(x.traceId.child, buf, traceAt, 16, traceId);
+  return end;
 }

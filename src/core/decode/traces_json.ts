@@ -4,14 +4,15 @@
  * @module
  */
 
-import { DecodeError, within } from "../errors.ts";
+import { within } from "../errors.ts";
 import { DecodeMeter } from "./decode_limits.ts";
 import { decodeAllJson, type JsonDecoder, rowsJsonDecoder } from "./json_request.ts";
-import { FieldNames, nextElement, pick, scanEnd, scanFields } from "./json_scan.ts";
+import { FieldNames, pick, scanEnd, scanFields } from "./json_scan.ts";
 import {
   addAttributesAt,
   arrayAt,
   checkStringAt,
+  eachObjectAt,
   enumAt,
   idAt,
   int32At,
@@ -88,7 +89,7 @@ const linkAt = new Int32Array(LINK.size);
 
 function decodeSpan(c: TracesColumns, buf: Uint8Array, p: number, ctx: ScopeContext): number {
   const at = spanAt, scratch = c.scratch;
-  const read = scanWithAttributes(buf, p, SPAN, at, 15, scratch);
+  const read = scanWithAttributes(buf, p, SPAN, at, 15, scratch, c.meter);
   const end = scanEnd.p;
   const traceAt = pick(at, 0), spanIdAt = pick(at, 1), parentAt = pick(at, 2), stateAt = pick(at, 3);
   const nameAt = pick(at, 9), statusP = pick(at, 12), eventsAt = pick(at, 13), linksAt = pick(at, 14);
@@ -118,7 +119,7 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, p: number, ctx: ScopeCont
   }
   const hasEvents = arrayAt(buf, eventsAt, "events");
   const hasLinks = arrayAt(buf, linksAt, "links");
-  if (!read) addAttributesAt(scratch, buf, attributesAt, "attributes");
+  if (!read) addAttributesAt(scratch, buf, attributesAt, "attributes", c.meter);
 
   c.timestamp.push(sLo, sHi);
   pushIdAt(c.traceId, buf, traceAt, 16, traceId);
@@ -133,33 +134,11 @@ function decodeSpan(c: TracesColumns, buf: Uint8Array, p: number, ctx: ScopeCont
   c.pushStatusCode(code);
   pushStringAt(c.statusMessage, buf, messageAt, "message");
   // A failure below leaves a partial row; callers discard the whole request's Rows on any error.
-  let items = 0;
-  if (hasEvents) items += eachObject(buf, eventsAt, "events", (q) => pushEvent(c, buf, q));
-  if (hasLinks) items += eachObject(buf, linksAt, "links", (q) => pushLink(c, buf, q));
+  if (hasEvents) eachObjectAt(buf, eventsAt, "events", c.meter, (q) => pushEvent(c, buf, q));
+  if (hasLinks) eachObjectAt(buf, linksAt, "links", c.meter, (q) => pushLink(c, buf, q));
   c.closeLists();
   c.rows.endRow(ctx.service, sLo, sHi);
-  c.meter.items(items);
   return end;
-}
-
-/**
- * Calls `each(q)` for every element of the array at `p`, each of which must be an object (`each`
- * returns the position after it), with errors placed under `name[i]`; returns how many there were.
- */
-function eachObject(buf: Uint8Array, p: number, name: string, each: (q: number) => number): number {
-  let i = 0;
-  for (let q = nextElement(buf, p + 1); q >= 0; i++) {
-    let end: number;
-    try {
-      if (buf[q] !== 0x7b) throw new DecodeError("expected an object");
-      end = each(q);
-    } catch (e) {
-      if (e instanceof DecodeError) throw e.within(`${name}[${i}]`);
-      throw e;
-    }
-    q = nextElement(buf, end);
-  }
-  return i;
 }
 
 function pushEvent(c: TracesColumns, buf: Uint8Array, p: number): number {
@@ -171,7 +150,7 @@ function pushEvent(c: TracesColumns, buf: Uint8Array, p: number): number {
   int32At(buf, pick(eventAt, 1), "droppedAttributesCount");
   const scratch = c.nestedScratch;
   scratch.reset();
-  addAttributesAt(scratch, buf, attributesAt, "attributes");
+  addAttributesAt(scratch, buf, attributesAt, "attributes", c.meter);
   c.eventsTimestamp.child.push(lo, hi);
   pushStringAt(c.eventsName.child, buf, nameAt, "name");
   scratch.flushTo(c.eventsAttributes.child);
@@ -189,7 +168,7 @@ function pushLink(c: TracesColumns, buf: Uint8Array, p: number): number {
   int32At(buf, droppedAt, "droppedAttributesCount");
   const scratch = c.nestedScratch;
   scratch.reset();
-  addAttributesAt(scratch, buf, attributesAt, "attributes");
+  addAttributesAt(scratch, buf, attributesAt, "attributes", c.meter);
   pushIdAt(c.linksTraceId.child, buf, traceAt, 16, traceId);
   pushIdAt(c.linksSpanId.child, buf, spanAt, 8, spanId);
   pushStringAt(c.linksTraceState.child, buf, stateAt, "traceState");
