@@ -287,6 +287,39 @@ Deno.test("JSON: a record with more nested items than MAX_ITEMS_PER_RECORD is re
   assert.equal(decode("logs", atCap, { format: "json" }).decoded.records, 1);
 });
 
+Deno.test("a resource or scope with more than MAX_ITEMS_PER_RECORD attributes is refused, protobuf and JSON", () => {
+  // An empty KeyValue is two bytes of protobuf and a 32-byte scratch entry: a 64 MiB body of them held
+  // over a gigabyte before the cap. The cap is checked every 1024 attributes, as a record's.
+  const over = MAX_ITEMS_PER_RECORD + 1024;
+  const emptyKeyValues = (n: number, field: number) => repeat(ld(field, new Uint8Array(0)), n);
+  const pbBody = (n: number, isScope: boolean) =>
+    isScope
+      ? ld(1, ld(2, concatAll([ld(1, emptyKeyValues(n, 3)), ld(2, new Uint8Array(0))])))
+      : ld(1, concatAll([ld(1, emptyKeyValues(n, 1)), ld(2, ld(2, new Uint8Array(0)))]));
+  const jsonBody = (n: number, isScope: boolean) => {
+    const attributes = `"attributes":${jsonList('{"key":"a"}', n)}`;
+    return utf8.encode(
+      isScope
+        ? `{"resourceLogs":[{"scopeLogs":[{"scope":{${attributes}},"logRecords":[{}]}]}]}`
+        : `{"resourceLogs":[{"resource":{${attributes}},"scopeLogs":[{"logRecords":[{}]}]}]}`,
+    );
+  };
+  for (const isScope of [false, true]) {
+    const where = isScope ? "scope" : "resource";
+    for (const [format, body] of [["protobuf", pbBody], ["json", jsonBody]] as const) {
+      const r = refusal("logs", body(over, isScope), { format });
+      assert.ok(
+        r.error instanceof DecodeLimitError && r.error.limit === "items",
+        `${format}: ${r.error.message}`,
+      );
+      assert.match(r.error.message, new RegExp(`more than 65536 attributes in one ${where}`));
+      assert.ok(r.stats.items <= MAX_ITEMS_PER_RECORD + 1024, `${format} ${where}: ${r.stats.items} items`);
+      // At the cap, it decodes.
+      assert.equal(decode("logs", body(MAX_ITEMS_PER_RECORD, isScope), { format }).decoded.records, 1);
+    }
+  }
+});
+
 Deno.test("decodeRequest() reads JSON Lines a line at a time: work grows linearly with the lines", () => {
   const counts: DecodeStats[] = [];
   for (const n of [100_000, 200_000]) {

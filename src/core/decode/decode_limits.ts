@@ -204,12 +204,12 @@ export class DecodeMeter {
   }
 
   /**
-   * Counts 1024 more nested items of one kind (`what`) in one record, `count` so far: beyond
-   * `maxItemsPerRecord`, a DecodeLimitError.
+   * Counts 1024 more nested items of one kind (`what`) in one record (or `where`: a resource's or
+   * scope's attributes), `count` so far: beyond `maxItemsPerRecord`, a DecodeLimitError.
    */
-  nested(count: number, what: string): void {
+  nested(count: number, what: string, where = "record"): void {
     if (count > this.maxItems) {
-      throw new DecodeLimitError(`more than ${this.maxItems} ${what} in one record`, "items");
+      throw new DecodeLimitError(`more than ${this.maxItems} ${what} in one ${where}`, "items");
     }
     this.items(1024);
   }

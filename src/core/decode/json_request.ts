@@ -88,7 +88,7 @@ export class JsonRequestWalker {
 
   private decode(buf: Uint8Array, p: number, isScope: boolean, name: string): Envelope {
     this.meter.stats.envelopesDecoded++;
-    return envelopeAt(buf, p, isScope, this.scratch, name);
+    return envelopeAt(buf, p, isScope, this.scratch, name, this.meter);
   }
 
   /** Calls `item` for every item of one request; yields whenever the meter says a pause is due. */

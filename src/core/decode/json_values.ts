@@ -822,9 +822,9 @@ export function eachObjectAt(
 
 /**
  * Adds the attribute list at `p` (-1: absent) to the scratch; returns the position after it (-1 when
- * absent). Each entry's key must be a string, and its value an AnyValue. With `meter` (a record's own
- * lists), every 1024th entry is counted as its protobuf twin counts them: past `maxItemsPerRecord`, a
- * DecodeLimitError "more than … `what` in one record".
+ * absent). Each entry's key must be a string, and its value an AnyValue. With `meter`, every 1024th
+ * entry is counted as its protobuf twin counts them: past `maxItemsPerRecord`, a DecodeLimitError "more
+ * than … `what` in one `where`".
  */
 export function addAttributesAt(
   scratch: AttrScratch,
@@ -833,6 +833,7 @@ export function addAttributesAt(
   name: string,
   meter?: DecodeMeter,
   what = "attributes",
+  where = "record",
 ): number {
   if (!arrayAt(buf, p, name)) return p < 0 ? -1 : p + 4;
   let i = 0;
@@ -847,7 +848,7 @@ export function addAttributesAt(
       throw new DecodeError("expected a string", `${name}[${i}].key`);
     } else throw new DecodeError("expected a KeyValue object", `${name}[${i}]`);
     q = nextElement(buf, end);
-    if ((++i & 1023) === 0 && meter !== undefined) meter.nested(i, what);
+    if ((++i & 1023) === 0 && meter !== undefined) meter.nested(i, what, where);
   }
   return scanEnd.p;
 }
@@ -961,6 +962,7 @@ export function envelopeAt(
   isScope: boolean,
   scratch: AttrScratch,
   name: string,
+  meter?: DecodeMeter,
 ): Envelope {
   const map = new MapColumn(1, 16);
   scratch.reset();
@@ -968,7 +970,17 @@ export function envelopeAt(
   if (present) scanFields(buf, p, ENVELOPE, envAt);
   else envAt.fill(-1);
   const nameAt = pick(envAt, 1), versionAt = pick(envAt, 2), dropped = pick(envAt, 3);
-  if (present) addAttributesAt(scratch, buf, pick(envAt, 0), `${name}.attributes`);
+  if (present) {
+    addAttributesAt(
+      scratch,
+      buf,
+      pick(envAt, 0),
+      `${name}.attributes`,
+      meter,
+      "attributes",
+      isScope ? "scope" : "resource",
+    );
+  }
   scratch.flushTo(map);
   return {
     attributes: new PreparedMap(map),

@@ -148,7 +148,7 @@ class EnvelopeReuse {
   private decode(buf: Uint8Array, s: number, e: number): Envelope {
     this.meter.stats.envelopesDecoded++;
     try {
-      return decodeEnvelope(buf, s, e, this.isScope, this.scratch);
+      return decodeEnvelope(buf, s, e, this.isScope, this.scratch, this.meter);
     } catch (err) {
       if (err instanceof DecodeError) throw err.within(this.isScope ? "scope" : "resource");
       throw err;

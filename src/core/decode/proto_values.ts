@@ -8,6 +8,7 @@
 import { COPY_LOOP_MAX, copyAscii, MapColumn, type StrColumn, viewOf } from "../table/columns.ts";
 import { DecodeError, quoteUtf8 } from "../errors.ts";
 import type { ProtoAttrScratch } from "./proto_attrs.ts";
+import type { DecodeMeter } from "./decode_limits.ts";
 import {
   isShortDouble,
   jsonDouble,
@@ -403,7 +404,8 @@ const EMPTY = new Uint8Array(0);
 
 /**
  * Decodes a Resource (`isScope` false: attributes = 1, dropped = 2) or an InstrumentationScope
- * (name = 1, version = 2, attributes = 3, dropped = 4) into a prepared envelope.
+ * (name = 1, version = 2, attributes = 3, dropped = 4) into a prepared envelope. `meter` counts its
+ * attributes, every 1024th against `maxItemsPerRecord`.
  */
 export function decodeEnvelope(
   buf: Uint8Array,
@@ -411,6 +413,7 @@ export function decodeEnvelope(
   end: number,
   isScope: boolean,
   scratch: ProtoAttrScratch,
+  meter?: DecodeMeter,
 ): Envelope {
   const map = new MapColumn(1, 16);
   const r = new WireReader(buf, start, end);
@@ -422,6 +425,10 @@ export function decodeEnvelope(
     const field = tag >>> 3, wt = tag & 7;
     if (field === attrField) {
       addAttributeField(scratch, r, wt, "attributes", n++);
+      // Each costs a scratch entry (32 bytes) for two bytes of input: counted as a record's are.
+      if ((n & 1023) === 0 && meter !== undefined) {
+        meter.nested(n, "attributes", isScope ? "scope" : "resource");
+      }
     } else if (field === droppedField) {
       dropped = r.uint32Of(wt, "droppedAttributesCount");
     } else if (isScope && (field === 1 || field === 2)) {
